@@ -1,0 +1,35 @@
+# Two commands do all set-up on a fresh machine: `make bench` and `make test`.
+PYTHON ?= python3
+TORCH ?= auto
+VENV := .venv
+BIN := $(VENV)/bin
+SUITE ?= default
+
+.PHONY: setup bench smoke test lint format calibrate clean
+
+setup:
+	@TORCH=$(TORCH) PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
+
+bench: setup
+	$(BIN)/chipbench run --suite $(SUITE)
+
+smoke: setup
+	$(BIN)/chipbench run --suite smoke
+
+calibrate: setup
+	$(BIN)/chipbench calibrate
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+test: setup lint
+	$(BIN)/python -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

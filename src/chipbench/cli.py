@@ -1,0 +1,427 @@
+"""The `chipbench` command: a thin layer over bench, runner, results and hardware."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from chipbench.errors import UsageError
+
+SUITE_BUDGET_S = {"smoke": 0.3, "default": 3.0, "full": 10.0}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block: what was wrong and where to look.
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _plain() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true") or not sys.stdout.isatty()
+
+
+def _print_table(title: str, columns: tuple[str, ...] | list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, show_lines=False)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*(Text(c) for c in r))  # names like calib.copy[size_mib=16] are not markup
+    Console(width=None if not _plain() else 160).print(table)
+
+
+# ---------------------------------------------------------------- list / describe
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from chipbench import bench
+
+    if args.suite:
+        cases = bench.suite_cases(args.suite)
+        for c in cases:
+            print(c.name)
+        return 0
+    for name, b in bench.registry().items():
+        suites = ",".join(s for s in bench.SUITES if b.suites.get(s))
+        print(f"{name:28s} {b.doc}  [suites: {suites}]")
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from chipbench import bench
+    from chipbench.config import config_dict, parse_sets
+
+    b = bench.get(args.bench)
+    cfg = b.config(parse_sets(args.set))
+    out: dict[str, Any] = {"benchmark": b.name, "doc": b.doc, "config": config_dict(cfg), **b.describe(cfg)}
+    out["version_hash"] = b.version_hash(cfg)
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        rows = [[k, json.dumps(v, default=str) if not isinstance(v, str) else v] for k, v in out.items()]
+        _print_table(f"{b.name}", ["field", "value"], rows)
+    return 0
+
+
+# ---------------------------------------------------------------- env
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from chipbench import ceilings, hardware, peaks
+
+    kind = hardware.resolve_device(args.device, hardware.available_kinds())
+    env = hardware.environment(kind)
+    mid = hardware.machine_id(env)
+    ceil = ceilings.load(mid)
+    dtype, why = hardware.auto_dtype(env, ceil)
+    peak = peaks.lookup(env["device"]["name"])
+    env["machine_id"] = mid
+    env["auto_dtype"] = {"dtype": dtype, "reason": why}
+    env["peak"] = (
+        {"name": peak.name, "tflops": peak.tflops, "mem_tbps": peak.mem_tbps}
+        if peak
+        else {"none": f"no published peak for {env['device']['name']!r}; use `chipbench calibrate` ceilings"}
+    )
+    env["ceilings"] = ceil or {"none": "not calibrated: run `chipbench calibrate`"}
+    if args.json:
+        print(json.dumps(env, indent=2, default=str))
+        return 0
+    rows: list[list[str]] = []
+
+    def add(prefix: str, d: dict[str, Any]) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict) and k not in ("isa", "tflops"):
+                add(f"{prefix}{k}.", v)
+            elif k == "isa":
+                rows.append(
+                    [f"{prefix}{k}", " ".join(f for f, on in v.items() if on) or "(none of interest)"]
+                )
+            else:
+                rows.append([f"{prefix}{k}", str(v)])
+
+    add("", env)
+    _print_table("chipbench env", ["field", "value"], rows)
+    return 0
+
+
+# ---------------------------------------------------------------- run
+
+
+def _start(device: str) -> tuple[Any, dict[str, Any]]:
+    from chipbench.runner import WorkerPool
+
+    pool = WorkerPool(device)
+    return pool, pool.start()
+
+
+def _resolve_cases(cases: list[Any], env: dict[str, Any], ceil: dict[str, Any] | None) -> list[Any]:
+    """Replace dtype=auto by the dtype this device runs well."""
+    from chipbench import bench, hardware
+
+    out = []
+    for c in cases:
+        cfg = bench.get(c.bench).config(c.overrides)
+        if getattr(cfg, "dtype", None) == "auto":
+            dtype, _ = hardware.auto_dtype(env, ceil)
+            c = bench.Case(c.bench, {**c.overrides, "dtype": dtype})
+        out.append(c)
+    return out
+
+
+def _preflight(cases: list[Any], free: int) -> None:
+    """Stop before allocating when a named benchmark's estimate exceeds free memory."""
+    from chipbench import bench
+
+    for c in cases:
+        est = bench.get(c.bench).describe(bench.get(c.bench).config(c.overrides)).get("memory_bytes_estimate")
+        if est and est > free:
+            raise UsageError(
+                f"{c.name} needs about {est / 2**30:.2f} GiB but {free / 2**30:.2f} GiB is free; "
+                "reduce its size with --set (e.g. batch_size, max_rows, n_layers)"
+            )
+
+
+def execute(
+    cases: list[Any],
+    *,
+    device: str,
+    time_budget_s: float,
+    timeout_s: float,
+    suite: str | None,
+    output: Path | None,
+    markdown: Path | None,
+    preflight: bool,
+    quiet: bool = False,
+) -> tuple[dict[str, Any], Path | None, int]:
+    """Run cases in workers and write the results file. Returns (doc, path, exit code)."""
+    from chipbench import ceilings, hardware, results, runner
+
+    pool, hello = _start(device)
+    try:
+        env = hello["env"]
+        ceil = ceilings.load(hardware.machine_id(env))
+        cases = _resolve_cases(cases, env, ceil)
+        if preflight:
+            _preflight(cases, hello["free_memory_bytes"])
+    except BaseException:
+        pool.close()
+        raise
+    progress = _Progress(len(cases), quiet)
+    options = {"time_budget_s": time_budget_s}
+    with progress:
+        run = runner.run_cases(
+            pool,
+            hello,
+            cases,
+            options=options,
+            timeout_s=timeout_s,
+            on_start=progress.start,
+            on_done=progress.done,
+        )
+    doc = results.build(
+        run, ceilings=ceil, suite=suite, argv=results.argv(), commit_info=hardware.git_commit()
+    )
+    path = None
+    if run.outcomes:
+        path = results.write(doc, output or results.default_path(doc))
+        if markdown:
+            results.write_markdown(doc, markdown)
+    failed = len(doc["chipbench"]["errors"])
+    code = 130 if run.interrupted else (1 if failed else 0)
+    return doc, path, code
+
+
+class _Progress:
+    """A rich progress bar with ETA on a terminal; plain lines under CI or when piped."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total, self.quiet, self.i = total, quiet, 0
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if not self.quiet and not _plain():
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(), TimeRemainingColumn(),
+            )  # fmt: skip
+            self.bar.__enter__()
+            self.task = self.bar.add_task("starting", total=self.total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+    def start(self, case: Any) -> None:
+        self.i += 1
+        if self.bar is not None:
+            self.bar.update(self.task, description=case.name)
+
+    def done(self, oc: Any) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+        if self.quiet:
+            return
+        if oc.ok:
+            m = oc.payload["measurement"]
+            samples = sorted(m["samples"])
+            med = samples[len(samples) // 2]
+            line = f"[{self.i}/{self.total}] {oc.case.name}: median {med * 1e3:.4g} ms over {len(samples)} samples"
+        else:
+            line = f"[{self.i}/{self.total}] {oc.case.name}: ERROR {oc.payload.get('error_type')}: {oc.payload.get('message')}"
+        if self.bar is not None:
+            self.bar.console.print(line)
+        else:
+            print(line, flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from chipbench import bench, results
+    from chipbench.config import parse_sets
+
+    sets = parse_sets(args.set)
+    dtype = None if args.dtype == "auto" else args.dtype
+    cases = bench.build_cases(args.benchmarks, args.suite, sets, dtype)
+    if not cases:
+        raise UsageError("nothing to run: no benchmark matches; see `chipbench list`")
+    suite = args.suite or (None if args.benchmarks else "smoke")
+    budget = args.time_budget if args.time_budget is not None else SUITE_BUDGET_S.get(suite or "default", 3.0)
+    if budget <= 0:
+        raise UsageError(f"--time-budget must be > 0 seconds, got {budget}")
+    timeout = args.timeout if args.timeout is not None else max(120.0, 20 * budget)
+    doc, path, code = execute(
+        cases,
+        device=args.device,
+        time_budget_s=budget,
+        timeout_s=timeout,
+        suite=suite,
+        output=args.output,
+        markdown=args.markdown,
+        preflight=bool(args.benchmarks),
+    )
+    _print_table("chipbench results", list(results.SUMMARY_COLUMNS), results.summary_rows(doc))
+    if path:
+        print(f"results: {path}")
+    if code == 130:
+        print("interrupted: saved the benchmarks that finished", file=sys.stderr)
+    elif code:
+        print(
+            f"{len(doc['chipbench']['errors'])} benchmark(s) failed; see the errors in {path}",
+            file=sys.stderr,
+        )
+    return code
+
+
+# ---------------------------------------------------------------- calibrate
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from chipbench import ceilings, hardware
+    from chipbench.bench import Case
+
+    if args.cache_dir:
+        os.environ["CHIPBENCH_CACHE_DIR"] = str(args.cache_dir)
+    pool, hello = _start(args.device)
+    pool.close()
+    kind = hello["kind"]
+    gpu = kind != "cpu"
+    size = args.size or (8192 if gpu else 2048)
+    dtypes = ["fp32", "bf16"] + (["fp16"] if gpu else [])
+    copy_mib = args.copy_mib or (2048 if gpu else 512)
+    cases = [Case("calib.matmul", {"m": size, "n": size, "k": size, "dtype": d}) for d in dtypes]
+    cases.append(Case("calib.copy", {"size_mib": copy_mib}))
+    doc, path, code = execute(
+        cases,
+        device=args.device,
+        time_budget_s=args.time_budget,
+        timeout_s=max(300.0, 30 * args.time_budget),
+        suite="calibrate",
+        output=args.output,
+        markdown=None,
+        preflight=True,
+    )
+    matmul = {}
+    copy = None
+    rows = []
+    for b in doc["benchmarks"]:
+        m = b["extra_info"]["metrics"]
+        if b["group"] == "calib.matmul":
+            matmul[b["extra_info"]["dtype"]] = m["tflops"]
+            rows.append([f"matmul {b['extra_info']['dtype']} {size}^3", f"{m['tflops'] * 1e3:.1f} GFLOP/s"])
+        else:
+            copy = m["gbps"]
+            rows.append([f"copy {copy_mib} MiB (read + write)", f"{copy:.1f} GB/s"])
+    mid = hardware.machine_id(hello["env"])
+    if matmul or copy:
+        stored = ceilings.save(
+            mid,
+            {
+                "measured_at": doc["datetime"],
+                "device": hello["env"]["device"]["name"],
+                "matmul_tflops": matmul,
+                "matmul_size": size,
+                "copy_gbps": copy,
+                "copy_mib": copy_mib,
+                "torch": hello["env"]["packages"]["torch"],
+                "results_file": str(path) if path else None,
+            },
+        )
+        rows.append(["stored", str(stored)])
+    _print_table(f"ceilings of {mid}", ["ceiling", "value"], rows)
+    return code
+
+
+# ---------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from chipbench import __version__, hardware
+    from chipbench.bench import SUITES
+
+    p = _Parser(
+        prog="chipbench",
+        description="Benchmark harness for ML hardware (DLRM-style ranking, Llama-style training).",
+    )
+    p.add_argument("--version", action="version", version=f"chipbench {__version__}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    s = sub.add_parser("list", help="list benchmarks, or the cases of a suite")
+    s.add_argument("--suite", choices=SUITES)
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("run", help="run benchmarks or a suite and write a results file")
+    s.add_argument(
+        "benchmarks", nargs="*", metavar="BENCH", help="benchmark names (default: the smoke suite)"
+    )
+    s.add_argument("--suite", choices=SUITES)
+    s.add_argument("--device", default="auto", choices=hardware.DEVICE_CHOICES)
+    s.add_argument("--dtype", default="auto", choices=hardware.DTYPE_CHOICES)
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    s.add_argument("--time-budget", type=float, metavar="SECONDS", help="timed-round budget per benchmark")
+    s.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="kill a benchmark after this long (default 20x budget, >= 120 s)",
+    )
+    s.add_argument(
+        "--output",
+        type=Path,
+        metavar="PATH",
+        help="results file (default results/<machine-id>/<time>_<commit>.json)",
+    )
+    s.add_argument("--markdown", type=Path, metavar="PATH", help="also write the summary table as Markdown")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser(
+        "describe", help="config, parameter counts, FLOPs and memory estimate, without allocating"
+    )
+    s.add_argument("bench", metavar="BENCH")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_describe)
+
+    s = sub.add_parser("env", help="device, CPU features, software stack, peaks and ceilings")
+    s.add_argument("--device", default="auto", choices=hardware.DEVICE_CHOICES)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_env)
+
+    s = sub.add_parser("calibrate", help="measure and store this machine's matmul and copy ceilings")
+    s.add_argument("--device", default="auto", choices=hardware.DEVICE_CHOICES)
+    s.add_argument("--time-budget", type=float, default=3.0, metavar="SECONDS")
+    s.add_argument("--size", type=int, help="matmul size (default 8192 on GPUs, 2048 on CPUs)")
+    s.add_argument("--copy-mib", type=int, help="copy buffer size (default 2048 MiB on GPUs, 512 on CPUs)")
+    s.add_argument("--cache-dir", type=Path, help="where ceilings are stored (default: the user's cache dir)")
+    s.add_argument("--output", type=Path, metavar="PATH", help="results file of the calibration runs")
+    s.set_defaults(func=cmd_calibrate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"chipbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("chipbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

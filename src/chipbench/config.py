@@ -1,0 +1,92 @@
+"""Typed, frozen config dataclasses and `--set key=value` overrides validated against them."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from chipbench.errors import UsageError
+
+C = TypeVar("C")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_sets(items: list[str] | None) -> dict[str, str]:
+    """Parse `key=value` strings (as given to `--set`) into a dict; later keys win."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r} is not key=value (example: --set batch_size=64)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value.lower() in ("none", "null", "") and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        return _coerce(name, value, non_none[0])
+    if origin is typing.Literal:
+        if value not in args:
+            raise UsageError(f"{name}={value!r} is not one of {', '.join(map(str, args))}")
+        return value
+    if origin in (tuple, list):
+        inner = args[0] if args else str
+        parts = [p for p in value.replace("-", ",").split(",") if p.strip()] if value else []
+        return tuple(_coerce(name, p.strip(), inner) for p in parts)
+    try:
+        if annotation is bool:
+            low = value.lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError
+        if annotation is int:
+            return int(float(value)) if value.replace(".", "", 1).isdigit() else int(value)
+        if annotation is float:
+            return float(value)
+    except ValueError:
+        kind = getattr(annotation, "__name__", str(annotation))
+        raise UsageError(f"{name}={value!r} is not a valid {kind}") from None
+    return value
+
+
+def apply_overrides(base: C, overrides: Mapping[str, Any]) -> C:
+    """Return a copy of the dataclass `base` with string or typed overrides applied and validated."""
+    assert dataclasses.is_dataclass(base) and not isinstance(base, type)
+    hints = typing.get_type_hints(type(base))
+    fields = {f.name for f in dataclasses.fields(base) if f.init}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise UsageError(
+            f"unknown config key {unknown[0]!r} for {type(base).__name__}; valid keys: {', '.join(sorted(fields))}"
+        )
+    values = {k: _coerce(k, v, hints[k]) for k, v in overrides.items()}
+    try:
+        return dataclasses.replace(base, **values)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"invalid config: {exc}") from None
+
+
+def config_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass."""
+    out = dataclasses.asdict(cfg)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def check(cond: bool, msg: str) -> None:
+    """Validation helper for `__post_init__`: raise ValueError with `msg` when `cond` is false."""
+    if not cond:
+        raise ValueError(msg)

@@ -1,0 +1,261 @@
+"""The one measurement primitive every benchmark goes through.
+
+`measure(step, device)` runs a first step (one-off costs such as torch.compile or lazy init, reported
+apart), warms up until step times are steady, then times rounds until the time budget is spent or the
+median is known to the target precision, keeping every raw sample. Device work is timed correctly:
+CUDA/ROCm with events per sample and one synchronize per round, MPS/XPU with synchronize + perf_counter,
+CPU with perf_counter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import re
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chipbench.config import check
+from chipbench.stats import rel_ci_halfwidth
+
+Step = Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """How long and how precisely to measure one benchmark."""
+
+    time_budget_s: float = 5.0
+    """Wall time for the timed rounds (warm-up and the first step not included)."""
+    min_rounds: int = 5
+    """Fewest samples kept, even past the time budget."""
+    max_rounds: int = 10_000
+    """Most samples kept."""
+    target_rel_ci: float = 0.01
+    """Stop early once the 95% CI half-width of the median is at most this share of the median."""
+    warmup_max_s: float | None = None
+    """Longest warm-up; default: half the time budget."""
+    min_warmup_steps: int = 2
+    """Fewest warm-up steps after the first step."""
+    steady_window: int = 3
+    """Warm-up is steady when the medians of two consecutive windows of this many samples agree..."""
+    steady_tolerance: float = 0.05
+    """...within this relative tolerance."""
+    min_sample_s: float = 2e-4
+    """Steps shorter than this are grouped `iterations` to a sample so timer overhead stays negligible."""
+    round_s: float = 0.05
+    """Target length of a round (the samples between two synchronizations on event-timed devices)."""
+
+    def __post_init__(self) -> None:
+        check(self.time_budget_s > 0, f"time_budget_s must be > 0, got {self.time_budget_s}")
+        check(1 <= self.min_rounds <= self.max_rounds, "need 1 <= min_rounds <= max_rounds")
+        check(0 < self.target_rel_ci < 1, "target_rel_ci must be in (0, 1)")
+
+
+@dataclass
+class Measurement:
+    """Raw samples and how they were taken."""
+
+    samples: list[float]
+    """Seconds per step, one value per sample (a sample averages `iterations` steps)."""
+    iterations: int
+    first_step_s: float
+    """The first call alone: compilation, lazy init, allocator growth."""
+    warmup_steps: int
+    warmup_s: float
+    stop_reason: str
+    rel_ci95: float
+    timer: str
+    measure_s: float
+    peak_mem_bytes: int | None = None
+    peak_mem_source: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Device:
+    """Synchronization, timing and memory statistics for one device kind."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.timer_name = {"cuda": "cuda-events", "rocm": "hip-events"}.get(
+            kind, "sync+perf_counter" if kind in ("mps", "xpu") else "perf_counter"
+        )
+
+    def _mod(self) -> Any:
+        import torch
+
+        return {"cuda": torch.cuda, "rocm": torch.cuda, "mps": getattr(torch, "mps", None)}.get(
+            self.kind, getattr(torch, "xpu", None)
+        )
+
+    def synchronize(self) -> None:
+        if self.kind != "cpu":
+            self._mod().synchronize()
+
+    def time_samples(self, step: Step, samples: int, iterations: int) -> list[float]:
+        """Seconds per step for `samples` consecutive samples of `iterations` steps each."""
+        if self.kind in ("cuda", "rocm"):
+            return self._time_events(step, samples, iterations)
+        sync = self.synchronize if self.kind != "cpu" else None
+        out = []
+        clock = time.perf_counter
+        if sync:
+            sync()
+        for _ in range(samples):
+            t0 = clock()
+            for _ in range(iterations):
+                step()
+            if sync:
+                sync()
+            out.append((clock() - t0) / iterations)
+        return out
+
+    def _time_events(self, step: Step, samples: int, iterations: int) -> list[float]:
+        import torch
+
+        starts = [torch.cuda.Event(enable_timing=True) for _ in range(samples)]
+        ends = [torch.cuda.Event(enable_timing=True) for _ in range(samples)]
+        for s, e in zip(starts, ends, strict=True):
+            s.record()
+            for _ in range(iterations):
+                step()
+            e.record()
+        torch.cuda.synchronize()  # one synchronize per round
+        return [s.elapsed_time(e) / 1e3 / iterations for s, e in zip(starts, ends, strict=True)]
+
+    def reset_peak_memory(self) -> None:
+        if self.kind in ("cuda", "rocm"):
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        elif self.kind == "xpu":
+            import torch
+
+            torch.xpu.reset_peak_memory_stats()
+        else:
+            _reset_rss_peak()
+
+    def peak_memory(self) -> tuple[int | None, str]:
+        """(bytes, source) of peak memory since the last reset."""
+        import torch
+
+        if self.kind in ("cuda", "rocm"):
+            return int(torch.cuda.max_memory_allocated()), "torch.cuda.max_memory_allocated"
+        if self.kind == "xpu":
+            return int(torch.xpu.max_memory_allocated()), "torch.xpu.max_memory_allocated"
+        if self.kind == "mps":
+            return int(torch.mps.driver_allocated_memory()), "torch.mps.driver_allocated_memory (current)"
+        return _rss_peak()
+
+
+def _reset_rss_peak() -> None:
+    # Writing 5 to clear_refs resets the kernel's RSS high-water mark (VmHWM) for this process, so a
+    # worker that serves several benchmarks reports each one's own peak.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _rss_peak() -> tuple[int | None, str]:
+    try:
+        m = re.search(r"^VmHWM:\s*(\d+)\s*kB", Path("/proc/self/status").read_text(), re.M)
+        if m:
+            return int(m.group(1)) * 1024, "VmHWM (process RSS high-water mark)"
+    except OSError:
+        pass
+    # ru_maxrss is in KiB on Linux and bytes on macOS, and is never reset.
+    scale = 1 if __import__("sys").platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, "ru_maxrss (process lifetime)"
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+def measure(step: Step, device: Device, options: MeasureOptions | None = None) -> Measurement:
+    """Time `step` on `device`; see the module docstring for the protocol."""
+    import scipy.stats  # noqa: F401  (its first import takes ~0.4 s: keep it out of the timed rounds)
+
+    opt = options or MeasureOptions()
+    clock = time.perf_counter
+    t_start = clock()
+    device.reset_peak_memory()
+
+    device.synchronize()
+    t0 = clock()
+    step()
+    device.synchronize()
+    first_step_s = clock() - t0
+
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a collection inside a timed step is noise, not the workload
+    try:
+        # Warm-up until two consecutive windows agree (or the warm-up budget is spent).
+        warmup_max = opt.warmup_max_s if opt.warmup_max_s is not None else 0.5 * opt.time_budget_s
+        w = opt.steady_window
+        warm: list[float] = []
+        t_warm = clock()
+        while True:
+            warm += device.time_samples(step, 1, 1)
+            n = len(warm)
+            if n >= max(opt.min_warmup_steps, 2 * w):
+                a, b = _median(warm[-2 * w : -w]), _median(warm[-w:])
+                if abs(b - a) <= opt.steady_tolerance * max(a, b):
+                    break
+            if n >= opt.min_warmup_steps and clock() - t_warm >= warmup_max:
+                break
+        warmup_s = clock() - t_warm
+        est = _median(warm[-w:])
+
+        iterations = max(1, math.ceil(opt.min_sample_s / est)) if est > 0 else 1
+        per_round = 1
+        if device.kind in ("cuda", "rocm"):
+            per_round = int(min(64, max(1, opt.round_s // max(est * iterations, 1e-9))))
+
+        samples: list[float] = []
+        t_meas = clock()
+        next_check = opt.min_rounds
+        rel_ci = math.inf
+        stop = "max_rounds"
+        while len(samples) < opt.max_rounds:
+            take = min(per_round, opt.max_rounds - len(samples))
+            samples += device.time_samples(step, take, iterations)
+            n = len(samples)
+            if n < opt.min_rounds:
+                continue
+            if clock() - t_meas >= opt.time_budget_s:
+                stop = "time_budget"
+                break
+            if n >= next_check:
+                rel_ci = rel_ci_halfwidth(samples)
+                if rel_ci <= opt.target_rel_ci:
+                    stop = "target_precision"
+                    break
+                next_check = n + max(1, n // 10)  # the CI costs ~1 ms: check on a geometric schedule
+        measure_s = clock() - t_meas
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    rel_ci = rel_ci_halfwidth(samples)
+    peak, source = device.peak_memory()
+    return Measurement(
+        samples=samples,
+        iterations=iterations,
+        first_step_s=first_step_s,
+        warmup_steps=len(warm),
+        warmup_s=warmup_s,
+        stop_reason=stop,
+        rel_ci95=rel_ci,
+        timer=device.timer_name,
+        measure_s=measure_s,
+        peak_mem_bytes=peak,
+        peak_mem_source=source,
+        extra={"total_s": clock() - t_start},
+    )

@@ -1,0 +1,306 @@
+"""Hardware and software-stack detection: devices, CPU features, versions, machine id, dtype choice."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from chipbench.errors import UsageError
+
+DEVICE_KINDS = ("cpu", "cuda", "rocm", "mps", "xpu")
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "rocm", "mps", "xpu")
+DTYPES = ("fp32", "bf16", "fp16")
+DTYPE_CHOICES = ("auto", *DTYPES)
+# Flags that decide what a CPU runs well; reported by `chipbench env`.
+ISA_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_bf16",
+    "amx_tile",
+    "asimd",
+    "sve",
+    "bf16",
+)
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def torch_dtype(name: str) -> Any:
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def available_kinds() -> list[str]:
+    """Device kinds usable in this process, CPU always first."""
+    import torch
+
+    kinds = ["cpu"]
+    if torch.cuda.is_available():
+        kinds.append("rocm" if torch.version.hip else "cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        kinds.append("mps")
+    if hasattr(torch, "xpu") and torch.xpu.is_available():
+        kinds.append("xpu")
+    return kinds
+
+
+def resolve_device(requested: str, kinds: list[str]) -> str:
+    """Map a `--device` choice to an available kind, or raise a one-line UsageError."""
+    if requested not in DEVICE_CHOICES:
+        raise UsageError(f"unknown device {requested!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    if requested == "auto":
+        return kinds[-1] if len(kinds) > 1 else "cpu"
+    if requested == "cuda" and "rocm" in kinds:
+        return "rocm"  # ROCm builds of torch expose AMD GPUs through the cuda API.
+    if requested not in kinds:
+        raise UsageError(f"device {requested!r} is not available here; available: {', '.join(kinds)}")
+    return requested
+
+
+def torch_device(kind: str) -> str:
+    """The torch device string for a device kind (ROCm uses torch's cuda API)."""
+    return "cuda" if kind == "rocm" else kind
+
+
+@functools.cache
+def cpu_info() -> dict[str, Any]:
+    """CPU model, core counts and the ISA features that matter for ML kernels."""
+    import psutil
+
+    model = platform.processor() or platform.machine()
+    flags: set[str] = set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        m = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+        if m:
+            model = m.group(1).strip()
+        fm = re.search(r"^(flags|Features)\s*:\s*(.+)$", text, re.M)
+        if fm:
+            flags = set(fm.group(2).split())
+    except OSError:
+        if platform.system() == "Darwin":
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                model = subprocess.run(
+                    ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5
+                ).stdout.strip()
+            if platform.machine() == "arm64":
+                flags = {"asimd", "bf16"}
+    return {
+        "model": model,
+        "arch": platform.machine(),
+        "physical_cores": psutil.cpu_count(logical=False) or os.cpu_count(),
+        "logical_cores": psutil.cpu_count(logical=True) or os.cpu_count(),
+        "isa": {f: (f in flags) for f in ISA_FLAGS},
+    }
+
+
+def device_info(kind: str) -> dict[str, Any]:
+    """Name, count, memory and versions of the accelerator of `kind` (or of the CPU)."""
+    import psutil
+    import torch
+
+    info: dict[str, Any] = {"kind": kind}
+    if kind == "cpu":
+        cpu = cpu_info()
+        info.update(
+            name=cpu["model"],
+            count=1,
+            memory_bytes=psutil.virtual_memory().total,
+            threads=torch.get_num_threads(),
+            capability=torch.backends.cpu.get_cpu_capability(),
+        )
+    elif kind in ("cuda", "rocm"):
+        props = torch.cuda.get_device_properties(0)
+        info.update(
+            name=props.name,
+            count=torch.cuda.device_count(),
+            memory_bytes=props.total_memory,
+            capability=getattr(props, "gcnArchName", None)
+            if kind == "rocm"
+            else f"{props.major}.{props.minor}",
+            runtime=torch.version.hip if kind == "rocm" else torch.version.cuda,
+            driver=_nvidia_driver() if kind == "cuda" else None,
+            multiprocessors=props.multi_processor_count,
+        )
+    elif kind == "mps":
+        info.update(
+            name=f"Apple {cpu_info()['model']} GPU", count=1, memory_bytes=psutil.virtual_memory().total
+        )
+    elif kind == "xpu":
+        xprops = torch.xpu.get_device_properties(0)
+        info.update(
+            name=xprops.name,
+            count=torch.xpu.device_count(),
+            memory_bytes=xprops.total_memory,
+            driver=getattr(xprops, "driver_version", None),
+        )
+    return info
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def free_memory_bytes(kind: str) -> int:
+    """Memory free on the device now (available RAM for CPU and unified-memory devices)."""
+    import psutil
+    import torch
+
+    if kind in ("cuda", "rocm"):
+        return int(torch.cuda.mem_get_info()[0])
+    if kind == "xpu" and hasattr(torch.xpu, "mem_get_info"):
+        return int(torch.xpu.mem_get_info()[0])
+    return int(psutil.virtual_memory().available)
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of the ML stack (None when a package is absent or fails to load)."""
+    from importlib import metadata
+
+    import torch
+
+    out: dict[str, str | None] = {"torch": torch.__version__}
+    for dist in ("fbgemm-gpu", "fbgemm-gpu-cpu", "torchrec", "numpy", "scipy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+@functools.cache
+def torchrec_status() -> tuple[bool, str]:
+    """(usable, reason): whether TorchRec with FBGEMM's kernels imports in this environment."""
+    try:
+        import fbgemm_gpu  # noqa: F401
+        import torchrec  # noqa: F401
+    except Exception as exc:
+        return (
+            False,
+            f"torchrec/fbgemm not importable: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}",
+        )
+    return True, "torchrec and fbgemm_gpu import"
+
+
+@functools.cache
+def git_commit() -> dict[str, Any]:
+    """Commit info of the chipbench checkout (pytest-benchmark's commit_info shape)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=PACKAGE_ROOT, capture_output=True, text=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    sha = git("rev-parse", "HEAD")
+    if not sha:
+        return {"id": "unknown", "dirty": False, "project": "chipbench", "branch": None, "time": None}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "id": sha,
+        "time": git("show", "-s", "--format=%cI", "HEAD"),
+        "author_time": git("show", "-s", "--format=%aI", "HEAD"),
+        "dirty": bool(status),
+        "project": "chipbench",
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+    }
+
+
+def environment(kind: str) -> dict[str, Any]:
+    """Everything a result needs to be compared fairly: device, CPU, software stack, commit."""
+    import torch
+
+    import chipbench
+
+    return {
+        "device": device_info(kind),
+        "available_devices": available_kinds(),
+        "cpu": cpu_info(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "packages": package_versions(),
+        "torch_build": {"cuda": torch.version.cuda, "hip": torch.version.hip, "debug": torch.version.debug},
+        "chipbench": {"version": chipbench.__version__, "commit": git_commit()["id"]},
+        "hostname": platform.node(),
+    }
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48]
+
+
+def machine_id(env: dict[str, Any]) -> str:
+    """A stable id for 'this kind of machine': device kind, model and count, plus the CPU model and cores.
+
+    The hostname is left out on purpose: identical CI machines share baselines.
+    """
+    dev = env["device"]
+    cpu = env["cpu"]
+    cpu_part = f"{_slug(cpu['model'])}-{cpu['logical_cores']}c"
+    if dev["kind"] == "cpu":
+        return f"cpu-{cpu_part}"
+    return f"{dev['kind']}-{_slug(dev['name'])}-x{dev['count']}-{cpu_part}"
+
+
+def native_bf16(env: dict[str, Any]) -> tuple[bool, str]:
+    """Whether the device has native bf16 matrix units, and why we think so."""
+    dev = env["device"]
+    kind = dev["kind"]
+    if kind == "cuda":
+        major = int(str(dev.get("capability") or "0.0").split(".")[0])
+        return major >= 8, f"compute capability {dev.get('capability')} ({'>=' if major >= 8 else '<'} 8.0)"
+    if kind in ("rocm", "xpu"):
+        return True, f"{kind} GPUs run bf16 natively"
+    if kind == "mps":
+        return False, "MPS bf16 support varies by macOS version"
+    isa = env["cpu"]["isa"]
+    if isa.get("amx_bf16") or isa.get("avx512_bf16"):
+        return True, "CPU has AMX or avx512_bf16"
+    if isa.get("bf16") and env["cpu"]["arch"] in ("aarch64", "arm64"):
+        return True, "Arm CPU with BF16 instructions"
+    return False, "CPU has no bf16 matrix instructions (no AMX, no avx512_bf16): bf16 would be emulated"
+
+
+def auto_dtype(env: dict[str, Any], ceilings: dict[str, Any] | None = None) -> tuple[str, str]:
+    """(dtype, reason) for `--dtype auto`.
+
+    A measured ceiling decides when `chipbench calibrate` stored both fp32 and bf16 matmul rates for this
+    machine; otherwise bf16 where the hardware has native bf16 units, fp32 elsewhere.
+    """
+    matmul = (ceilings or {}).get("matmul_tflops", {})
+    if "fp32" in matmul and "bf16" in matmul:
+        pick = "bf16" if matmul["bf16"] > matmul["fp32"] else "fp32"
+        return pick, f"calibrated matmul: bf16 {matmul['bf16']:.3g} vs fp32 {matmul['fp32']:.3g} TFLOP/s"
+    native, why = native_bf16(env)
+    return ("bf16" if native else "fp32"), why
+
+
+def resolve_dtype(
+    requested: str, env: dict[str, Any], ceilings: dict[str, Any] | None = None
+) -> tuple[str, str]:
+    if requested not in DTYPE_CHOICES:
+        raise UsageError(f"unknown dtype {requested!r}; choose one of {', '.join(DTYPE_CHOICES)}")
+    if requested == "auto":
+        return auto_dtype(env, ceilings)
+    return requested, "requested"

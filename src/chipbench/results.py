@@ -1,0 +1,273 @@
+"""Result files: pytest-benchmark's JSON format with chipbench's fields in `extra_info` and `chipbench`.
+
+One file per run = config + environment + measurements. `pytest-benchmark compare` reads them; so does
+`chipbench compare`. Files are written atomically, so an interrupted write leaves no damaged file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import chipbench
+from chipbench import stats
+from chipbench.bench import Work, derive_metrics
+from chipbench.errors import UsageError
+from chipbench.fileio import atomic_write_json
+from chipbench.hardware import machine_id
+from chipbench.runner import RunOutcome
+
+PYTEST_BENCHMARK_VERSION = "5.1.0"  # the file-format version we write
+
+
+def machine_info(env: dict[str, Any]) -> dict[str, Any]:
+    """pytest-benchmark's machine_info plus chipbench's device and stack description."""
+    return {
+        "node": platform.node(),
+        "processor": platform.processor(),
+        "machine": platform.machine(),
+        "python_compiler": platform.python_compiler(),
+        "python_implementation": platform.python_implementation(),
+        "python_implementation_version": platform.python_version(),
+        "python_version": platform.python_version(),
+        "python_build": list(platform.python_build()),
+        "release": platform.release(),
+        "system": platform.system(),
+        "cpu": {
+            "brand_raw": env["cpu"]["model"],
+            "arch": env["cpu"]["arch"],
+            "count": env["cpu"]["logical_cores"],
+        },
+        "chipbench_machine_id": machine_id(env),
+        "device": env["device"],
+        "packages": env["packages"],
+    }
+
+
+def build(
+    run: RunOutcome,
+    *,
+    ceilings: dict[str, Any] | None,
+    suite: str | None,
+    argv: list[str],
+    commit_info: dict[str, Any],
+) -> dict[str, Any]:
+    """The results document of one run."""
+    env = run.env
+    benchmarks: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for oc in run.outcomes:
+        case = oc.case
+        p = oc.payload
+        if not oc.ok:
+            errors.append(
+                {
+                    "name": case.name,
+                    "group": case.bench,
+                    "params": case.overrides,
+                    "error_type": p.get("error_type", "error"),
+                    "message": p.get("message", ""),
+                    "traceback": p.get("traceback"),
+                    "wall_s": oc.wall_s,
+                }
+            )
+            continue
+        m = p["measurement"]
+        work = Work(**p["work"])
+        st = stats.summarize(m["samples"], m["iterations"])
+        cfg = p["config"]
+        dtype = cfg.get("dtype")
+        metrics, missing = derive_metrics(
+            work,
+            st["median"],
+            st,
+            device_name=env["device"]["name"],
+            dtype=dtype,
+            ceilings=ceilings,
+            peak_mem_bytes=m["peak_mem_bytes"],
+        )
+        benchmarks.append(
+            {
+                "group": case.bench,
+                "name": case.name,
+                "fullname": f"chipbench::{case.name}",
+                "params": case.overrides or None,
+                "param": case.label or None,
+                "extra_info": {
+                    "benchmark": case.bench,
+                    "version_hash": p["version_hash"],
+                    "config": cfg,
+                    "device": run.kind,
+                    "dtype": dtype,
+                    "metrics": metrics,
+                    "unavailable": missing,
+                    "work": p["work"],
+                    "info": p["info"],
+                    "measurement": {k: v for k, v in m.items() if k != "samples"},
+                },
+                "options": {
+                    "disable_gc": True,
+                    "timer": m["timer"],
+                    "min_rounds": None,
+                    "max_time": None,
+                    "min_time": None,
+                    "warmup": m["warmup_steps"],
+                },
+                "stats": st,
+            }
+        )
+    return _clean(
+        {
+            "machine_info": machine_info(env),
+            "commit_info": commit_info,
+            "benchmarks": benchmarks,
+            "datetime": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "version": PYTEST_BENCHMARK_VERSION,
+            "chipbench": {
+                "schema_version": chipbench.SCHEMA_VERSION,
+                "version": chipbench.__version__,
+                "machine_id": machine_id(env),
+                "suite": suite,
+                "argv": argv,
+                "environment": env,
+                "ceilings": ceilings,
+                "errors": errors,
+                "interrupted": run.interrupted,
+            },
+        }
+    )
+
+
+def _clean(x: Any) -> Any:
+    """JSON has no NaN or infinity: store them as null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def default_path(doc: dict[str, Any], root: Path = Path("results")) -> Path:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    commit = (doc.get("commit_info") or {}).get("id") or "unknown"
+    return root / doc["chipbench"]["machine_id"] / f"{stamp}_{commit[:8]}.json"
+
+
+def write(doc: dict[str, Any], path: Path) -> Path:
+    atomic_write_json(path, doc)
+    return path
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Load and validate a results file; a missing or corrupt file raises a one-line UsageError."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read results file {path}: {exc.strerror or exc}") from None
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(
+            f"results file {path} is not valid JSON ({exc}); re-run `chipbench run` to make a new one"
+        ) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise UsageError(
+            f"results file {path} has no 'benchmarks' list; is it a chipbench or pytest-benchmark file?"
+        )
+    meta = doc.get("chipbench")
+    if isinstance(meta, dict) and meta.get("schema_version", 0) > chipbench.SCHEMA_VERSION:
+        raise UsageError(
+            f"results file {path} has schema {meta['schema_version']}, newer than this chipbench "
+            f"({chipbench.SCHEMA_VERSION}); upgrade chipbench"
+        )
+    for b in doc["benchmarks"]:
+        if not isinstance(b, dict) or "name" not in b or "data" not in (b.get("stats") or {}):
+            raise UsageError(f"results file {path} has a benchmark entry without name or raw stats data")
+    return doc
+
+
+def _fmt(v: float | None, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if v == 0:
+        return "0"
+    return f"{v:.{digits}g}" if abs(v) < 1e5 else f"{v:.3e}"
+
+
+SUMMARY_COLUMNS = (
+    "benchmark",
+    "median_ms",
+    "±ci95",
+    "rounds",
+    "throughput",
+    "tflops",
+    "gbps",
+    "of_ceiling",
+    "peak_mem_gib",
+)
+
+
+def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """One row per benchmark (and per error) for the terminal or Markdown table."""
+    rows = []
+    for b in doc["benchmarks"]:
+        m = b["extra_info"]["metrics"]
+        st = b["stats"]
+        lo, hi = st.get("median_ci95") or [None, None]
+        ci = f"{(hi - lo) / 2 / st['median'] * 100:.1f}%" if lo is not None and hi is not None else "-"
+        tput = ""
+        if "tokens_per_s" in m:
+            tput = f"{_fmt(m['tokens_per_s'])} tok/s"
+        elif "samples_per_s" in m:
+            tput = f"{_fmt(m['samples_per_s'])} samples/s"
+        share = m.get("share_of_ceiling_flops", m.get("share_of_ceiling_bw"))
+        rows.append(
+            [
+                b["name"],
+                _fmt(st["median"] * 1e3, 4),
+                ci,
+                str(st["rounds"]),
+                tput or "-",
+                _fmt(m.get("tflops")),
+                _fmt(m.get("gbps")),
+                f"{share * 100:.0f}%" if share is not None else "-",
+                _fmt(m.get("peak_mem_gib")),
+            ]
+        )
+    for e in doc.get("chipbench", {}).get("errors", []):
+        rows.append([e["name"], f"ERROR {e['error_type']}: {e['message'][:60]}", "", "", "", "", "", "", ""])
+    return rows
+
+
+def to_markdown(doc: dict[str, Any]) -> str:
+    meta = doc.get("chipbench", {})
+    dev = doc["machine_info"].get("device", {})
+    lines = [
+        f"### chipbench results: {dev.get('name', '?')} ({dev.get('kind', '?')})",
+        "",
+        f"machine `{meta.get('machine_id', '?')}`, commit `{(doc.get('commit_info') or {}).get('id', '?')[:12]}`, "
+        f"torch {doc['machine_info'].get('packages', {}).get('torch', '?')}, {doc.get('datetime', '')}",
+        "",
+        "| " + " | ".join(SUMMARY_COLUMNS) + " |",
+        "|" + "|".join("---" for _ in SUMMARY_COLUMNS) + "|",
+    ]
+    for row in summary_rows(doc):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(doc: dict[str, Any], path: Path) -> None:
+    from chipbench.fileio import atomic_write_text
+
+    atomic_write_text(path, to_markdown(doc))
+
+
+def argv() -> list[str]:
+    return list(sys.argv)

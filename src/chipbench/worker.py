@@ -1,0 +1,99 @@
+"""The worker process: imports torch once, then runs benchmark cases sent by the parent over a pipe."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+
+def _hello(device_req: str) -> dict[str, Any]:
+    from chipbench import hardware
+
+    kinds = hardware.available_kinds()
+    kind = hardware.resolve_device(device_req, kinds)
+    env = hardware.environment(kind)
+    return {"type": "hello", "env": env, "kind": kind, "free_memory_bytes": hardware.free_memory_bytes(kind)}
+
+
+def run_case(msg: dict[str, Any], kind: str) -> dict[str, Any]:
+    """Set up and measure one case; returns the raw measurement, work counts and info."""
+    import torch
+
+    from chipbench import bench, hardware
+    from chipbench.config import config_dict
+    from chipbench.engine import Device, MeasureOptions, measure
+
+    b = bench.get(msg["bench"])
+    cfg = b.config(msg["overrides"])
+    torch.manual_seed(msg.get("seed", 0))
+    ctx = bench.RunContext(
+        device=kind,
+        torch_device=hardware.torch_device(kind),
+        seed=msg.get("seed", 0),
+        free_memory_bytes=hardware.free_memory_bytes(kind),
+    )
+    est = b.describe(cfg).get("memory_bytes_estimate")
+    if est and ctx.free_memory_bytes and est > ctx.free_memory_bytes:
+        return {
+            "type": "error",
+            "error_type": "does_not_fit",
+            "message": f"needs about {est / 2**30:.2f} GiB, {ctx.free_memory_bytes / 2**30:.2f} GiB free",
+        }
+    prepared = b.setup(cfg, ctx)
+    device = Device(kind)
+    m = measure(prepared.step, device, MeasureOptions(**msg.get("options", {})))
+    after = prepared.after() if prepared.after else {}
+    return {
+        "type": "result",
+        "measurement": dataclasses.asdict(m),
+        "work": dataclasses.asdict(prepared.work),
+        "info": {**prepared.info, **after},
+        "version_hash": b.version_hash(cfg),
+        "config": config_dict(cfg),
+    }
+
+
+def worker_main(conn: Connection, device_req: str) -> None:
+    # The parent handles Ctrl-C (it saves what finished); the worker just gets terminated.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        hello = _hello(device_req)
+    except Exception as exc:
+        conn.send({"type": "fatal", "message": str(exc), "error_type": type(exc).__name__})
+        return
+    conn.send(hello)
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg.get("type") == "stop":
+            return
+        try:
+            reply = run_case(msg, hello["kind"])
+        except Exception as exc:
+            oom = "OutOfMemoryError" in type(exc).__name__ or "out of memory" in str(exc).lower()
+            reply = {
+                "type": "error",
+                "error_type": "oom" if oom else type(exc).__name__,
+                "message": str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__,
+                "traceback": traceback.format_exc()[-4000:],
+                "restart": oom,  # free the allocator's cache by starting afresh
+            }
+        conn.send(reply)
+        if reply.get("restart"):
+            return
+
+
+if __name__ == "__main__":
+    import sys
+    from multiprocessing.connection import Connection as _Conn
+
+    worker_main(_Conn(int(sys.argv[1])), sys.argv[2])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip interpreter teardown (about 0.5 s with torch loaded): nothing is left to flush

@@ -1,0 +1,1 @@
+"""Workload families. Each module registers its benchmarks and imports torch only inside functions."""
