@@ -7,6 +7,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +16,6 @@ from chipbench.config import apply_overrides, config_dict
 from chipbench.errors import UsageError
 
 SUITES = ("smoke", "default", "full")
-# Workload modules register their benchmarks on import; none of them imports torch at module level,
-# so listing and validating stay fast.
-WORKLOAD_MODULES = ("chipbench.workloads.calib",)
 
 
 @dataclass(frozen=True)
@@ -97,8 +95,12 @@ def register(bench: Benchmark) -> Benchmark:
 
 
 def registry() -> dict[str, Benchmark]:
-    for mod in WORKLOAD_MODULES:
-        importlib.import_module(mod)
+    """Every benchmark. Each module of chipbench.workloads registers its own on import; none imports
+    torch at module level, so listing and validating stay fast."""
+    import chipbench.workloads as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{info.name}")
     return dict(sorted(_REGISTRY.items()))
 
 
