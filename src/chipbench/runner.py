@@ -158,6 +158,7 @@ def run_cases(
                 on_done(oc)
     except KeyboardInterrupt:
         out.interrupted = True
+        pool.kill()  # the worker may be mid-step: do not wait for it
     finally:
         pool.close()
     return out

@@ -1,0 +1,60 @@
+"""Harness self-test benchmarks: a busy loop of known length and deliberate failures.
+
+They exercise the engine and the worker isolation (crash, exception, hang) in tests and let a user
+check a new installation; they are in no suite.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from chipbench.bench import Benchmark, Prepared, RunContext, Work, register
+from chipbench.config import check
+
+
+@dataclass(frozen=True)
+class SelftestConfig:
+    """A CPU busy-wait step, or a failure of the chosen kind."""
+
+    step_us: float = 1000.0
+    """Length of one busy-wait step in microseconds."""
+    fail: Literal["none", "crash", "raise", "hang"] = "none"
+    """none: run normally; crash: the worker process dies; raise: setup raises; hang: the step never returns."""
+
+    def __post_init__(self) -> None:
+        check(self.step_us > 0, "step_us must be > 0")
+
+
+def _describe(cfg: SelftestConfig) -> dict[str, Any]:
+    return {"memory_bytes_estimate": 0, "step_s": cfg.step_us / 1e6}
+
+
+def _setup(cfg: SelftestConfig, ctx: RunContext) -> Prepared:
+    if cfg.fail == "crash":
+        os._exit(3)
+    if cfg.fail == "raise":
+        raise RuntimeError("selftest: deliberate failure in setup")
+    duration = cfg.step_us / 1e6
+    hang = cfg.fail == "hang"
+
+    def step() -> None:
+        end = time.perf_counter() + duration
+        while hang or time.perf_counter() < end:
+            pass
+
+    return Prepared(step=step, work=Work(samples=1), info={"step_us": cfg.step_us})
+
+
+register(
+    Benchmark(
+        name="selftest.busy",
+        doc="Harness self-test: a busy-wait step of known length, or a deliberate crash/raise/hang.",
+        config_cls=SelftestConfig,
+        setup=_setup,
+        describe=_describe,
+        suites={},
+    )
+)

@@ -1,0 +1,150 @@
+"""The `chipbench` command end to end, and every bad-input path: one line, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chipbench import ceilings, results
+from chipbench.cli import main
+from tests.conftest import run_cli
+
+
+def test_run_writes_results_and_markdown(tmp_path: Path) -> None:
+    out, md = tmp_path / "r.json", tmp_path / "r.md"
+    p = run_cli("run", "calib.matmul", "calib.copy", "--suite", "smoke", "--time-budget", "0.1",
+                "--output", str(out), "--markdown", str(md))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    doc = results.load(out)
+    names = [b["name"] for b in doc["benchmarks"]]
+    assert names == ["calib.copy[size_mib=16]", "calib.matmul[dtype=fp32,k=256,m=256,n=256]"]
+    assert all(len(b["stats"]["data"]) >= 5 for b in doc["benchmarks"])
+    assert "calib.copy[size_mib=16]" in md.read_text() and "[1/2]" in p.stdout
+
+
+def test_default_output_path(tmp_path: Path) -> None:
+    p = run_cli("run", "selftest.busy", "--time-budget", "0.05", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    files = list((tmp_path / "results").glob("*/*.json"))
+    assert len(files) == 1 and files[0].parent.name.startswith("cpu-")
+
+
+def test_failed_benchmark_recorded_and_exit_1(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    p = run_cli("run", "selftest.busy", "--set", "fail=raise", "--output", str(out))
+    assert p.returncode == 1
+    doc = results.load(out)
+    assert doc["benchmarks"] == [] and doc["chipbench"]["errors"][0]["error_type"] == "RuntimeError"
+
+
+def test_calibrate_stores_ceilings(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    p = run_cli("calibrate", "--size", "256", "--copy-mib", "8", "--time-budget", "0.1", "--cache-dir", str(cache),
+                "--output", str(tmp_path / "c.json"))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    stored = list((cache / "ceilings").glob("*.json"))
+    assert len(stored) == 1
+    data = json.loads(stored[0].read_text())
+    assert data["matmul_tflops"]["fp32"] > 0 and data["matmul_tflops"]["bf16"] > 0 and data["copy_gbps"] > 0
+    assert ceilings.load(data["machine_id"], cache) == data
+
+
+@pytest.mark.parametrize(
+    ("args", "msg"),
+    [
+        (["run", "nope.bench"], "unknown benchmark 'nope.bench'"),
+        (["run", "--suite", "huge"], "invalid choice: 'huge'"),
+        (["run", "--device", "tpu"], "invalid choice: 'tpu'"),
+        (["run", "--dtype", "int4"], "invalid choice: 'int4'"),
+        (["run", "--bogus-flag"], "unrecognized arguments: --bogus-flag"),
+        (["run", "calib.matmul", "--set", "nope=1"], "unknown config key 'nope'"),
+        (["run", "calib.matmul", "--set", "m=big"], "m='big' is not a valid int"),
+        (["run", "calib.matmul", "--set", "m"], "not key=value"),
+        (["run", "calib.matmul", "--time-budget", "-1"], "--time-budget must be > 0"),
+        (["describe", "calib.nope"], "unknown benchmark"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_in_process(args: list[str], msg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                              capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert msg in err and err.startswith("chipbench: error:") and "\n" not in err
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "msg"),
+    [
+        (["run", "calib.matmul", "--device", "cuda"], "device 'cuda' is not available here; available: cpu"),
+        (
+            ["run", "calib.matmul", "--set", "m=400000", "--set", "n=400000", "--set", "k=400000"],
+            "reduce its size",
+        ),
+    ],
+)
+def test_bad_input_needing_the_device(args: list[str], msg: str, tmp_path: Path) -> None:
+    p = run_cli(*args, "--output", str(tmp_path / "r.json"))
+    assert p.returncode == 2
+    assert msg in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_describe_and_env_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["describe", "calib.matmul", "--set", "m=64", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["config"]["m"] == 64 and d["flops_per_step"] == 2 * 64 * 2048 * 2048
+    assert main(["env", "--json"]) == 0
+    env = json.loads(capsys.readouterr().out)
+    assert env["device"]["kind"] == "cpu" and env["auto_dtype"]["dtype"] in ("fp32", "bf16")
+    assert "none" in env["ceilings"] and env["machine_id"].startswith("cpu-")
+
+
+def test_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    assert "calib.matmul" in capsys.readouterr().out
+    assert main(["list", "--suite", "smoke"]) == 0
+    assert "calib.copy[size_mib=16]" in capsys.readouterr().out
+
+
+def test_ctrl_c_saves_what_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+    import threading
+
+    from chipbench import cli
+    from chipbench.bench import Case
+
+    first_done = threading.Event()
+    orig_done = cli._Progress.done
+
+    def done(self: cli._Progress, oc: object) -> None:
+        orig_done(self, oc)
+        first_done.set()
+
+    monkeypatch.setattr(cli._Progress, "done", done)
+
+    def interrupt() -> None:
+        if first_done.wait(120):
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the second benchmark hangs
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    out = tmp_path / "r.json"
+    cases = [Case("selftest.busy", {}), Case("selftest.busy", {"fail": "hang"})]
+    _, path, code = cli.execute(
+        cases,
+        device="cpu",
+        time_budget_s=0.05,
+        timeout_s=120,
+        suite=None,
+        output=out,
+        markdown=None,
+        preflight=False,
+    )
+    assert code == 130 and path == out
+    saved = results.load(out)
+    assert [b["name"] for b in saved["benchmarks"]] == ["selftest.busy"]
+    assert saved["chipbench"]["interrupted"] is True

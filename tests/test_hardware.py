@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chipbench import hardware, peaks
+from chipbench.bench import Work, derive_metrics
+from chipbench.errors import UsageError
+
+
+def _env(
+    kind: str = "cpu", isa: dict[str, bool] | None = None, capability: str | None = None, name: str = "X"
+) -> dict[str, Any]:
+    flags = dict.fromkeys(hardware.ISA_FLAGS, False)
+    flags.update(isa or {})
+    return {
+        "device": {"kind": kind, "name": name, "count": 1, "capability": capability},
+        "cpu": {"model": "Some CPU", "arch": "x86_64", "logical_cores": 2, "isa": flags},
+    }
+
+
+def test_auto_dtype_fp32_on_cpu_without_bf16_units() -> None:
+    # The project's reference CPU (AVX2 + FMA, no AVX-512, no AMX): bf16 is emulated, ~100x slower.
+    assert hardware.auto_dtype(_env(isa={"avx2": True, "fma": True}))[0] == "fp32"
+
+
+@pytest.mark.parametrize("flag", ["avx512_bf16", "amx_bf16"])
+def test_auto_dtype_bf16_on_cpu_with_bf16_units(flag: str) -> None:
+    assert hardware.auto_dtype(_env(isa={flag: True}))[0] == "bf16"
+
+
+@pytest.mark.parametrize(("cap", "want"), [("8.0", "bf16"), ("9.0", "bf16"), ("7.5", "fp32")])
+def test_auto_dtype_cuda_by_capability(cap: str, want: str) -> None:
+    assert hardware.auto_dtype(_env("cuda", capability=cap))[0] == want
+
+
+def test_auto_dtype_measured_ceiling_wins() -> None:
+    env = _env(isa={"avx512_bf16": True})
+    ceilings = {"matmul_tflops": {"fp32": 0.2, "bf16": 0.05}}
+    assert hardware.auto_dtype(env, ceilings)[0] == "fp32"
+
+
+def test_resolve_device_and_dtype_errors() -> None:
+    with pytest.raises(UsageError, match="not available here"):
+        hardware.resolve_device("cuda", ["cpu"])
+    with pytest.raises(UsageError, match="unknown device"):
+        hardware.resolve_device("tpu", ["cpu"])
+    with pytest.raises(UsageError, match="unknown dtype"):
+        hardware.resolve_dtype("int3", _env())
+    assert hardware.resolve_device("auto", ["cpu", "cuda"]) == "cuda"
+    assert hardware.resolve_device("cuda", ["cpu", "rocm"]) == "rocm"
+
+
+def test_machine_id_includes_device_model() -> None:
+    env = _env("cuda", capability="9.0", name="NVIDIA H100 80GB HBM3")
+    mid = hardware.machine_id(env)
+    assert mid.startswith("cuda-nvidia-h100-80gb-hbm3-x1") and "some-cpu" in mid
+    assert hardware.machine_id(_env()) == "cpu-some-cpu-2c"
+
+
+def test_peak_table() -> None:
+    assert peaks.peak_tflops("NVIDIA H100 80GB HBM3", "bf16")[0] == 989.4
+    assert peaks.peak_tflops("NVIDIA H100 PCIe", "bf16")[0] == 756
+    assert peaks.peak_tflops("NVIDIA H200", "fp32")[0] == 66.9
+    assert peaks.peak_tflops("AMD Instinct MI300X", "bf16")[0] == 1307.4
+    value, why = peaks.peak_tflops("AMD EPYC", "fp32")
+    assert value is None and "no published peak" in why
+    assert peaks.peak_mem_gbps("NVIDIA H200")[0] == pytest.approx(4800)
+
+
+def test_unknown_peak_is_absent_with_reason() -> None:
+    work = Work(flops=2e12, bytes=1e9, model_flops=True)
+    st = {"p50": 1.0, "p90": 1.0, "p99": 1.0}
+    m, missing = derive_metrics(
+        work, 1.0, st, device_name="Mystery Chip", dtype="bf16", ceilings=None, peak_mem_bytes=None
+    )
+    assert m["tflops"] == pytest.approx(2.0) and m["gbps"] == pytest.approx(1.0)
+    assert "mfu" not in m and "no published peak" in missing["mfu"]
+    assert "calibrate" in missing["share_of_ceiling_flops"]
+    m, missing = derive_metrics(
+        work, 1.0, st, device_name="NVIDIA H100 80GB HBM3", dtype="bf16",
+        ceilings={"matmul_tflops": {"bf16": 800.0}, "copy_gbps": 3000.0}, peak_mem_bytes=2**30,
+    )  # fmt: skip
+    assert m["mfu"] == pytest.approx(2.0 / 989.4)
+    assert m["share_of_ceiling_flops"] == pytest.approx(2.0 / 800)
+    assert m["share_of_ceiling_bw"] == pytest.approx(1.0 / 3000)
+    assert m["peak_mem_gib"] == 1.0 and not missing
+
+
+def test_environment_reports_stack() -> None:
+    env = hardware.environment("cpu")
+    assert env["device"]["kind"] == "cpu" and env["packages"]["torch"]
+    assert set(hardware.ISA_FLAGS) <= set(env["cpu"]["isa"])
+    assert env["chipbench"]["commit"]

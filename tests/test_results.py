@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chipbench import hardware, results
+from chipbench.bench import Case
+from chipbench.errors import UsageError
+from chipbench.fileio import atomic_write_json
+from chipbench.runner import CaseOutcome, RunOutcome
+
+
+def _run_outcome() -> RunOutcome:
+    env = hardware.environment("cpu")
+    payload: dict[str, Any] = {
+        "type": "result",
+        "measurement": {
+            "samples": [0.010, 0.011, 0.0105, 0.0102, 0.0099, 0.0101],
+            "iterations": 1,
+            "first_step_s": 0.5,
+            "warmup_steps": 6,
+            "warmup_s": 0.06,
+            "stop_reason": "time_budget",
+            "rel_ci95": 0.02,
+            "timer": "perf_counter",
+            "measure_s": 0.07,
+            "peak_mem_bytes": 2**30,
+            "peak_mem_source": "VmHWM",
+            "extra": {},
+        },
+        "work": {"flops": 2e9, "bytes": 1e8, "samples": 32, "tokens": None, "model_flops": False,
+                 "flop_convention": "2mnk", "bytes_convention": "rw", "extra_bytes": {}},
+        "info": {"backend": "torch"},
+        "version_hash": "abc123",
+        "config": {"m": 1024, "dtype": "fp32"},
+    }  # fmt: skip
+    ok = CaseOutcome(Case("calib.matmul", {"m": 1024, "dtype": "fp32"}), True, payload, 1.0)
+    bad = CaseOutcome(
+        Case("selftest.busy", {"fail": "crash"}),
+        False,
+        {"error_type": "crash", "message": "worker exited"},
+        0.1,
+    )
+    return RunOutcome(env=env, kind="cpu", free_memory_bytes=2**34, outcomes=[ok, bad])
+
+
+def _doc() -> dict[str, Any]:
+    return results.build(_run_outcome(), ceilings={"matmul_tflops": {"fp32": 0.4}, "copy_gbps": 20.0},
+                         suite="smoke", argv=["chipbench"], commit_info=hardware.git_commit())  # fmt: skip
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    doc = _doc()
+    path = results.write(doc, tmp_path / "r.json")
+    back = results.load(path)
+    assert back == json.loads(json.dumps(doc))
+    b = back["benchmarks"][0]
+    assert b["name"] == "calib.matmul[dtype=fp32,m=1024]" and b["group"] == "calib.matmul"
+    assert b["stats"]["data"] == [0.010, 0.011, 0.0105, 0.0102, 0.0099, 0.0101]
+    ei = b["extra_info"]
+    assert ei["version_hash"] == "abc123" and ei["device"] == "cpu" and ei["dtype"] == "fp32"
+    assert ei["metrics"]["samples_per_s"] == pytest.approx(32 / b["stats"]["median"])
+    assert ei["metrics"]["share_of_ceiling_flops"] == pytest.approx(ei["metrics"]["tflops"] / 0.4)
+    assert "share_of_peak_flops" in ei["unavailable"]  # a CPU has no published peak
+    err = back["chipbench"]["errors"][0]
+    assert err["name"] == "selftest.busy[fail=crash]" and err["error_type"] == "crash"
+    assert back["chipbench"]["schema_version"] == 1 and back["chipbench"]["machine_id"].startswith("cpu-")
+
+
+def test_pytest_benchmark_compare_reads_our_files(tmp_path: Path) -> None:
+    a = results.write(_doc(), tmp_path / "0001_a.json")
+    b = results.write(_doc(), tmp_path / "0002_b.json")
+    exe = Path(sys.executable).with_name("pytest-benchmark")
+    out = subprocess.run([str(exe), "compare", str(a), str(b)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "calib.matmul[dtype=fp32,m=1024]" in out.stdout and "Failed to load" not in out.stdout + out.stderr
+
+
+def test_default_path_has_machine_and_commit(tmp_path: Path) -> None:
+    doc = _doc()
+    p = results.default_path(doc, tmp_path)
+    assert p.parent.name == doc["chipbench"]["machine_id"]
+    assert p.name.endswith(f"_{doc['commit_info']['id'][:8]}.json")
+
+
+def test_markdown_summary() -> None:
+    md = results.to_markdown(_doc())
+    assert "| calib.matmul[dtype=fp32,m=1024] |" in md and "ERROR crash" in md
+
+
+@pytest.mark.parametrize(
+    ("content", "msg"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"benchmarks": 3}', "no 'benchmarks' list"),
+        ('{"benchmarks": [{"name": "x", "stats": {}}]}', "without name or raw stats"),
+        ('{"benchmarks": [], "chipbench": {"schema_version": 99}}', "newer than this chipbench"),
+    ],
+)
+def test_corrupt_files_give_one_line_errors(tmp_path: Path, content: str, msg: str) -> None:
+    p = tmp_path / "bad.json"
+    p.write_text(content)
+    with pytest.raises(UsageError, match=msg) as exc:
+        results.load(p)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(UsageError, match="cannot read"):
+        results.load(tmp_path / "missing.json")
+
+
+def test_interrupted_write_leaves_no_damaged_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_path / "r.json"
+    atomic_write_json(p, {"old": True})
+
+    def boom(*a: object, **k: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", boom)  # interrupted after part of the data was written
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_json(p, {"new": list(range(100_000))})
+    assert json.loads(p.read_text()) == {"old": True}
+    assert [f.name for f in tmp_path.iterdir()] == ["r.json"]  # no temporary file left behind
+    with pytest.raises(ValueError):  # NaN is not JSON: nothing is written
+        atomic_write_json(tmp_path / "n.json", {"x": float("nan")})
+    assert not (tmp_path / "n.json").exists()
