@@ -1,0 +1,208 @@
+"""A Llama-3-style decoder in one readable file (in the spirit of nanoGPT and gpt-fast).
+
+Token embedding -> n_layers x [RMSNorm -> GQA attention with RoPE -> residual, RMSNorm -> SwiGLU FFN ->
+residual] -> RMSNorm -> output head (tied to the embedding or not).
+
+Shape letters: B batch, T sequence, C model dim, H query heads, K key/value heads, D head dim,
+F FFN hidden size, V vocabulary.
+
+The q/k/v projections are fused into one `wqkv` matrix and the gate/up projections into one `w13`
+matrix: the same parameters as separate matrices (so parameter counts match the published ones
+exactly), fewer and larger matrix products.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    dim: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    vocab_size: int
+    multiple_of: int = 256
+    ffn_dim_multiplier: float | None = None
+    rope_theta: float = 10000.0
+    tie_embeddings: bool = False
+    max_seq_len: int = 2048
+    norm_eps: float = 1e-5
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    @property
+    def ffn_hidden(self) -> int:
+        """int(8 * dim / 3), times ffn_dim_multiplier (truncated), rounded up to a multiple of multiple_of."""
+        return ffn_hidden_dim(self.dim, self.multiple_of, self.ffn_dim_multiplier)
+
+
+def ffn_hidden_dim(dim: int, multiple_of: int, ffn_dim_multiplier: float | None) -> int:
+    hidden = int(2 * (4 * dim) / 3)
+    if ffn_dim_multiplier is not None:
+        hidden = int(ffn_dim_multiplier * hidden)
+    return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
+
+
+def matmul_params(a: ModelArgs) -> int:
+    """Parameters that take part in matrix products: every projection and the output head (the input
+    embedding is a lookup; when tied, its one matrix is counted once, as the head). Norm weights excluded."""
+    d, hd = a.dim, a.head_dim
+    per_layer = d * (a.n_heads + 2 * a.n_kv_heads) * hd + a.n_heads * hd * d + 3 * d * a.ffn_hidden
+    return a.n_layers * per_layer + d * a.vocab_size
+
+
+def flops_per_token(
+    a: ModelArgs, seq_len: int, convention: str = "torchtitan", training: bool = True
+) -> float:
+    """Model FLOPs per token.
+
+    torchtitan: 6 * N_matmul + 12 * L * H * D * T (causal attention not halved).
+    causal_halved (Megatron): the attention term halved, 6 * L * H * D * T.
+    Forward only (training=False): a third of each term.
+    """
+    attn = 12.0 * a.n_layers * a.n_heads * a.head_dim * seq_len
+    if convention == "causal_halved":
+        attn /= 2
+    total = 6.0 * matmul_params(a) + attn
+    return total if training else total / 3
+
+
+# ----------------------------------------------------------------------------------------- RoPE
+
+
+def rope_cache(seq_len: int, head_dim: int, theta: float, device: torch.device | str | None = None):
+    """cos and sin tables, each (T, D/2), fp32: angle[t, i] = t * theta^(-2i/D)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
+    t = torch.arange(seq_len, device=device, dtype=torch.float32)
+    angles = torch.outer(t, inv_freq)  # (T, D/2)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent pairs (x[2i], x[2i+1]) of the last dim by angle[t, i] (Meta's layout).
+    x: (B, T, H, D); cos, sin: (T, D/2). Computed in fp32, returned in x's dtype."""
+    B, T, H, D = x.shape
+    xp = x.float().reshape(B, T, H, D // 2, 2)  # (B, T, H, D/2, 2)
+    x0, x1 = xp[..., 0], xp[..., 1]  # (B, T, H, D/2) each
+    c = cos[:T].view(1, T, 1, D // 2)
+    s = sin[:T].view(1, T, 1, D // 2)
+    out = torch.stack((x0 * c - x1 * s, x0 * s + x1 * c), dim=-1)  # (B, T, H, D/2, 2)
+    return out.flatten(3).type_as(x)  # (B, T, H, D)
+
+
+# ------------------------------------------------------------------------------------- modules
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+
+
+class Attention(nn.Module):
+    def __init__(self, a: ModelArgs) -> None:
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = a.n_heads, a.n_kv_heads, a.head_dim
+        self.wqkv = nn.Linear(a.dim, (a.n_heads + 2 * a.n_kv_heads) * a.head_dim, bias=False)
+        self.wo = nn.Linear(a.n_heads * a.head_dim, a.dim, bias=False)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        H, K, D = self.n_heads, self.n_kv_heads, self.head_dim
+        q, k, v = self.wqkv(x).split([H * D, K * D, K * D], dim=-1)  # (B, T, H*D), (B, T, K*D) x2
+        q = apply_rope(q.view(B, T, H, D), cos, sin)  # (B, T, H, D)
+        k = apply_rope(k.view(B, T, K, D), cos, sin)  # (B, T, K, D)
+        v = v.view(B, T, K, D)  # (B, T, K, D)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D), (B, K, T, D) x2
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=H != K)  # (B, H, T, D)
+        return self.wo(y.transpose(1, 2).reshape(B, T, H * D))  # (B, T, C)
+
+
+class FeedForward(nn.Module):
+    """SwiGLU: w2(silu(x w1) * (x w3)); w1 and w3 fused into w13."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.w13 = nn.Linear(dim, 2 * hidden, bias=False)
+        self.w2 = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.w13(x).chunk(2, dim=-1)  # (B, T, F) each
+        return self.w2(F.silu(gate) * up)  # (B, T, C)
+
+
+class Block(nn.Module):
+    def __init__(self, a: ModelArgs) -> None:
+        super().__init__()
+        self.attention_norm = RMSNorm(a.dim, a.norm_eps)
+        self.attention = Attention(a)
+        self.ffn_norm = RMSNorm(a.dim, a.norm_eps)
+        self.feed_forward = FeedForward(a.dim, a.ffn_hidden)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.attention_norm(x), cos, sin)  # (B, T, C)
+        return x + self.feed_forward(self.ffn_norm(x))  # (B, T, C)
+
+
+class Transformer(nn.Module):
+    def __init__(self, a: ModelArgs, activation_checkpointing: bool = False) -> None:
+        super().__init__()
+        self.args = a
+        self.activation_checkpointing = activation_checkpointing
+        self.tok_embeddings = nn.Embedding(a.vocab_size, a.dim)
+        self.layers = nn.ModuleList(Block(a) for _ in range(a.n_layers))
+        self.norm = RMSNorm(a.dim, a.norm_eps)
+        self.output = nn.Linear(a.dim, a.vocab_size, bias=False)
+        if a.tie_embeddings:
+            self.output.weight = self.tok_embeddings.weight
+        cos, sin = rope_cache(a.max_seq_len, a.head_dim, a.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)  # (T, D/2)
+        self.register_buffer("rope_sin", sin, persistent=False)  # (T, D/2)
+        if not self.tok_embeddings.weight.is_meta:
+            self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self, std: float = 0.02) -> None:
+        """Normal(0, 0.02) everywhere; the projections into the residual stream (wo, w2) scaled by
+        1/sqrt(2 * n_layers) as in GPT-2; norm weights one."""
+        out_std = std / math.sqrt(2 * self.args.n_layers)
+        for name, p in self.named_parameters():
+            if p.dim() == 1:
+                p.fill_(1.0)
+            elif name.endswith(("wo.weight", "w2.weight")):
+                nn.init.normal_(p, 0.0, out_std)
+            else:
+                nn.init.normal_(p, 0.0, std)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T) int64 -> logits (B, T, V)."""
+        _, T = tokens.shape
+        cos, sin = self.rope_cos[:T], self.rope_sin[:T]  # (T, D/2)
+        x = self.tok_embeddings(tokens)  # (B, T, C)
+        for layer in self.layers:
+            if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+                from torch.utils.checkpoint import checkpoint
+
+                x = checkpoint(layer, x, cos, sin, use_reentrant=False)
+            else:
+                x = layer(x, cos, sin)  # (B, T, C)
+        return self.output(self.norm(x))  # (B, T, V)
+
+
+def count_params(model: nn.Module) -> int:
+    """Unique parameters (a tied head counted once)."""
+    return sum(p.numel() for p in model.parameters())

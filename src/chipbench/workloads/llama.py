@@ -1,0 +1,985 @@
+"""Llama-style training workloads: the whole training step, prefill forward, and microbenchmarks at the
+exact shapes of a Llama flavor (projections, attention, RMSNorm, RoPE, SwiGLU, cross-entropy, AdamW).
+
+Every config takes `flavor` (a row of FLAVORS) and the model fields of the reference table; a model
+field left at None comes from the flavor, so `--set flavor=llama3-8b --set n_layers=2` runs two
+layers at Llama 3 8B's exact shapes. The model itself lives in chipbench.models.llama.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from chipbench.bench import Benchmark, Prepared, RunContext, Work, register
+from chipbench.config import check
+from chipbench.hardware import torch_dtype
+
+DType = Literal["auto", "fp32", "bf16", "fp16"]
+FlavorName = Literal[
+    "tiny", "debug", "llama2-7b", "llama3.2-1b", "llama3.2-3b", "llama3-8b", "llama3-70b", "llama3.1-405b"
+]
+FlopConvention = Literal["torchtitan", "causal_halved"]
+_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+
+# One row per flavor. seq_len and batch_size are the defaults for whole-model runs at that flavor.
+FLAVORS: dict[str, dict[str, Any]] = {
+    "tiny": dict(
+        dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=256, multiple_of=32,
+        ffn_dim_multiplier=None, rope_theta=10000.0, tie_embeddings=False, seq_len=64, batch_size=4,
+    ),
+    "debug": dict(  # torchtitan's debug model
+        dim=256, n_layers=6, n_heads=16, n_kv_heads=16, vocab_size=2048, multiple_of=256,
+        ffn_dim_multiplier=None, rope_theta=500000.0, tie_embeddings=False, seq_len=256, batch_size=8,
+    ),
+    "llama2-7b": dict(
+        dim=4096, n_layers=32, n_heads=32, n_kv_heads=32, vocab_size=32000, multiple_of=256,
+        ffn_dim_multiplier=None, rope_theta=10000.0, tie_embeddings=False, seq_len=4096, batch_size=1,
+    ),
+    "llama3.2-1b": dict(
+        dim=2048, n_layers=16, n_heads=32, n_kv_heads=8, vocab_size=128256, multiple_of=256,
+        ffn_dim_multiplier=1.5, rope_theta=500000.0, tie_embeddings=True, seq_len=8192, batch_size=1,
+    ),
+    "llama3.2-3b": dict(
+        dim=3072, n_layers=28, n_heads=24, n_kv_heads=8, vocab_size=128256, multiple_of=256,
+        ffn_dim_multiplier=1.0, rope_theta=500000.0, tie_embeddings=True, seq_len=8192, batch_size=1,
+    ),
+    "llama3-8b": dict(
+        dim=4096, n_layers=32, n_heads=32, n_kv_heads=8, vocab_size=128256, multiple_of=1024,
+        ffn_dim_multiplier=1.3, rope_theta=500000.0, tie_embeddings=False, seq_len=8192, batch_size=1,
+    ),
+    "llama3-70b": dict(
+        dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, vocab_size=128256, multiple_of=4096,
+        ffn_dim_multiplier=1.3, rope_theta=500000.0, tie_embeddings=False, seq_len=8192, batch_size=1,
+    ),
+    "llama3.1-405b": dict(
+        dim=16384, n_layers=126, n_heads=128, n_kv_heads=8, vocab_size=128256, multiple_of=4096,
+        ffn_dim_multiplier=1.2, rope_theta=500000.0, tie_embeddings=False, seq_len=8192, batch_size=1,
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A flavor with every override applied: concrete model fields plus seq_len and batch_size."""
+
+    dim: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    vocab_size: int
+    multiple_of: int
+    ffn_dim_multiplier: float | None
+    rope_theta: float
+    tie_embeddings: bool
+    seq_len: int
+    batch_size: int
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    @property
+    def ffn_hidden(self) -> int:
+        hidden = int(2 * (4 * self.dim) / 3)
+        if self.ffn_dim_multiplier is not None:
+            hidden = int(self.ffn_dim_multiplier * hidden)
+        return self.multiple_of * ((hidden + self.multiple_of - 1) // self.multiple_of)
+
+    @property
+    def tokens(self) -> int:
+        return self.seq_len * self.batch_size
+
+    def model_args(self) -> Any:
+        from chipbench.models.llama import ModelArgs
+
+        return ModelArgs(
+            dim=self.dim,
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            n_kv_heads=self.n_kv_heads,
+            vocab_size=self.vocab_size,
+            multiple_of=self.multiple_of,
+            ffn_dim_multiplier=self.ffn_dim_multiplier,
+            rope_theta=self.rope_theta,
+            tie_embeddings=self.tie_embeddings,
+            max_seq_len=self.seq_len,
+        )
+
+
+@dataclass(frozen=True)
+class LlamaShapeConfig:
+    """Model shape: a flavor, and per-field overrides (None = the flavor's value)."""
+
+    flavor: FlavorName = "debug"
+    """Row of the flavor table: tiny, debug, llama2-7b, llama3.2-1b, llama3.2-3b, llama3-8b, llama3-70b, llama3.1-405b."""
+    dim: int | None = None
+    """Model (residual stream) width."""
+    n_layers: int | None = None
+    """Transformer blocks; large flavors run as a few layers at their exact shapes (e.g. 2)."""
+    n_heads: int | None = None
+    """Query heads."""
+    n_kv_heads: int | None = None
+    """Key/value heads (grouped-query attention when fewer than n_heads)."""
+    vocab_size: int | None = None
+    """Vocabulary size."""
+    multiple_of: int | None = None
+    """FFN hidden size is rounded up to a multiple of this."""
+    ffn_dim_multiplier: float | None = None
+    """Multiplier on int(8*dim/3) before rounding (None = the flavor's; 1.0 = no multiplier)."""
+    rope_theta: float | None = None
+    """RoPE base."""
+    tie_embeddings: bool | None = None
+    """Share the input embedding with the output head."""
+    seq_len: int | None = None
+    """Tokens per sequence."""
+    batch_size: int | None = None
+    """Sequences per step."""
+    dtype: DType = "auto"
+    """auto, fp32, bf16 (autocast, fp32 master weights), fp16 (autocast + loss scaling)."""
+
+    def __post_init__(self) -> None:
+        s = self.shape()
+        for name in ("dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "multiple_of", "seq_len"):
+            check(getattr(s, name) > 0, f"{name} must be positive, got {getattr(s, name)}")
+        check(s.batch_size > 0, f"batch_size must be positive, got {s.batch_size}")
+        check(s.dim % s.n_heads == 0, f"dim {s.dim} must be a multiple of n_heads {s.n_heads}")
+        check(s.head_dim % 2 == 0, f"head dim {s.head_dim} (dim / n_heads) must be even for RoPE")
+        check(
+            s.n_heads % s.n_kv_heads == 0,
+            f"n_heads {s.n_heads} must be a multiple of n_kv_heads {s.n_kv_heads}",
+        )
+        check(s.rope_theta > 0, "rope_theta must be positive")
+        check(s.ffn_dim_multiplier is None or s.ffn_dim_multiplier > 0, "ffn_dim_multiplier must be positive")
+
+    def shape(self) -> Shape:
+        row = FLAVORS[self.flavor]
+        vals = {k: getattr(self, k) if getattr(self, k) is not None else row[k] for k in row}
+        return Shape(**vals)
+
+
+@dataclass(frozen=True)
+class LlamaConfig(LlamaShapeConfig):
+    """A whole Llama training (or prefill) step at a flavor's shapes, on random tokens."""
+
+    compile: bool = False
+    """torch.compile the model (the first step, which compiles, is reported apart)."""
+    activation_checkpointing: bool = False
+    """Recompute each block's activations in the backward pass."""
+    flop_convention: FlopConvention = "torchtitan"
+    """torchtitan: 6*N_matmul + 12*L*H*D*T per token; causal_halved: attention term halved (Megatron)."""
+    lr: float = 3e-4
+    """AdamW learning rate (betas 0.9, 0.95, weight decay 0.1, gradient clipping at norm 1.0)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.lr > 0, "lr must be positive")
+
+
+Mode = Literal["fwd", "fwd_bwd"]
+
+
+@dataclass(frozen=True)
+class MicroConfig(LlamaShapeConfig):
+    """One piece of a Llama layer at a flavor's exact shapes, on B*T = batch_size*seq_len tokens."""
+
+    flavor: FlavorName = "llama3-8b"
+    """Row of the flavor table whose shapes are used."""
+    mode: Mode = "fwd_bwd"
+    """fwd: forward only; fwd_bwd: forward and backward."""
+
+
+GemmOp = Literal["qkv", "out", "gate_up", "down", "head"]
+
+
+@dataclass(frozen=True)
+class GemmConfig(MicroConfig):
+    """One projection as a matrix product (B*T, in) x (in, out)."""
+
+    op: GemmOp = "qkv"
+    """qkv (fused q/k/v), out (attention output), gate_up (fused w1/w3), down (w2), head (output head)."""
+
+
+@dataclass(frozen=True)
+class AttentionConfig(MicroConfig):
+    """Causal grouped-query SDPA at the flavor's heads and head dim."""
+
+    flop_convention: FlopConvention = "torchtitan"
+    """torchtitan: causal not halved (4*B*H*T^2*D forward); causal_halved: half of that."""
+
+
+@dataclass(frozen=True)
+class CrossEntropyConfig(MicroConfig):
+    """Cross-entropy over the vocabulary, computed in fp32 as autocast does."""
+
+    seq_len: int | None = 2048
+    """Tokens per sequence (logits are B*T x vocab_size)."""
+
+
+@dataclass(frozen=True)
+class AdamwConfig(MicroConfig):
+    """AdamW step over one transformer block's parameters (random gradients)."""
+
+    dtype: DType = "fp32"
+    """Parameter, gradient and state dtype (fp32 = master weights under mixed precision)."""
+
+
+# ------------------------------------------------------------------------------ shared helpers
+
+
+def _act_bytes(dtype: str) -> int:
+    return _BYTES.get(dtype, 4)
+
+
+def _flop_convention_text(conv: str, training: bool = True) -> str:
+    if conv == "causal_halved":
+        return (
+            "causal_halved (Megatron): 6*N_matmul + 6*L*H*D*T per token"
+            if training
+            else "causal_halved, forward: 2*N_matmul + 2*L*H*D*T per token"
+        )
+    return (
+        "torchtitan: 6*N_matmul + 12*L*H*D*T per token (causal not halved)"
+        if training
+        else "torchtitan, forward: 2*N_matmul + 4*L*H*D*T per token (causal not halved)"
+    )
+
+
+def _activation_bytes(s: Shape, dtype: str, checkpointing: bool, training: bool) -> int:
+    """Rough bytes of activations: what backward keeps per layer, plus the logits and their gradient."""
+    b = _act_bytes(dtype)
+    kv = s.n_kv_heads * s.head_dim
+    per_token_layer = b * (8 * s.dim + 3 * kv + 4 * s.ffn_hidden) + 4 * s.dim  # + fp32 residual
+    logits = s.tokens * s.vocab_size * (b + 8)  # logits, fp32 log-softmax, gradient
+    if not training:
+        return s.tokens * per_token_layer + s.tokens * s.vocab_size * (b + 4)
+    if checkpointing:
+        return s.tokens * (s.n_layers * 4 * s.dim + per_token_layer) + logits
+    return s.tokens * s.n_layers * per_token_layer + logits
+
+
+def _meta_model(s: Shape) -> Any:
+    import torch
+
+    from chipbench.models.llama import Transformer
+
+    with torch.device("meta"):
+        return Transformer(s.model_args())
+
+
+def _random_tokens(s: Shape, ctx: RunContext, extra: int = 1) -> Any:
+    import torch
+
+    gen = torch.Generator(device="cpu").manual_seed(ctx.seed)
+    return torch.randint(0, s.vocab_size, (s.batch_size, s.seq_len + extra), generator=gen).to(
+        ctx.torch_device
+    )
+
+
+def _randn(shape: tuple[int, ...], dtype: str, ctx: RunContext, gen: Any, scale: float = 1.0) -> Any:
+    import torch
+
+    return (torch.randn(shape, generator=gen) * scale).to(device=ctx.torch_device, dtype=torch_dtype(dtype))
+
+
+def _gen(ctx: RunContext) -> Any:
+    import torch
+
+    return torch.Generator(device="cpu").manual_seed(ctx.seed)
+
+
+def _device_type(ctx: RunContext) -> str:
+    return "cuda" if ctx.device in ("cuda", "rocm") else ctx.device
+
+
+# ------------------------------------------------------------------------------- training step
+
+
+def _train_describe(cfg: LlamaConfig) -> dict[str, Any]:
+    from chipbench.models.llama import count_params, flops_per_token, matmul_params
+
+    s = cfg.shape()
+    model = _meta_model(s)
+    n = count_params(model)
+    a = s.model_args()
+    fpt = flops_per_token(a, s.seq_len, cfg.flop_convention)
+    weights = 4 * n  # fp32 master weights
+    state = 4 * n + 8 * n  # gradients + AdamW exp_avg, exp_avg_sq
+    cast = 2 * n if cfg.dtype in ("bf16", "fp16") else 0  # autocast's low-precision weight copies
+    act = _activation_bytes(s, cfg.dtype, cfg.activation_checkpointing, training=True)
+    return {
+        "parameters": n,
+        "matmul_parameters": matmul_params(a),
+        "ffn_hidden": s.ffn_hidden,
+        "head_dim": s.head_dim,
+        "shape": s.__dict__,
+        "flops_per_token": fpt,
+        "flops_per_step": fpt * s.tokens,
+        "flop_convention": _flop_convention_text(cfg.flop_convention),
+        "tokens_per_step": s.tokens,
+        "memory_bytes_estimate": weights + state + cast + act,
+        "memory_breakdown": {
+            "weights": weights,
+            "grads_and_adamw": state,
+            "autocast_copies": cast,
+            "activations": act,
+        },
+    }
+
+
+def make_trainer(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Any, dict[str, Any]]:
+    """(model, train(inputs, targets) -> loss, info): one optimizer step per call."""
+    import contextlib
+
+    import torch
+    import torch.nn.functional as F
+
+    from chipbench.models.llama import Transformer
+
+    s = cfg.shape()
+    dev_type = _device_type(ctx)
+    torch.manual_seed(ctx.seed)
+    with torch.device(ctx.torch_device):
+        model = Transformer(s.model_args(), activation_checkpointing=cfg.activation_checkpointing)
+    model.train()
+    on_gpu = dev_type == "cuda"
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+        weight_decay=0.1,
+        fused=True if on_gpu else None,
+        foreach=None if on_gpu else True,
+    )
+    low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.dtype)
+    scaler = torch.amp.GradScaler(dev_type) if cfg.dtype == "fp16" else None
+    fwd = torch.compile(model) if cfg.compile else model
+    params = list(model.parameters())
+
+    def autocast() -> Any:
+        return torch.autocast(dev_type, dtype=low) if low is not None else contextlib.nullcontext()
+
+    def train(inputs: Any, targets: Any) -> Any:
+        with autocast():
+            logits = fwd(inputs)  # (B, T, V)
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+            opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    info = {
+        "optimizer": "AdamW " + ("fused" if on_gpu else "foreach"),
+        "precision": {
+            "fp32": "fp32",
+            "bf16": "bf16 autocast, fp32 master weights",
+            "fp16": "fp16 autocast, fp32 master weights, GradScaler",
+        }[cfg.dtype],
+    }
+    return model, train, info
+
+
+def _train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
+    from chipbench.models.llama import count_params, flops_per_token
+
+    s = cfg.shape()
+    model, train, info = make_trainer(cfg, ctx)
+    tokens = _random_tokens(s, ctx)
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]  # (B, T) each
+    state: dict[str, Any] = {"first_s": None}
+
+    def step() -> Any:
+        if state["first_s"] is None:
+            t0 = time.perf_counter()
+            out = train(inputs, targets)
+            out.item()  # waits for the device
+            state["first_s"] = time.perf_counter() - t0
+            return out
+        return train(inputs, targets)
+
+    def after() -> dict[str, Any]:
+        key = "compile_first_step_s" if cfg.compile else "first_step_s"
+        return {key: state["first_s"]}
+
+    fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention)
+    return Prepared(
+        step=step,
+        work=Work(
+            flops=fpt * s.tokens,
+            tokens=s.tokens,
+            samples=s.batch_size,
+            model_flops=True,
+            flop_convention=_flop_convention_text(cfg.flop_convention),
+        ),
+        info={
+            **info,
+            "flavor": cfg.flavor,
+            "shape": s.__dict__,
+            "parameters": count_params(model),
+            "flops_per_token": fpt,
+            "compile": cfg.compile,
+            "activation_checkpointing": cfg.activation_checkpointing,
+        },
+        after=after,
+    )
+
+
+# ------------------------------------------------------------------------------ prefill forward
+
+
+def _forward_describe(cfg: LlamaConfig) -> dict[str, Any]:
+    from chipbench.models.llama import count_params, flops_per_token
+
+    s = cfg.shape()
+    n = count_params(_meta_model(s))
+    fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention, training=False)
+    weights = _act_bytes(cfg.dtype) * n
+    act = _activation_bytes(s, cfg.dtype, False, training=False)
+    return {
+        "parameters": n,
+        "flops_per_token": fpt,
+        "flops_per_step": fpt * s.tokens,
+        "flop_convention": _flop_convention_text(cfg.flop_convention, training=False),
+        "tokens_per_step": s.tokens,
+        "memory_bytes_estimate": weights + act,
+    }
+
+
+def _forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
+    import torch
+
+    from chipbench.models.llama import Transformer, flops_per_token
+
+    s = cfg.shape()
+    torch.manual_seed(ctx.seed)
+    with torch.device(ctx.torch_device):
+        model = Transformer(s.model_args())
+    model = model.to(torch_dtype(cfg.dtype)).eval()  # inference: weights in the run dtype
+    fwd = torch.compile(model) if cfg.compile else model
+    tokens = _random_tokens(s, ctx, extra=0)  # (B, T)
+
+    @torch.inference_mode()
+    def step() -> Any:
+        return fwd(tokens)  # (B, T, V)
+
+    fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention, training=False)
+    return Prepared(
+        step=step,
+        work=Work(
+            flops=fpt * s.tokens,
+            tokens=s.tokens,
+            samples=s.batch_size,
+            model_flops=True,
+            flop_convention=_flop_convention_text(cfg.flop_convention, training=False),
+        ),
+        info={"flavor": cfg.flavor, "shape": s.__dict__, "flops_per_token": fpt, "compile": cfg.compile},
+    )
+
+
+# ------------------------------------------------------------------------------ microbenchmarks
+
+
+def _fwd_bwd(fn: Any, inputs: list[Any], mode: str, gen: Any, ctx: RunContext) -> Any:
+    """A step running fn(*inputs) (fwd) or fn then the gradient of every input that requires grad."""
+    import torch
+
+    if mode == "fwd":
+
+        def fwd_step() -> Any:
+            with torch.no_grad():
+                return fn(*inputs)
+
+        return fwd_step
+    with torch.no_grad():
+        ref = fn(*inputs)
+    grad_out = torch.randn(ref.shape, generator=gen).to(device=ctx.torch_device, dtype=ref.dtype)
+    wrt = [t for t in inputs if getattr(t, "requires_grad", False)]
+
+    def step() -> Any:
+        out = fn(*inputs)
+        return torch.autograd.grad(out, wrt, grad_out)
+
+    return step
+
+
+def _gemm_dims(cfg: GemmConfig) -> tuple[int, int, int]:
+    s = cfg.shape()
+    hd = s.n_heads * s.head_dim
+    k_n = {
+        "qkv": (s.dim, (s.n_heads + 2 * s.n_kv_heads) * s.head_dim),
+        "out": (hd, s.dim),
+        "gate_up": (s.dim, 2 * s.ffn_hidden),
+        "down": (s.ffn_hidden, s.dim),
+        "head": (s.dim, s.vocab_size),
+    }[cfg.op]
+    return s.tokens, k_n[0], k_n[1]
+
+
+def _gemm_flops(cfg: GemmConfig) -> float:
+    m, k, n = _gemm_dims(cfg)
+    return (2.0 if cfg.mode == "fwd" else 6.0) * m * k * n
+
+
+def _gemm_describe(cfg: GemmConfig) -> dict[str, Any]:
+    m, k, n = _gemm_dims(cfg)
+    b = _act_bytes(cfg.dtype)
+    return {
+        "m_k_n": [m, k, n],
+        "flops_per_step": _gemm_flops(cfg),
+        "memory_bytes_estimate": b * (m * k + k * n + m * n) * (1 if cfg.mode == "fwd" else 2),
+    }
+
+
+def _gemm_setup(cfg: GemmConfig, ctx: RunContext) -> Prepared:
+    import torch.nn.functional as F
+
+    m, k, n = _gemm_dims(cfg)
+    gen = _gen(ctx)
+    x = _randn((m, k), cfg.dtype, ctx, gen)  # (B*T, in)
+    w = _randn((n, k), cfg.dtype, ctx, gen, 0.02)  # (out, in), as nn.Linear stores it
+    if cfg.mode == "fwd_bwd":
+        x.requires_grad_(True)
+        w.requires_grad_(True)
+    step = _fwd_bwd(F.linear, [x, w], cfg.mode, gen, ctx)
+    return Prepared(
+        step=step,
+        work=Work(
+            flops=_gemm_flops(cfg),
+            tokens=m,
+            flop_convention="2*m*k*n forward; x3 with backward (input and weight gradients)",
+        ),
+        info={"flavor": cfg.flavor, "op": cfg.op, "m_k_n": [m, k, n], "mode": cfg.mode},
+    )
+
+
+def _attention_flops(cfg: AttentionConfig) -> float:
+    s = cfg.shape()
+    fwd = 4.0 * s.batch_size * s.n_heads * s.seq_len * s.seq_len * s.head_dim
+    if cfg.flop_convention == "causal_halved":
+        fwd /= 2
+    return fwd if cfg.mode == "fwd" else 3 * fwd
+
+
+def _attention_describe(cfg: AttentionConfig) -> dict[str, Any]:
+    s = cfg.shape()
+    b = _act_bytes(cfg.dtype)
+    qkvo = b * s.tokens * s.head_dim * (2 * s.n_heads + 2 * s.n_kv_heads)
+    return {
+        "flops_per_step": _attention_flops(cfg),
+        "memory_bytes_estimate": qkvo * (1 if cfg.mode == "fwd" else 3),
+    }
+
+
+def _attention_setup(cfg: AttentionConfig, ctx: RunContext) -> Prepared:
+    import torch.nn.functional as F
+
+    s = cfg.shape()
+    B, T, H, K, D = s.batch_size, s.seq_len, s.n_heads, s.n_kv_heads, s.head_dim
+    gen = _gen(ctx)
+    q = _randn((B, H, T, D), cfg.dtype, ctx, gen)  # (B, H, T, D)
+    k = _randn((B, K, T, D), cfg.dtype, ctx, gen)  # (B, K, T, D)
+    v = _randn((B, K, T, D), cfg.dtype, ctx, gen)  # (B, K, T, D)
+    if cfg.mode == "fwd_bwd":
+        for t in (q, k, v):
+            t.requires_grad_(True)
+
+    def sdpa(q: Any, k: Any, v: Any) -> Any:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=H != K)
+
+    return Prepared(
+        step=_fwd_bwd(sdpa, [q, k, v], cfg.mode, gen, ctx),
+        work=Work(
+            flops=_attention_flops(cfg),
+            tokens=s.tokens,
+            flop_convention=(
+                "4*B*H*T^2*D forward, x3 with backward, "
+                + ("causal halved" if cfg.flop_convention == "causal_halved" else "causal not halved")
+            ),
+        ),
+        info={"flavor": cfg.flavor, "shape_bhtd": [B, H, T, D], "n_kv_heads": K, "mode": cfg.mode},
+    )
+
+
+def _elementwise_describe(passes: tuple[int, int]) -> Any:
+    """describe() for a memory-bound op touching `numel(cfg)` elements `passes` (fwd, fwd_bwd) times."""
+
+    def describe(cfg: MicroConfig) -> dict[str, Any]:
+        nbytes = _act_bytes(cfg.dtype) * _numel(cfg) * passes[0 if cfg.mode == "fwd" else 1]
+        return {"bytes_per_step": nbytes, "memory_bytes_estimate": 2 * nbytes}
+
+    return describe
+
+
+def _numel(cfg: MicroConfig) -> int:
+    s = cfg.shape()
+    name = type(cfg).__name__
+    if name == "RopeConfig":
+        return s.tokens * (s.n_heads + s.n_kv_heads) * s.head_dim
+    if name == "SwigluConfig":
+        return s.tokens * s.ffn_hidden
+    if name == "CrossEntropyConfig":
+        return s.tokens * s.vocab_size
+    return s.tokens * s.dim  # RMSNorm
+
+
+@dataclass(frozen=True)
+class RmsnormConfig(MicroConfig):
+    """F.rms_norm over (B*T, dim) with a weight."""
+
+
+@dataclass(frozen=True)
+class RopeConfig(MicroConfig):
+    """Rotary embedding applied to q (B, T, H, D) and k (B, T, K, D)."""
+
+
+@dataclass(frozen=True)
+class SwigluConfig(MicroConfig):
+    """silu(gate) * up over (B*T, ffn_hidden), from a fused (B*T, 2*ffn_hidden) projection output."""
+
+
+# Passes over the op's tensors, (fwd, fwd_bwd): reads and writes each count once.
+_RMSNORM_PASSES = (2, 5)  # fwd: read x, write y; bwd: read x, dy, write dx
+_ROPE_PASSES = (2, 4)  # fwd: read, write q and k; bwd: read dy, write dx
+_SWIGLU_PASSES = (3, 8)  # counted in units of B*T*ffn_hidden: fwd read gate, up, write y; bwd 5 more
+_CE_PASSES = (1, 3)  # fwd: read logits; bwd: read logits again, write their gradient
+
+
+def _bytes_work(cfg: MicroConfig, passes: tuple[int, int], convention: str) -> Work:
+    s = cfg.shape()
+    nbytes = _act_bytes(cfg.dtype) * _numel(cfg) * passes[0 if cfg.mode == "fwd" else 1]
+    return Work(bytes=float(nbytes), tokens=s.tokens, bytes_convention=convention)
+
+
+def _rmsnorm_setup(cfg: RmsnormConfig, ctx: RunContext) -> Prepared:
+    import torch.nn.functional as F
+
+    s = cfg.shape()
+    gen = _gen(ctx)
+    x = _randn((s.tokens, s.dim), cfg.dtype, ctx, gen)  # (B*T, C)
+    w = 1.0 + _randn((s.dim,), cfg.dtype, ctx, gen, 0.1)  # (C,)
+    if cfg.mode == "fwd_bwd":
+        x.requires_grad_(True)
+        w.requires_grad_(True)
+
+    def norm(x: Any, w: Any) -> Any:
+        return F.rms_norm(x, (s.dim,), w, 1e-5)
+
+    return Prepared(
+        step=_fwd_bwd(norm, [x, w], cfg.mode, gen, ctx),
+        work=_bytes_work(
+            cfg, _RMSNORM_PASSES, "fwd: read x + write y; bwd: read x, dy + write dx (weight not counted)"
+        ),
+        info={"flavor": cfg.flavor, "shape": [s.tokens, s.dim], "mode": cfg.mode},
+    )
+
+
+def _rope_setup(cfg: RopeConfig, ctx: RunContext) -> Prepared:
+    from chipbench.models.llama import apply_rope, rope_cache
+
+    s = cfg.shape()
+    B, T, H, K, D = s.batch_size, s.seq_len, s.n_heads, s.n_kv_heads, s.head_dim
+    gen = _gen(ctx)
+    q = _randn((B, T, H, D), cfg.dtype, ctx, gen)  # (B, T, H, D)
+    k = _randn((B, T, K, D), cfg.dtype, ctx, gen)  # (B, T, K, D)
+    cos, sin = rope_cache(T, D, s.rope_theta, device=ctx.torch_device)  # (T, D/2) each
+    if cfg.mode == "fwd_bwd":
+        q.requires_grad_(True)
+        k.requires_grad_(True)
+
+    def rope(q: Any, k: Any) -> Any:
+        import torch
+
+        # One output so the backward runs for both: the flattened rotated q and k side by side.
+        return torch.cat((apply_rope(q, cos, sin).flatten(), apply_rope(k, cos, sin).flatten()))
+
+    return Prepared(
+        step=_fwd_bwd(rope, [q, k], cfg.mode, gen, ctx),
+        work=_bytes_work(
+            cfg, _ROPE_PASSES, "read + write q and k (fwd); read dy + write dx (bwd); tables not counted"
+        ),
+        info={
+            "flavor": cfg.flavor,
+            "q": [B, T, H, D],
+            "k": [B, T, K, D],
+            "mode": cfg.mode,
+            "note": "includes one concat of the outputs",
+        },
+    )
+
+
+def _swiglu_setup(cfg: SwigluConfig, ctx: RunContext) -> Prepared:
+    import torch.nn.functional as F
+
+    s = cfg.shape()
+    gen = _gen(ctx)
+    h = _randn((s.tokens, 2 * s.ffn_hidden), cfg.dtype, ctx, gen)  # (B*T, 2F): fused gate/up output
+    if cfg.mode == "fwd_bwd":
+        h.requires_grad_(True)
+
+    def swiglu(h: Any) -> Any:
+        gate, up = h.chunk(2, dim=-1)  # (B*T, F) each
+        return F.silu(gate) * up  # (B*T, F)
+
+    return Prepared(
+        step=_fwd_bwd(swiglu, [h], cfg.mode, gen, ctx),
+        work=_bytes_work(
+            cfg, _SWIGLU_PASSES, "fwd: read gate, up + write y; bwd: read gate, up, dy + write dgate, dup"
+        ),
+        info={"flavor": cfg.flavor, "tokens": s.tokens, "ffn_hidden": s.ffn_hidden, "mode": cfg.mode},
+    )
+
+
+def _ce_setup(cfg: CrossEntropyConfig, ctx: RunContext) -> Prepared:
+    import torch
+    import torch.nn.functional as F
+
+    s = cfg.shape()
+    gen = _gen(ctx)
+    logits = _randn((s.tokens, s.vocab_size), cfg.dtype, ctx, gen)  # (B*T, V)
+    targets = torch.randint(0, s.vocab_size, (s.tokens,), generator=gen).to(ctx.torch_device)  # (B*T,)
+    if cfg.mode == "fwd_bwd":
+        logits.requires_grad_(True)
+
+    def ce(logits: Any) -> Any:
+        return F.cross_entropy(logits.float(), targets)  # fp32, as autocast runs it
+
+    return Prepared(
+        step=_fwd_bwd(ce, [logits], cfg.mode, gen, ctx),
+        work=_bytes_work(
+            cfg, _CE_PASSES, "logits in the run dtype: fwd reads them once; bwd reads and writes once"
+        ),
+        info={"flavor": cfg.flavor, "shape": [s.tokens, s.vocab_size], "mode": cfg.mode},
+    )
+
+
+def _layer_param_shapes(s: Shape) -> list[tuple[int, ...]]:
+    hd = s.head_dim
+    return [
+        ((s.n_heads + 2 * s.n_kv_heads) * hd, s.dim),  # wqkv
+        (s.dim, s.n_heads * hd),  # wo
+        (2 * s.ffn_hidden, s.dim),  # w13
+        (s.dim, s.ffn_hidden),  # w2
+        (s.dim,),  # attention_norm
+        (s.dim,),  # ffn_norm
+    ]
+
+
+def _layer_numel(s: Shape) -> int:
+    total = 0
+    for shp in _layer_param_shapes(s):
+        n = 1
+        for d in shp:
+            n *= d
+        total += n
+    return total
+
+
+def _adamw_describe(cfg: AdamwConfig) -> dict[str, Any]:
+    n = _layer_numel(cfg.shape())
+    b = _act_bytes(cfg.dtype)
+    return {"parameters": n, "bytes_per_step": 7 * b * n, "memory_bytes_estimate": 4 * b * n}
+
+
+def _adamw_setup(cfg: AdamwConfig, ctx: RunContext) -> Prepared:
+    import torch
+
+    s = cfg.shape()
+    gen = _gen(ctx)
+    params = []
+    for shp in _layer_param_shapes(s):
+        p = torch.nn.Parameter(_randn(shp, cfg.dtype, ctx, gen, 0.02))
+        p.grad = _randn(shp, cfg.dtype, ctx, gen, 1e-3)
+        params.append(p)
+    on_gpu = _device_type(ctx) == "cuda"
+    opt = torch.optim.AdamW(
+        params, lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=True if on_gpu else None,
+        foreach=None if on_gpu else True,
+    )  # fmt: skip
+    n = _layer_numel(s)
+    return Prepared(
+        step=opt.step,
+        work=Work(
+            bytes=float(7 * _act_bytes(cfg.dtype) * n),
+            bytes_convention="per parameter: read p, grad, exp_avg, exp_avg_sq; write p, exp_avg, exp_avg_sq",
+        ),
+        info={
+            "flavor": cfg.flavor,
+            "parameters": n,
+            "optimizer": "AdamW " + ("fused" if on_gpu else "foreach"),
+        },
+    )
+
+
+# ------------------------------------------------------------------------------ registrations
+
+_TINY = {"flavor": "tiny"}
+_TINY_MICRO = {"flavor": "tiny", "seq_len": 64, "batch_size": 4}
+_8B = {"flavor": "llama3-8b"}
+_8B_LAYER = {"flavor": "llama3-8b", "n_layers": 1, "seq_len": 64, "batch_size": 1, "vocab_size": 2048}
+
+TRAIN_STEP = register(
+    Benchmark(
+        name="llama.train_step",
+        doc="Llama training step (forward, cross-entropy, backward, clip, AdamW): tokens/s, TFLOP/s, MFU.",
+        config_cls=LlamaConfig,
+        setup=_train_setup,
+        describe=_train_describe,
+        suites={
+            "smoke": [_TINY],
+            "default": [{"flavor": "debug"}, _8B_LAYER],
+            "full": [
+                {"flavor": "debug"},
+                {"flavor": "llama3-8b", "n_layers": 2, "seq_len": 2048},
+                {"flavor": "llama3-70b", "n_layers": 1, "seq_len": 2048},
+                {"flavor": "llama3.1-405b", "n_layers": 1, "seq_len": 2048},
+            ],
+        },
+    )
+)
+
+FORWARD = register(
+    Benchmark(
+        name="llama.forward",
+        doc="Llama prefill forward (inference, no gradients): tokens/s, TFLOP/s, MFU.",
+        config_cls=LlamaConfig,
+        setup=_forward_setup,
+        describe=_forward_describe,
+        suites={
+            "smoke": [_TINY],
+            "default": [{"flavor": "debug"}, {**_8B_LAYER, "seq_len": 256}],
+            "full": [{"flavor": "debug"}, {"flavor": "llama3-8b", "n_layers": 2}],
+        },
+    )
+)
+
+GEMM = register(
+    Benchmark(
+        name="llama.gemm",
+        doc="One Llama projection (qkv, out, gate_up, down, head) as a matrix product at the flavor's shapes.",
+        config_cls=GemmConfig,
+        setup=_gemm_setup,
+        describe=_gemm_describe,
+        suites={
+            "smoke": [{**_TINY_MICRO, "op": "gate_up"}],
+            "default": [
+                {**_8B, "op": op, "seq_len": 128} for op in ("qkv", "out", "gate_up", "down", "head")
+            ],
+            "full": [
+                {"flavor": f, "op": op, "seq_len": 4096, "mode": m}
+                for f in ("llama3-8b", "llama3-70b", "llama3.1-405b")
+                for op in ("qkv", "out", "gate_up", "down", "head")
+                for m in ("fwd", "fwd_bwd")
+            ],
+        },
+    )
+)
+
+ATTENTION = register(
+    Benchmark(
+        name="llama.attention",
+        doc="Causal grouped-query scaled_dot_product_attention at the flavor's heads, over seq_len.",
+        config_cls=AttentionConfig,
+        setup=_attention_setup,
+        describe=_attention_describe,
+        suites={
+            "smoke": [_TINY_MICRO],
+            "default": [{**_8B, "seq_len": t} for t in (256, 512)],
+            "full": [
+                {"flavor": f, "seq_len": t, "mode": m}
+                for f in ("llama3-8b", "llama3-70b", "llama3.1-405b")
+                for t in (1024, 2048, 4096, 8192)
+                for m in ("fwd", "fwd_bwd")
+            ],
+        },
+    )
+)
+
+RMSNORM = register(
+    Benchmark(
+        name="llama.rmsnorm",
+        doc="RMSNorm (F.rms_norm) over (B*T, dim): GB/s.",
+        config_cls=RmsnormConfig,
+        setup=_rmsnorm_setup,
+        describe=_elementwise_describe(_RMSNORM_PASSES),
+        suites={
+            "smoke": [_TINY_MICRO],
+            "default": [{**_8B, "seq_len": 2048}],
+            "full": [
+                {"flavor": f, "mode": m} for f in ("llama3-8b", "llama3.1-405b") for m in ("fwd", "fwd_bwd")
+            ],
+        },
+    )
+)
+
+ROPE = register(
+    Benchmark(
+        name="llama.rope",
+        doc="Rotary embedding of q and k at the flavor's heads: GB/s.",
+        config_cls=RopeConfig,
+        setup=_rope_setup,
+        describe=_elementwise_describe(_ROPE_PASSES),
+        suites={
+            "smoke": [_TINY_MICRO],
+            "default": [{**_8B, "seq_len": 1024}],
+            "full": [
+                {"flavor": f, "mode": m} for f in ("llama3-8b", "llama3.1-405b") for m in ("fwd", "fwd_bwd")
+            ],
+        },
+    )
+)
+
+SWIGLU = register(
+    Benchmark(
+        name="llama.swiglu",
+        doc="SwiGLU activation silu(gate) * up at the flavor's FFN hidden size: GB/s.",
+        config_cls=SwigluConfig,
+        setup=_swiglu_setup,
+        describe=_elementwise_describe(_SWIGLU_PASSES),
+        suites={
+            "smoke": [_TINY_MICRO],
+            "default": [{**_8B, "seq_len": 512}],
+            "full": [
+                {"flavor": f, "mode": m} for f in ("llama3-8b", "llama3.1-405b") for m in ("fwd", "fwd_bwd")
+            ],
+        },
+    )
+)
+
+CROSS_ENTROPY = register(
+    Benchmark(
+        name="llama.cross_entropy",
+        doc="Cross-entropy over the vocabulary (128256 for Llama 3), fp32 as autocast runs it: GB/s.",
+        config_cls=CrossEntropyConfig,
+        setup=_ce_setup,
+        describe=_elementwise_describe(_CE_PASSES),
+        suites={
+            "smoke": [_TINY_MICRO],
+            "default": [{**_8B, "seq_len": 512}],
+            "full": [{**_8B, "seq_len": 8192, "mode": m} for m in ("fwd", "fwd_bwd")],
+        },
+    )
+)
+
+ADAMW = register(
+    Benchmark(
+        name="llama.adamw",
+        doc="AdamW step over one transformer block's parameters at the flavor's shapes: GB/s.",
+        config_cls=AdamwConfig,
+        setup=_adamw_setup,
+        describe=_adamw_describe,
+        suites={
+            "smoke": [{"flavor": "tiny"}],
+            "default": [{"flavor": "llama3.2-1b"}],
+            "full": [{"flavor": f} for f in ("llama3-8b", "llama3-70b")],
+        },
+    )
+)
