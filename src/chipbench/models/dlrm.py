@@ -16,6 +16,7 @@ device (``meta`` works for the plain backend) and makes no single-process assump
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +76,7 @@ class MLP(nn.Module):
     def __init__(self, sizes: tuple[int, ...], device: Any = None, last_relu: bool = True) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
             layers.append(nn.Linear(a, b, device=device))
             if last_relu or i < len(sizes) - 2:
                 layers.append(nn.ReLU())
@@ -99,7 +100,8 @@ class DotInteraction(nn.Module):
     def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
         combined = torch.cat((dense.unsqueeze(1), sparse), dim=1)
         inter = torch.bmm(combined, combined.transpose(1, 2))
-        flat = inter[:, self.triu_indices[0], self.triu_indices[1]]
+        triu: torch.Tensor = self.triu_indices  # type: ignore[assignment]
+        flat = inter[:, triu[0], triu[1]]
         return torch.cat((dense, flat), dim=1)
 
 
@@ -147,16 +149,15 @@ class TorchEmbeddings(nn.Module):
     def __init__(self, rows: tuple[int, ...], dim: int, device: Any = None) -> None:
         super().__init__()
         self.dim = dim
-        self.bags = nn.ModuleList(
-            [nn.EmbeddingBag(n, dim, mode="sum", sparse=True, device=device) for n in rows]
-        )
+        self.tables = [nn.EmbeddingBag(n, dim, mode="sum", sparse=True, device=device) for n in rows]
+        self.bags = nn.ModuleList(self.tables)
         if device is None or torch.device(device).type != "meta":
             with torch.no_grad():
-                for n, bag in zip(rows, self.bags, strict=True):  # TorchRec's default init
+                for n, bag in zip(rows, self.tables, strict=True):  # TorchRec's default init
                     bag.weight.uniform_(-((1.0 / n) ** 0.5), (1.0 / n) ** 0.5)
 
     def weights(self) -> list[torch.Tensor]:
-        return [b.weight for b in self.bags]
+        return [b.weight for b in self.tables]
 
     def prepare(self, sp: SparseInput) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per table (ids, offsets), computed once outside the timed step."""
@@ -173,7 +174,7 @@ class TorchEmbeddings(nn.Module):
         return out
 
     def forward(self, inp: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        pooled = [bag(ids, off) for bag, (ids, off) in zip(self.bags, inp, strict=True)]
+        pooled = [bag(ids, off) for bag, (ids, off) in zip(self.tables, inp, strict=True)]
         return torch.stack(pooled, dim=1)
 
 
