@@ -33,6 +33,15 @@ def test_median_ci_agrees_with_scipy_and_covers() -> None:
     assert 0.90 <= hits / 300 <= 0.995
 
 
+def test_median_ci_indices_match_scipy_for_every_n() -> None:
+    for n in range(2, 3001, 7):
+        x = np.arange(n, dtype=float)
+        ref = sps.quantile_test(x, q=np.median(x), p=0.5).confidence_interval(0.95)
+        low, high = stats.median_ci(x)
+        assert (np.isnan(low) and np.isnan(ref.low)) or low == ref.low, n
+        assert (np.isnan(high) and np.isnan(ref.high)) or high == ref.high, n
+
+
 def test_rel_ci_unknown_for_tiny_samples() -> None:
     assert stats.rel_ci_halfwidth([1.0, 2.0]) == float("inf")
     assert stats.rel_ci_halfwidth([1.0] * 50) == 0.0

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -114,11 +115,17 @@ def cmd_env(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- run
 
 
-def _start(device: str) -> tuple[Any, dict[str, Any]]:
+def _start(device: str, pool: Any = None) -> tuple[Any, dict[str, Any]]:
     from chipbench.runner import WorkerPool
 
-    pool = WorkerPool(device)
-    return pool, pool.start()
+    pool = pool or WorkerPool(device)
+    if pool.proc is None:
+        pool.launch()
+    try:
+        return pool, pool.wait_hello()
+    except BaseException:
+        pool.kill()
+        raise
 
 
 def _resolve_cases(cases: list[Any], env: dict[str, Any], ceil: dict[str, Any] | None) -> list[Any]:
@@ -159,11 +166,12 @@ def execute(
     markdown: Path | None,
     preflight: bool,
     quiet: bool = False,
+    pool: Any = None,
 ) -> tuple[dict[str, Any], Path | None, int]:
     """Run cases in workers and write the results file. Returns (doc, path, exit code)."""
     from chipbench import ceilings, hardware, results, runner
 
-    pool, hello = _start(device)
+    pool, hello = _start(device, pool)
     try:
         env = hello["env"]
         ceil = ceilings.load(hardware.machine_id(env))
@@ -188,6 +196,9 @@ def execute(
     doc = results.build(
         run, ceilings=ceil, suite=suite, argv=results.argv(), commit_info=hardware.git_commit()
     )
+    if progress.first_done_at is not None:
+        # From process creation (interpreter start, imports, worker start) to the first finished benchmark.
+        doc["chipbench"]["startup_to_first_result_s"] = progress.first_done_at - _process_age_origin()
     path = None
     if run.outcomes:
         path = results.write(doc, output or results.default_path(doc))
@@ -198,11 +209,25 @@ def execute(
     return doc, path, code
 
 
+_MAIN_ENTERED = time.monotonic()
+
+
+def _process_age_origin() -> float:
+    """The monotonic time at which this process was created (Linux: from /proc, to 10 ms)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # seconds after boot
+        return time.monotonic() - (time.clock_gettime(time.CLOCK_BOOTTIME) - started)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return _MAIN_ENTERED
+
+
 class _Progress:
     """A rich progress bar with ETA on a terminal; plain lines under CI or when piped."""
 
     def __init__(self, total: int, quiet: bool) -> None:
         self.total, self.quiet, self.i = total, quiet, 0
+        self.first_done_at: float | None = None
         self.bar: Any = None
         self.task: Any = None
 
@@ -228,6 +253,8 @@ class _Progress:
             self.bar.update(self.task, description=case.name)
 
     def done(self, oc: Any) -> None:
+        if self.first_done_at is None:
+            self.first_done_at = time.monotonic()
         if self.bar is not None:
             self.bar.advance(self.task)
         if self.quiet:
@@ -246,6 +273,18 @@ class _Progress:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from chipbench.runner import WorkerPool
+
+    # Launch the worker first: it imports torch while the arguments are validated here.
+    pool = WorkerPool(args.device)
+    pool.launch()
+    try:
+        return _run(args, pool)
+    finally:
+        pool.kill()
+
+
+def _run(args: argparse.Namespace, pool: Any) -> int:
     from chipbench import bench, results
     from chipbench.config import parse_sets
 
@@ -268,6 +307,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         output=args.output,
         markdown=args.markdown,
         preflight=bool(args.benchmarks),
+        pool=pool,
     )
     _print_table("chipbench results", list(results.SUMMARY_COLUMNS), results.summary_rows(doc))
     if path:

@@ -180,8 +180,6 @@ def _median(xs: list[float]) -> float:
 
 def measure(step: Step, device: Device, options: MeasureOptions | None = None) -> Measurement:
     """Time `step` on `device`; see the module docstring for the protocol."""
-    import scipy.stats  # noqa: F401  (its first import takes ~0.4 s: keep it out of the timed rounds)
-
     opt = options or MeasureOptions()
     clock = time.perf_counter
     t_start = clock()

@@ -46,6 +46,11 @@ class WorkerPool:
         self.conn: Connection | None = None
 
     def start(self) -> dict[str, Any]:
+        self.launch()
+        return self.wait_hello()
+
+    def launch(self) -> None:
+        """Start the worker process without waiting for it (it imports torch meanwhile)."""
         # A fresh interpreter (`python -m chipbench.worker FD`) rather than multiprocessing's spawn, which
         # re-imports the caller's __main__ (pytest, user scripts) and breaks when it is not guarded.
         parent, child = mp.Pipe()
@@ -59,6 +64,11 @@ class WorkerPool:
         )
         child.close()
         self.conn = parent
+
+    def wait_hello(self) -> dict[str, Any]:
+        """Wait for the launched worker's hello: its environment, device kind and free memory."""
+        parent = self.conn
+        assert parent is not None and self.proc is not None
         if not parent.poll(self.start_timeout_s):
             self.kill()
             raise RuntimeError(f"worker did not start within {self.start_timeout_s:.0f} s")

@@ -9,18 +9,35 @@ from typing import Any
 import numpy as np
 
 
+def median_ci_indices(n: int, confidence: float = 0.95) -> tuple[int, int]:
+    """Order-statistic indices (0-based, into the sorted sample) bounding the median's CI.
+
+    The same exact binomial construction as scipy.stats.quantile_test(...).confidence_interval(), without
+    importing scipy.stats (0.35 s) into the worker; tests check the two agree for every n up to 3000.
+    An index of -1 or n means the bound does not exist at this n.
+    """
+    a = (1.0 - confidence) / 2.0
+    lg = math.lgamma(n + 1) - n * math.log(2.0)
+    logpmf = np.array([lg - math.lgamma(k + 1) - math.lgamma(n - k + 1) for k in range(n + 1)])
+    cdf = np.cumsum(np.exp(logpmf))
+    ppf = int(np.searchsorted(cdf, a * (1 - 1e-9)))  # smallest k with P(K <= k) >= a
+    isf = int(np.argmax(1.0 - cdf <= a * (1 + 1e-9)))  # smallest k with P(K > k) <= a
+    return ppf - 1, isf
+
+
 def median_ci(samples: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """Distribution-free confidence interval of the median (order statistics, via scipy's quantile test).
+    """Distribution-free confidence interval of the median (binomial order statistics).
 
     Returns (nan, nan) when there are too few samples for the requested confidence.
     """
-    from scipy import stats
-
-    x = np.asarray(samples, dtype=float)
-    if x.size < 2:
+    x = np.sort(np.asarray(samples, dtype=float))
+    n = x.size
+    if n < 2:
         return math.nan, math.nan
-    ci = stats.quantile_test(x, q=float(np.median(x)), p=0.5).confidence_interval(confidence)
-    return float(ci.low), float(ci.high)
+    lo, hi = median_ci_indices(n, confidence)
+    if lo < 0 or hi >= n:
+        return math.nan, math.nan
+    return float(x[lo]), float(x[hi])
 
 
 def rel_ci_halfwidth(samples: Sequence[float] | np.ndarray, confidence: float = 0.95) -> float:
