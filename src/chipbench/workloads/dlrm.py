@@ -517,7 +517,7 @@ def _train_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
         if eopt is not None:
             eopt.step()
             eopt.zero_grad(set_to_none=True)
-        return loss
+        return loss.detach()
 
     def after() -> dict[str, Any]:
         return {"breakdown_ms": _breakdown(model, dopt, eopt, batches, ctx, autocast)}
