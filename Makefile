@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUITE ?= default
 
-.PHONY: setup bench smoke test lint format calibrate clean
+.PHONY: setup bench smoke test lint format calibrate clean pytest-bench
 
 setup:
 	@TORCH=$(TORCH) PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
@@ -30,6 +30,11 @@ format: setup
 
 test: setup lint
 	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q benchmarks --benchmark-disable -p no:cacheprovider
+
+# The pytest-benchmark front door (same workloads as `chipbench run`); saves under .benchmarks/.
+pytest-bench: setup
+	$(BIN)/python -m pytest benchmarks --benchmark-autosave
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

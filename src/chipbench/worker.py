@@ -19,33 +19,43 @@ def _hello(device_req: str) -> dict[str, Any]:
     return {"type": "hello", "env": env, "kind": kind, "free_memory_bytes": hardware.free_memory_bytes(kind)}
 
 
-def run_case(msg: dict[str, Any], kind: str) -> dict[str, Any]:
-    """Set up and measure one case; returns the raw measurement, work counts and info."""
+def prepare(bench_name: str, overrides: dict[str, Any], kind: str, seed: int = 0) -> tuple[Any, Any, Any]:
+    """(benchmark, config, Prepared) for one case on device `kind`, inputs generated, ready to time.
+
+    Shared by the worker and the pytest-benchmark suite, so both front doors run the same code.
+    Raises DoesNotFit before allocating when the benchmark's estimate exceeds free memory.
+    """
     import torch
 
     from chipbench import bench, hardware
-    from chipbench.config import config_dict
-    from chipbench.engine import Device, MeasureOptions, measure
+    from chipbench.errors import DoesNotFit
 
-    b = bench.get(msg["bench"])
-    cfg = b.config(msg["overrides"])
-    torch.manual_seed(msg.get("seed", 0))
+    b = bench.get(bench_name)
+    cfg = b.config(overrides)
+    torch.manual_seed(seed)
     ctx = bench.RunContext(
         device=kind,
         torch_device=hardware.torch_device(kind),
-        seed=msg.get("seed", 0),
+        seed=seed,
         free_memory_bytes=hardware.free_memory_bytes(kind),
     )
     est = b.describe(cfg).get("memory_bytes_estimate")
     if est and ctx.free_memory_bytes and est > ctx.free_memory_bytes:
-        return {
-            "type": "error",
-            "error_type": "does_not_fit",
-            "message": f"needs about {est / 2**30:.2f} GiB, {ctx.free_memory_bytes / 2**30:.2f} GiB free",
-        }
-    prepared = b.setup(cfg, ctx)
-    device = Device(kind)
-    m = measure(prepared.step, device, MeasureOptions(**msg.get("options", {})))
+        raise DoesNotFit(f"needs about {est / 2**30:.2f} GiB, {ctx.free_memory_bytes / 2**30:.2f} GiB free")
+    return b, cfg, b.setup(cfg, ctx)
+
+
+def run_case(msg: dict[str, Any], kind: str) -> dict[str, Any]:
+    """Set up and measure one case; returns the raw measurement, work counts and info."""
+    from chipbench.config import config_dict
+    from chipbench.engine import Device, MeasureOptions, measure
+    from chipbench.errors import DoesNotFit
+
+    try:
+        b, cfg, prepared = prepare(msg["bench"], msg["overrides"], kind, msg.get("seed", 0))
+    except DoesNotFit as exc:
+        return {"type": "error", "error_type": "does_not_fit", "message": str(exc)}
+    m = measure(prepared.step, Device(kind), MeasureOptions(**msg.get("options", {})))
     after = prepared.after() if prepared.after else {}
     return {
         "type": "result",
