@@ -36,7 +36,10 @@ if [ "$MODE" = system ]; then
 else
   [ -d "$VENV" ] || "$PY" -m venv "$VENV"
 fi
-pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
+pip() {
+  # Drop pip's notes about unreadable local index folders (a property of some machines' pip config).
+  "$VENV/bin/python" -m pip --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location '" >&2)
+}
 # Extra pip arguments, e.g. PIP_ARGS="--extra-index-url <PyTorch's CPU wheel index>" where the
 # CPU build is not on the default index.
 read -r -a extra <<< "${PIP_ARGS:-}"
@@ -78,8 +81,8 @@ else
   pip install -q "${extra[@]}" --no-build-isolation -c "$constraints" -e ".[dev]"
 fi
 
-if [ "$MODE" = cpu ] && pip list 2>/dev/null | grep -qiE '^nvidia-|^fbgemm-gpu '; then
-  die "a CUDA package was installed on a CPU-only setup: $(pip list 2>/dev/null | grep -iE '^nvidia-|^fbgemm-gpu ' | tr '\n' ' ')"
+if [ "$MODE" = cpu ] && pip list 2>/dev/null | grep -qiE '^nvidia-|^fbgemm[-_]gpu '; then
+  die "a CUDA package was installed on a CPU-only setup: $(pip list 2>/dev/null | grep -iE '^nvidia-|^fbgemm[-_]gpu ' | tr '\n' ' ')"
 fi
 
 echo "$stamp" > "$VENV/.chipbench-setup"
