@@ -1,7 +1,7 @@
 """pytest-benchmark front door: the same workloads and setup code as `chipbench run`.
 
-    pytest benchmarks/ --benchmark-autosave
-    pytest benchmarks/ --benchmark-compare --benchmark-compare-fail=median:10%
+pytest benchmarks/ --benchmark-autosave
+pytest benchmarks/ --benchmark-compare --benchmark-compare-fail=median:10%
 """
 
 from __future__ import annotations
