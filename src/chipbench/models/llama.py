@@ -159,6 +159,9 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
+    rope_cos: torch.Tensor
+    rope_sin: torch.Tensor
+
     def __init__(self, a: ModelArgs, activation_checkpointing: bool = False) -> None:
         super().__init__()
         self.args = a

@@ -978,7 +978,7 @@ ADAMW = register(
         describe=_adamw_describe,
         suites={
             "smoke": [{"flavor": "tiny"}],
-            "default": [{"flavor": "llama3.2-1b"}],
+            "default": [{"flavor": "llama3-8b"}],
             "full": [{"flavor": f} for f in ("llama3-8b", "llama3-70b")],
         },
     )
