@@ -46,11 +46,11 @@ read -r -a extra <<< "${PIP_ARGS:-}"
 
 case "$MODE" in
   cpu)
-    pip install -q "${extra[@]}" setuptools "torch==${TORCH_VERSION}+cpu" \
+    pip install -q "${extra[@]}" setuptools numpy "torch==${TORCH_VERSION}+cpu" \
       || die "could not install torch==${TORCH_VERSION}+cpu; give PyTorch's CPU wheel index with PIP_ARGS=\"--extra-index-url URL\""
     ;;
   cuda)
-    pip install -q "${extra[@]}" setuptools "torch==${TORCH_VERSION}"
+    pip install -q "${extra[@]}" setuptools numpy "torch==${TORCH_VERSION}"
     ;;
 esac
 
