@@ -104,6 +104,8 @@ def cmd_env(args: argparse.Namespace) -> int:
                 rows.append(
                     [f"{prefix}{k}", " ".join(f for f, on in v.items() if on) or "(none of interest)"]
                 )
+            elif k.endswith("_bytes") and isinstance(v, int):
+                rows.append([f"{prefix}{k[: -len('_bytes')]}", f"{v / 2**30:.1f} GiB"])
             else:
                 rows.append([f"{prefix}{k}", str(v)])
 
