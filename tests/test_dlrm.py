@@ -78,13 +78,48 @@ def test_backends_agree_after_one_step(interaction, opt):
 
 
 @needs_torchrec
+@pytest.mark.parametrize("interaction", ["dot", "dcn"])
+def test_hybrid_matches_torch_sgd(interaction):
+    """backend=hybrid (torch embedding_bag forward + FBGEMM fused SGD backward) == plain torch + SGD."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(2)
+    spec = mdl.ModelSpec(
+        rows=(50, 7, 300),
+        dim=8,
+        bottom=(13, 16, 8),
+        top=(16, 1),
+        interaction=interaction,
+        dcn_layers=2,
+        dcn_rank=4,
+    )
+    a = mdl.DLRM(spec, "hybrid", "cpu", "sgd", 0.1)
+    b = mdl.DLRM(spec, "torch", "cpu", "sgd", 0.1)
+    mdl.copy_weights(a, b)
+    dense, sp, y = _batch(spec, 6, gen)
+    sp.values[:4] = 3
+    res = []
+    for m in (a, b):
+        for _ in range(2):  # two steps: the second one sees the first update
+            out = m(dense, m.prepare_sparse(sp))
+            torch.nn.functional.binary_cross_entropy_with_logits(out.squeeze(1), y).backward()
+            eopt = m.make_embedding_optimizer(0.1)
+            if eopt is not None:
+                eopt.step()
+                eopt.zero_grad(set_to_none=True)
+        res.append((out.detach(), [w.detach().clone() for w in m.embedding_weights()]))
+    torch.testing.assert_close(res[0][0], res[1][0], atol=1e-6, rtol=1e-5)
+    for x, y_ in zip(res[0][1], res[1][1], strict=True):
+        torch.testing.assert_close(x, y_, atol=TOL["sgd"], rtol=1e-5)
+
+
+@needs_torchrec
 def test_embeddings_actually_update():
     spec = mdl.ModelSpec(rows=(20,), dim=4, bottom=(3, 4), top=(4, 1))
-    for backend in ("torchrec", "torch"):
+    for backend in ("torchrec", "torch", "hybrid"):
         m = mdl.DLRM(spec, backend, "cpu", "sgd", 0.5)
         before = m.embedding_weights()[0].detach().clone()
         sp = mdl.SparseInput(torch.tensor([1, 2]), torch.tensor([1, 1]), 2, 1)
-        m(torch.randn(2, 3), m.prepare_sparse(sp)).sum().backward()
+        m.sparse(m.prepare_sparse(sp)).sum().backward()  # every looked-up row gets a gradient of ones
         eopt = m.make_embedding_optimizer(0.5)
         if eopt:
             eopt.step()
@@ -231,6 +266,18 @@ def test_bad_values_raise_usage_error(overrides):
         bench.get("dlrm.train_step").config(overrides)
 
 
+def test_hybrid_needs_sgd_on_cpu():
+    from chipbench.workloads.dlrm import choose_backend
+
+    with pytest.raises(UsageError):
+        choose_backend("hybrid", "cpu", "adagrad")
+    if HAS_TORCHREC:
+        assert choose_backend("auto", "cpu", "sgd")[0] == "hybrid"
+        assert choose_backend("auto", "cpu", "adagrad")[0] == "torchrec"
+    assert choose_backend("auto", "mps", "sgd")[0] == "torch"
+    assert choose_backend("torch", "cpu", "sgd") == ("torch", "requested with backend=torch")
+
+
 def test_good_values_parse():
     cfg = bench.get("dlrm.train_step").config(
         {
@@ -251,19 +298,24 @@ def test_good_values_parse():
 @pytest.mark.parametrize(
     "name", ["dlrm.train_step", "dlrm.inference", "dlrm.embedding", "dlrm.mlp", "dlrm.interaction"]
 )
-@pytest.mark.parametrize("backend", ["torch", pytest.param("torchrec", marks=needs_torchrec)])
+@pytest.mark.parametrize(
+    "backend",
+    ["torch", pytest.param("torchrec", marks=needs_torchrec), pytest.param("hybrid", marks=needs_torchrec)],
+)
 def test_every_benchmark_runs_at_tiny(name, backend):
     b = bench.get(name)
     for ov in b.suites["smoke"]:
-        cfg = b.config({**ov, "backend": backend, "dtype": "fp32", "batch_size": 64, "num_batches": 2})
+        extra = {"embedding_optimizer": "sgd"} if backend == "hybrid" else {}
+        cfg = b.config(
+            {**ov, **extra, "backend": backend, "dtype": "fp32", "batch_size": 64, "num_batches": 2}
+        )
         prep = b.setup(cfg, bench.RunContext(device="cpu", torch_device="cpu", seed=0))
         for _ in range(3):
             prep.step()
         assert prep.info["backend"] == backend
         assert prep.work.samples == 64
         if prep.after:
-            extra = prep.after()
-            assert all(v >= 0 for v in extra["breakdown_ms"].values())
+            assert all(v >= 0 for v in prep.after()["breakdown_ms"].values())
         assert math.isfinite(b.describe(cfg)["memory_bytes_estimate"])
 
 

@@ -269,6 +269,79 @@ class TorchRecEmbeddings(nn.Module):
         return kt.values().view(-1, len(self.keys), self.dim)
 
 
+class _HybridLookup(torch.autograd.Function):
+    """Forward: plain ``F.embedding_bag`` per table over the FBGEMM weights; backward: FBGEMM's fused
+    exact-SGD CPU kernel, which applies the update in place and returns no gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, anchor: torch.Tensor, owner: HybridEmbeddings, inp: Any) -> torch.Tensor:  # type: ignore[override]
+        ctx.owner, ctx.inp = owner, inp
+        per_table, _, _ = inp
+        w = owner.weights()
+        pooled = [
+            nn.functional.embedding_bag(ids, wt, off, mode="sum")
+            for wt, (ids, off) in zip(w, per_table, strict=True)
+        ]
+        return torch.stack(pooled, dim=1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:  # type: ignore[override]
+        ctx.owner.fused_sgd_backward(grad, ctx.inp)
+        return None, None, None
+
+
+class HybridEmbeddings(TorchRecEmbeddings):
+    """The same FBGEMM table-batched weights and fused SGD backward as ``TorchRecEmbeddings``, with the
+    forward pooled by plain PyTorch ``embedding_bag`` (measured 2x faster than FBGEMM's CPU forward here).
+    SGD on CPU only: that is where each component was measured fastest; the math is unchanged."""
+
+    def __init__(self, rows: tuple[int, ...], dim: int, optimizer: str, lr: float, device: Any) -> None:
+        if optimizer != "sgd" or torch.device(device).type != "cpu":
+            raise ValueError("the hybrid embedding path supports SGD on CPU only")
+        super().__init__(rows, dim, optimizer, lr, device)
+        self.tbe: Any = self.ebc._emb_modules[0]._emb_module
+        self.lr = torch.tensor(lr, dtype=torch.float32)
+        self.anchor = torch.empty(0, requires_grad=True)
+
+    def prepare(self, sp: SparseInput) -> Any:
+        b = sp.batch_size
+        lens = sp.lengths.view(sp.num_tables, b)
+        starts = torch.zeros(sp.num_tables * b + 1, dtype=torch.long, device=sp.values.device)
+        starts[1:] = torch.cumsum(sp.lengths, 0)
+        per_table = []
+        for t in range(sp.num_tables):
+            base = int(starts[t * b])
+            end = int(starts[(t + 1) * b])
+            offsets = starts[t * b : (t + 1) * b] - base
+            per_table.append((sp.values[base:end], offsets))
+        del lens
+        return per_table, sp.values.int(), starts.int()
+
+    def fused_sgd_backward(self, grad: torch.Tensor, inp: Any) -> None:
+        _, ids32, offsets32 = inp
+        t = self.tbe
+        torch.ops.fbgemm.split_embedding_backward_codegen_sgd_cpu(
+            grad.reshape(grad.shape[0], -1).contiguous(),
+            t.weights_host,
+            t.weights_placements,
+            t.weights_offsets,
+            t.D_offsets,
+            t.max_D,
+            t.hash_size_cumsum,
+            t.total_hash_size_bits,
+            ids32,
+            offsets32,
+            int(t.pooling_mode),
+            torch.empty(0, device=grad.device),
+            False,
+            self.lr,
+        )
+
+    def forward(self, inp: Any) -> torch.Tensor:
+        out: torch.Tensor = _HybridLookup.apply(self.anchor, self, inp)  # type: ignore[no-untyped-call]
+        return out
+
+
 # ---------------------------------------------------------------------------------------------------
 # The model
 
@@ -290,13 +363,15 @@ def build_embeddings(
     """The sparse part alone (B x F x D out), on either backend."""
     if backend == "torchrec":
         return TorchRecEmbeddings(spec.rows, spec.dim, optimizer, lr, device)
+    if backend == "hybrid":
+        return HybridEmbeddings(spec.rows, spec.dim, optimizer, lr, device)
     return TorchEmbeddings(spec.rows, spec.dim, device=device)
 
 
 def build_dense(spec: ModelSpec, backend: str, device: Any) -> tuple[nn.Module, nn.Module, nn.Module]:
     """(bottom MLP, interaction, top MLP) on either backend, with the same parameter order."""
     f, d = spec.num_tables, spec.dim
-    if backend == "torchrec":
+    if backend in ("torchrec", "hybrid"):
         from torchrec.models.dlrm import DenseArch, InteractionArch, InteractionDCNArch, OverArch
         from torchrec.modules.crossnet import LowRankCrossNet
 
@@ -334,14 +409,16 @@ class DLRM(nn.Module):
         embedding_lr: float = 0.01,
     ) -> None:
         super().__init__()
-        if backend not in ("torch", "torchrec"):
-            raise ValueError(f"backend must be torch or torchrec, got {backend!r}")
+        if backend not in ("torch", "torchrec", "hybrid"):
+            raise ValueError(f"backend must be torch, torchrec or hybrid, got {backend!r}")
         if spec.interaction == "dot" and spec.bottom[-1] != spec.dim:
             raise ValueError("dot interaction needs the bottom MLP to end at embedding_dim")
         self.spec = spec
         self.backend = backend
         self.embedding_optimizer_name = embedding_optimizer
-        self.sparse = build_embeddings(spec, backend, device, embedding_optimizer, embedding_lr)
+        self.sparse: TorchEmbeddings | TorchRecEmbeddings = build_embeddings(
+            spec, backend, device, embedding_optimizer, embedding_lr
+        )
         self.bottom, self.inter, self.top = build_dense(spec, backend, device)
 
     def embedding_weights(self) -> list[torch.Tensor]:
@@ -352,7 +429,7 @@ class DLRM(nn.Module):
 
     def make_embedding_optimizer(self, lr: float) -> torch.optim.Optimizer | None:
         """The sparse optimizer of the torch backend; None on torchrec (fused into backward)."""
-        if self.backend == "torchrec":
+        if self.backend in ("torchrec", "hybrid"):
             return None
         return sparse_optimizer(self.embedding_optimizer_name, self.sparse.weights(), lr)
 

@@ -123,8 +123,9 @@ class DLRMConfig:
     """Optimizer of the MLPs and the interaction."""
     lr: float = 0.005
     """Learning rate of both optimizers (MLPerf DLRMv2 uses Adagrad at 0.005)."""
-    backend: Literal["auto", "torchrec", "torch"] = "auto"
-    """torchrec (FBGEMM fused kernels), torch (nn.EmbeddingBag, sparse grads); auto picks and records."""
+    backend: Literal["auto", "torchrec", "torch", "hybrid"] = "auto"
+    """torchrec (FBGEMM fused kernels), torch (nn.EmbeddingBag, sparse grads), hybrid (CPU + SGD: torch
+    embedding_bag forward, FBGEMM fused SGD backward, TorchRec dense modules); auto picks and records."""
     dtype: DType = "auto"
     """fp32 (auto) for all; bf16 / fp16 autocast the dense parts, embeddings stay fp32."""
     num_batches: int = 4
@@ -306,19 +307,20 @@ def describe(cfg: DLRMConfig) -> dict[str, Any]:
 # Backend choice and synthetic data (torch imported inside functions only)
 
 
-def choose_backend(requested: str, device_kind: str) -> tuple[str, str]:
-    """(backend, why)."""
+def choose_backend(requested: str, device_kind: str, embedding_optimizer: str = "sgd") -> tuple[str, str]:
+    """(backend, why). auto picks, per component, what was measured fastest and correct on the device."""
+    from chipbench.errors import UsageError
     from chipbench.models.dlrm import torchrec_available
 
     if requested == "torch":
         return "torch", "requested with backend=torch"
     ok, why = torchrec_available()
-    if requested == "torchrec":
+    if requested in ("torchrec", "hybrid"):
         if not ok:
-            from chipbench.errors import UsageError
-
-            raise UsageError(f"backend=torchrec is not usable here ({why}); use --set backend=torch")
-        return "torchrec", "requested with backend=torchrec"
+            raise UsageError(f"backend={requested} is not usable here ({why}); use --set backend=torch")
+        if requested == "hybrid" and (device_kind != "cpu" or embedding_optimizer != "sgd"):
+            raise UsageError("backend=hybrid supports embedding_optimizer=sgd on CPU only")
+        return requested, f"requested with backend={requested}"
     if device_kind not in ("cpu", "cuda"):
         return "torch", f"auto: FBGEMM has no kernels for {device_kind}"
     if not ok:
@@ -333,6 +335,11 @@ def choose_backend(requested: str, device_kind: str) -> tuple[str, str]:
             cpu_only = False
         if cpu_only:
             return "torch", "auto: fbgemm-gpu-cpu has no CUDA kernels"
+    if device_kind == "cpu" and embedding_optimizer == "sgd":
+        return "hybrid", (
+            "auto on CPU with SGD: torch embedding_bag forward (about 2x FBGEMM's CPU forward here), "
+            "FBGEMM fused SGD backward (far faster than sparse-grad backward), TorchRec dense modules"
+        )
     return "torchrec", "auto: torchrec and FBGEMM import (fused embedding optimizer in backward)"
 
 
@@ -483,7 +490,7 @@ def _setup_model(cfg: DLRMConfig, ctx: RunContext) -> tuple[Any, dict[str, Any],
 
     a = _arith(cfg)
     r = a["resolved"]
-    backend, why = choose_backend(cfg.backend, ctx.device)
+    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer)
     torch.manual_seed(ctx.seed)
     model = DLRM(_spec(r), backend, ctx.torch_device, cfg.embedding_optimizer, cfg.lr)
     batches = make_batches(cfg, r, ctx.torch_device, ctx.seed, cfg.num_batches)
@@ -630,7 +637,7 @@ def _embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
 
     a = _arith(cfg)
     r = a["resolved"]
-    backend, why = choose_backend(cfg.backend, ctx.device)
+    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer)
     torch.manual_seed(ctx.seed)
     emb = build_embeddings(_spec(r), backend, ctx.torch_device, cfg.embedding_optimizer, cfg.lr)
     batches = make_batches(cfg, r, ctx.torch_device, ctx.seed, cfg.num_batches)
@@ -679,7 +686,7 @@ def _mlp_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
 
     a = _arith(cfg)
     r = a["resolved"]
-    backend, why = choose_backend(cfg.backend, ctx.device)
+    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer)
     torch.manual_seed(ctx.seed)
     bottom, _, top = build_dense(_spec(r), backend, ctx.torch_device)
     gen = torch.Generator(device=ctx.torch_device).manual_seed(ctx.seed)
@@ -724,7 +731,7 @@ def _interaction_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
 
     a = _arith(cfg)
     r = a["resolved"]
-    backend, why = choose_backend(cfg.backend, ctx.device)
+    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer)
     torch.manual_seed(ctx.seed)
     _, inter, _ = build_dense(_spec(r), backend, ctx.torch_device)
     gen = torch.Generator(device=ctx.torch_device).manual_seed(ctx.seed)
