@@ -1,0 +1,563 @@
+"""`chipbench compare BASE NEW`: the CI regression gate.
+
+Per benchmark (matched by name and version hash) the gate estimates the ratio of medians NEW / BASE of the
+per-step time (> 1 is slower) with a bootstrap 95% confidence interval from the raw samples (two-sample
+resampling, each side independently, seeded), and a Mann-Whitney U rank test. The verdict is
+
+- `regression`   when the whole interval lies above 1 + threshold and the rank test agrees (p < 0.05),
+- `improvement`  when the whole interval lies below 1 - threshold and the rank test agrees,
+- `unchanged`    when the whole interval lies inside [1 - threshold, 1 + threshold], or when the medians
+  differ by less than the absolute noise floor,
+- `inconclusive` otherwise (the interval straddles a threshold, too few samples, or the rank test
+  disagrees); the report estimates how many more samples per side would settle it, from the interval's
+  half-width shrinking as 1/sqrt(n).
+
+Requiring the interval to clear the threshold (not merely exclude 1) is what keeps the false-alarm rate
+low: a 1% shift that is real but below the threshold never fails CI. Requiring the rank test as well
+guards against percentile-bootstrap intervals that are too narrow on small samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import math
+import sys
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chipbench.errors import UsageError
+
+DEFAULT_THRESHOLD = 0.05
+MIN_SAMPLES = 5  # fewer samples per side than this never give a definite verdict
+RANK_ALPHA = 0.05
+N_BOOT = 4000
+SEED = 20240607
+STACK_PACKAGES = ("torch", "fbgemm-gpu", "fbgemm-gpu-cpu", "torchrec")
+
+VERDICTS = (
+    "regression",
+    "improvement",
+    "unchanged",
+    "inconclusive",
+    "not comparable",
+    "only in base",
+    "only in new",
+)
+
+
+# ---------------------------------------------------------------- thresholds
+
+
+def parse_threshold(text: str | float, what: str = "threshold") -> float:
+    """'5%' -> 0.05, '2.5%' -> 0.025, '0.05' -> 0.05; one-line UsageError otherwise."""
+    s = str(text).strip()
+    try:
+        v = float(s[:-1]) / 100.0 if s.endswith("%") else float(s)
+    except ValueError:
+        raise UsageError(
+            f"{what} {text!r} is not a number or percentage (examples: 5%, 2.5%, 0.05)"
+        ) from None
+    if not (0.0 < v < 1.0) or not math.isfinite(v):
+        raise UsageError(f"{what} {text!r} must be between 0% and 100% (exclusive)")
+    return v
+
+
+@dataclass
+class Thresholds:
+    """The default threshold and noise floor, plus per-benchmark overrides (exact name, then globs)."""
+
+    default: float = DEFAULT_THRESHOLD
+    noise_floor_s: float = 0.0
+    rules: list[tuple[str, float | None, float | None]] = field(default_factory=list)
+
+    def for_benchmark(self, name: str, group: str | None) -> tuple[float, float]:
+        thr, floor = self.default, self.noise_floor_s
+        exact = [r for r in self.rules if r[0] == name]
+        globbed = [
+            r
+            for r in self.rules
+            if fnmatch.fnmatchcase(name, r[0]) or (group and fnmatch.fnmatchcase(group, r[0]))
+        ]
+        # An exact name wins; among globs the longest (most specific) pattern wins.
+        for _, t, f in sorted(globbed, key=lambda r: len(r[0])) + exact:
+            thr = t if t is not None else thr
+            floor = f if f is not None else floor
+        return thr, floor
+
+
+def load_thresholds(path: Path | None, default: float, noise_floor_s: float) -> Thresholds:
+    """Read a thresholds TOML file (see ci/thresholds.example.toml)."""
+    th = Thresholds(default=default, noise_floor_s=noise_floor_s)
+    if path is None:
+        return th
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise UsageError(f"cannot read thresholds file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"thresholds file {path} is not valid TOML ({exc})") from None
+    if "threshold" in data:
+        th.default = parse_threshold(data["threshold"], f"{path}: threshold")
+    if "noise_floor_us" in data:
+        th.noise_floor_s = _floor(data["noise_floor_us"], path)
+    rules = data.get("benchmarks", {})
+    if not isinstance(rules, dict):
+        raise UsageError(f"thresholds file {path}: [benchmarks] must be a table of name = threshold")
+    for pattern, v in rules.items():
+        if isinstance(v, dict):
+            unknown = set(v) - {"threshold", "noise_floor_us"}
+            if unknown:
+                raise UsageError(f"thresholds file {path}: unknown key(s) {sorted(unknown)} for {pattern!r}")
+            t = parse_threshold(v["threshold"], f"{path}: {pattern}") if "threshold" in v else None
+            f = _floor(v["noise_floor_us"], path) if "noise_floor_us" in v else None
+        else:
+            t, f = parse_threshold(v, f"{path}: {pattern}"), None
+        th.rules.append((pattern, t, f))
+    return th
+
+
+def _floor(v: Any, path: Path) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise UsageError(f"thresholds file {path}: noise_floor_us {v!r} is not a number") from None
+    if f < 0 or not math.isfinite(f):
+        raise UsageError(f"thresholds file {path}: noise_floor_us must be >= 0")
+    return f * 1e-6
+
+
+# ---------------------------------------------------------------- loading
+
+
+@dataclass
+class Entry:
+    """One benchmark on one side: raw samples of each run, pooled later."""
+
+    name: str
+    group: str | None
+    hashes: set[str | None] = field(default_factory=set)
+    runs: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def samples(self) -> np.ndarray:
+        return np.concatenate(self.runs) if self.runs else np.array([])
+
+
+@dataclass
+class Side:
+    files: list[Path]
+    docs: list[dict[str, Any]]
+    entries: dict[str, Entry]
+
+
+def result_files(path: Path) -> list[Path]:
+    """A results file, or every *.json under a folder (recursively, sorted)."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.json") if p.is_file())
+        if not files:
+            raise UsageError(f"no results files (*.json) under {path}")
+        return files
+    if not path.exists():
+        raise UsageError(f"results file {path} does not exist")
+    return [path]
+
+
+def load_doc(path: Path) -> dict[str, Any]:
+    """results.load, with a clearer message for pytest-benchmark files saved without raw data."""
+    from chipbench import results
+
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raw = None  # results.load gives the one-line message
+    if isinstance(raw, dict) and isinstance(raw.get("benchmarks"), list) and "chipbench" not in raw:
+        for b in raw["benchmarks"]:
+            if isinstance(b, dict) and isinstance(b.get("stats"), dict) and "data" not in b["stats"]:
+                raise UsageError(
+                    f"pytest-benchmark file {path} has no raw samples; save with --benchmark-save-data"
+                )
+    return results.load(path)
+
+
+def load_side(paths: Iterable[Path]) -> Side:
+    files: list[Path] = []
+    for p in paths:
+        files.extend(result_files(Path(p)))
+    docs = [load_doc(f) for f in files]
+    entries: dict[str, Entry] = {}
+    for doc in docs:
+        for b in doc["benchmarks"]:
+            data = np.asarray([v for v in b["stats"]["data"] if v is not None], dtype=float)
+            if data.size == 0:
+                continue
+            e = entries.setdefault(b["name"], Entry(b["name"], b.get("group")))
+            e.hashes.add((b.get("extra_info") or {}).get("version_hash"))
+            e.runs.append(data)
+    return Side(files, docs, entries)
+
+
+def machine_key(doc: dict[str, Any]) -> dict[str, Any]:
+    """What must agree for two results to be compared: machine id, device model, software stack."""
+    mi = doc.get("machine_info") or {}
+    key: dict[str, Any] = {}
+    mid = mi.get("chipbench_machine_id") or (doc.get("chipbench") or {}).get("machine_id")
+    if mid:
+        key["machine id"] = mid
+    dev = mi.get("device")
+    if isinstance(dev, dict) and dev.get("name"):
+        key["device"] = f"{dev.get('name')} x{dev.get('count', 1)}"
+    elif not mid:  # a plain pytest-benchmark file: the CPU is all we know
+        cpu = mi.get("cpu") or {}
+        key["cpu"] = f"{cpu.get('brand_raw', '?')} ({mi.get('machine', '?')})"
+    pk = mi.get("packages")
+    if isinstance(pk, dict):
+        for name in STACK_PACKAGES:
+            if name in pk:
+                key[name] = pk[name]
+    return key
+
+
+def machine_differences(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
+    """Human-readable differences between the machines of two sets of docs (fields both sides know)."""
+    keys_a = [machine_key(d) for d in a]
+    keys_b = [machine_key(d) for d in b]
+    diffs: list[str] = []
+    all_keys = keys_a + keys_b
+    fields = {k for key in all_keys for k in key}
+    for f in sorted(fields):
+        va = {str(k[f]) for k in keys_a if f in k}
+        vb = {str(k[f]) for k in keys_b if f in k}
+        vals = va | vb
+        if len(vals) > 1 and va and vb:
+            diffs.append(f"{f} {'/'.join(sorted(va))} vs {'/'.join(sorted(vb))}")
+        elif len(va) > 1 or len(vb) > 1:
+            diffs.append(f"{f} mixed within one side ({', '.join(sorted(vals))})")
+    return diffs
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def _boot_medians(x: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Medians of n_boot resamples of x with replacement, in chunks of ~4M values."""
+    out = np.empty(n_boot)
+    chunk = max(1, min(n_boot, 4_000_000 // max(1, x.size)))
+    for i in range(0, n_boot, chunk):
+        k = min(chunk, n_boot - i)
+        idx = rng.integers(0, x.size, size=(k, x.size))
+        out[i : i + k] = np.median(x[idx], axis=1)
+    return out
+
+
+def ratio_ci(
+    base: np.ndarray, new: np.ndarray, *, confidence: float = 0.95, n_boot: int = N_BOOT, seed: int = SEED
+) -> tuple[float, float, float]:
+    """(median(new)/median(base), low, high): a percentile bootstrap CI, each side resampled on its own."""
+    rng = np.random.default_rng(seed)
+    ratio = float(np.median(new) / np.median(base))
+    mb = _boot_medians(base, rng, n_boot)
+    mn = _boot_medians(new, rng, n_boot)
+    r = mn / mb
+    a = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(r, [a, 1.0 - a])
+    return ratio, float(lo), float(hi)
+
+
+@dataclass
+class Comparison:
+    benchmark: str
+    group: str | None
+    verdict: str
+    ratio: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    noise_floor_us: float = 0.0
+    base_median_s: float | None = None
+    new_median_s: float | None = None
+    base_n: int = 0
+    new_n: int = 0
+    more_samples: int | None = None
+    note: str = ""
+
+
+def compare_samples(
+    base: np.ndarray | list[float],
+    new: np.ndarray | list[float],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    noise_floor_s: float = 0.0,
+    name: str = "",
+    group: str | None = None,
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+) -> Comparison:
+    """The gate's verdict for one benchmark from raw per-step times (seconds) of both sides."""
+    from scipy.stats import mannwhitneyu
+
+    b = np.asarray(base, dtype=float)
+    n = np.asarray(new, dtype=float)
+    c = Comparison(
+        name, group, "inconclusive", threshold=threshold, noise_floor_us=noise_floor_s * 1e6,
+        base_n=int(b.size), new_n=int(n.size),
+    )  # fmt: skip
+    if b.size == 0 or n.size == 0:
+        c.note = "no samples"
+        return c
+    c.base_median_s, c.new_median_s = float(np.median(b)), float(np.median(n))
+    if c.base_median_s <= 0:
+        c.note = "base median is not positive"
+        return c
+    c.ratio, c.ci_low, c.ci_high = ratio_ci(b, n, n_boot=n_boot, seed=seed)
+    if b.size >= 2 and n.size >= 2:
+        c.p_value = float(mannwhitneyu(n, b, alternative="two-sided").pvalue)
+    up, down = 1.0 + threshold, 1.0 - threshold
+    if abs(c.new_median_s - c.base_median_s) < noise_floor_s:
+        c.verdict = "unchanged"
+        c.note = f"difference below the noise floor ({noise_floor_s * 1e6:g} us)"
+        return c
+    nmin = min(b.size, n.size)
+    if nmin < MIN_SAMPLES:
+        c.verdict = "inconclusive"
+        c.more_samples = MIN_SAMPLES - nmin
+        c.note = f"too few samples ({nmin}); need at least {MIN_SAMPLES} per side"
+        return c
+    significant = c.p_value is not None and c.p_value < RANK_ALPHA
+    if c.ci_low > up:
+        c.verdict = "regression" if significant else "inconclusive"
+    elif c.ci_high < down:
+        c.verdict = "improvement" if significant else "inconclusive"
+    elif c.ci_low >= down and c.ci_high <= up:
+        c.verdict = "unchanged"
+    else:
+        c.verdict = "inconclusive"
+    if c.verdict == "inconclusive":
+        if not (c.ci_low <= up <= c.ci_high or c.ci_low <= down <= c.ci_high):
+            c.note = f"rank test not significant (p={c.p_value:.2g})"
+            c.more_samples = nmin  # doubling is a reasonable guess
+        else:
+            c.more_samples = _more_samples(c.ratio, c.ci_low, c.ci_high, up, down, nmin)
+            c.note = (
+                f"interval straddles {'1+' if c.ci_low <= up <= c.ci_high else '1-'}threshold"
+                + (f"; ~{c.more_samples} more samples per side would settle it" if c.more_samples else "")
+                + ("" if c.more_samples else "; the estimate sits on the threshold")
+            )
+    return c
+
+
+def _more_samples(ratio: float, lo: float, hi: float, up: float, down: float, n: int) -> int | None:
+    """Extra samples per side for the CI (half-width ~ 1/sqrt(n), log scale) to clear the threshold it straddles."""
+    r, ll, hh = math.log(ratio), math.log(lo), math.log(hi)
+    need = 0.0
+    for bound in (math.log(up), math.log(down)):
+        if not (ll <= bound <= hh):
+            continue
+        d = abs(r - bound)
+        w = (hh - r) if bound > r else (r - ll)
+        if d < 1e-9 or w <= 0:
+            return None
+        need = max(need, n * (w / d) ** 2)
+    extra = math.ceil(need * 1.1) - n  # 10% margin
+    return max(1, extra)
+
+
+def compare_sides(base: Side, new: Side, thresholds: Thresholds, *, n_boot: int = N_BOOT) -> list[Comparison]:
+    out: list[Comparison] = []
+    names = sorted(set(base.entries) | set(new.entries))
+    for name in names:
+        eb, en = base.entries.get(name), new.entries.get(name)
+        group = (eb or en).group if (eb or en) else None  # type: ignore[union-attr]
+        thr, floor = thresholds.for_benchmark(name, group)
+        if eb is None or en is None:
+            out.append(
+                Comparison(
+                    name,
+                    group,
+                    "only in new" if eb is None else "only in base",
+                    threshold=thr,
+                    noise_floor_us=floor * 1e6,
+                )
+            )
+            continue
+        hashes = (eb.hashes | en.hashes) - {None}
+        if len(hashes) > 1:
+            hb = ",".join(sorted(str(h) for h in eb.hashes))
+            hn = ",".join(sorted(str(h) for h in en.hashes))
+            c = Comparison(name, group, "not comparable", threshold=thr, noise_floor_us=floor * 1e6)
+            c.note = f"version hash changed ({hb} -> {hn}): the benchmark itself changed"
+            c.base_n, c.new_n = int(eb.samples.size), int(en.samples.size)
+            out.append(c)
+            continue
+        c = compare_samples(
+            eb.samples, en.samples, threshold=thr, noise_floor_s=floor, name=name, group=group, n_boot=n_boot
+        )
+        if len(eb.runs) > 1 or len(en.runs) > 1:
+            pooled = f"pooled {len(eb.runs)} vs {len(en.runs)} runs"
+            c.note = f"{pooled}; {c.note}" if c.note else pooled
+        out.append(c)
+    return out
+
+
+def exit_code(comps: list[Comparison], strict: bool) -> int:
+    verdicts = {c.verdict for c in comps}
+    if "regression" in verdicts:
+        return 1
+    if strict and "inconclusive" in verdicts:
+        return 3
+    return 0
+
+
+# ---------------------------------------------------------------- rendering
+
+COLUMNS = ("benchmark", "base_ms", "new_ms", "ratio", "ci95", "p", "threshold", "verdict", "note")
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v * 1e3:.4g}"
+
+
+def rows(comps: list[Comparison]) -> list[list[str]]:
+    out = []
+    for c in comps:
+        out.append(
+            [
+                c.benchmark,
+                _ms(c.base_median_s),
+                _ms(c.new_median_s),
+                "-" if c.ratio is None else f"{c.ratio:.3f}",
+                "-" if c.ci_low is None or c.ci_high is None else f"[{c.ci_low:.3f}, {c.ci_high:.3f}]",
+                "-" if c.p_value is None else f"{c.p_value:.2g}",
+                f"{c.threshold * 100:g}%",
+                c.verdict,
+                c.note,
+            ]
+        )
+    return out
+
+
+def summary_line(comps: list[Comparison]) -> str:
+    counts = {v: sum(c.verdict == v for c in comps) for v in VERDICTS}
+    return ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+
+
+def to_markdown(title: str, comps: list[Comparison], label: str | None = None) -> str:
+    icon = {"regression": "🔴 ", "improvement": "🟢 ", "inconclusive": "🟡 "}
+    lines = [f"### {title}", ""]
+    if label:
+        lines += [f"**{label}**", ""]
+    lines += [
+        f"{summary_line(comps)}",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join("---" for _ in COLUMNS) + "|",
+    ]
+    for c, r in zip(comps, rows(comps), strict=True):
+        r[7] = icon.get(c.verdict, "") + r[7]
+        lines.append("| " + " | ".join(x.replace("|", "\\|") for x in r) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(comps: list[Comparison], **extra: Any) -> dict[str, Any]:
+    return {
+        **extra,
+        "summary": {v: sum(c.verdict == v for c in comps) for v in VERDICTS},
+        "results": [asdict(c) for c in comps],
+    }
+
+
+def report(
+    comps: list[Comparison],
+    *,
+    title: str,
+    label: str | None,
+    as_json: bool,
+    markdown: Path | None,
+    strict: bool,
+    extra: dict[str, Any],
+) -> int:
+    """Print the table (or JSON), write the Markdown, return the exit code."""
+    from chipbench.fileio import atomic_write_text
+
+    code = exit_code(comps, strict)
+    if markdown:
+        atomic_write_text(markdown, to_markdown(title, comps, label))
+    if as_json:
+        print(json.dumps(to_json(comps, **extra, cross_machine=label, exit_code=code), indent=2))
+    else:
+        from chipbench.cli import _print_table
+
+        if label:
+            print(label)
+        _print_table(title, list(COLUMNS), rows(comps))
+        print(summary_line(comps))
+    return code
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    default = parse_threshold(args.threshold)
+    if args.noise_floor_us is not None and args.noise_floor_us < 0:
+        raise UsageError("--noise-floor-us must be >= 0")
+    th = load_thresholds(args.thresholds, default, (args.noise_floor_us or 0.0) * 1e-6)
+    base = load_side([args.base])
+    new = load_side([args.new])
+    if not set(base.entries) & set(new.entries):
+        raise UsageError(f"no benchmarks in common between {args.base} and {args.new}")
+    diffs = machine_differences(base.docs, new.docs)
+    label = None
+    if diffs:
+        if not args.allow_cross_machine:
+            raise UsageError(
+                f"results come from different machines ({'; '.join(diffs)}); "
+                "pass --allow-cross-machine to compare anyway"
+            )
+        label = f"CROSS-MACHINE comparison, not a regression gate: {'; '.join(diffs)}"
+    comps = compare_sides(base, new, th)
+    return report(
+        comps,
+        title=f"chipbench compare: {args.base} -> {args.new}",
+        label=label,
+        as_json=args.json,
+        markdown=args.markdown,
+        strict=args.strict,
+        extra={"base": [str(f) for f in base.files], "new": [str(f) for f in new.files]},
+    )
+
+
+def add_gate_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--threshold", default="5%", help="relative change that counts (default 5%%; 2.5%%, 0.05)")
+    s.add_argument("--thresholds", type=Path, metavar="FILE.toml", help="per-benchmark thresholds")
+    s.add_argument(
+        "--noise-floor-us", type=float, metavar="US", help="differences of medians below this are unchanged"
+    )
+    s.add_argument("--strict", action="store_true", help="exit 3 when something is inconclusive")
+    s.add_argument("--markdown", type=Path, metavar="PATH", help="write the verdict table as Markdown")
+    s.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+
+
+def add_parsers(sub: Any, parser_class: type[argparse.ArgumentParser] | None = None) -> None:
+    s = sub.add_parser("compare", help="compare two results files or folders: the CI regression gate")
+    s.add_argument("base", type=Path, metavar="BASE", help="baseline results file or folder")
+    s.add_argument("new", type=Path, metavar="NEW", help="new results file or folder")
+    add_gate_options(s)
+    s.add_argument("--allow-cross-machine", action="store_true", help="compare results of different machines")
+    s.set_defaults(func=cmd_compare)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from chipbench.cli import main
+
+    sys.exit(main(["compare", *sys.argv[1:]]))
