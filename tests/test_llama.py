@@ -93,20 +93,24 @@ def test_llama3_8b_flops_per_token_at_8192() -> None:
 
 
 def _reference_attention(attn: Attention, x: torch.Tensor, theta: float) -> torch.Tensor:
-    """Meta's original formulation: complex-number RoPE, repeat_kv, explicit masked softmax."""
+    """A plain formulation: RoPE as explicit 2x2 rotations of adjacent pairs, repeat_kv, explicit masked
+    softmax, separate q/k/v matrices (the model uses complex products, fused qkv and SDPA with GQA)."""
     B, T, _ = x.shape
     H, K, D = attn.n_heads, attn.n_kv_heads, attn.head_dim
-    w = attn.wqkv.weight
-    wq, wk, wv = w.split([H * D, K * D, K * D], dim=0)
+    wq, wk, wv = attn.wqkv.weight.split([H * D, K * D, K * D], dim=0)
     q = (x @ wq.T).view(B, T, H, D)
     k = (x @ wk.T).view(B, T, K, D)
     v = (x @ wv.T).view(B, T, K, D)
-    freqs = 1.0 / (theta ** (torch.arange(0, D, 2)[: D // 2].float() / D))
-    freqs_cis = torch.polar(torch.ones(T, D // 2), torch.outer(torch.arange(T).float(), freqs))  # (T, D/2)
+    inv_freq = torch.tensor([theta ** (-2.0 * i / D) for i in range(D // 2)])
+    angle = torch.arange(T).float()[:, None] * inv_freq[None, :]  # (T, D/2)
+    c, s = angle.cos()[None, :, None, :], angle.sin()[None, :, None, :]
 
     def rot(t: torch.Tensor) -> torch.Tensor:
-        tc = torch.view_as_complex(t.float().reshape(*t.shape[:-1], -1, 2))
-        return torch.view_as_real(tc * freqs_cis.view(1, T, 1, D // 2)).flatten(3)
+        even, odd = t[..., 0::2], t[..., 1::2]
+        out = torch.empty_like(t)
+        out[..., 0::2] = even * c - odd * s
+        out[..., 1::2] = even * s + odd * c
+        return out
 
     q, k = rot(q), rot(k)
     k = k[:, :, :, None, :].expand(B, T, K, H // K, D).reshape(B, T, H, D)  # repeat_kv
@@ -127,9 +131,9 @@ def test_attention_matches_reference(n_kv_heads: int) -> None:
     for p in attn.parameters():
         torch.nn.init.normal_(p, 0.0, 0.05)
     x = torch.randn(2, 48, a.dim)
-    cos, sin = rope_cache(48, a.head_dim, a.rope_theta)
+    freqs_cis = rope_cache(48, a.head_dim, a.rope_theta)
     with torch.no_grad():
-        got = attn(x, cos, sin)
+        got = attn(x, freqs_cis)
         want = _reference_attention(attn, x, a.rope_theta)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 

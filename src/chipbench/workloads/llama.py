@@ -690,7 +690,7 @@ def _rope_setup(cfg: RopeConfig, ctx: RunContext) -> Prepared:
     gen = _gen(ctx)
     q = _randn((B, T, H, D), cfg.dtype, ctx, gen)  # (B, T, H, D)
     k = _randn((B, T, K, D), cfg.dtype, ctx, gen)  # (B, T, K, D)
-    cos, sin = rope_cache(T, D, s.rope_theta, device=ctx.torch_device)  # (T, D/2) each
+    freqs_cis = rope_cache(T, D, s.rope_theta, device=ctx.torch_device)  # (T, D/2) complex
     if cfg.mode == "fwd_bwd":
         q.requires_grad_(True)
         k.requires_grad_(True)
@@ -699,7 +699,7 @@ def _rope_setup(cfg: RopeConfig, ctx: RunContext) -> Prepared:
         import torch
 
         # One output so the backward runs for both: the flattened rotated q and k side by side.
-        return torch.cat((apply_rope(q, cos, sin).flatten(), apply_rope(k, cos, sin).flatten()))
+        return torch.cat((apply_rope(q, freqs_cis).flatten(), apply_rope(k, freqs_cis).flatten()))
 
     return Prepared(
         step=_fwd_bwd(rope, [q, k], cfg.mode, gen, ctx),
