@@ -259,14 +259,46 @@ def _boot_medians(x: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.nd
     return out
 
 
+def _boot_medians_runs(runs: list[np.ndarray], rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Two-level bootstrap: resample whole runs, then samples within each drawn run.
+
+    Run-to-run variation (a busier machine, another frequency, a new process layout) is then part of the
+    interval, which a bootstrap of the pooled samples would ignore.
+    """
+    k = len(runs)
+    sizes = np.array([r.size for r in runs])
+    out = np.empty(n_boot)
+    for i in range(n_boot):
+        pick = rng.integers(0, k, size=k)
+        parts = [runs[j][rng.integers(0, sizes[j], size=sizes[j])] for j in pick]
+        out[i] = np.median(np.concatenate(parts))
+    return out
+
+
+Samples = np.ndarray | list[float] | list[np.ndarray]
+
+
+def _as_runs(x: Samples) -> list[np.ndarray]:
+    if isinstance(x, list) and x and isinstance(x[0], np.ndarray):
+        return [np.asarray(r, dtype=float) for r in x if len(r)]
+    return [np.asarray(x, dtype=float)]
+
+
 def ratio_ci(
-    base: np.ndarray, new: np.ndarray, *, confidence: float = 0.95, n_boot: int = N_BOOT, seed: int = SEED
+    base: Samples, new: Samples, *, confidence: float = 0.95, n_boot: int = N_BOOT, seed: int = SEED
 ) -> tuple[float, float, float]:
-    """(median(new)/median(base), low, high): a percentile bootstrap CI, each side resampled on its own."""
+    """(median(new)/median(base), low, high): a percentile bootstrap CI, each side resampled on its own.
+
+    A side given as a list of runs (arrays) with two or more runs gets the two-level bootstrap.
+    """
     rng = np.random.default_rng(seed)
-    ratio = float(np.median(new) / np.median(base))
-    mb = _boot_medians(base, rng, n_boot)
-    mn = _boot_medians(new, rng, n_boot)
+    rb, rn = _as_runs(base), _as_runs(new)
+    b, n = np.concatenate(rb), np.concatenate(rn)
+    ratio = float(np.median(n) / np.median(b))
+    hier = len(rb) > 1 or len(rn) > 1
+    nb = min(n_boot, 2000) if hier else n_boot
+    mb = _boot_medians_runs(rb, rng, nb) if len(rb) > 1 else _boot_medians(b, rng, nb)
+    mn = _boot_medians_runs(rn, rng, nb) if len(rn) > 1 else _boot_medians(n, rng, nb)
     r = mn / mb
     a = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(r, [a, 1.0 - a])
@@ -289,12 +321,13 @@ class Comparison:
     base_n: int = 0
     new_n: int = 0
     more_samples: int | None = None
+    """Estimated extra samples (or runs, when runs are pooled) per side that would settle an inconclusive verdict."""
     note: str = ""
 
 
 def compare_samples(
-    base: np.ndarray | list[float],
-    new: np.ndarray | list[float],
+    base: Samples,
+    new: Samples,
     *,
     threshold: float = DEFAULT_THRESHOLD,
     noise_floor_s: float = 0.0,
@@ -303,11 +336,14 @@ def compare_samples(
     n_boot: int = N_BOOT,
     seed: int = SEED,
 ) -> Comparison:
-    """The gate's verdict for one benchmark from raw per-step times (seconds) of both sides."""
+    """The gate's verdict for one benchmark from raw per-step times (seconds) of both sides.
+
+    Each side is one array of samples, or a list of arrays (one per run) to be pooled.
+    """
     from scipy.stats import mannwhitneyu
 
-    b = np.asarray(base, dtype=float)
-    n = np.asarray(new, dtype=float)
+    b = np.concatenate(_as_runs(base))
+    n = np.concatenate(_as_runs(new))
     c = Comparison(
         name, group, "inconclusive", threshold=threshold, noise_floor_us=noise_floor_s * 1e6,
         base_n=int(b.size), new_n=int(n.size),
@@ -319,7 +355,7 @@ def compare_samples(
     if c.base_median_s <= 0:
         c.note = "base median is not positive"
         return c
-    c.ratio, c.ci_low, c.ci_high = ratio_ci(b, n, n_boot=n_boot, seed=seed)
+    c.ratio, c.ci_low, c.ci_high = ratio_ci(base, new, n_boot=n_boot, seed=seed)
     if b.size >= 2 and n.size >= 2:
         c.p_value = float(mannwhitneyu(n, b, alternative="two-sided").pvalue)
     up, down = 1.0 + threshold, 1.0 - threshold
@@ -328,6 +364,8 @@ def compare_samples(
         c.note = f"difference below the noise floor ({noise_floor_s * 1e6:g} us)"
         return c
     nmin = min(b.size, n.size)
+    runs = min(len(_as_runs(base)), len(_as_runs(new)))
+    unit, units = ("runs", runs) if max(len(_as_runs(base)), len(_as_runs(new))) > 1 else ("samples", nmin)
     if nmin < MIN_SAMPLES:
         c.verdict = "inconclusive"
         c.more_samples = MIN_SAMPLES - nmin
@@ -345,12 +383,12 @@ def compare_samples(
     if c.verdict == "inconclusive":
         if not (c.ci_low <= up <= c.ci_high or c.ci_low <= down <= c.ci_high):
             c.note = f"rank test not significant (p={c.p_value:.2g})"
-            c.more_samples = nmin  # doubling is a reasonable guess
+            c.more_samples = units  # doubling is a reasonable guess
         else:
-            c.more_samples = _more_samples(c.ratio, c.ci_low, c.ci_high, up, down, nmin)
+            c.more_samples = _more_samples(c.ratio, c.ci_low, c.ci_high, up, down, units)
             c.note = (
                 f"interval straddles {'1+' if c.ci_low <= up <= c.ci_high else '1-'}threshold"
-                + (f"; ~{c.more_samples} more samples per side would settle it" if c.more_samples else "")
+                + (f"; ~{c.more_samples} more {unit} per side would settle it" if c.more_samples else "")
                 + ("" if c.more_samples else "; the estimate sits on the threshold")
             )
     return c
@@ -400,7 +438,7 @@ def compare_sides(base: Side, new: Side, thresholds: Thresholds, *, n_boot: int 
             out.append(c)
             continue
         c = compare_samples(
-            eb.samples, en.samples, threshold=thr, noise_floor_s=floor, name=name, group=group, n_boot=n_boot
+            eb.runs, en.runs, threshold=thr, noise_floor_s=floor, name=name, group=group, n_boot=n_boot
         )
         if len(eb.runs) > 1 or len(en.runs) > 1:
             pooled = f"pooled {len(eb.runs)} vs {len(en.runs)} runs"
