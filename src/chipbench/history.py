@@ -1,0 +1,274 @@
+"""`chipbench history DIR`: change points in a benchmark's history of results files.
+
+Every results file of one machine id is loaded and ordered by commit time (`commit_info.time`, then the
+file's `datetime`); each run contributes one point per benchmark, its median step time.
+
+Detection is two-stage, as in Apache Otava (formerly Hunter, MongoDB's approach):
+
+1. Candidates from `ruptures` (Truong, Oudre & Vayatis; maintained, needs only numpy and scipy) with
+   PELT on an L2 cost over the log of the medians. PELT finds the *optimal* segmentation for a penalised
+   cost in about linear time, where binary segmentation is a greedy approximation that can misplace or
+   miss one of two close steps; histories are hundreds of points at most, so exactness costs nothing. The
+   penalty is deliberately liberal (2 sigma^2 log n, sigma from the median absolute successive
+   difference, robust to the steps themselves): stage 2 prunes.
+2. Each candidate is kept only if a Welch t-test (`scipy.stats.ttest_ind(equal_var=False)`) between the
+   windows either side (up to the neighbouring candidates) gives p < --p-value and the ratio of medians
+   after/before differs from 1 by at least --min-magnitude. The weakest failing candidate is dropped and
+   the windows of its neighbours re-formed until all pass, as Otava does.
+
+Libraries considered: `apache-otava` 0.8 pins numpy 2.2.0 and scipy < 1.17 and pulls cloud clients
+(BigQuery, Slack); MongoDB's `signal-processing-algorithms` requires numpy < 2. `ruptures` found a planted
+step with both PELT and binary segmentation and installs cleanly beside torch's numpy 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import fnmatch
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chipbench.errors import UsageError
+
+
+@dataclass
+class Point:
+    commit: str
+    when: str
+    median_s: float
+    file: str
+
+
+@dataclass
+class ChangePoint:
+    benchmark: str
+    commit: str
+    previous_commit: str
+    ratio: float
+    direction: str
+    p_value: float
+    before_median_s: float
+    after_median_s: float
+    index: int
+    points_before: int
+    points_after: int
+
+
+def _time(doc: dict[str, Any]) -> tuple[float, float]:
+    def parse(s: Any) -> float:
+        if not isinstance(s, str) or not s:
+            return math.inf
+        try:
+            t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+        except ValueError:
+            return math.inf
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.timezone.utc)
+        return t.timestamp()
+
+    return parse((doc.get("commit_info") or {}).get("time")), parse(doc.get("datetime"))
+
+
+def load_history(root: Path, machine_id: str | None = None) -> tuple[str, list[tuple[Path, dict[str, Any]]]]:
+    """(machine id, [(file, doc)] in commit-time order) for every results file under root."""
+    from chipbench.compare import load_doc, result_files
+
+    if not root.exists():
+        raise UsageError(f"history folder {root} does not exist")
+    docs = [(f, load_doc(f)) for f in result_files(root)]
+    ids: dict[str, int] = {}
+    for _, d in docs:
+        mid = _machine(d)
+        ids[mid] = ids.get(mid, 0) + 1
+    if machine_id is None:
+        if len(ids) > 1:
+            listed = ", ".join(f"{k} ({v} files)" for k, v in sorted(ids.items()))
+            raise UsageError(f"{root} mixes machines: {listed}; pick one with --machine-id")
+        machine_id = next(iter(ids))
+    elif machine_id not in ids:
+        raise UsageError(
+            f"no results of machine {machine_id!r} under {root} (found: {', '.join(sorted(ids))})"
+        )
+    picked = [(f, d) for f, d in docs if _machine(d) == machine_id]
+    picked.sort(key=lambda fd: (*_time(fd[1]), str(fd[0])))
+    return machine_id, picked
+
+
+def _machine(doc: dict[str, Any]) -> str:
+    mi = doc.get("machine_info") or {}
+    return str(mi.get("chipbench_machine_id") or (doc.get("chipbench") or {}).get("machine_id") or "unknown")
+
+
+def series(docs: list[tuple[Path, dict[str, Any]]], pattern: str | None) -> dict[str, list[Point]]:
+    out: dict[str, list[Point]] = {}
+    for f, d in docs:
+        commit = str((d.get("commit_info") or {}).get("id") or "unknown")
+        when = str((d.get("commit_info") or {}).get("time") or d.get("datetime") or "")
+        for b in d["benchmarks"]:
+            name = b["name"]
+            if pattern and not (
+                fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(str(b.get("group")), pattern)
+            ):
+                continue
+            st = b["stats"]
+            data = [v for v in st.get("data") or [] if v is not None]
+            med = (
+                st.get("median")
+                if st.get("median") is not None
+                else (float(np.median(data)) if data else None)
+            )
+            if med is None or not med > 0:
+                continue
+            out.setdefault(name, []).append(Point(commit, when, float(med), str(f)))
+    return out
+
+
+def candidates(y: np.ndarray, min_size: int = 2) -> list[int]:
+    """Indices where a new segment starts, from ruptures' PELT on an L2 cost (liberal penalty)."""
+    import ruptures as rpt
+
+    n = y.size
+    if n < 2 * min_size:
+        return []
+    d = np.abs(np.diff(y))
+    sigma = float(np.median(d)) / 0.9539 if d.size else 0.0  # MASD of Gaussian noise = 0.9539 * sigma
+    sigma = max(sigma, 1e-6)
+    pen = 2.0 * sigma**2 * math.log(n)
+    bkps = rpt.Pelt(model="l2", min_size=min_size, jump=1).fit(y.reshape(-1, 1)).predict(pen=pen)
+    return [int(b) for b in bkps if 0 < b < n]
+
+
+def detect(
+    name: str, points: list[Point], *, p_value: float = 0.01, min_magnitude: float = 0.05
+) -> list[ChangePoint]:
+    """Change points of one benchmark's history that pass the Welch t-test and the magnitude test."""
+    from scipy.stats import ttest_ind
+
+    x = np.array([p.median_s for p in points])
+    if x.size < 4:
+        return []
+    cps = candidates(np.log(x))
+    while True:
+        tested: list[tuple[int, float, float, bool]] = []
+        edges = [0, *cps, x.size]
+        for i, b in enumerate(cps):
+            before, after = x[edges[i] : b], x[b : edges[i + 2]]
+            ratio = float(np.median(after) / np.median(before))
+            if before.size >= 2 and after.size >= 2:
+                with np.errstate(all="ignore"):
+                    p = float(ttest_ind(before, after, equal_var=False).pvalue)
+                p = 1.0 if math.isnan(p) else p
+            else:
+                p = 1.0
+            ok = p < p_value and abs(ratio - 1.0) >= min_magnitude
+            tested.append((b, p, ratio, ok))
+        failing = [t for t in tested if not t[3]]
+        if not failing:
+            break
+        weakest = max(failing, key=lambda t: (t[1], -abs(math.log(t[2]))))
+        cps.remove(weakest[0])
+    out = []
+    edges = [0, *cps, x.size]
+    for i, (b, p, ratio, _) in enumerate(tested):
+        before, after = x[edges[i] : b], x[b : edges[i + 2]]
+        out.append(
+            ChangePoint(
+                benchmark=name,
+                commit=points[b].commit,
+                previous_commit=points[b - 1].commit,
+                ratio=ratio,
+                direction="regression" if ratio > 1 else "improvement",
+                p_value=p,
+                before_median_s=float(np.median(before)),
+                after_median_s=float(np.median(after)),
+                index=b,
+                points_before=int(before.size),
+                points_after=int(after.size),
+            )
+        )
+    return out
+
+
+COLUMNS = ("benchmark", "commit", "previous", "ratio", "direction", "p", "before_ms", "after_ms")
+
+
+def _rows(cps: list[ChangePoint]) -> list[list[str]]:
+    return [
+        [
+            c.benchmark,
+            c.commit[:12],
+            c.previous_commit[:12],
+            f"{c.ratio:.3f}",
+            c.direction,
+            f"{c.p_value:.2g}",
+            f"{c.before_median_s * 1e3:.4g}",
+            f"{c.after_median_s * 1e3:.4g}",
+        ]
+        for c in cps
+    ]
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from chipbench.compare import parse_threshold
+
+    mag = parse_threshold(args.min_magnitude, "--min-magnitude")
+    if not 0 < args.p_value < 1:
+        raise UsageError(f"--p-value must be between 0 and 1, got {args.p_value}")
+    mid, docs = load_history(args.dir, args.machine_id)
+    per = series(docs, args.benchmark)
+    if not per:
+        raise UsageError(f"no benchmark under {args.dir} matches {args.benchmark!r}")
+    cps: list[ChangePoint] = []
+    for name in sorted(per):
+        cps.extend(detect(name, per[name], p_value=args.p_value, min_magnitude=mag))
+    title = (
+        f"chipbench history: {len(docs)} results of {mid}, {len(per)} benchmark(s), "
+        f"{len(cps)} change point(s) (p < {args.p_value:g}, |ratio - 1| >= {mag:.3g})"
+    )
+    if args.markdown:
+        from chipbench.fileio import atomic_write_text
+
+        lines = [
+            f"### {title}",
+            "",
+            "| " + " | ".join(COLUMNS) + " |",
+            "|" + "|".join("---" for _ in COLUMNS) + "|",
+        ]
+        lines += ["| " + " | ".join(r) + " |" for r in _rows(cps)]
+        atomic_write_text(args.markdown, "\n".join(lines) + "\n")
+    if args.json:
+        print(
+            json.dumps(
+                {"machine_id": mid, "files": len(docs), "change_points": [asdict(c) for c in cps]}, indent=2
+            )
+        )
+    else:
+        from chipbench.cli import _print_table
+
+        _print_table(title, list(COLUMNS), _rows(cps))
+    return 0
+
+
+def add_parsers(sub: Any, parser_class: type[argparse.ArgumentParser] | None = None) -> None:
+    s = sub.add_parser("history", help="change points in a folder of results files (one machine)")
+    s.add_argument("dir", type=Path, metavar="DIR", help="folder of results files")
+    s.add_argument("--benchmark", metavar="GLOB", help="only benchmarks whose name or group matches")
+    s.add_argument("--machine-id", help="the machine to analyse when DIR holds several")
+    s.add_argument("--min-magnitude", default="5%", help="smallest change of the median that counts (5%%)")
+    s.add_argument("--p-value", type=float, default=0.01, help="Welch t-test significance level (0.01)")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--markdown", type=Path, metavar="PATH")
+    s.set_defaults(func=cmd_history)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from chipbench.cli import main
+
+    sys.exit(main(["history", *sys.argv[1:]]))

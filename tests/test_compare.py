@@ -1,0 +1,318 @@
+"""The compare gate: verdicts on constructed samples, exit codes, bad inputs, machines, version hashes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from chipbench import compare
+from chipbench.cli import main
+from chipbench.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MACHINE = {
+    "chipbench_machine_id": "cpu-test-2c",
+    "device": {"kind": "cpu", "name": "Test CPU", "count": 1},
+    "packages": {"torch": "2.13.0+cpu", "fbgemm-gpu-cpu": "1.8.0", "torchrec": "1.8.0"},
+    "cpu": {"brand_raw": "Test CPU", "arch": "x86_64", "count": 2},
+    "machine": "x86_64",
+}
+
+
+def bench_entry(
+    name: str, data: Any, version_hash: str | None = "h1", group: str | None = None
+) -> dict[str, Any]:
+    data = [float(v) for v in data]
+    return {
+        "name": name,
+        "group": group or name.split("[")[0],
+        "fullname": f"chipbench::{name}",
+        "extra_info": {"version_hash": version_hash, "metrics": {}},
+        "stats": {"data": data, "median": float(np.median(data)), "rounds": len(data)},
+    }
+
+
+def write_results(
+    path: Path,
+    benches: dict[str, Any],
+    *,
+    commit: str = "c0",
+    commit_time: str = "2026-01-01T00:00:00+00:00",
+    machine: dict[str, Any] | None = None,
+    hashes: dict[str, str] | None = None,
+) -> Path:
+    """A synthetic chipbench results file: {name: samples}."""
+    mi = json.loads(json.dumps(machine or MACHINE))
+    doc = {
+        "machine_info": mi,
+        "commit_info": {"id": commit, "time": commit_time},
+        "benchmarks": [bench_entry(n, d, (hashes or {}).get(n, "h1")) for n, d in benches.items()],
+        "datetime": commit_time,
+        "version": "5.1.0",
+        "chipbench": {"schema_version": 1, "machine_id": mi["chipbench_machine_id"], "errors": []},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def lognormal(n: int, median: float = 1e-3, sigma: float = 0.02, seed: int = 0) -> np.ndarray:
+    return median * np.exp(np.random.default_rng(seed).normal(0, sigma, n))
+
+
+# ---------------------------------------------------------------- verdicts on constructed samples
+
+
+def test_equal_samples_unchanged() -> None:
+    c = compare.compare_samples(lognormal(50, seed=1), lognormal(50, seed=2))
+    assert c.verdict == "unchanged"
+    assert c.ci_low is not None and c.ci_high is not None and c.ci_low < 1 < c.ci_high
+
+
+@pytest.mark.parametrize(("factor", "verdict"), [(1.10, "regression"), (0.90, "improvement")])
+def test_shift_detected(factor: float, verdict: str) -> None:
+    c = compare.compare_samples(lognormal(40, seed=1), factor * lognormal(40, seed=2))
+    assert c.verdict == verdict
+    assert c.ratio == pytest.approx(factor, rel=0.02)
+    assert c.p_value is not None and c.p_value < 0.01
+
+
+def test_heavy_tailed_noise_is_not_a_regression() -> None:
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        # lognormal body with Pareto outliers (preemption, page faults) on both sides, no shift
+        def sample(n: int) -> np.ndarray:
+            x = 1e-3 * np.exp(rng.normal(0, 0.05, n))
+            hit = rng.random(n) < 0.15
+            x[hit] *= 1 + rng.pareto(1.5, hit.sum())
+            return x
+
+        c = compare.compare_samples(sample(30), sample(30), seed=trial)
+        assert c.verdict in ("unchanged", "inconclusive"), c
+
+
+def test_tiny_samples_inconclusive() -> None:
+    c = compare.compare_samples([1.0e-3, 1.01e-3, 0.99e-3], [1.2e-3, 1.21e-3, 1.19e-3])
+    assert c.verdict == "inconclusive"
+    assert c.more_samples and c.more_samples > 0
+    assert "too few samples" in c.note
+
+
+def test_straddling_reports_more_samples() -> None:
+    c = compare.compare_samples(lognormal(8, sigma=0.08, seed=3), 1.05 * lognormal(8, sigma=0.08, seed=4))
+    assert c.verdict == "inconclusive"
+    assert c.more_samples is None or c.more_samples > 0
+
+
+def test_noise_floor() -> None:
+    base, new = (
+        lognormal(40, median=2e-6, sigma=0.01, seed=1),
+        lognormal(40, median=2.4e-6, sigma=0.01, seed=2),
+    )
+    assert compare.compare_samples(base, new).verdict == "regression"
+    c = compare.compare_samples(base, new, noise_floor_s=1e-6)
+    assert c.verdict == "unchanged" and "noise floor" in c.note
+
+
+def test_pooled_runs_use_run_level_spread() -> None:
+    # Three runs per side whose levels differ by +-8% from run to run: pooling samples alone would look
+    # certain; the two-level bootstrap must not call a regression.
+    rng = np.random.default_rng(3)
+    levels_a, levels_b = [0.92, 1.0, 1.08], [1.08, 1.0, 1.08]
+    a = [lv * 1e-3 * np.exp(rng.normal(0, 0.005, 30)) for lv in levels_a]
+    b = [lv * 1e-3 * np.exp(rng.normal(0, 0.005, 30)) for lv in levels_b]
+    assert compare.compare_samples(a, b).verdict != "regression"
+
+
+@pytest.mark.parametrize(("text", "value"), [("5%", 0.05), ("2.5%", 0.025), ("0.05", 0.05), (" 10% ", 0.1)])
+def test_parse_threshold(text: str, value: float) -> None:
+    assert compare.parse_threshold(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "150%", "-5%", "nan"])
+def test_parse_threshold_bad(text: str) -> None:
+    with pytest.raises(UsageError):
+        compare.parse_threshold(text)
+
+
+def test_thresholds_toml(tmp_path: Path) -> None:
+    f = tmp_path / "t.toml"
+    f.write_text(
+        'threshold = "4%"\nnoise_floor_us = 1\n[benchmarks]\n"calib.*" = "10%"\n'
+        '"calib.matmul[dtype=bf16]" = { threshold = "2.5%", noise_floor_us = 3 }\n"dlrm.*" = "8%"\n'
+    )
+    th = compare.load_thresholds(f, 0.05, 0.0)
+    assert th.for_benchmark("x", None) == pytest.approx((0.04, 1e-6))
+    assert th.for_benchmark("calib.copy", "calib.copy") == pytest.approx((0.10, 1e-6))
+    assert th.for_benchmark("calib.matmul[dtype=bf16]", "calib.matmul") == pytest.approx((0.025, 3e-6))
+    assert th.for_benchmark("dlrm.step[batch_size=8]", "dlrm.step")[0] == pytest.approx(0.08)
+    assert th.for_benchmark("other", "dlrm.x")[0] == pytest.approx(0.08)  # glob on the group
+
+
+def test_example_thresholds_file_parses() -> None:
+    th = compare.load_thresholds(ROOT / "ci" / "thresholds.example.toml", 0.05, 0.0)
+    assert th.rules
+
+
+# ---------------------------------------------------------------- the CLI: exit codes and output
+
+
+def _pair(tmp_path: Path, factor: float, n: int = 40, **kw: Any) -> tuple[str, str]:
+    base = write_results(tmp_path / "base.json", {"b.x": lognormal(n, seed=1), "b.y": lognormal(n, seed=3)})
+    new = write_results(
+        tmp_path / "new.json", {"b.x": factor * lognormal(n, seed=2), "b.y": lognormal(n, seed=4)}, **kw
+    )
+    return str(base), str(new)
+
+
+def test_exit_0_unchanged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", *_pair(tmp_path, 1.0)]) == 0
+    assert "unchanged" in capsys.readouterr().out
+
+
+def test_exit_1_regression_json_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    md = tmp_path / "summary.md"
+    assert main(["compare", *_pair(tmp_path, 1.2), "--json", "--markdown", str(md)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    verdicts = {r["benchmark"]: r["verdict"] for r in out["results"]}
+    assert verdicts == {"b.x": "regression", "b.y": "unchanged"}
+    assert out["exit_code"] == 1 and out["summary"]["regression"] == 1
+    assert "| b.x |" in md.read_text() and "regression" in md.read_text()
+
+
+def test_exit_3_strict_inconclusive(tmp_path: Path) -> None:
+    base, new = _pair(tmp_path, 1.05, n=3)
+    assert main(["compare", base, new]) == 0
+    assert main(["compare", base, new, "--strict"]) == 3
+
+
+def test_threshold_option_changes_verdict(tmp_path: Path) -> None:
+    base, new = _pair(tmp_path, 1.2)
+    assert main(["compare", base, new, "--threshold", "50%"]) == 0
+    assert main(["compare", base, new, "--threshold", "0.05"]) == 1
+
+
+def test_folders_pool_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(3):
+        write_results(tmp_path / "base" / f"{i}.json", {"b.x": lognormal(20, seed=i)})
+        write_results(tmp_path / "new" / f"{i}.json", {"b.x": 1.3 * lognormal(20, seed=10 + i)})
+    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "new"), "--json"]) == 1
+    r = json.loads(capsys.readouterr().out)["results"][0]
+    assert r["base_n"] == 60 and r["new_n"] == 60 and "pooled 3 vs 3 runs" in r["note"]
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("chipbench: error:") and "\n" not in err
+    return err
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base, _ = _pair(tmp_path, 1.0)
+    assert main(["compare", base, str(tmp_path / "nope.json")]) == 2
+    assert "does not exist" in _one_line_error(capsys)
+
+
+def test_corrupt_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base, new = _pair(tmp_path, 1.0)
+    Path(new).write_text(Path(new).read_text()[:100])
+    assert main(["compare", base, new]) == 2
+    assert "not valid JSON" in _one_line_error(capsys)
+
+
+def test_schema_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base, _ = _pair(tmp_path, 1.0)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"results": []}))
+    assert main(["compare", base, str(other)]) == 2
+    assert "no 'benchmarks' list" in _one_line_error(capsys)
+
+
+def test_nothing_in_common(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = write_results(tmp_path / "a.json", {"b.x": lognormal(10)})
+    b = write_results(tmp_path / "b.json", {"b.z": lognormal(10)})
+    assert main(["compare", str(a), str(b)]) == 2
+    assert "no benchmarks in common" in _one_line_error(capsys)
+
+
+def test_bad_threshold_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", *_pair(tmp_path, 1.0), "--threshold", "lots"]) == 2
+    _one_line_error(capsys)
+
+
+def test_cross_machine_refused_then_labelled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = json.loads(json.dumps(MACHINE))
+    other["packages"]["torch"] = "2.12.0+cpu"
+    base, new = _pair(tmp_path, 1.0, machine=other)
+    assert main(["compare", base, new]) == 2
+    err = _one_line_error(capsys)
+    assert "different machines" in err and "torch 2.13.0+cpu vs 2.12.0+cpu" in err
+    assert main(["compare", base, new, "--allow-cross-machine", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["cross_machine"].startswith("CROSS-MACHINE")
+
+
+def test_cross_machine_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = json.loads(json.dumps(MACHINE))
+    other["chipbench_machine_id"] = "cuda-h100"
+    other["device"] = {"kind": "cuda", "name": "NVIDIA H100", "count": 1}
+    assert main(["compare", *_pair(tmp_path, 1.0, machine=other)]) == 2
+    assert "machine id" in _one_line_error(capsys)
+
+
+def test_version_hash_change_not_comparable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base, new = _pair(tmp_path, 1.5, hashes={"b.x": "h2"})
+    assert main(["compare", base, new, "--json"]) == 0  # never a regression
+    verdicts = {r["benchmark"]: r["verdict"] for r in json.loads(capsys.readouterr().out)["results"]}
+    assert verdicts["b.x"] == "not comparable"
+
+
+def _pytest_benchmark_file(path: Path, data: Any, save_data: bool = True) -> Path:
+    """What pytest-benchmark itself saves (.benchmarks/<machine>/0001_x.json), without chipbench fields."""
+    st: dict[str, Any] = {"min": float(min(data)), "median": float(np.median(data)), "rounds": len(data)}
+    if save_data:
+        st["data"] = [float(v) for v in data]
+    doc = {
+        "machine_info": {"node": "n", "machine": "x86_64", "cpu": {"brand_raw": "Test CPU"}},
+        "commit_info": {"id": "abc", "time": "2026-01-01T00:00:00+00:00"},
+        "benchmarks": [
+            {
+                "group": None,
+                "name": "test_step",
+                "fullname": "benchmarks/test_suite.py::test_step",
+                "stats": st,
+            }
+        ],
+        "datetime": "2026-01-01T00:00:00",
+        "version": "5.1.0",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_pytest_benchmark_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = _pytest_benchmark_file(tmp_path / ".benchmarks" / "Linux" / "0001_a.json", lognormal(30, seed=1))
+    b = _pytest_benchmark_file(
+        tmp_path / ".benchmarks" / "Linux" / "0002_b.json", 1.25 * lognormal(30, seed=2)
+    )
+    assert main(["compare", str(a), str(b), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["results"][0]["verdict"] == "regression"
+    c = _pytest_benchmark_file(tmp_path / "c.json", lognormal(30), save_data=False)
+    assert main(["compare", str(a), str(c)]) == 2
+    assert "--benchmark-save-data" in _one_line_error(capsys)
+
+
+def test_workflow_yaml_parses() -> None:
+    yaml = pytest.importorskip("yaml")
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "chipbench.yml").read_text())
+    jobs = wf["jobs"]
+    assert set(jobs) >= {"cpu-smoke", "gpu"}
+    assert jobs["gpu"]["runs-on"] == ["self-hosted", "gpu"]
+    on = wf.get("on", wf.get(True))  # YAML 1.1 reads a bare `on` key as True
+    assert "pull_request" in on
