@@ -1,0 +1,91 @@
+"""Change-point detection over a synthetic history of results files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chipbench.cli import main
+from tests.test_compare import MACHINE, write_results
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def make_history(
+    root: Path, n: int = 30, step_at: int | None = 18, factor: float = 1.2, seed: int = 0
+) -> None:
+    """n results files, commit i at T0 + i hours; benchmark b.step slows by `factor` from commit step_at on.
+
+    File names are shuffled relative to commit order, so ordering must come from commit_info.time.
+    """
+    rng = np.random.default_rng(seed)
+    names = rng.permutation(n)
+    for i in range(n):
+        level = factor if step_at is not None and i >= step_at else 1.0
+        step = level * 1e-3 * np.exp(rng.normal(0, 0.01, 20)) * (1 + rng.normal(0, 0.02))  # run-level noise
+        flat = 2e-3 * np.exp(rng.normal(0, 0.01, 20)) * (1 + rng.normal(0, 0.02))
+        write_results(
+            root / f"run{names[i]:03d}.json",
+            {"b.step": step, "b.flat": flat},
+            commit=f"commit{i:03d}",
+            commit_time=(T0 + dt.timedelta(hours=i)).isoformat(),
+        )
+
+
+def test_planted_step_found_at_the_right_commit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_history(tmp_path)
+    assert main(["history", str(tmp_path), "--json"]) == 0
+    cps = json.loads(capsys.readouterr().out)["change_points"]
+    assert len(cps) == 1, cps
+    cp = cps[0]
+    assert cp["benchmark"] == "b.step"
+    assert cp["commit"] == "commit018" and cp["previous_commit"] == "commit017"
+    assert cp["ratio"] == pytest.approx(1.2, rel=0.03)
+    assert cp["direction"] == "regression"
+
+
+def test_improvement_direction(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_history(tmp_path, step_at=10, factor=0.8, seed=1)
+    assert main(["history", str(tmp_path), "--json", "--benchmark", "b.st*"]) == 0
+    cps = json.loads(capsys.readouterr().out)["change_points"]
+    assert [(c["commit"], c["direction"]) for c in cps] == [("commit010", "improvement")]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_flat_noisy_history_gives_none(tmp_path: Path, capsys: pytest.CaptureFixture[str], seed: int) -> None:
+    make_history(tmp_path, step_at=None, seed=seed)
+    assert main(["history", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["change_points"] == []
+
+
+def test_small_step_below_min_magnitude_ignored(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_history(tmp_path, factor=1.2)
+    assert main(["history", str(tmp_path), "--json", "--min-magnitude", "30%"]) == 0
+    assert json.loads(capsys.readouterr().out)["change_points"] == []
+
+
+def test_table_and_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_history(tmp_path / "h")
+    md = tmp_path / "h.md"
+    assert main(["history", str(tmp_path / "h"), "--markdown", str(md)]) == 0
+    assert "commit018" in capsys.readouterr().out
+    assert "| b.step | commit018 | commit017 |" in md.read_text()
+
+
+def test_mixed_machines_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_history(tmp_path, n=8, step_at=None)
+    other = {**MACHINE, "chipbench_machine_id": "cpu-other-4c"}
+    write_results(tmp_path / "other.json", {"b.step": [1e-3] * 5}, machine=other)
+    assert main(["history", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "mixes machines" in err and "\n" not in err
+    assert main(["history", str(tmp_path), "--machine-id", "cpu-test-2c", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"] == 8
+
+
+def test_missing_dir(tmp_path: Path) -> None:
+    assert main(["history", str(tmp_path / "nope")]) == 2
