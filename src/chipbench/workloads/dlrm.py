@@ -348,7 +348,9 @@ def zipf_ranks(n: int, count: int, alpha: float, gen: Any, device: Any) -> Any:
     (inverse CDF), so its rank-frequency log-log slope is -alpha."""
     import torch
 
-    u = torch.rand(count, generator=gen, device=device, dtype=torch.float64)
+    # float64 for exact ranks up to 40M rows; MPS has no float64 (float32 blurs only the coldest ranks)
+    fdt = torch.float32 if torch.device(device).type == "mps" else torch.float64
+    u = torch.rand(count, generator=gen, device=device, dtype=fdt)
     if abs(alpha - 1.0) < 1e-9:
         x = torch.exp(u * math.log(n + 1.0))
     else:
@@ -403,7 +405,7 @@ def make_batches(cfg: DLRMConfig, r: dict[str, Any], device: Any, seed: int, cou
                 p: Any = perms[t]
                 ids = p[ranks] if isinstance(p, torch.Tensor) else (ranks * p[0] + p[1]) % n
             # hidden per-row score in [-1, 1): a hash of the id, averaged over the bag
-            h = ((ids * 2654435761 + salts[t]) % (1 << 31)).double().div_(1 << 30).sub_(1.0).float()
+            h = ((ids * 2654435761 + salts[t]) % (1 << 31)).float().div_(1 << 30).sub_(1.0)
             bag = torch.repeat_interleave(torch.arange(b, device=device), lens)
             score = torch.zeros(b, device=device).index_add_(0, bag, h) / lens.float()
             logit = logit + w_table[t] * score
