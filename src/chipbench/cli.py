@@ -446,6 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache-dir", type=Path, help="where ceilings are stored (default: the user's cache dir)")
     s.add_argument("--output", type=Path, metavar="PATH", help="results file of the calibration runs")
     s.set_defaults(func=cmd_calibrate)
+
+    from chipbench import ab as _ab, compare as _compare, history as _history
+
+    _compare.add_parsers(sub, _Parser)
+    _ab.add_parsers(sub, _Parser)
+    _history.add_parsers(sub, _Parser)
     return p
 
 
