@@ -273,3 +273,14 @@ def test_compile_matches_eager() -> None:
         tokens = _progression_batch(torch.Generator().manual_seed(4), 256, 4, 32)
         losses.append([float(train(tokens[:, :-1], tokens[:, 1:])) for _ in range(3)])
     assert losses[0] == pytest.approx(losses[1], rel=1e-3)
+
+
+def test_fused_and_foreach_adamw_agree() -> None:
+    out = []
+    for impl in ("fused", "foreach"):
+        cfg = LlamaConfig(flavor="tiny", dtype="fp32", adamw_impl=impl, seq_len=32)  # type: ignore[arg-type]
+        _, train, info = make_trainer(cfg, CPU)
+        assert info["optimizer"] == f"AdamW {impl}"
+        tokens = _progression_batch(torch.Generator().manual_seed(5), 256, 4, 32)
+        out.append([float(train(tokens[:, :-1], tokens[:, 1:])) for _ in range(4)])
+    assert out[0] == pytest.approx(out[1], rel=1e-4)

@@ -21,6 +21,7 @@ FlavorName = Literal[
     "tiny", "debug", "llama2-7b", "llama3.2-1b", "llama3.2-3b", "llama3-8b", "llama3-70b", "llama3.1-405b"
 ]
 FlopConvention = Literal["torchtitan", "causal_halved"]
+AdamwImpl = Literal["auto", "fused", "foreach"]
 _BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 
 # One row per flavor. seq_len and batch_size are the defaults for whole-model runs at that flavor.
@@ -171,6 +172,8 @@ class LlamaConfig(LlamaShapeConfig):
     """torchtitan: 6*N_matmul + 12*L*H*D*T per token; causal_halved: attention term halved (Megatron)."""
     lr: float = 3e-4
     """AdamW learning rate (betas 0.9, 0.95, weight decay 0.1, gradient clipping at norm 1.0)."""
+    adamw_impl: AdamwImpl = "auto"
+    """AdamW kernels: auto (fused where torch has them: CUDA/ROCm, CPU, MPS, XPU), fused or foreach."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -223,6 +226,8 @@ class AdamwConfig(MicroConfig):
 
     dtype: DType = "fp32"
     """Parameter, gradient and state dtype (fp32 = master weights under mixed precision)."""
+    adamw_impl: AdamwImpl = "auto"
+    """AdamW kernels: auto (fused where torch has them: CUDA/ROCm, CPU, MPS, XPU), fused or foreach."""
 
 
 # ------------------------------------------------------------------------------ shared helpers
@@ -293,6 +298,18 @@ def _device_type(ctx: RunContext) -> str:
     return "cuda" if ctx.device in ("cuda", "rocm") else ctx.device
 
 
+def _adamw_impl(requested: str, dev_type: str) -> str:
+    """auto: fused where torch has fused AdamW kernels. On the 2-core CPU the fused step over 57M
+    parameters took about 50 ms against about 590 ms for foreach."""
+    if requested != "auto":
+        return requested
+    return "fused" if dev_type in ("cuda", "cpu", "mps", "xpu") else "foreach"
+
+
+def _adamw_kwargs(impl: str) -> dict[str, Any]:
+    return {"fused": True} if impl == "fused" else {"foreach": True}
+
+
 # ------------------------------------------------------------------------------- training step
 
 
@@ -343,14 +360,9 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Any, dict[str,
     with torch.device(ctx.torch_device):
         model = Transformer(s.model_args(), activation_checkpointing=cfg.activation_checkpointing)
     model.train()
-    on_gpu = dev_type == "cuda"
+    impl = _adamw_impl(cfg.adamw_impl, dev_type)
     opt = torch.optim.AdamW(
-        model.parameters(),
-        lr=cfg.lr,
-        betas=(0.9, 0.95),
-        weight_decay=0.1,
-        fused=True if on_gpu else None,
-        foreach=None if on_gpu else True,
+        model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1, **_adamw_kwargs(impl)
     )
     low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.dtype)
     scaler = torch.amp.GradScaler(dev_type) if cfg.dtype == "fp16" else None
@@ -378,7 +390,7 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Any, dict[str,
         return loss.detach()
 
     info = {
-        "optimizer": "AdamW " + ("fused" if on_gpu else "foreach"),
+        "optimizer": f"AdamW {impl}",
         "precision": {
             "fp32": "fp32",
             "bf16": "bf16 autocast, fp32 master weights",
@@ -799,11 +811,8 @@ def _adamw_setup(cfg: AdamwConfig, ctx: RunContext) -> Prepared:
         p = torch.nn.Parameter(_randn(shp, cfg.dtype, ctx, gen, 0.02))
         p.grad = _randn(shp, cfg.dtype, ctx, gen, 1e-3)
         params.append(p)
-    on_gpu = _device_type(ctx) == "cuda"
-    opt = torch.optim.AdamW(
-        params, lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=True if on_gpu else None,
-        foreach=None if on_gpu else True,
-    )  # fmt: skip
+    impl = _adamw_impl(cfg.adamw_impl, _device_type(ctx))
+    opt = torch.optim.AdamW(params, lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1, **_adamw_kwargs(impl))
     n = _layer_numel(s)
     return Prepared(
         step=opt.step,
@@ -814,7 +823,7 @@ def _adamw_setup(cfg: AdamwConfig, ctx: RunContext) -> Prepared:
         info={
             "flavor": cfg.flavor,
             "parameters": n,
-            "optimizer": "AdamW " + ("fused" if on_gpu else "foreach"),
+            "optimizer": f"AdamW {impl}",
         },
     )
 
