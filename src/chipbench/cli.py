@@ -447,7 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", type=Path, metavar="PATH", help="results file of the calibration runs")
     s.set_defaults(func=cmd_calibrate)
 
-    from chipbench import ab as _ab, compare as _compare, history as _history
+    from chipbench import ab as _ab
+    from chipbench import compare as _compare
+    from chipbench import history as _history
 
     _compare.add_parsers(sub, _Parser)
     _ab.add_parsers(sub, _Parser)
