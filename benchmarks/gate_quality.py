@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import random
 import time
 from typing import Any
@@ -88,11 +89,26 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=40, help="runs per case and side")
     ap.add_argument("--time-budget", type=float, default=0.3, help="time budget of one run (s)")
     ap.add_argument("--restart-every", type=int, default=5, help="fresh worker process every N rounds")
-    ap.add_argument("--pooled", type=int, default=3, help="runs per side in the pooled comparisons")
     ap.add_argument("--max-trials", type=int, default=600)
     ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument(
+        "--pooled", dest="pooled_list", default="3,5", help="runs per side in the pooled comparisons"
+    )
+    ap.add_argument("--save", metavar="NPZ", help="save the pool of runs")
+    ap.add_argument("--load", metavar="NPZ", help="analyse a saved pool instead of running")
     args = ap.parse_args()
-    data, wall = collect(args.runs, args.time_budget, args.restart_every)
+    if args.load:
+        with np.load(args.load) as z:
+            meta = json.loads(str(z["meta"]))
+            data = {tuple(k): [z[f"{i}_{j}"] for j in range(n)] for i, (k, n) in enumerate(meta["keys"])}
+            wall, args.runs, args.time_budget = meta["wall"], meta["runs"], meta["budget"]
+    else:
+        data, wall = collect(args.runs, args.time_budget, args.restart_every)
+    if args.save:
+        arrays = {f"{i}_{j}": r for i, runs in enumerate(data.values()) for j, r in enumerate(runs)}
+        meta = {"keys": [[list(k), len(v)] for k, v in data.items()], "wall": wall}
+        meta |= {"runs": args.runs, "budget": args.time_budget}
+        np.savez(args.save, meta=json.dumps(meta), **arrays)
     print(
         f"\npool: {args.runs} runs per case and side, time budget {args.time_budget} s per run, "
         f"{wall:.0f} s wall in all; default threshold {compare.DEFAULT_THRESHOLD:.0%}\n"
@@ -101,22 +117,30 @@ def main() -> None:
     for label in CASES:
         base, slow = data[(label, "base")], data[(label, "slow")]
         sizes = [r.size for r in base + slow]
+        true = float(np.median(np.concatenate(slow)) / np.median(np.concatenate(base)))
+        spread = np.std(np.log([np.median(r) for r in base]), ddof=1)
         print(
-            f"== {label}: samples per run median {int(np.median(sizes))} (min {min(sizes)}, max {max(sizes)})"
+            f"== {label}: samples per run median {int(np.median(sizes))} (min {min(sizes)}, max {max(sizes)}); "
+            f"run-to-run sd of medians {spread:.1%}; measured slowdown of the scaled case {true:.3f}"
         )
         aa = list(itertools.combinations(base, 2)) + list(itertools.combinations(slow, 2))
         ab = [(b, s) for b in base for s in slow]
         for name, pairs in (("A/A single runs", aa), ("10% slower, single runs", ab)):
             pairs = rng.sample(pairs, min(len(pairs), args.max_trials))
-            print(f"  {name:34s} {_fmt(rates(pairs, args.n_boot))}")
-        k = args.pooled
-        pooled_aa, pooled_ab = [], []
-        for _ in range(min(args.max_trials, 200)):
-            idx = rng.sample(range(len(base)), 2 * k)
-            pooled_aa.append(([base[i] for i in idx[:k]], [base[i] for i in idx[k:]]))
-            pooled_ab.append(([base[i] for i in idx[:k]], rng.sample(slow, k)))
-        print(f"  {f'A/A {k} pooled runs per side':34s} {_fmt(rates(pooled_aa, args.n_boot))}")
-        print(f"  {f'10% slower, {k} pooled runs per side':34s} {_fmt(rates(pooled_ab, args.n_boot))}")
+            print(f"  {name:40s} {_fmt(rates(pairs, args.n_boot))}")
+        for k in (int(v) for v in args.pooled_list.split(",")):
+            pooled_aa, pooled_ab = [], []
+            for _ in range(min(args.max_trials, 300)):
+                # Consecutive runs, as `chipbench ab` interleaves them: A/A takes alternate runs of one case.
+                start = rng.randrange(0, len(base) - 2 * k + 1)
+                window = base[start : start + 2 * k]
+                pooled_aa.append((window[0::2], window[1::2]))
+                start = rng.randrange(0, len(base) - k + 1)
+                pooled_ab.append((base[start : start + k], slow[start : start + k]))
+            print(f"  {f'A/A {k} interleaved runs per side':40s} {_fmt(rates(pooled_aa, args.n_boot))}")
+            print(
+                f"  {f'10% slower, {k} interleaved runs per side':40s} {_fmt(rates(pooled_ab, args.n_boot))}"
+            )
 
 
 def _fmt(r: dict[str, float]) -> str:

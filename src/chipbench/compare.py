@@ -320,6 +320,7 @@ class Comparison:
     new_median_s: float | None = None
     base_n: int = 0
     new_n: int = 0
+    test: str = "mann-whitney"
     more_samples: int | None = None
     """Estimated extra samples (or runs, when runs are pooled) per side that would settle an inconclusive verdict."""
     note: str = ""
@@ -358,6 +359,16 @@ def compare_samples(
     c.ratio, c.ci_low, c.ci_high = ratio_ci(base, new, n_boot=n_boot, seed=seed)
     if b.size >= 2 and n.size >= 2:
         c.p_value = float(mannwhitneyu(n, b, alternative="two-sided").pvalue)
+    rb, rn = _as_runs(base), _as_runs(new)
+    if len(rb) >= 2 and len(rn) >= 2:
+        # Runs pooled on both sides: the runs, not the samples, are the independent units. Widen the
+        # interval to a Welch t interval on the log of the run medians, and take the significance from
+        # the same test (a rank test on pooled samples treats correlated samples as independent).
+        run_ci = _run_level(rb, rn)
+        if run_ci is not None:
+            lo, hi, p = run_ci
+            c.ci_low, c.ci_high = min(c.ci_low, lo), max(c.ci_high, hi)
+            c.p_value, c.test = p, "welch-t on run medians"
     up, down = 1.0 + threshold, 1.0 - threshold
     if abs(c.new_median_s - c.base_median_s) < noise_floor_s:
         c.verdict = "unchanged"
@@ -382,7 +393,7 @@ def compare_samples(
         c.verdict = "inconclusive"
     if c.verdict == "inconclusive":
         if not (c.ci_low <= up <= c.ci_high or c.ci_low <= down <= c.ci_high):
-            c.note = f"rank test not significant (p={c.p_value:.2g})"
+            c.note = f"{c.test} not significant (p={c.p_value:.2g})"
             c.more_samples = units  # doubling is a reasonable guess
         else:
             c.more_samples = _more_samples(c.ratio, c.ci_low, c.ci_high, up, down, units)
@@ -392,6 +403,21 @@ def compare_samples(
                 + ("" if c.more_samples else "; the estimate sits on the threshold")
             )
     return c
+
+
+def _run_level(rb: list[np.ndarray], rn: list[np.ndarray]) -> tuple[float, float, float] | None:
+    """(low, high, p) of the ratio of run medians from a Welch t-test on their logs; None if degenerate."""
+    from scipy.stats import ttest_ind
+
+    lb = np.log([np.median(r) for r in rb])
+    ln = np.log([np.median(r) for r in rn])
+    if np.ptp(lb) == 0 and np.ptp(ln) == 0:
+        return None
+    res = ttest_ind(ln, lb, equal_var=False)
+    ci = res.confidence_interval(0.95)
+    if not (math.isfinite(ci.low) and math.isfinite(ci.high)):
+        return None
+    return math.exp(ci.low), math.exp(ci.high), float(res.pvalue)
 
 
 def _more_samples(ratio: float, lo: float, hi: float, up: float, down: float, n: int) -> int | None:
