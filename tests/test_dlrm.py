@@ -79,7 +79,8 @@ def test_backends_agree_after_one_step(interaction, opt):
 
 @needs_torchrec
 @pytest.mark.parametrize("interaction", ["dot", "dcn"])
-def test_hybrid_matches_torch_sgd(interaction):
+@pytest.mark.parametrize("kernel", ["index_add", "fbgemm"])
+def test_hybrid_matches_torch_sgd(interaction, kernel):
     """backend=hybrid (torch embedding_bag forward + FBGEMM fused SGD backward) == plain torch + SGD."""
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(2)
@@ -92,7 +93,7 @@ def test_hybrid_matches_torch_sgd(interaction):
         dcn_layers=2,
         dcn_rank=4,
     )
-    a = mdl.DLRM(spec, "hybrid", "cpu", "sgd", 0.1)
+    a = mdl.DLRM(spec, "hybrid", "cpu", "sgd", 0.1, sgd_kernel=kernel)
     b = mdl.DLRM(spec, "torch", "cpu", "sgd", 0.1)
     mdl.copy_weights(a, b)
     dense, sp, y = _batch(spec, 6, gen)

@@ -270,8 +270,8 @@ class TorchRecEmbeddings(nn.Module):
 
 
 class _HybridLookup(torch.autograd.Function):
-    """Forward: plain ``F.embedding_bag`` per table over the FBGEMM weights; backward: FBGEMM's fused
-    exact-SGD CPU kernel, which applies the update in place and returns no gradient."""
+    """Forward: plain ``F.embedding_bag`` per table over the FBGEMM weights (no autograd bookkeeping);
+    backward: the exact SGD update applied in place (no gradient is returned or materialized per table)."""
 
     @staticmethod
     def forward(ctx: Any, anchor: torch.Tensor, owner: HybridEmbeddings, inp: Any) -> torch.Tensor:  # type: ignore[override]
@@ -286,26 +286,45 @@ class _HybridLookup(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:  # type: ignore[override]
-        ctx.owner.fused_sgd_backward(grad, ctx.inp)
+        if ctx.owner.sgd_kernel == "fbgemm":
+            ctx.owner.fused_sgd_backward(grad, ctx.inp)
+        else:
+            ctx.owner.index_add_sgd_backward(grad, ctx.inp)
         return None, None, None
 
 
 class HybridEmbeddings(TorchRecEmbeddings):
-    """The same FBGEMM table-batched weights and fused SGD backward as ``TorchRecEmbeddings``, with the
-    forward pooled by plain PyTorch ``embedding_bag`` (measured 2x faster than FBGEMM's CPU forward here).
-    SGD on CPU only: that is where each component was measured fastest; the math is unchanged."""
+    """FBGEMM table-batched weights (a FusedEmbeddingBagCollection) driven by the fastest CPU components
+    measured here: the forward pooled by plain PyTorch ``embedding_bag`` (2x FBGEMM's CPU forward), the
+    exact SGD update either by FBGEMM's fused CPU kernel (``sgd_kernel="fbgemm"``) or by ``index_add_``
+    of -lr x each lookup's output gradient, one table per thread (``"index_add"``, the default: about 2x
+    FBGEMM's kernel on the 2-core development CPU). Same math as SGD on the coalesced sparse gradient:
+    duplicate ids add up. SGD on CPU only."""
 
-    def __init__(self, rows: tuple[int, ...], dim: int, optimizer: str, lr: float, device: Any) -> None:
+    def __init__(
+        self,
+        rows: tuple[int, ...],
+        dim: int,
+        optimizer: str,
+        lr: float,
+        device: Any,
+        sgd_kernel: str = "index_add",
+    ) -> None:
         if optimizer != "sgd" or torch.device(device).type != "cpu":
             raise ValueError("the hybrid embedding path supports SGD on CPU only")
+        if sgd_kernel not in ("index_add", "fbgemm"):
+            raise ValueError(f"sgd_kernel must be index_add or fbgemm, got {sgd_kernel!r}")
         super().__init__(rows, dim, optimizer, lr, device)
+        self.sgd_kernel = sgd_kernel
         self.tbe: Any = self.ebc._emb_modules[0]._emb_module
+        self.lr_value = lr
         self.lr = torch.tensor(lr, dtype=torch.float32)
         self.anchor = torch.empty(0, requires_grad=True)
+        self.threads = max(1, min(torch.get_num_threads(), len(rows)))
+        self._pool: Any = None
 
     def prepare(self, sp: SparseInput) -> Any:
         b = sp.batch_size
-        lens = sp.lengths.view(sp.num_tables, b)
         starts = torch.zeros(sp.num_tables * b + 1, dtype=torch.long, device=sp.values.device)
         starts[1:] = torch.cumsum(sp.lengths, 0)
         per_table = []
@@ -314,8 +333,31 @@ class HybridEmbeddings(TorchRecEmbeddings):
             end = int(starts[(t + 1) * b])
             offsets = starts[t * b : (t + 1) * b] - base
             per_table.append((sp.values[base:end], offsets))
-        del lens
         return per_table, sp.values.int(), starts.int()
+
+    def index_add_sgd_backward(self, grad: torch.Tensor, inp: Any) -> None:
+        per_table, _, _ = inp
+        weights = [w.detach() for w in self.weights()]
+        scaled = grad * -self.lr_value
+
+        def one(t: int) -> None:
+            ids, off = per_table[t]
+            n = ids.numel()
+            if n == 0:
+                return
+            lens = torch.diff(off, append=off.new_tensor([n]))
+            src = torch.repeat_interleave(scaled[:, t], lens, dim=0, output_size=n)
+            weights[t].index_add_(0, ids, src)  # duplicate ids accumulate: exact SGD
+
+        if self.threads == 1:
+            for t in range(len(per_table)):
+                one(t)
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="dlrm-sgd")
+        list(self._pool.map(one, range(len(per_table))))
 
     def fused_sgd_backward(self, grad: torch.Tensor, inp: Any) -> None:
         _, ids32, offsets32 = inp
@@ -358,13 +400,18 @@ def torchrec_available() -> tuple[bool, str]:
 
 
 def build_embeddings(
-    spec: ModelSpec, backend: str, device: Any, optimizer: str = "sgd", lr: float = 0.01
+    spec: ModelSpec,
+    backend: str,
+    device: Any,
+    optimizer: str = "sgd",
+    lr: float = 0.01,
+    sgd_kernel: str = "index_add",
 ) -> TorchEmbeddings | TorchRecEmbeddings:
     """The sparse part alone (B x F x D out), on either backend."""
     if backend == "torchrec":
         return TorchRecEmbeddings(spec.rows, spec.dim, optimizer, lr, device)
     if backend == "hybrid":
-        return HybridEmbeddings(spec.rows, spec.dim, optimizer, lr, device)
+        return HybridEmbeddings(spec.rows, spec.dim, optimizer, lr, device, sgd_kernel)
     return TorchEmbeddings(spec.rows, spec.dim, device=device)
 
 
@@ -407,6 +454,7 @@ class DLRM(nn.Module):
         device: Any,
         embedding_optimizer: str = "sgd",
         embedding_lr: float = 0.01,
+        sgd_kernel: str = "index_add",
     ) -> None:
         super().__init__()
         if backend not in ("torch", "torchrec", "hybrid"):
@@ -417,7 +465,7 @@ class DLRM(nn.Module):
         self.backend = backend
         self.embedding_optimizer_name = embedding_optimizer
         self.sparse: TorchEmbeddings | TorchRecEmbeddings = build_embeddings(
-            spec, backend, device, embedding_optimizer, embedding_lr
+            spec, backend, device, embedding_optimizer, embedding_lr, sgd_kernel
         )
         self.bottom, self.inter, self.top = build_dense(spec, backend, device)
 

@@ -338,7 +338,8 @@ def choose_backend(requested: str, device_kind: str, embedding_optimizer: str = 
     if device_kind == "cpu" and embedding_optimizer == "sgd":
         return "hybrid", (
             "auto on CPU with SGD: torch embedding_bag forward (about 2x FBGEMM's CPU forward here), "
-            "FBGEMM fused SGD backward (far faster than sparse-grad backward), TorchRec dense modules"
+            "exact SGD by index_add_ one table per thread (about 2x FBGEMM's fused CPU SGD kernel here), "
+            "weights in FBGEMM's table-batched layout, TorchRec dense modules"
         )
     return "torchrec", "auto: torchrec and FBGEMM import (fused embedding optimizer in backward)"
 
