@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chipbench import bench, hardware
+from chipbench import bench
 from chipbench.config import config_dict
 from chipbench.engine import Device
 from chipbench.worker import prepare
@@ -25,7 +25,9 @@ def test_benchmark(benchmark: Any, case: bench.Case, chipbench_env: dict[str, An
     if overrides.get("dtype", "auto") == "auto" and "dtype" in {
         f.name for f in dataclasses.fields(bench.get(case.bench).config_cls)
     }:
-        overrides["dtype"] = hardware.auto_dtype(chipbench_env, chipbench_env["ceilings"])[0]
+        overrides["dtype"] = bench.get(case.bench).resolve_auto_dtype(
+            chipbench_env, chipbench_env["ceilings"]
+        )[0]
     b, cfg, prepared = prepare(case.bench, overrides, kind)
     device = Device(kind)
 

@@ -145,3 +145,16 @@ def test_real_cpu_timer_measures_busy_loop() -> None:
     med = sorted(m.samples)[len(m.samples) // 2]
     assert 0.001 <= med < 0.005
     assert m.peak_mem_bytes and m.peak_mem_bytes > 0 and m.timer == "perf_counter"
+
+
+def test_warmup_outlasts_half_budget_when_first_steps_are_slow(clock: FakeClock) -> None:
+    # oneDNN-style first-use kernel generation: four 0.8 s steps, then 25 ms, under a 0.3 s budget.
+    dev = FakeAsyncDevice(clock)
+    it = iter([0.8] * 5 + [0.025] * 100_000)
+
+    def step() -> None:
+        dev.pending += next(it)
+
+    m = measure(step, dev, MeasureOptions(time_budget_s=0.3))
+    assert max(m.samples) == pytest.approx(0.025, rel=1e-3)
+    assert m.extra["drift_late_over_early"] == pytest.approx(1.0)

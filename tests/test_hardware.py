@@ -93,3 +93,13 @@ def test_environment_reports_stack() -> None:
     assert env["device"]["kind"] == "cpu" and env["packages"]["torch"]
     assert set(hardware.ISA_FLAGS) <= set(env["cpu"]["isa"])
     assert env["chipbench"]["commit"]
+
+
+def test_benchmark_auto_dtype_policy() -> None:
+    from chipbench import bench
+
+    env = _env(isa={"avx512_bf16": True})
+    assert bench.get("calib.matmul").resolve_auto_dtype(env, None)[0] == "bf16"
+    dtype, why = bench.get("dlrm.train_step").resolve_auto_dtype(env, None)
+    assert dtype == "fp32" and "dlrm.train_step" in why
+    assert bench.get("dlrm.train_step").resolve_auto_dtype(_env("cuda", capability="9.0"), None)[0] == "bf16"

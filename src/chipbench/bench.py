@@ -72,6 +72,18 @@ class Benchmark:
     describe: Callable[[Any], dict[str, Any]]
     suites: dict[str, list[dict[str, Any]]]
     """Suite name -> list of config overrides, one case each."""
+    auto_dtype: dict[str, str] = field(default_factory=dict)
+    """Device kind -> dtype that `dtype=auto` means for this benchmark, where the device-wide choice
+    does not suit it (e.g. DLRM's small matmuls under bf16 autocast on CPUs); recorded with its reason."""
+
+    def resolve_auto_dtype(self, env: dict[str, Any], ceilings: dict[str, Any] | None) -> tuple[str, str]:
+        """(dtype, reason) that `dtype=auto` stands for on the device described by `env`."""
+        from chipbench import hardware
+
+        kind = env["device"]["kind"]
+        if kind in self.auto_dtype:
+            return self.auto_dtype[kind], f"{self.name} runs {self.auto_dtype[kind]} on {kind} by default"
+        return hardware.auto_dtype(env, ceilings)
 
     def config(self, overrides: dict[str, Any] | None = None) -> Any:
         return apply_overrides(self.config_cls(), overrides or {})

@@ -132,13 +132,13 @@ def _start(device: str, pool: Any = None) -> tuple[Any, dict[str, Any]]:
 
 def _resolve_cases(cases: list[Any], env: dict[str, Any], ceil: dict[str, Any] | None) -> list[Any]:
     """Replace dtype=auto by the dtype this device runs well."""
-    from chipbench import bench, hardware
+    from chipbench import bench
 
     out = []
     for c in cases:
-        cfg = bench.get(c.bench).config(c.overrides)
-        if getattr(cfg, "dtype", None) == "auto":
-            dtype, _ = hardware.auto_dtype(env, ceil)
+        b = bench.get(c.bench)
+        if getattr(b.config(c.overrides), "dtype", None) == "auto":
+            dtype, _ = b.resolve_auto_dtype(env, ceil)
             c = bench.Case(c.bench, {**c.overrides, "dtype": dtype})
         out.append(c)
     return out
@@ -173,9 +173,18 @@ def execute(
     """Run cases in workers and write the results file. Returns (doc, path, exit code)."""
     from chipbench import ceilings, hardware, results, runner
 
+    load_start = _load_avg()
     pool, hello = _start(device, pool)
     try:
         env = hello["env"]
+        cores = env["cpu"]["logical_cores"] or 1
+        if load_start is not None and load_start >= max(1.0, 0.5 * cores) and not quiet:
+            # Other processes on the cores stall torch's thread pool: figures can be inflated many times.
+            print(
+                f"warning: this machine is busy (1-minute load {load_start:.1f} on {cores} cores); "
+                "figures may be inflated",
+                file=sys.stderr,
+            )
         ceil = ceilings.load(hardware.machine_id(env))
         cases = _resolve_cases(cases, env, ceil)
         if preflight:
@@ -198,6 +207,7 @@ def execute(
     doc = results.build(
         run, ceilings=ceil, suite=suite, argv=results.argv(), commit_info=hardware.git_commit()
     )
+    doc["chipbench"]["load_avg_1m"] = {"start": load_start, "end": _load_avg()}
     if progress.first_done_at is not None:
         # From process creation (interpreter start, imports, worker start) to the first finished benchmark.
         doc["chipbench"]["startup_to_first_result_s"] = progress.first_done_at - _process_age_origin()
@@ -212,6 +222,13 @@ def execute(
 
 
 _MAIN_ENTERED = time.monotonic()
+
+
+def _load_avg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
 
 
 def _process_age_origin() -> float:

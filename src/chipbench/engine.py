@@ -39,7 +39,8 @@ class MeasureOptions:
     target_rel_ci: float = 0.01
     """Stop early once the 95% CI half-width of the median is at most this share of the median."""
     warmup_max_s: float | None = None
-    """Longest warm-up; default: half the time budget."""
+    """Longest warm-up while step times are still changing; default: half the time budget, at least 2 s
+    (one-off kernel generation, e.g. oneDNN's bf16 kernels, can slow the first few steps 30x)."""
     min_warmup_steps: int = 2
     """Fewest warm-up steps after the first step."""
     steady_window: int = 3
@@ -196,7 +197,7 @@ def measure(step: Step, device: Device, options: MeasureOptions | None = None) -
     gc.disable()  # a collection inside a timed step is noise, not the workload
     try:
         # Warm-up until two consecutive windows agree (or the warm-up budget is spent).
-        warmup_max = opt.warmup_max_s if opt.warmup_max_s is not None else 0.5 * opt.time_budget_s
+        warmup_max = opt.warmup_max_s if opt.warmup_max_s is not None else max(2.0, 0.5 * opt.time_budget_s)
         w = opt.steady_window
         warm: list[float] = []
         t_warm = clock()
@@ -243,6 +244,12 @@ def measure(step: Step, device: Device, options: MeasureOptions | None = None) -
             gc.enable()
     rel_ci = rel_ci_halfwidth(samples)
     peak, source = device.peak_memory()
+    extra: dict[str, Any] = {"total_s": clock() - t_start}
+    third = len(samples) // 3
+    if third >= 3:
+        # Step times that still moved while timing (late warm-up, thermal or co-tenant drift) are flagged.
+        early, late = _median(samples[:third]), _median(samples[-third:])
+        extra["drift_late_over_early"] = late / early if early > 0 else None
     return Measurement(
         samples=samples,
         iterations=iterations,
@@ -255,5 +262,5 @@ def measure(step: Step, device: Device, options: MeasureOptions | None = None) -
         measure_s=measure_s,
         peak_mem_bytes=peak,
         peak_mem_source=source,
-        extra={"total_s": clock() - t_start},
+        extra=extra,
     )

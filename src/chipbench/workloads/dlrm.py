@@ -793,14 +793,15 @@ def _describe_interaction(cfg: DLRMConfig) -> dict[str, Any]:
     return out
 
 
-# Suite cases pin fp32 (DLRM's reference recipes train in fp32; `--dtype` still overrides): the core
-# resolves dtype=auto to bf16 wherever the CPU reports bf16 instructions, and autocast bf16 made the
-# small DLRM matmuls 5-50x slower on the development CPU.
-_TINY = {"preset": "tiny", "batch_size": 256, "dtype": "fp32"}
+# dtype=auto means fp32 for DLRM on CPUs (DLRM's reference recipes train in fp32; `--dtype` still
+# overrides): bf16 autocast made the small DLRM matmuls 5-50x slower on the development CPU, although
+# that CPU reports avx512_bf16 and runs large bf16 matmuls faster than fp32.
+_AUTO_DTYPE = {"cpu": "fp32"}
+_TINY = {"preset": "tiny", "batch_size": 256}
 _DEFAULT = [
-    {"preset": "kaggle", "max_rows": 2_000_000, "batch_size": 2048, "dtype": "fp32"},
-    {"preset": "model1", "max_rows": 500_000, "batch_size": 512, "dtype": "fp32"},
-    {"preset": "dcnv2", "max_rows": 200_000, "batch_size": 256, "dtype": "fp32"},
+    {"preset": "kaggle", "max_rows": 2_000_000, "batch_size": 2048},
+    {"preset": "model1", "max_rows": 500_000, "batch_size": 512},
+    {"preset": "dcnv2", "max_rows": 200_000, "batch_size": 256},
 ]
 
 TRAIN_STEP = register(
@@ -808,6 +809,7 @@ TRAIN_STEP = register(
         name="dlrm.train_step",
         doc="DLRM training step: forward, BCE, backward, sparse embedding + dense optimizers.",
         config_cls=DLRMConfig,
+        auto_dtype=_AUTO_DTYPE,
         setup=_train_setup,
         describe=describe,
         suites={
@@ -827,6 +829,7 @@ INFERENCE = register(
         name="dlrm.inference",
         doc="DLRM forward in eval mode (latency percentiles and samples/s at batch_size).",
         config_cls=DLRMConfig,
+        auto_dtype=_AUTO_DTYPE,
         setup=_inference_setup,
         describe=describe,
         suites={
@@ -842,6 +845,7 @@ EMBEDDING = register(
         name="dlrm.embedding",
         doc="Embedding-bag lookup alone (mode=fwd|fwd_bwd); GB/s in FBGEMM's and the full accounting.",
         config_cls=EmbeddingConfig,
+        auto_dtype=_AUTO_DTYPE,
         setup=_embedding_setup,
         describe=describe,
         suites={
@@ -862,6 +866,7 @@ MLP = register(
         name="dlrm.mlp",
         doc="Bottom + top MLPs forward + backward (dense TFLOP/s).",
         config_cls=DLRMConfig,
+        auto_dtype=_AUTO_DTYPE,
         setup=_mlp_setup,
         describe=_describe_mlp,
         suites={"smoke": [_TINY], "default": _DEFAULT, "full": _DEFAULT},
@@ -873,6 +878,7 @@ INTERACTION = register(
         name="dlrm.interaction",
         doc="Feature interaction (dot or DCNv2 cross layers) forward + backward.",
         config_cls=DLRMConfig,
+        auto_dtype=_AUTO_DTYPE,
         setup=_interaction_setup,
         describe=_describe_interaction,
         suites={
