@@ -179,6 +179,22 @@ def _median(xs: list[float]) -> float:
     return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
 
 
+def _trim_transient(samples: list[float]) -> int:
+    """Drop leading samples over twice the 90th percentile of the rest, in place; return how many.
+
+    They are late warm-up (one-off kernel generation that outlasted the warm-up cap), not the steady
+    state; the result counts them as warm-up and says how many there were.
+    """
+    dropped = 0
+    while len(samples) >= 3:
+        rest = sorted(samples[1:])
+        if samples[0] <= 2.0 * rest[int(0.9 * (len(rest) - 1))]:
+            break
+        samples.pop(0)
+        dropped += 1
+    return dropped
+
+
 def measure(step: Step, device: Device, options: MeasureOptions | None = None) -> Measurement:
     """Time `step` on `device`; see the module docstring for the protocol."""
     opt = options or MeasureOptions()
@@ -219,6 +235,7 @@ def measure(step: Step, device: Device, options: MeasureOptions | None = None) -
             per_round = int(min(64, max(1, opt.round_s // max(est * iterations, 1e-9))))
 
         samples: list[float] = []
+        late = 0
         t_meas = clock()
         next_check = opt.min_rounds
         rel_ci = math.inf
@@ -226,6 +243,8 @@ def measure(step: Step, device: Device, options: MeasureOptions | None = None) -
         while len(samples) < opt.max_rounds:
             take = min(per_round, opt.max_rounds - len(samples))
             samples += device.time_samples(step, take, iterations)
+            if len(samples) <= 4 * opt.min_rounds:
+                late += _trim_transient(samples)
             n = len(samples)
             if n < opt.min_rounds:
                 continue
@@ -244,17 +263,17 @@ def measure(step: Step, device: Device, options: MeasureOptions | None = None) -
             gc.enable()
     rel_ci = rel_ci_halfwidth(samples)
     peak, source = device.peak_memory()
-    extra: dict[str, Any] = {"total_s": clock() - t_start}
+    extra: dict[str, Any] = {"total_s": clock() - t_start, "late_warmup_samples": late}
     third = len(samples) // 3
     if third >= 3:
         # Step times that still moved while timing (late warm-up, thermal or co-tenant drift) are flagged.
-        early, late = _median(samples[:third]), _median(samples[-third:])
-        extra["drift_late_over_early"] = late / early if early > 0 else None
+        first, last = _median(samples[:third]), _median(samples[-third:])
+        extra["drift_late_over_early"] = last / first if first > 0 else None
     return Measurement(
         samples=samples,
         iterations=iterations,
         first_step_s=first_step_s,
-        warmup_steps=len(warm),
+        warmup_steps=len(warm) + late * iterations,
         warmup_s=warmup_s,
         stop_reason=stop,
         rel_ci95=rel_ci,
