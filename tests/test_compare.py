@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +317,30 @@ def test_workflow_yaml_parses() -> None:
     assert jobs["gpu"]["runs-on"] == ["self-hosted", "gpu"]
     on = wf.get("on", wf.get(True))  # YAML 1.1 reads a bare `on` key as True
     assert "pull_request" in on
+
+
+# ---------------------------------------------------------------- ab
+
+
+def test_ab_bad_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ab", "--a", str(tmp_path / "no-venv"), "--b", sys.executable, "selftest.busy"]) == 2
+    assert "no such python or virtualenv" in _one_line_error(capsys)
+    (tmp_path / "empty").mkdir()
+    assert main(["ab", "--a", str(tmp_path / "empty"), "--b", sys.executable, "selftest.busy"]) == 2
+    assert "without bin/python" in _one_line_error(capsys)
+
+
+def test_ab_same_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    venv = str(Path(sys.executable).parent.parent)  # a venv folder resolves to <venv>/bin/python
+    args = ["ab", "--a", venv, "--b", sys.executable, "selftest.busy", "--set", "step_us=500"]
+    args += ["--rounds", "2", "--time-budget", "0.05", "--output-dir", str(tmp_path), "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    (r,) = out["results"]
+    assert r["benchmark"] == "selftest.busy[step_us=500]"
+    assert r["verdict"] in ("unchanged", "inconclusive")
+    assert "pooled 2 vs 2 runs" in r["note"]
+    for side in ("a", "b"):
+        doc = json.loads((tmp_path / f"{side}.json").read_text())
+        assert doc["chipbench"]["ab"]["side"] == side.upper()
+        assert len(doc["benchmarks"][0]["extra_info"]["info"]["ab_rounds_samples"]) == 2
