@@ -37,6 +37,8 @@ def test_benchmark(benchmark: Any, case: bench.Case, chipbench_env: dict[str, An
 
     benchmark.group = case.bench
     benchmark.pedantic(step, rounds=ROUNDS, warmup_rounds=3, iterations=1)
+    if benchmark.stats is None:  # --benchmark-disable: the step ran once as a check, nothing was timed
+        return
     median = benchmark.stats.stats.median
     st = {"p50": median, "p90": median, "p99": median}
     metrics, missing = bench.derive_metrics(
