@@ -344,3 +344,14 @@ def test_ab_same_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         doc = json.loads((tmp_path / f"{side}.json").read_text())
         assert doc["chipbench"]["ab"]["side"] == side.upper()
         assert len(doc["benchmarks"][0]["extra_info"]["info"]["ab_rounds_samples"]) == 2
+
+
+def test_ab_resolves_relative_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from chipbench.ab import resolve_python
+
+    venv = Path(sys.executable).parent.parent
+    monkeypatch.chdir(venv.parent)
+    got = resolve_python(venv.name, "--a")
+    assert Path(got).is_absolute() and Path(got).exists()

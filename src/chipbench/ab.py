@@ -30,7 +30,9 @@ from chipbench.runner import CaseOutcome, RunOutcome, WorkerPool
 
 def resolve_python(spec: str, flag: str) -> str:
     """A python executable from a path to one, a virtualenv folder, or a name on PATH."""
-    p = Path(spec).expanduser()
+    # Absolute, not resolved: the worker runs from another folder, and resolving a venv's python
+    # symlink would leave the venv.
+    p = Path(spec).expanduser().absolute()
     if p.is_dir():
         for cand in (p / "bin" / "python", p / "Scripts" / "python.exe"):
             if cand.exists():
