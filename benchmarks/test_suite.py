@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any
 
 import pytest
 
-from chipbench import bench
+from chipbench import bench, hardware
 from chipbench.config import config_dict
 from chipbench.engine import Device
 from chipbench.worker import prepare
@@ -21,13 +20,10 @@ CASES = bench.suite_cases(SUITE)
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_benchmark(benchmark: Any, case: bench.Case, chipbench_env: dict[str, Any]) -> None:
     kind = chipbench_env["device"]["kind"]
-    overrides = dict(case.overrides)
-    if overrides.get("dtype", "auto") == "auto" and "dtype" in {
-        f.name for f in dataclasses.fields(bench.get(case.bench).config_cls)
-    }:
-        overrides["dtype"] = bench.get(case.bench).resolve_auto_dtype(
-            chipbench_env, chipbench_env["ceilings"]
-        )[0]
+    concrete = bench.resolve_case(
+        case, chipbench_env, chipbench_env["ceilings"], hardware.free_memory_bytes(kind)
+    )
+    overrides = concrete.overrides
     b, cfg, prepared = prepare(case.bench, overrides, kind)
     device = Device(kind)
 

@@ -330,3 +330,25 @@ def test_meta_construction_torchrec_dense():
     assert all(
         p.device.type == "meta" for p in [*bottom.parameters(), *inter.parameters(), *top.parameters()]
     )
+
+
+def test_fit_to_device_memory() -> None:
+    from chipbench.bench import Case, resolve_case
+    from chipbench.workloads import dlrm as wl
+
+    b = bench.get("dlrm.train_step")
+    cfg = b.config({"preset": "dcnv2", "max_rows": -1})
+    free = 64 * 2**30
+    cap = wl.fit(cfg, free)["max_rows"]
+    assert str(cap).lstrip("125").strip("0") == ""  # 1, 2 or 5 x 10^k
+    est = b.describe(b.config({"preset": "dcnv2", "max_rows": cap}))["memory_bytes_estimate"]
+    assert est <= wl.FIT_SHARE * free
+    assert (
+        b.describe(b.config({"preset": "dcnv2", "max_rows": cap * 3}))["memory_bytes_estimate"]
+        > wl.FIT_SHARE * free
+    )
+    assert wl.fit(b.config({"preset": "tiny", "max_rows": -1}), free) == {"max_rows": 0}  # fits uncapped
+    assert wl.fit(b.config({"preset": "kaggle", "max_rows": 1000}), free) == {}  # an explicit cap stays
+    env = {"device": {"kind": "cpu", "name": "x"}, "cpu": {"isa": {}, "arch": "x86_64"}}
+    case = resolve_case(Case("dlrm.train_step", {"preset": "dcnv2", "max_rows": -1}), env, None, free)
+    assert case.overrides["max_rows"] == cap and case.overrides["dtype"] == "fp32"

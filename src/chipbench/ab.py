@@ -91,7 +91,6 @@ def _stack(env: dict[str, Any]) -> str:
 
 def cmd_ab(args: argparse.Namespace) -> int:
     from chipbench import bench, ceilings, compare, hardware, results
-    from chipbench.cli import _resolve_cases
     from chipbench.config import parse_sets
 
     default = compare.parse_threshold(args.threshold)
@@ -114,7 +113,9 @@ def cmd_ab(args: argparse.Namespace) -> int:
             raise UsageError(f"the two environments see different devices ({ids['a']} vs {ids['b']})")
         env = hellos["a"]["env"]
         ceil = ceilings.load(ids["a"])
-        cases = _resolve_cases(cases, env, ceil)
+        # Both sides run the same concrete cases: fitted to the smaller of the two free memories.
+        free = min(h["free_memory_bytes"] for h in hellos.values())
+        cases = [bench.resolve_case(c, env, ceil, free) for c in cases]
         timeout = max(120.0, 20 * args.time_budget)
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {"a": {}, "b": {}}
         t0 = time.perf_counter()

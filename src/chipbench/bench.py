@@ -72,6 +72,8 @@ class Benchmark:
     describe: Callable[[Any], dict[str, Any]]
     suites: dict[str, list[dict[str, Any]]]
     """Suite name -> list of config overrides, one case each."""
+    fit: Callable[[Any, int], dict[str, Any]] | None = None
+    """(config, free memory bytes) -> overrides that fit the case to the device (e.g. a table-row cap)."""
     auto_dtype: dict[str, str] = field(default_factory=dict)
     """Device kind -> dtype that `dtype=auto` means for this benchmark, where the device-wide choice
     does not suit it (e.g. DLRM's small matmuls under bf16 autocast on CPUs); recorded with its reason."""
@@ -143,6 +145,17 @@ def _fmt(v: Any) -> str:
     if isinstance(v, (list, tuple)):
         return "-".join(map(str, v))
     return str(v)
+
+
+def resolve_case(case: Case, env: dict[str, Any], ceilings: dict[str, Any] | None, free_bytes: int) -> Case:
+    """Make a case concrete for this device: dtype=auto replaced, sizes fitted to free memory."""
+    b = get(case.bench)
+    ov = dict(case.overrides)
+    if getattr(b.config(ov), "dtype", None) == "auto":
+        ov["dtype"] = b.resolve_auto_dtype(env, ceilings)[0]
+    if b.fit is not None:
+        ov.update(b.fit(b.config(ov), free_bytes))
+    return Case(case.bench, ov)
 
 
 def suite_cases(suite: str, only: list[str] | None = None) -> list[Case]:

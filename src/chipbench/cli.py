@@ -130,20 +130,6 @@ def _start(device: str, pool: Any = None) -> tuple[Any, dict[str, Any]]:
         raise
 
 
-def _resolve_cases(cases: list[Any], env: dict[str, Any], ceil: dict[str, Any] | None) -> list[Any]:
-    """Replace dtype=auto by the dtype this device runs well."""
-    from chipbench import bench
-
-    out = []
-    for c in cases:
-        b = bench.get(c.bench)
-        if getattr(b.config(c.overrides), "dtype", None) == "auto":
-            dtype, _ = b.resolve_auto_dtype(env, ceil)
-            c = bench.Case(c.bench, {**c.overrides, "dtype": dtype})
-        out.append(c)
-    return out
-
-
 def _preflight(cases: list[Any], free: int) -> None:
     """Stop before allocating when a named benchmark's estimate exceeds free memory."""
     from chipbench import bench
@@ -171,7 +157,7 @@ def execute(
     pool: Any = None,
 ) -> tuple[dict[str, Any], Path | None, int]:
     """Run cases in workers and write the results file. Returns (doc, path, exit code)."""
-    from chipbench import ceilings, hardware, results, runner
+    from chipbench import bench, ceilings, hardware, results, runner
 
     load_start = _load_avg()
     pool, hello = _start(device, pool)
@@ -187,7 +173,7 @@ def execute(
                 file=sys.stderr,
             )
         ceil = ceilings.load(hardware.machine_id(env))
-        cases = _resolve_cases(cases, env, ceil)
+        cases = [bench.resolve_case(c, env, ceil, hello["free_memory_bytes"]) for c in cases]
         if preflight:
             _preflight(cases, hello["free_memory_bytes"])
     except BaseException:

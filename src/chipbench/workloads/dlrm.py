@@ -14,6 +14,7 @@ Conventions stated in every result:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import time
@@ -94,7 +95,9 @@ class DLRMConfig:
     rows: tuple[int, ...] = ()
     """Rows per table; one value applies to every table of the preset; empty = preset."""
     max_rows: int = 0
-    """Cap on every table's rows (0 = no cap): a large preset on a small device, same shape of work."""
+    """Cap on every table's rows (0 = no cap): a large preset on a small device, same shape of work.
+    -1 = fit to the device: before running, the largest cap (rounded down to 1, 2 or 5 x 10^k) whose
+    memory estimate stays within FIT_SHARE of free memory; the cap used is recorded in the result."""
     embedding_dim: int = 0
     """Embedding dimension (0 = preset)."""
     lookups: tuple[int, ...] = ()
@@ -134,7 +137,7 @@ class DLRMConfig:
     def __post_init__(self) -> None:
         r = resolve(self)
         check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        check(self.max_rows >= 0, "max_rows must be >= 0 (0 = no cap)")
+        check(self.max_rows >= -1, "max_rows must be >= 0 (0 = no cap), or -1 to fit the device")
         check(self.num_batches >= 1, "num_batches must be >= 1")
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(self.zipf_alpha > 0, f"zipf_alpha must be > 0, got {self.zipf_alpha}")
@@ -177,7 +180,7 @@ def resolve(cfg: DLRMConfig) -> dict[str, Any]:
     if len(cfg.rows) == 1:
         rows = rows * len(p["rows"])
     uncapped = rows
-    if cfg.max_rows:
+    if cfg.max_rows > 0:  # -1 (fit to the device) is resolved before running; describe shows it uncapped
         rows = tuple(min(n, cfg.max_rows) for n in rows)
     lookups = tuple(cfg.lookups) or tuple(p["lookups"])
     if len(lookups) == 1:
@@ -793,15 +796,44 @@ def _describe_interaction(cfg: DLRMConfig) -> dict[str, Any]:
     return out
 
 
+# Share of free memory a fitted default-suite case may use: headroom for the allocator, the data batches
+# and the other process of a run, and table set-up time that stays in seconds on a CPU.
+FIT_SHARE = 0.1
+
+
+def _nice_floor(n: int) -> int:
+    """The largest of 1, 2, 5 x 10^k not above n, so small changes of free memory keep the same cap."""
+    k = 10 ** int(math.log10(max(n, 1)))
+    return max(m * k for m in (1, 2, 5) if m * k <= n)
+
+
+def fit(cfg: DLRMConfig, free_bytes: int) -> dict[str, Any]:
+    """Overrides that make a `max_rows=-1` case fit the device (empty for any other case)."""
+    if cfg.max_rows != -1:
+        return {}
+    budget = FIT_SHARE * free_bytes
+    uncapped = dataclasses.replace(cfg, max_rows=0)
+    if _arith(uncapped)["memory"] <= budget:
+        return {"max_rows": 0}
+    lo, hi = 1, max(resolve(uncapped)["rows"])
+    while lo < hi:  # the largest cap whose estimate fits the budget
+        mid = (lo + hi + 1) // 2
+        if _arith(dataclasses.replace(cfg, max_rows=mid))["memory"] <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return {"max_rows": _nice_floor(lo)}
+
+
 # dtype=auto means fp32 for DLRM on CPUs (DLRM's reference recipes train in fp32; `--dtype` still
 # overrides): bf16 autocast made the small DLRM matmuls 5-50x slower on the development CPU, although
 # that CPU reports avx512_bf16 and runs large bf16 matmuls faster than fp32.
 _AUTO_DTYPE = {"cpu": "fp32"}
 _TINY = {"preset": "tiny", "batch_size": 256}
 _DEFAULT = [
-    {"preset": "kaggle", "max_rows": 2_000_000, "batch_size": 2048},
-    {"preset": "model1", "max_rows": 500_000, "batch_size": 512},
-    {"preset": "dcnv2", "max_rows": 200_000, "batch_size": 256},
+    {"preset": "kaggle", "max_rows": -1, "batch_size": 2048},
+    {"preset": "model1", "max_rows": -1, "batch_size": 512},
+    {"preset": "dcnv2", "max_rows": -1, "batch_size": 256},
 ]
 
 TRAIN_STEP = register(
@@ -810,6 +842,7 @@ TRAIN_STEP = register(
         doc="DLRM training step: forward, BCE, backward, sparse embedding + dense optimizers.",
         config_cls=DLRMConfig,
         auto_dtype=_AUTO_DTYPE,
+        fit=fit,
         setup=_train_setup,
         describe=describe,
         suites={
@@ -830,6 +863,7 @@ INFERENCE = register(
         doc="DLRM forward in eval mode (latency percentiles and samples/s at batch_size).",
         config_cls=DLRMConfig,
         auto_dtype=_AUTO_DTYPE,
+        fit=fit,
         setup=_inference_setup,
         describe=describe,
         suites={
@@ -846,6 +880,7 @@ EMBEDDING = register(
         doc="Embedding-bag lookup alone (mode=fwd|fwd_bwd); GB/s in FBGEMM's and the full accounting.",
         config_cls=EmbeddingConfig,
         auto_dtype=_AUTO_DTYPE,
+        fit=fit,
         setup=_embedding_setup,
         describe=describe,
         suites={
@@ -867,6 +902,7 @@ MLP = register(
         doc="Bottom + top MLPs forward + backward (dense TFLOP/s).",
         config_cls=DLRMConfig,
         auto_dtype=_AUTO_DTYPE,
+        fit=fit,
         setup=_mlp_setup,
         describe=_describe_mlp,
         suites={"smoke": [_TINY], "default": _DEFAULT, "full": _DEFAULT},
@@ -879,6 +915,7 @@ INTERACTION = register(
         doc="Feature interaction (dot or DCNv2 cross layers) forward + backward.",
         config_cls=DLRMConfig,
         auto_dtype=_AUTO_DTYPE,
+        fit=fit,
         setup=_interaction_setup,
         describe=_describe_interaction,
         suites={
