@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import multiprocessing as mp
 import os
 import shutil
 import subprocess
@@ -50,27 +49,6 @@ def resolve_python(spec: str, flag: str) -> str:
     raise UsageError(f"{flag} {spec}: no such python or virtualenv")
 
 
-class EnvWorkerPool(WorkerPool):
-    """A WorkerPool whose worker runs under another environment's python."""
-
-    def __init__(self, python: str, device: str, start_timeout_s: float = 180.0) -> None:
-        super().__init__(device, start_timeout_s)
-        self.python = python
-
-    def launch(self) -> None:
-        parent, child = mp.Pipe()
-        fd = child.fileno()
-        self.proc = subprocess.Popen(
-            [self.python, "-m", "chipbench.worker", str(fd), self.device],
-            pass_fds=(fd,),
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            cwd=Path.home() if Path.home().is_dir() else None,  # not a checkout: import the env's chipbench
-        )
-        child.close()
-        self.conn = parent
-
-
 def commit_of(python: str) -> dict[str, Any]:
     """The git commit of the chipbench that `python` imports (its checkout when installed editable)."""
     code = "import json; from chipbench import hardware; print(json.dumps(hardware.git_commit()))"
@@ -103,7 +81,9 @@ def cmd_ab(args: argparse.Namespace) -> int:
     cases = bench.build_cases(args.benchmarks, args.suite, parse_sets(args.set), None)
     if not cases:
         raise UsageError("nothing to run: no benchmark matches; see `chipbench list`")
-    pools = {s: EnvWorkerPool(py, args.device) for s, py in pys.items()}
+    # Workers run outside any checkout, so each imports its own environment's chipbench.
+    home = Path.home() if Path.home().is_dir() else None
+    pools = {s: WorkerPool(args.device, 180.0, python=py, cwd=home) for s, py in pys.items()}
     for p in pools.values():
         p.launch()  # both import torch at once
     try:

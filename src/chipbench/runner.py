@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from chipbench.bench import Case
@@ -39,9 +40,13 @@ class RunOutcome:
 class WorkerPool:
     """One live worker at a time (benchmarks must not share a device with each other), replaced on failure."""
 
-    def __init__(self, device: str, start_timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, device: str, start_timeout_s: float = 120.0, python: str | None = None, cwd: Path | None = None
+    ) -> None:
         self.device = device
         self.start_timeout_s = start_timeout_s
+        self.python = python or sys.executable  # another environment's interpreter for A/B runs
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self.conn: Connection | None = None
 
@@ -56,11 +61,11 @@ class WorkerPool:
         parent, child = mp.Pipe()
         fd = child.fileno()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chipbench.worker", str(fd), self.device],
+            [self.python, "-m", "chipbench.worker", str(fd), self.device],
             pass_fds=(fd,),
             stdin=subprocess.DEVNULL,
-            start_new_session=False,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            cwd=self.cwd,
         )
         child.close()
         self.conn = parent
