@@ -21,6 +21,19 @@ needs_torchrec = pytest.mark.skipif(not HAS_TORCHREC, reason="torchrec/fbgemm_gp
 TOL = {"sgd": 1e-6, "adagrad": 1e-5, "rowwise_adagrad": 1e-5}
 
 
+def _small_spec(interaction):
+    """Three small tables of different sizes, for the backend-equivalence tests."""
+    return mdl.ModelSpec(
+        rows=(50, 7, 300),
+        dim=8,
+        bottom=(13, 16, 8),
+        top=(16, 1),
+        interaction=interaction,
+        dcn_layers=2,
+        dcn_rank=4,
+    )
+
+
 def _batch(spec, b, gen, max_len=4):
     f = spec.num_tables
     lengths = torch.randint(0, max_len + 1, (f * b,), generator=gen)
@@ -41,15 +54,7 @@ def _batch(spec, b, gen, max_len=4):
 def test_backends_agree_after_one_step(interaction, opt):
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(1)
-    spec = mdl.ModelSpec(
-        rows=(50, 7, 300),
-        dim=8,
-        bottom=(13, 16, 8),
-        top=(16, 1),
-        interaction=interaction,
-        dcn_layers=2,
-        dcn_rank=4,
-    )
+    spec = _small_spec(interaction)
     lr = 0.1
     a = mdl.DLRM(spec, "torchrec", "cpu", opt, lr)
     b = mdl.DLRM(spec, "torch", "cpu", opt, lr)
@@ -84,15 +89,7 @@ def test_hybrid_matches_torch_sgd(interaction, kernel):
     """backend=hybrid (torch embedding_bag forward + FBGEMM fused SGD backward) == plain torch + SGD."""
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(2)
-    spec = mdl.ModelSpec(
-        rows=(50, 7, 300),
-        dim=8,
-        bottom=(13, 16, 8),
-        top=(16, 1),
-        interaction=interaction,
-        dcn_layers=2,
-        dcn_rank=4,
-    )
+    spec = _small_spec(interaction)
     a = mdl.DLRM(spec, "hybrid", "cpu", "sgd", 0.1, sgd_kernel=kernel)
     b = mdl.DLRM(spec, "torch", "cpu", "sgd", 0.1)
     mdl.copy_weights(a, b)
