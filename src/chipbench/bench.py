@@ -59,6 +59,18 @@ class RunContext:
     torch_device: str
     seed: int = 0
     free_memory_bytes: int | None = None
+    rank: int = 0
+    """This process's global rank; 0 when not distributed."""
+    world_size: int = 1
+    """Processes in the default process group (initialized by the caller when > 1)."""
+    local_rank: int = 0
+    """Rank on this node: picks the accelerator (cuda:<local_rank>)."""
+    dist_backend: str | None = None
+    """nccl, gloo or xccl when distributed; None otherwise."""
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,125 @@
+"""Process groups for multi-process runs: set-up from torchrun's environment, and a local launcher.
+
+Everything goes through PyTorch's own stack (torchrun, c10d, gloo/nccl/xccl); nothing here is a
+collective of our own. `run_local` starts N gloo processes on this machine for tests and checks.
+"""
+
+from __future__ import annotations
+
+import datetime
+import multiprocessing as mp
+import os
+import socket
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+BACKENDS = {"cuda": "nccl", "rocm": "nccl", "xpu": "xccl"}
+"""Device kind -> c10d backend; every other kind (cpu, mps) uses gloo."""
+
+DEFAULT_TIMEOUT_S = 300.0
+"""Collective time-out: a rank waiting this long on a dead or hung peer raises instead of hanging."""
+
+
+def backend_for(kind: str) -> str:
+    return BACKENDS.get(kind, "gloo")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in the job (from torchrun's environment variables)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int
+    node_rank: int
+    backend: str
+
+
+def env_info() -> tuple[int, int, int, int, int] | None:
+    """(rank, world, local_rank, local_world, node_rank) when launched by torchrun, else None."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return None
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    node = int(os.environ.get("GROUP_RANK", rank // max(local_world, 1)))
+    return rank, world, local, local_world, node
+
+
+def init_from_env(kind: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> DistInfo:
+    """Join the default process group described by torchrun's environment, on device `kind`."""
+    import torch
+    import torch.distributed as dist
+
+    got = env_info()
+    if got is None:
+        raise RuntimeError("not launched by torchrun: RANK and WORLD_SIZE are not set")
+    rank, world, local, local_world, node = got
+    backend = backend_for(kind)
+    kwargs: dict[str, Any] = {}
+    if kind in ("cuda", "rocm"):
+        torch.cuda.set_device(local)
+        kwargs["device_id"] = torch.device("cuda", local)
+    elif kind == "xpu":
+        torch.xpu.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
+    return DistInfo(rank, world, local, local_world, node, backend)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _entry(
+    fn: Callable[..., Any], rank: int, world: int, port: int, args: tuple[Any, ...], q: Any, threads: int
+) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), GROUP_RANK="0",
+    )  # fmt: skip
+    try:
+        import torch
+        import torch.distributed as dist
+
+        torch.set_num_threads(threads)
+        dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
+        try:
+            q.put((rank, True, fn(rank, world, *args)))
+        finally:
+            dist.destroy_process_group()
+    except BaseException:
+        q.put((rank, False, traceback.format_exc()))
+
+
+def run_local(fn: Callable[..., Any], world_size: int, *args: Any, timeout_s: float = 300.0) -> list[Any]:
+    """Run `fn(rank, world_size, *args)` in `world_size` fresh processes joined by a gloo group on this
+    machine; return the ranks' results in rank order. `fn` must be importable (module level)."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    port = free_port()
+    threads = max(1, (os.cpu_count() or 1) // world_size)
+    procs = [
+        ctx.Process(target=_entry, args=(fn, r, world_size, port, args, q, threads), daemon=True)
+        for r in range(world_size)
+    ]
+    for p in procs:
+        p.start()
+    out: dict[int, Any] = {}
+    try:
+        for _ in range(world_size):
+            rank, ok, value = q.get(timeout=timeout_s)
+            if not ok:
+                raise RuntimeError(f"rank {rank} failed:\n{value}")
+            out[rank] = value
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+    return [out[r] for r in range(world_size)]
