@@ -89,6 +89,11 @@ class Benchmark:
     auto_dtype: dict[str, str] = field(default_factory=dict)
     """Device kind -> dtype that `dtype=auto` means for this benchmark, where the device-wide choice
     does not suit it (e.g. DLRM's small matmuls under bf16 autocast on CPUs); recorded with its reason."""
+    plan: Callable[[Any, int, str], dict[str, Any]] | None = None
+    """(config, world size, device kind) -> how the benchmark is laid out over that many processes
+    (e.g. TorchRec's sharding plan), without allocating; shown by `describe --nproc-per-node`."""
+    needs_world: int = 1
+    """Fewest processes the benchmark runs on (collectives need 2); below it, suites skip it."""
 
     def resolve_auto_dtype(self, env: dict[str, Any], ceilings: dict[str, Any] | None) -> tuple[str, str]:
         """(dtype, reason) that `dtype=auto` stands for on the device described by `env`."""
