@@ -173,6 +173,12 @@ class Transformer(nn.Module):
         if not self.tok_embeddings.weight.is_meta:
             self.init_weights()
 
+    def reset_rope(self, device: torch.device | str | None = None) -> None:
+        """Rebuild the RoPE table on `device`: after building on the meta device and materializing
+        (Module.to_empty does not see the table, a plain attribute)."""
+        a = self.args
+        self.freqs_cis = rope_cache(a.max_seq_len, a.head_dim, a.rope_theta, device=device)
+
     @torch.no_grad()
     def init_weights(self, std: float = 0.02) -> None:
         """Normal(0, 0.02) everywhere; the projections into the residual stream (wo, w2) scaled by

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from chipbench.bench import Benchmark, Prepared, RunContext, Work, register
 from chipbench.config import check
+from chipbench.errors import UsageError
 from chipbench.hardware import torch_dtype
 
 DType = Literal["auto", "fp32", "bf16", "fp16"]
@@ -22,6 +23,8 @@ FlavorName = Literal[
 ]
 FlopConvention = Literal["torchtitan", "causal_halved"]
 AdamwImpl = Literal["auto", "fused", "foreach"]
+Parallel = Literal["fsdp2", "ddp"]
+Scaling = Literal["weak", "strong"]
 _BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 
 # One row per flavor. seq_len and batch_size are the defaults for whole-model runs at that flavor.
@@ -174,10 +177,19 @@ class LlamaConfig(LlamaShapeConfig):
     """AdamW learning rate (betas 0.9, 0.95, weight decay 0.1, gradient clipping at norm 1.0)."""
     adamw_impl: AdamwImpl = "auto"
     """AdamW kernels: auto (fused where torch has them: CUDA/ROCm, CPU, MPS, XPU), fused or foreach."""
+    parallel: Parallel = "fsdp2"
+    """Training over more than one process (ignored on one): fsdp2 (torch fully_shard per transformer
+    block, then the root: weights, gradients and AdamW state sharded; bf16/fp16 all-gathers and fp32
+    gradient reduce-scatters) or ddp (DistributedDataParallel: replicated, gradients all-reduced)."""
+    scaling: Scaling = "weak"
+    """weak: batch_size sequences per process (the global batch grows with the processes); strong:
+    batch_size is the global batch, split evenly over the processes (must divide by their number)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.lr > 0, "lr must be positive")
+        check(self.parallel in ("fsdp2", "ddp"), f"parallel must be fsdp2 or ddp, got {self.parallel!r}")
+        check(self.scaling in ("weak", "strong"), f"scaling must be weak or strong, got {self.scaling!r}")
 
 
 Mode = Literal["fwd", "fwd_bwd"]
@@ -273,13 +285,51 @@ def _meta_model(s: Shape) -> Any:
         return Transformer(s.model_args())
 
 
-def _random_tokens(s: Shape, ctx: RunContext, extra: int = 1) -> Any:
+def batch_layout(cfg: LlamaConfig, world_size: int) -> tuple[int, int]:
+    """(per-process batch, global batch) in sequences: weak scaling runs batch_size on every process;
+    strong scaling splits a global batch_size evenly over them."""
+    b = cfg.shape().batch_size
+    if cfg.scaling == "weak" or world_size <= 1:
+        return b, b * max(world_size, 1)
+    if b % world_size:
+        raise UsageError(
+            f"scaling=strong splits the global batch_size={b} over {world_size} processes: "
+            f"batch_size must be a multiple of {world_size} (or use scaling=weak: batch_size per process)"
+        )
+    return b // world_size, b
+
+
+def _random_tokens(s: Shape, ctx: RunContext, extra: int = 1, global_batch: int | None = None) -> Any:
+    """This process's rows of the global token batch (B, T + extra): every rank draws the same global
+    batch from the run seed and keeps rows [rank * B, (rank + 1) * B), so one process and N processes
+    see the same data. `s.batch_size` is the per-process batch B; global_batch defaults to it."""
     import torch
 
+    rows = global_batch or s.batch_size
     gen = torch.Generator(device="cpu").manual_seed(ctx.seed)
-    return torch.randint(0, s.vocab_size, (s.batch_size, s.seq_len + extra), generator=gen).to(
-        ctx.torch_device
-    )
+    tokens = torch.randint(0, s.vocab_size, (rows, s.seq_len + extra), generator=gen)
+    if rows != s.batch_size:
+        tokens = tokens[ctx.rank * s.batch_size : (ctx.rank + 1) * s.batch_size].contiguous()
+    return tokens.to(ctx.torch_device)
+
+
+def _rank_shape(cfg: LlamaConfig, ctx: RunContext) -> tuple[Shape, int]:
+    """(shape with this process's batch, global batch)."""
+    import dataclasses
+
+    per_rank, global_batch = batch_layout(cfg, ctx.world_size)
+    return dataclasses.replace(cfg.shape(), batch_size=per_rank), global_batch
+
+
+def _layout_info(cfg: LlamaConfig, ctx: RunContext, parallelism: str) -> dict[str, Any]:
+    per_rank, global_batch = batch_layout(cfg, ctx.world_size)
+    return {
+        "parallelism": parallelism,
+        "world_size": ctx.world_size,
+        "scaling": cfg.scaling,
+        "per_rank_batch_size": per_rank,
+        "global_batch_size": global_batch,
+    }
 
 
 def _randn(shape: tuple[int, ...], dtype: str, ctx: RunContext, gen: Any, scale: float = 1.0) -> Any:
@@ -345,9 +395,74 @@ def _train_describe(cfg: LlamaConfig) -> dict[str, Any]:
     }
 
 
+def _mesh_device_type(ctx: RunContext) -> str:
+    return "cuda" if ctx.device in ("cuda", "rocm") else ctx.device
+
+
+_INIT_TEXT = {
+    "full": "every rank builds the whole model from the run seed (the weights of a one-process run), then shards it",
+    "meta": "built on the meta device, sharded, then each rank initializes its own shards (the whole "
+    "fp32 model would not fit in half the free memory; weights differ from a one-process run)",
+}
+
+
+def _init_mode(cfg: LlamaConfig, ctx: RunContext) -> str:
+    """full: build the whole fp32 model on every rank, then shard it (same weights as one process).
+    meta: under FSDP2 when the whole fp32 model would take more than half the free memory."""
+    if not (ctx.distributed and cfg.parallel == "fsdp2" and ctx.free_memory_bytes):
+        return "full"
+    from chipbench.models.llama import count_params
+
+    full = 4 * count_params(_meta_model(cfg.shape()))
+    return "full" if 2 * full <= ctx.free_memory_bytes else "meta"
+
+
+def _parallelize(model: Any, cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, dict[str, Any]]:
+    """Wrap the (fully built, identically initialized) model for ctx.world_size processes: FSDP2
+    (fully_shard per transformer block, then the root) or DDP. Returns (module to train, info)."""
+    import torch
+
+    low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.dtype)
+    if cfg.parallel == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        dev = torch.device(ctx.torch_device)
+        ids = [dev] if dev.type in ("cuda", "xpu") and dev.index is not None else None
+        wrapped = DistributedDataParallel(model, device_ids=ids)
+        amp = f"{cfg.dtype} autocast over " if low is not None else ""
+        return wrapped, {"mixed_precision": f"{amp}fp32 replicas, gradients all-reduced in fp32"}
+
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mesh = init_device_mesh(_mesh_device_type(ctx), (ctx.world_size,))
+    if low is not None:
+        # Weights all-gathered in the low dtype (no autocast copies of them), gradients reduced in fp32
+        # into fp32 sharded master weights; autocast stays on around the forward and the loss, so the
+        # ops autocast runs in fp32 (softmax, cross-entropy) do so as with one process.
+        mp = MixedPrecisionPolicy(param_dtype=low, reduce_dtype=torch.float32)
+        name = {"bf16": "bf16", "fp16": "fp16"}[cfg.dtype]
+        precision = f"FSDP2 MixedPrecisionPolicy(param_dtype={name}, reduce_dtype=fp32) + {name} autocast"
+    else:
+        mp = MixedPrecisionPolicy()
+        precision = "fp32 (all-gather and reduce-scatter in fp32)"
+    layers = list(model.layers)
+    for i, layer in enumerate(layers):
+        # The last block is not resharded after the forward: the backward starts with it (torchtitan).
+        fully_shard(layer, mesh=mesh, mp_policy=mp, reshard_after_forward=i < len(layers) - 1)
+    fully_shard(model, mesh=mesh, mp_policy=mp)
+    return model, {"mixed_precision": precision, "fsdp_units": len(layers) + 1}
+
+
 def make_trainer(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Any, dict[str, Any]]:
-    """(model, train(inputs, targets) -> loss, info): one optimizer step per call."""
+    """(model, train(inputs, targets) -> loss, info): one optimizer step per call.
+
+    Over more than one process (ctx.distributed, default process group already initialized), every
+    rank builds the same model from the run seed (so every rank, and a one-process run, start from
+    the same weights), then it is sharded (cfg.parallel=fsdp2) or replicated (ddp); the returned loss
+    is this rank's, over its own rows."""
     import contextlib
+    import warnings
 
     import torch
     import torch.nn.functional as F
@@ -356,21 +471,59 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Any, dict[str,
 
     s = cfg.shape()
     dev_type = _device_type(ctx)
+    init = _init_mode(cfg, ctx)
     torch.manual_seed(ctx.seed)
-    with torch.device(ctx.torch_device):
+    with torch.device("meta" if init == "meta" else ctx.torch_device):
         model = Transformer(s.model_args(), activation_checkpointing=cfg.activation_checkpointing)
     model.train()
+    par_info: dict[str, Any] = {}
+    if ctx.distributed:
+        model, par_info = _parallelize(model, cfg, ctx)
+        par_info["init"] = _INIT_TEXT[init]
+    if init == "meta":
+        model.to_empty(device=ctx.torch_device)  # this rank's shards only
+        model.reset_rope(ctx.torch_device)
+        # Each rank draws its own shards (CUDA: DTensor's RNG tracker, from rank 0's state).
+        torch.manual_seed(ctx.seed + ctx.rank)
+        with warnings.catch_warnings():  # "DTensor random operators may not have complete support on cpu"
+            warnings.filterwarnings("ignore", message="DTensor random operators")
+            model.init_weights()
     impl = _adamw_impl(cfg.adamw_impl, dev_type)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1, **_adamw_kwargs(impl)
-    )
+    params = list(model.parameters())  # after sharding: DTensors under FSDP2
+
+    def adamw(impl: str) -> Any:
+        return torch.optim.AdamW(
+            params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1, **_adamw_kwargs(impl)
+        )
+
+    opt = adamw(impl)
     low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.dtype)
     scaler = torch.amp.GradScaler(dev_type) if cfg.dtype == "fp16" else None
     fwd = torch.compile(model) if cfg.compile else model
-    params = list(model.parameters())
+    info: dict[str, Any] = {}
+    state = {"first": True}
 
     def autocast() -> Any:
         return torch.autocast(dev_type, dtype=low) if low is not None else contextlib.nullcontext()
+
+    def opt_step() -> None:
+        nonlocal opt
+        try:
+            if scaler is None:
+                opt.step()
+            else:
+                scaler.step(opt)
+        except (RuntimeError, NotImplementedError) as exc:
+            if not (state["first"] and ctx.distributed and impl == "fused"):
+                raise
+            # Fused AdamW over sharded (DTensor) parameters needs a torch with the kernel's sharding
+            # rule; without one, the first step falls back to foreach, and the fall-back is recorded.
+            opt = adamw("foreach")
+            info["optimizer"] = "AdamW foreach"
+            info["optimizer_fallback"] = f"fused AdamW failed on sharded parameters: {str(exc)[:300]}"
+            if scaler is None:
+                opt.step()  # (under GradScaler this one step is skipped: its gradients were unscaled)
+        state["first"] = False
 
     def train(inputs: Any, targets: Any) -> Any:
         with autocast():
@@ -379,33 +532,37 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Any, dict[str,
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
+            # Under FSDP2 the gradients are DTensor shards: the norm is the global one.
             torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
-            scaler.step(opt)
+            opt_step()
             scaler.update()
         else:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
-            opt.step()
+            opt_step()
         opt.zero_grad(set_to_none=True)
         return loss.detach()
 
-    info = {
-        "optimizer": f"AdamW {impl}",
-        "precision": {
-            "fp32": "fp32",
-            "bf16": "bf16 autocast, fp32 master weights",
-            "fp16": "fp16 autocast, fp32 master weights, GradScaler",
-        }[cfg.dtype],
-    }
+    info.update(
+        {
+            "optimizer": f"AdamW {impl}",
+            "precision": {
+                "fp32": "fp32",
+                "bf16": "bf16 autocast, fp32 master weights",
+                "fp16": "fp16 autocast, fp32 master weights, GradScaler",
+            }[cfg.dtype],
+            **par_info,
+        }
+    )
     return model, train, info
 
 
 def _train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
     from chipbench.models.llama import count_params, flops_per_token
 
-    s = cfg.shape()
+    s, global_batch = _rank_shape(cfg, ctx)  # s.batch_size: this process's rows
     model, train, info = make_trainer(cfg, ctx)
-    tokens = _random_tokens(s, ctx)
+    tokens = _random_tokens(s, ctx, global_batch=global_batch)
     inputs, targets = tokens[:, :-1], tokens[:, 1:]  # (B, T) each
     state: dict[str, Any] = {"first_s": None}
 
@@ -423,9 +580,10 @@ def _train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
         return {key: state["first_s"]}
 
     fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention)
+    layout = _layout_info(cfg, ctx, cfg.parallel if ctx.distributed else "none")
     return Prepared(
         step=step,
-        work=Work(
+        work=Work(  # one process's work: its own rows
             flops=fpt * s.tokens,
             tokens=s.tokens,
             samples=s.batch_size,
@@ -434,6 +592,7 @@ def _train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
         ),
         info={
             **info,
+            **layout,
             "flavor": cfg.flavor,
             "shape": s.__dict__,
             "parameters": count_params(model),
@@ -471,13 +630,15 @@ def _forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
 
     from chipbench.models.llama import Transformer, flops_per_token
 
-    s = cfg.shape()
+    # Over N processes: data parallel without communication, each its own rows of the global batch
+    # and a whole copy of the model (`parallel` does not apply to inference).
+    s, global_batch = _rank_shape(cfg, ctx)  # s.batch_size: this process's rows
     torch.manual_seed(ctx.seed)
     with torch.device(ctx.torch_device):
         model = Transformer(s.model_args())
     model = model.to(torch_dtype(cfg.dtype)).eval()  # inference: weights in the run dtype
     fwd = torch.compile(model) if cfg.compile else model
-    tokens = _random_tokens(s, ctx, extra=0)  # (B, T)
+    tokens = _random_tokens(s, ctx, extra=0, global_batch=global_batch)  # (B, T)
 
     @torch.inference_mode()
     def step() -> Any:
@@ -493,7 +654,13 @@ def _forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
             model_flops=True,
             flop_convention=_flop_convention_text(cfg.flop_convention, training=False),
         ),
-        info={"flavor": cfg.flavor, "shape": s.__dict__, "flops_per_token": fpt, "compile": cfg.compile},
+        info={
+            "flavor": cfg.flavor,
+            "shape": s.__dict__,
+            "flops_per_token": fpt,
+            "compile": cfg.compile,
+            **_layout_info(cfg, ctx, "none"),
+        },
     )
 
 
