@@ -175,26 +175,34 @@ def resolve_case(case: Case, env: dict[str, Any], ceilings: dict[str, Any] | Non
     return Case(case.bench, ov)
 
 
-def suite_cases(suite: str, only: list[str] | None = None) -> list[Case]:
+def suite_cases(suite: str, only: list[str] | None = None, world: int = 1) -> list[Case]:
     if suite not in SUITES:
         raise UsageError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
     cases: list[Case] = []
     for name, bench in registry().items():
         if only and name not in only:
             continue
+        if bench.needs_world > world:
+            continue
         for ov in bench.suites.get(suite, []):
             cases.append(Case(name, dict(ov)))
     return cases
 
 
-def build_cases(benches: list[str], suite: str | None, sets: dict[str, str], dtype: str | None) -> list[Case]:
+def build_cases(
+    benches: list[str], suite: str | None, sets: dict[str, str], dtype: str | None, world: int = 1
+) -> list[Case]:
     """Expand the user's benchmark names and suite into cases, validating every override up front."""
     for b in benches:
-        get(b)
+        if get(b).needs_world > world:
+            raise UsageError(
+                f"{b} needs at least {get(b).needs_world} processes; "
+                f"run it with --nproc-per-node {get(b).needs_world} (or more)"
+            )
     if suite is None and not benches:
         suite = "smoke"
     if suite is not None:
-        cases = suite_cases(suite, benches or None)
+        cases = suite_cases(suite, benches or None, world)
         if benches and not cases:
             # A named benchmark outside the suite runs once at its defaults.
             cases = [Case(b, {}) for b in benches]
@@ -222,8 +230,13 @@ def derive_metrics(
     dtype: str | None,
     ceilings: dict[str, Any] | None,
     peak_mem_bytes: int | None,
+    world_size: int = 1,
 ) -> tuple[dict[str, float], dict[str, str]]:
-    """(metrics, unavailable): derived metrics with units in their names, and why any is absent."""
+    """(metrics, unavailable): derived metrics with units in their names, and why any is absent.
+
+    `work` counts one rank's step; with `world_size` ranks, throughputs are global (every rank's work
+    over the slowest rank's time) with a `_per_rank` twin, and shares of peak or ceiling are per device.
+    """
     from chipbench import peaks
 
     m: dict[str, float] = {
@@ -232,13 +245,20 @@ def derive_metrics(
         "step_ms_p99": stats["p99"] * 1e3,
     }
     missing: dict[str, str] = {}
+    w = max(1, world_size)
     if work.samples:
-        m["samples_per_s"] = work.samples / median_s
+        m["samples_per_s"] = w * work.samples / median_s
+        if w > 1:
+            m["samples_per_s_per_rank"] = work.samples / median_s
     if work.tokens:
-        m["tokens_per_s"] = work.tokens / median_s
+        m["tokens_per_s"] = w * work.tokens / median_s
+        if w > 1:
+            m["tokens_per_s_per_rank"] = work.tokens / median_s
     if work.flops:
-        tflops = work.flops / median_s / 1e12
-        m["tflops"] = tflops
+        tflops = work.flops / median_s / 1e12  # per device
+        m["tflops"] = w * tflops
+        if w > 1:
+            m["tflops_per_device"] = tflops
         if dtype:
             peak, why = peaks.peak_tflops(device_name, dtype)
             if peak:
@@ -261,6 +281,11 @@ def derive_metrics(
         m["gbps"] = gbps
         for name, b in work.extra_bytes.items():
             m[f"gbps_{name}"] = b / median_s / 1e9
+        if work.bytes_convention and work.bytes_convention.startswith("collective"):
+            # Link bandwidth, not device memory: no memory peak or copy ceiling applies.
+            if peak_mem_bytes is not None:
+                m["peak_mem_gib"] = peak_mem_bytes / 2**30
+            return m, missing
         peak_bw, why = peaks.peak_mem_gbps(device_name)
         if peak_bw:
             m["share_of_peak_bw"] = gbps / peak_bw

@@ -278,25 +278,75 @@ class _Progress:
             print(line, flush=True)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from chipbench.runner import WorkerPool
+def _launch_spec(args: argparse.Namespace) -> Any:
+    """The torchrun launch the flags ask for, or None for a one-process run."""
+    from chipbench.runner import Launch
 
+    nproc, nnodes = args.nproc_per_node, args.nnodes
+    if nproc is None and nnodes == 1 and args.rdzv_endpoint is None:
+        return None
+    nproc = nproc or 1
+    if nproc < 1 or nnodes < 1:
+        raise UsageError("--nproc-per-node and --nnodes must be >= 1")
+    if not 0 <= args.node_rank < nnodes:
+        raise UsageError(f"--node-rank must be in 0..{nnodes - 1}, got {args.node_rank}")
+    if args.dist_timeout <= 0:
+        raise UsageError(f"--dist-timeout must be > 0 seconds, got {args.dist_timeout}")
+    if nproc * nnodes == 1:
+        return None
+    spec = Launch(nproc, nnodes, args.node_rank, args.rdzv_endpoint, args.dist_timeout)
+    spec.torchrun_args()  # validates the endpoint
+    return spec
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from chipbench.runner import DistWorkerPool, WorkerPool
+
+    spec = _launch_spec(args)
+    world = spec.nproc_per_node * spec.nnodes if spec else 1
+    if spec is not None:
+        from chipbench import bench
+        from chipbench.config import parse_sets
+
+        # Validate before starting a job of many processes.
+        bench.build_cases(args.benchmarks, args.suite, parse_sets(args.set), None, world)
+        if spec.node_rank != 0:
+            return _run_follower(args, spec)
     # Launch the worker first: it imports torch while the arguments are validated here.
-    pool = WorkerPool(args.device)
+    pool = DistWorkerPool(args.device, spec) if spec else WorkerPool(args.device)
     pool.launch()
     try:
-        return _run(args, pool)
+        return _run(args, pool, world)
     finally:
         pool.kill()
+        pool.close()
 
 
-def _run(args: argparse.Namespace, pool: Any) -> int:
+def _run_follower(args: argparse.Namespace, spec: Any) -> int:
+    """Nodes other than 0 only host ranks: rank 0, on node 0, receives the cases and writes results."""
+    import subprocess
+
+    cmd = [
+        sys.executable, *spec.torchrun_args(),
+        "-m", "chipbench.dist_worker", args.device, "-", str(spec.collective_timeout_s),
+    ]  # fmt: skip
+    print(
+        f"node {spec.node_rank}: hosting ranks for node 0's run; results are written on node 0",
+        file=sys.stderr,
+    )
+    code = subprocess.call(cmd, env={**os.environ, **spec.env()})
+    if code:
+        print(f"chipbench: error: this node's ranks failed (torchrun exit code {code})", file=sys.stderr)
+    return 1 if code else 0
+
+
+def _run(args: argparse.Namespace, pool: Any, world: int = 1) -> int:
     from chipbench import bench, results
     from chipbench.config import parse_sets
 
     sets = parse_sets(args.set)
     dtype = None if args.dtype == "auto" else args.dtype
-    cases = bench.build_cases(args.benchmarks, args.suite, sets, dtype)
+    cases = bench.build_cases(args.benchmarks, args.suite, sets, dtype, world)
     if not cases:
         raise UsageError("nothing to run: no benchmark matches; see `chipbench list`")
     suite = args.suite or (None if args.benchmarks else "smoke")
@@ -427,6 +477,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="results file (default results/<machine-id>/<time>_<commit>.json)",
     )
     s.add_argument("--markdown", type=Path, metavar="PATH", help="also write the summary table as Markdown")
+    g = s.add_argument_group("multi-process runs (torchrun)")
+    g.add_argument("--nproc-per-node", type=int, metavar="N", help="processes on this node (one per device)")
+    g.add_argument("--nnodes", type=int, default=1, metavar="M", help="nodes in the job (default 1)")
+    g.add_argument(
+        "--node-rank", type=int, default=0, metavar="R", help="this node's rank; node 0 writes results"
+    )
+    g.add_argument(
+        "--rdzv-endpoint", metavar="HOST:PORT", help="node 0's address and a free port (multi-node)"
+    )
+    g.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="collective time-out: a rank waiting this long on a dead or hung peer fails (default 300)",
+    )
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser(

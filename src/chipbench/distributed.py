@@ -123,3 +123,39 @@ def run_local(fn: Callable[..., Any], world_size: int, *args: Any, timeout_s: fl
             if p.is_alive():
                 p.kill()
     return [out[r] for r in range(world_size)]
+
+
+class Lockstep:
+    """Keeps the ranks' measurement loops in step: rank 0 decides, every rank follows.
+
+    The engine's loops are adaptive (warm-up until steady, stop at a target precision); ranks that
+    decided on their own would run different numbers of steps and deadlock in the workload's
+    collectives. Decisions travel over a gloo group on the CPU, outside the timed intervals.
+    """
+
+    def __init__(self, group: Any = None) -> None:
+        import torch.distributed as dist
+
+        self.dist = dist
+        self.group = group
+        self.rank = dist.get_rank()
+        self.world_size = dist.get_world_size()
+
+    def agree(self, value: Any) -> Any:
+        """Rank 0's `value`, on every rank."""
+        box = [value]
+        self.dist.broadcast_object_list(box, src=0, group=self.group)
+        return box[0]
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's `value`, in rank order, on every rank."""
+        out: list[Any] = [None] * self.world_size
+        self.dist.all_gather_object(out, value, group=self.group)
+        return out
+
+
+def control_group(backend: str) -> Any:
+    """A gloo group for control messages (objects on the CPU); the default group when it is gloo."""
+    import torch.distributed as dist
+
+    return None if backend == "gloo" else dist.new_group(backend="gloo")

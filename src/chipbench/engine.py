@@ -195,8 +195,14 @@ def _trim_transient(samples: list[float]) -> int:
     return dropped
 
 
-def measure(step: Step, device: Device, options: MeasureOptions | None = None) -> Measurement:
-    """Time `step` on `device`; see the module docstring for the protocol."""
+def measure(
+    step: Step, device: Device, options: MeasureOptions | None = None, lockstep: Any = None
+) -> Measurement:
+    """Time `step` on `device`; see the module docstring for the protocol.
+
+    `lockstep` (a distributed.Lockstep) makes every rank of a multi-process run take the same number
+    of steps, by rank 0's decisions; the samples returned are then each round's slowest rank.
+    """
     opt = options or MeasureOptions()
     clock = time.perf_counter
     t_start = clock()
@@ -220,14 +226,19 @@ def measure(step: Step, device: Device, options: MeasureOptions | None = None) -
         while True:
             warm += device.time_samples(step, 1, 1)
             n = len(warm)
+            steady = False
             if n >= max(opt.min_warmup_steps, 2 * w):
                 a, b = _median(warm[-2 * w : -w]), _median(warm[-w:])
-                if abs(b - a) <= opt.steady_tolerance * max(a, b):
-                    break
-            if n >= opt.min_warmup_steps and clock() - t_warm >= warmup_max:
+                steady = abs(b - a) <= opt.steady_tolerance * max(a, b)
+            done = steady or (n >= opt.min_warmup_steps and clock() - t_warm >= warmup_max)
+            if lockstep is not None:
+                done = lockstep.agree(done)
+            if done:
                 break
         warmup_s = clock() - t_warm
         est = _median(warm[-w:])
+        if lockstep is not None:
+            est = lockstep.agree(est)
 
         iterations = max(1, math.ceil(opt.min_sample_s / est)) if est > 0 else 1
         per_round = 1
@@ -240,30 +251,37 @@ def measure(step: Step, device: Device, options: MeasureOptions | None = None) -
         next_check = opt.min_rounds
         rel_ci = math.inf
         stop = "max_rounds"
-        while len(samples) < opt.max_rounds:
-            take = min(per_round, opt.max_rounds - len(samples))
+        take = min(per_round, opt.max_rounds)
+        while take > 0:
             samples += device.time_samples(step, take, iterations)
             if len(samples) <= 4 * opt.min_rounds:
                 late += _trim_transient(samples)
             n = len(samples)
-            if n < opt.min_rounds:
-                continue
-            if clock() - t_meas >= opt.time_budget_s:
-                stop = "time_budget"
-                break
-            if n >= next_check:
-                rel_ci = rel_ci_halfwidth(samples)
-                if rel_ci <= opt.target_rel_ci:
-                    stop = "target_precision"
-                    break
-                next_check = n + max(1, n // 10)  # the CI costs ~1 ms: check on a geometric schedule
+            reason = None
+            if n >= opt.max_rounds:
+                reason = "max_rounds"
+            elif n >= opt.min_rounds:
+                if clock() - t_meas >= opt.time_budget_s:
+                    reason = "time_budget"
+                elif n >= next_check:
+                    rel_ci = rel_ci_halfwidth(samples)
+                    if rel_ci <= opt.target_rel_ci:
+                        reason = "target_precision"
+                    next_check = n + max(1, n // 10)  # the CI costs ~1 ms: check on a geometric schedule
+            take = 0 if reason else min(per_round, opt.max_rounds - n)
+            if lockstep is not None:
+                reason, take = lockstep.agree((reason, take))
+            if reason:
+                stop = reason
         measure_s = clock() - t_meas
     finally:
         if gc_was_enabled:
             gc.enable()
-    rel_ci = rel_ci_halfwidth(samples)
     peak, source = device.peak_memory()
     extra: dict[str, Any] = {"total_s": clock() - t_start, "late_warmup_samples": late}
+    if lockstep is not None:
+        samples, peak = _combine_ranks(lockstep, samples, peak, extra)
+    rel_ci = rel_ci_halfwidth(samples)
     third = len(samples) // 3
     if third >= 3:
         # Step times that still moved while timing (late warm-up, thermal or co-tenant drift) are flagged.
@@ -283,3 +301,19 @@ def measure(step: Step, device: Device, options: MeasureOptions | None = None) -
         peak_mem_source=source,
         extra=extra,
     )
+
+
+def _combine_ranks(
+    lockstep: Any, samples: list[float], peak: int | None, extra: dict[str, Any]
+) -> tuple[list[float], int | None]:
+    """Each round's slowest rank (a synchronous step is as slow as its slowest rank), and the largest
+    peak memory; per-rank medians are kept so an imbalance shows."""
+    got = lockstep.gather((samples, peak))
+    # Ranks may have trimmed different numbers of leading samples: align the rounds from the end.
+    n = min(len(s) for s, _ in got)
+    combined = [max(s[len(s) - n + i] for s, _ in got) for i in range(n)]
+    extra["per_rank_median_s"] = [_median(s) for s, _ in got]
+    extra["per_rank_peak_mem_bytes"] = [p for _, p in got]
+    extra["world_size"] = len(got)
+    peaks = [p for _, p in got if p is not None]
+    return combined, (max(peaks) if peaks else peak)

@@ -59,6 +59,7 @@ def build(
 ) -> dict[str, Any]:
     """The results document of one run."""
     env = run.env
+    world = int((env.get("distributed") or {}).get("world_size", 1))
     benchmarks: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     for oc in run.outcomes:
@@ -90,12 +91,15 @@ def build(
             dtype=dtype,
             ceilings=ceilings,
             peak_mem_bytes=m["peak_mem_bytes"],
+            world_size=world,
         )
+        # A multi-process result never matches a one-process baseline of the same case by name.
+        name = case.name if world == 1 else f"{case.name}@world{world}"
         benchmarks.append(
             {
                 "group": case.bench,
-                "name": case.name,
-                "fullname": f"chipbench::{case.name}",
+                "name": name,
+                "fullname": f"chipbench::{name}",
                 "params": case.overrides or None,
                 "param": case.label or None,
                 "extra_info": {
@@ -103,6 +107,7 @@ def build(
                     "version_hash": p["version_hash"],
                     "config": cfg,
                     "device": run.kind,
+                    "world_size": world,
                     "dtype": dtype,
                     "metrics": metrics,
                     "unavailable": missing,

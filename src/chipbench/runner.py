@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing as mp
 import os
+import re
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -177,3 +184,201 @@ def run_cases(
     finally:
         pool.close()
     return out
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start a multi-process job with torchrun."""
+
+    nproc_per_node: int
+    nnodes: int = 1
+    node_rank: int = 0
+    rdzv_endpoint: str | None = None
+    """HOST:PORT of node 0 (multi-node); None on a single box (torchrun --standalone)."""
+    collective_timeout_s: float = 300.0
+    threads_per_rank: int | None = None
+    """OMP_NUM_THREADS for each rank; default: this node's cores divided among its ranks."""
+
+    def torchrun_args(self) -> list[str]:
+        args = ["-m", "torch.distributed.run", f"--nproc-per-node={self.nproc_per_node}", "--max-restarts=0"]
+        if self.nnodes == 1 and self.rdzv_endpoint is None:
+            return [*args, "--standalone"]
+        if self.rdzv_endpoint is None:
+            raise UsageError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (node 0's address)")
+        host, _, port = self.rdzv_endpoint.rpartition(":")
+        if not host or not port.isdigit():
+            raise UsageError(f"--rdzv-endpoint must be HOST:PORT, got {self.rdzv_endpoint!r}")
+        # Static rendezvous: --node-rank is honoured, so global rank 0 (which writes the results) lives
+        # on node 0, where the results file is written.
+        return [
+            *args, f"--nnodes={self.nnodes}", f"--node-rank={self.node_rank}",
+            f"--master-addr={host}", f"--master-port={port}",
+        ]  # fmt: skip
+
+    def env(self) -> dict[str, str]:
+        threads = self.threads_per_rank or max(1, (os.cpu_count() or 1) // self.nproc_per_node)
+        return {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads))}
+
+
+def _is_timeout(message: str) -> bool:
+    low = message.lower()
+    return "timed out" in low or "timeout" in low
+
+
+def _is_symptom(message: str) -> bool:
+    """Errors a rank sees when another rank failed: not the cause."""
+    low = message.lower()
+    return (
+        _is_timeout(message)
+        or "connection reset" in low
+        or "connection closed" in low
+        or "broken pipe" in low
+    )
+
+
+# torchrun's failure summary: "rank      : 1 (local_rank: 1)" then "exitcode  : 3 (pid: 4466)".
+_FAILURE = re.compile(r"rank\s*:\s*(\d+)\s*\(local_rank.*?\n\s*exitcode\s*:\s*(-?\d+)")
+
+
+class DistWorkerPool(WorkerPool):
+    """The worker is a torchrun job: its rank 0 talks to us over a Unix socket; a failure on any rank
+    ends the job (torchrun stops the others) and the next case starts a fresh one."""
+
+    def __init__(self, device: str, launch: Launch, start_timeout_s: float = 300.0) -> None:
+        super().__init__(device, start_timeout_s)
+        self.spec = launch
+        self.dir: Path | None = None
+        self.listener: socket.socket | None = None
+        self.stderr_tail: list[str] = []
+        self._reader: threading.Thread | None = None
+
+    def launch(self) -> None:
+        self._clean_dir()  # the previous job's error files were read when it failed
+        self.dir = Path(tempfile.mkdtemp(prefix="chipbench-dist-"))
+        address = str(self.dir / "ctl.sock")
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(address)
+        self.listener.listen(1)
+        cmd = [
+            self.python, *self.spec.torchrun_args(),
+            "-m", "chipbench.dist_worker", self.device, address, str(self.spec.collective_timeout_s),
+        ]  # fmt: skip
+        env = {**os.environ, **self.spec.env(), "PYTHONUNBUFFERED": "1", "CHIPBENCH_DIST_DIR": str(self.dir)}
+        # Its own session, so a time-out kills torchrun's whole process tree, ranks included.
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True
+        )
+        self.stderr_tail = []
+        self._reader = threading.Thread(target=self._pump, args=(self.proc,), daemon=True)
+        self._reader.start()
+
+    def _pump(self, proc: subprocess.Popen[bytes]) -> None:
+        """Pass torchrun's stderr through, keeping the tail to name a failed rank."""
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            line = raw.decode(errors="replace")
+            self.stderr_tail = [*self.stderr_tail[-200:], line]
+            if os.environ.get("CHIPBENCH_QUIET_RANKS") != "1":
+                sys.stderr.write(line)
+
+    def wait_hello(self) -> dict[str, Any]:
+        assert self.listener is not None and self.proc is not None
+        deadline = time.monotonic() + self.start_timeout_s
+        self.listener.settimeout(0.5)
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+                break
+            except TimeoutError:
+                if self.proc.poll() is not None:
+                    reply = self._crash_reply(self.proc.returncode)
+                    self.kill()
+                    raise RuntimeError(f"distributed job failed to start: {reply['message']}") from None
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise RuntimeError(
+                        f"rank 0 did not connect within {self.start_timeout_s:.0f} s "
+                        "(are all nodes started with the same --rdzv-endpoint?)"
+                    ) from None
+        sock.setblocking(True)
+        self.conn = Connection(sock.detach())
+        return super().wait_hello()
+
+    def run(self, msg: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        reply = super().run(msg, timeout_s)
+        if reply.get("error_type") == "crash":
+            return self._crash_reply(None, reply["message"])
+        return reply
+
+    def _crash_reply(self, code: int | None, fallback: str | None = None) -> dict[str, Any]:
+        """An error entry naming the rank that failed first-hand. A rank that raised wrote its error
+        file; a rank that was killed or crashed shows only in torchrun's failure summary; a rank that
+        merely lost its peer (connection reset, collective time-out) is a symptom, named last."""
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        errs = [json.loads(f.read_text()) for f in sorted(self.dir.glob("rank*.json"))] if self.dir else []
+        filed = {e["rank"] for e in errs}
+        died = [
+            (int(r), int(c))
+            for r, c in _FAILURE.findall("".join(self.stderr_tail))
+            if int(r) not in filed and int(c) != 0
+        ]
+        causes = [e for e in errs if not _is_symptom(e["message"])]
+        failed = sorted(filed | {r for r, _ in died})
+        if causes:
+            e = min(causes, key=lambda x: x["rank"])
+            return {
+                "type": "error", "error_type": e["error_type"], "message": f"rank {e['rank']}: {e['message']}",
+                "traceback": e.get("traceback"), "ranks_failed": failed,
+            }  # fmt: skip
+        if died:
+            # SIGTERM is torchrun stopping the survivors: a symptom, named only when nothing else is.
+            rank, exitcode = min(died, key=lambda d: (d[1] == -signal.SIGTERM, d[0]))
+            how = f"killed by signal {-exitcode}" if exitcode < 0 else f"exit code {exitcode}"
+            return {
+                "type": "error", "error_type": "rank_died",
+                "message": f"rank {rank} died ({how}); torchrun stopped the other ranks",
+                "ranks_failed": failed,
+            }  # fmt: skip
+        if errs:
+            e = min(errs, key=lambda x: x["rank"])
+            timeout = _is_timeout(e["message"])
+            return {
+                "type": "error",
+                "error_type": "collective_timeout" if timeout else "peer_lost",
+                "message": (
+                    f"rank {e['rank']} waited past the collective time-out "
+                    f"({self.spec.collective_timeout_s:.0f} s) for a peer that hung or died"
+                    if timeout
+                    else f"rank {e['rank']} lost its connection to a peer that died"
+                )
+                + f": {e['message'][:200]}",
+                "traceback": e.get("traceback"),
+                "ranks_failed": failed,
+            }
+        return {
+            "type": "error",
+            "error_type": "crash",
+            "message": fallback or f"torchrun exited with code {code}",
+        }
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        super().kill()
+
+    def _clean_dir(self) -> None:
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def close(self) -> None:
+        super().close()
+        self._clean_dir()

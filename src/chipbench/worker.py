@@ -19,11 +19,14 @@ def _hello(device_req: str) -> dict[str, Any]:
     return {"type": "hello", "env": env, "kind": kind, "free_memory_bytes": hardware.free_memory_bytes(kind)}
 
 
-def prepare(bench_name: str, overrides: dict[str, Any], kind: str, seed: int = 0) -> tuple[Any, Any, Any]:
+def prepare(
+    bench_name: str, overrides: dict[str, Any], kind: str, seed: int = 0, dist: Any = None
+) -> tuple[Any, Any, Any]:
     """(benchmark, config, Prepared) for one case on device `kind`, inputs generated, ready to time.
 
-    Shared by the worker and the pytest-benchmark suite, so both front doors run the same code.
-    Raises DoesNotFit before allocating when the benchmark's estimate exceeds free memory.
+    Shared by the worker, the distributed worker (`dist`: a distributed.DistInfo) and the
+    pytest-benchmark suite, so every front door runs the same code. Raises DoesNotFit before
+    allocating when the benchmark's estimate exceeds free memory.
     """
     import torch
 
@@ -33,29 +36,36 @@ def prepare(bench_name: str, overrides: dict[str, Any], kind: str, seed: int = 0
     b = bench.get(bench_name)
     cfg = b.config(overrides)
     torch.manual_seed(seed)
-    ctx = bench.RunContext(
-        device=kind,
-        torch_device=hardware.torch_device(kind),
-        seed=seed,
-        free_memory_bytes=hardware.free_memory_bytes(kind),
-    )
+    free = hardware.free_memory_bytes(kind)
+    ctx = bench.RunContext(device=kind, torch_device=hardware.torch_device(kind), seed=seed)
+    if dist is not None:
+        if kind in ("cuda", "rocm", "xpu"):
+            torch_device = f"{hardware.torch_device(kind)}:{dist.local_rank}"
+        else:
+            torch_device = hardware.torch_device(kind)
+            free //= dist.local_world_size  # the ranks on a node share its memory
+        ctx = dataclasses.replace(
+            ctx, torch_device=torch_device, rank=dist.rank, world_size=dist.world_size,
+            local_rank=dist.local_rank, dist_backend=dist.backend,
+        )  # fmt: skip
+    ctx = dataclasses.replace(ctx, free_memory_bytes=free)
     est = b.describe(cfg).get("memory_bytes_estimate")
     if est and ctx.free_memory_bytes and est > ctx.free_memory_bytes:
         raise DoesNotFit(f"needs about {est / 2**30:.2f} GiB, {ctx.free_memory_bytes / 2**30:.2f} GiB free")
     return b, cfg, b.setup(cfg, ctx)
 
 
-def run_case(msg: dict[str, Any], kind: str) -> dict[str, Any]:
+def run_case(msg: dict[str, Any], kind: str, dist: Any = None, lockstep: Any = None) -> dict[str, Any]:
     """Set up and measure one case; returns the raw measurement, work counts and info."""
     from chipbench.config import config_dict
     from chipbench.engine import Device, MeasureOptions, measure
     from chipbench.errors import DoesNotFit
 
     try:
-        b, cfg, prepared = prepare(msg["bench"], msg["overrides"], kind, msg.get("seed", 0))
+        b, cfg, prepared = prepare(msg["bench"], msg["overrides"], kind, msg.get("seed", 0), dist)
     except DoesNotFit as exc:
         return {"type": "error", "error_type": "does_not_fit", "message": str(exc)}
-    m = measure(prepared.step, Device(kind), MeasureOptions(**msg.get("options", {})))
+    m = measure(prepared.step, Device(kind), MeasureOptions(**msg.get("options", {})), lockstep)
     after = prepared.after() if prepared.after else {}
     return {
         "type": "result",

@@ -23,6 +23,10 @@ class SelftestConfig:
     """Length of one busy-wait step in microseconds."""
     fail: Literal["none", "crash", "raise", "hang"] = "none"
     """none: run normally; crash: the worker process dies; raise: setup raises; hang: the step never returns."""
+    fail_rank: int = -1
+    """In a multi-process run, only this rank fails (-1: every rank); the others run normally."""
+    fail_after_steps: int = 0
+    """Fail at this step instead of in setup (crash and raise), to fail mid-run."""
 
     def __post_init__(self) -> None:
         check(self.step_us > 0, "step_us must be > 0")
@@ -32,15 +36,25 @@ def _describe(cfg: SelftestConfig) -> dict[str, Any]:
     return {"memory_bytes_estimate": 0, "step_s": cfg.step_us / 1e6}
 
 
-def _setup(cfg: SelftestConfig, ctx: RunContext) -> Prepared:
-    if cfg.fail == "crash":
+def _fail(kind: str, where: str) -> None:
+    if kind == "crash":
         os._exit(3)
-    if cfg.fail == "raise":
-        raise RuntimeError("selftest: deliberate failure in setup")
+    if kind == "raise":
+        raise RuntimeError(f"selftest: deliberate failure in {where}")
+
+
+def _setup(cfg: SelftestConfig, ctx: RunContext) -> Prepared:
+    fail = cfg.fail if cfg.fail_rank in (-1, ctx.rank) else "none"
+    if cfg.fail_after_steps == 0:
+        _fail(fail, "setup")
     duration = cfg.step_us / 1e6
-    hang = cfg.fail == "hang"
+    hang = fail == "hang"
+    steps = [0]
 
     def step() -> None:
+        steps[0] += 1
+        if cfg.fail_after_steps and steps[0] >= cfg.fail_after_steps:
+            _fail(fail, f"step {steps[0]}")
         end = time.perf_counter() + duration
         while hang or time.perf_counter() < end:
             pass

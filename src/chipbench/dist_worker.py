@@ -1,0 +1,130 @@
+"""One rank of a multi-process run, started by torchrun: `python -m chipbench.dist_worker DEVICE ADDRESS TIMEOUT`.
+
+Rank 0 speaks the single-process worker's protocol to the parent over a Unix socket at ADDRESS
+(hello, then one case per message) and relays each case to the other ranks; every rank sets up and
+measures it in lockstep; rank 0 sends back one merged result. A rank that fails writes its error to
+$CHIPBENCH_DIST_DIR/rank<N>.json and exits non-zero: torchrun then stops the others, and the parent
+names the failed rank and starts a fresh job for the next case (a failed collective leaves the group
+in an unknown state, so it is never reused).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+
+def _error_file(rank: int) -> Path | None:
+    d = os.environ.get("CHIPBENCH_DIST_DIR")
+    return Path(d) / f"rank{rank}.json" if d else None
+
+
+def _fail(rank: int, exc: BaseException, case: str | None) -> None:
+    oom = "OutOfMemoryError" in type(exc).__name__ or "out of memory" in str(exc).lower()
+    first = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
+    from chipbench.errors import DoesNotFit
+
+    kind = "does_not_fit" if isinstance(exc, DoesNotFit) else ("oom" if oom else type(exc).__name__)
+    path = _error_file(rank)
+    if path is not None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                {"rank": rank, "case": case, "error_type": kind, "message": first,
+                 "traceback": traceback.format_exc()[-4000:]}
+            )
+        )  # fmt: skip
+        tmp.replace(path)
+    print(f"chipbench rank {rank}: {type(exc).__name__}: {first}", file=sys.stderr, flush=True)
+
+
+def _connect(address: str) -> Connection:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(address)
+    return Connection(s.detach())
+
+
+def _merge(replies: list[dict[str, Any]], world: int) -> dict[str, Any]:
+    """Rank 0's result, carrying every rank's medians (already combined by the engine)."""
+    out = dict(replies[0])
+    if out.get("type") == "result":
+        out["info"] = {**out["info"], "world_size": world}
+    return out
+
+
+def main(device_req: str, address: str, timeout_s: float) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    from chipbench import distributed, hardware
+
+    rank = int(os.environ.get("RANK", "0"))
+    case_name: str | None = None
+    try:
+        kind = hardware.resolve_device(device_req, hardware.available_kinds())
+        info = distributed.init_from_env(kind, timeout_s)
+        lock = distributed.Lockstep(distributed.control_group(info.backend))
+        me = {
+            "rank": info.rank,
+            "local_rank": info.local_rank,
+            "node_rank": info.node_rank,
+            "host": socket.gethostname(),
+            "device": hardware.device_info(kind).get("name"),
+            "free_memory_bytes": hardware.free_memory_bytes(kind),
+        }
+        ranks = lock.gather(me)
+        conn = None
+        if info.rank == 0:
+            env = hardware.environment(kind)
+            env["distributed"] = {
+                "world_size": info.world_size,
+                "nodes": len({r["node_rank"] for r in ranks}),
+                "procs_per_node": info.local_world_size,
+                "backend": info.backend,
+                "launcher": "torchrun",
+                "collective_timeout_s": timeout_s,
+                "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+                "ranks": [{k: v for k, v in r.items() if k != "free_memory_bytes"} for r in ranks],
+            }
+            free = min(r["free_memory_bytes"] for r in ranks)
+            if kind not in ("cuda", "rocm", "xpu"):
+                free //= info.local_world_size  # the ranks on a node share its memory
+            conn = _connect(address)
+            conn.send({"type": "hello", "env": env, "kind": kind, "free_memory_bytes": free})
+        while True:
+            msg = conn.recv() if conn is not None else None
+            msg = lock.agree(msg)
+            if msg is None or msg.get("type") == "stop":
+                break
+            case_name = msg.get("bench")
+            from chipbench.worker import run_case
+
+            reply = run_case(msg, kind, info, lock)
+            if reply.get("type") == "error":  # does not fit: found the same way on every rank
+                from chipbench.errors import DoesNotFit
+
+                raise DoesNotFit(reply.get("message", "does not fit"))
+            if conn is not None:
+                conn.send(_merge([reply], info.world_size))
+            case_name = None
+    except BaseException as exc:
+        _fail(rank, exc, case_name)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    code = main(sys.argv[1], sys.argv[2], float(sys.argv[3]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
