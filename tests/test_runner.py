@@ -28,7 +28,7 @@ def test_failures_are_isolated() -> None:
     ok = out.outcomes[1].payload
     samples = sorted(ok["measurement"]["samples"])
     assert 150e-6 < samples[len(samples) // 2] < 2e-3
-    assert ok["config"] == {"step_us": 200.0, "fail": "none"}
+    assert ok["config"] == {"step_us": 200.0, "fail": "none", "fail_rank": -1, "fail_after_steps": 0}
     assert pool.proc is None  # closed at the end
 
 
