@@ -163,6 +163,10 @@ def execute(
     pool, hello = _start(device, pool)
     try:
         env = hello["env"]
+        ceil = ceilings.load(hardware.machine_id(env))
+        cases = [bench.resolve_case(c, env, ceil, hello["free_memory_bytes"]) for c in cases]
+        if preflight:
+            _preflight(cases, hello["free_memory_bytes"])
         cores = env["cpu"]["logical_cores"] or 1
         # Our own previous run keeps the 1-minute average near 1: warn only when every core was busy.
         if load_start is not None and load_start >= cores and not quiet:
@@ -172,10 +176,6 @@ def execute(
                 "figures may be inflated",
                 file=sys.stderr,
             )
-        ceil = ceilings.load(hardware.machine_id(env))
-        cases = [bench.resolve_case(c, env, ceil, hello["free_memory_bytes"]) for c in cases]
-        if preflight:
-            _preflight(cases, hello["free_memory_bytes"])
     except BaseException:
         pool.close()
         raise
