@@ -395,6 +395,67 @@ def _train_describe(cfg: LlamaConfig) -> dict[str, Any]:
     }
 
 
+def _train_plan(cfg: LlamaConfig, world_size: int, kind: str) -> dict[str, Any]:
+    """Layout over `world_size` processes and a rough per-process memory estimate, without allocating."""
+    import dataclasses
+
+    from chipbench.models.llama import count_params
+
+    per_rank, global_batch = batch_layout(cfg, world_size)
+    s = dataclasses.replace(cfg.shape(), batch_size=per_rank)
+    model = _meta_model(s)
+    n = count_params(model)
+    block = sum(p.numel() for p in model.layers[0].parameters())
+    root = n - s.n_layers * block  # embedding, final norm, output head (one matrix when tied)
+    low = 2 if cfg.dtype in ("bf16", "fp16") else 4
+    act = _activation_bytes(s, cfg.dtype, cfg.activation_checkpointing, training=True)
+    distributed = world_size > 1
+    parallelism = cfg.parallel if distributed else "none"
+    if parallelism == "fsdp2":
+        breakdown = {
+            "sharded_weights_grads_adamw": 16 * n // world_size,  # fp32 weights, grads, exp_avg, exp_avg_sq
+            # The root's weights stay gathered through the forward; the running and the prefetched block.
+            "gathered_weights": low * (root + 2 * block),
+            "unsharded_block_grads": (low + (4 if low != 4 else 0)) * block,  # + fp32 copy to reduce
+            "activations": act,
+        }
+        precision = (
+            f"MixedPrecisionPolicy(param_dtype={cfg.dtype}, reduce_dtype=fp32) + {cfg.dtype} autocast"
+            if low == 2
+            else "fp32"
+        )
+    else:
+        breakdown = {
+            "weights": 4 * n,
+            "grads_and_adamw": 12 * n,
+            **({"ddp_gradient_buckets": 4 * n} if distributed else {}),
+            "autocast_copies": 2 * n if low == 2 else 0,
+            "activations": act,
+        }
+        precision = f"{cfg.dtype} autocast, fp32 master weights" if low == 2 else "fp32"
+    out: dict[str, Any] = {
+        "parallelism": parallelism,
+        "world_size": world_size,
+        "device": kind,
+        "scaling": cfg.scaling,
+        "per_rank_batch_size": per_rank,
+        "global_batch_size": global_batch,
+        "tokens_per_rank_step": per_rank * s.seq_len,
+        "global_tokens_per_step": global_batch * s.seq_len,
+        "mixed_precision": precision,
+        "memory_bytes_per_rank_estimate": sum(breakdown.values()),
+        "memory_breakdown_per_rank": breakdown,
+    }
+    if parallelism == "fsdp2":
+        out["fsdp_units"] = f"{s.n_layers} blocks + root"
+        out["setup_peak_bytes_per_rank"] = 4 * n
+        out["init"] = (
+            f"{_INIT_TEXT['full']} (peak {4 * n / 2**30:.2f} GiB of fp32 weights per rank at set-up) "
+            f"when that fits in half the free memory; otherwise {_INIT_TEXT['meta'].split(' (')[0]}"
+        )
+    return out
+
+
 def _mesh_device_type(ctx: RunContext) -> str:
     return "cuda" if ctx.device in ("cuda", "rocm") else ctx.device
 
@@ -622,6 +683,24 @@ def _forward_describe(cfg: LlamaConfig) -> dict[str, Any]:
         "flop_convention": _flop_convention_text(cfg.flop_convention, training=False),
         "tokens_per_step": s.tokens,
         "memory_bytes_estimate": weights + act,
+    }
+
+
+def _forward_plan(cfg: LlamaConfig, world_size: int, kind: str) -> dict[str, Any]:
+    """Inference over N processes: each its own rows of the global batch, a whole model each, no
+    communication."""
+    import dataclasses
+
+    per_rank, global_batch = batch_layout(cfg, world_size)
+    d = _forward_describe(dataclasses.replace(cfg, batch_size=per_rank))
+    return {
+        "parallelism": "none (data parallel without communication: a whole model per process)",
+        "world_size": world_size,
+        "device": kind,
+        "scaling": cfg.scaling,
+        "per_rank_batch_size": per_rank,
+        "global_batch_size": global_batch,
+        "memory_bytes_per_rank_estimate": d["memory_bytes_estimate"],
     }
 
 
@@ -1009,6 +1088,7 @@ TRAIN_STEP = register(
         config_cls=LlamaConfig,
         setup=_train_setup,
         describe=_train_describe,
+        plan=_train_plan,
         suites={
             "smoke": [_TINY],
             # A llama3-8b block trains at about 4 s a step on the 2-core CPU (AdamW and gradients over
@@ -1033,6 +1113,7 @@ FORWARD = register(
         config_cls=LlamaConfig,
         setup=_forward_setup,
         describe=_forward_describe,
+        plan=_forward_plan,
         suites={
             "smoke": [_TINY],
             "default": [{"flavor": "debug"}, {**_8B_LAYER, "seq_len": 256}],
