@@ -521,7 +521,9 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Any, dict[str,
     Over more than one process (ctx.distributed, default process group already initialized), every
     rank builds the same model from the run seed (so every rank, and a one-process run, start from
     the same weights), then it is sharded (cfg.parallel=fsdp2) or replicated (ddp); the returned loss
-    is this rank's, over its own rows."""
+    is this rank's, over its own rows. Under FSDP2, when the whole fp32 model would not fit in half
+    the free memory, it is built on the meta device instead and each rank initializes its shards.
+    A fall-back from fused AdamW, taken on the first step, is added to `info` then."""
     import contextlib
     import warnings
 
@@ -638,7 +640,10 @@ def _train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
 
     def after() -> dict[str, Any]:
         key = "compile_first_step_s" if cfg.compile else "first_step_s"
-        return {key: state["first_s"]}
+        fallback = (
+            {k: info[k] for k in ("optimizer", "optimizer_fallback")} if "optimizer_fallback" in info else {}
+        )
+        return {key: state["first_s"], **fallback}
 
     fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention)
     layout = _layout_info(cfg, ctx, cfg.parallel if ctx.distributed else "none")
