@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from chipbench.errors import UsageError
+from chipbench.errors import StartFailed, UsageError
 
 SUITE_BUDGET_S = {"smoke": 0.3, "default": 3.0, "full": 10.0}
 
@@ -125,6 +125,9 @@ def _start(device: str, pool: Any = None) -> tuple[Any, dict[str, Any]]:
         pool.launch()
     try:
         return pool, pool.wait_hello()
+    except RuntimeError as exc:
+        pool.kill()
+        raise StartFailed(str(exc)) from None
     except BaseException:
         pool.kill()
         raise

@@ -96,6 +96,7 @@ def main(device_req: str, address: str, timeout_s: float) -> int:
                 free //= info.local_world_size  # the ranks on a node share its memory
             conn = _connect(address)
             conn.send({"type": "hello", "env": env, "kind": kind, "free_memory_bytes": free})
+            print(f"chipbench: {info.world_size} ranks ready ({info.backend})", file=sys.stderr, flush=True)
         while True:
             msg = conn.recv() if conn is not None else None
             msg = lock.agree(msg)

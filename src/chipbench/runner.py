@@ -102,8 +102,11 @@ class WorkerPool:
         if self.proc is None or self.proc.poll() is not None:
             self.start()
         assert self.conn is not None and self.proc is not None
-        self.conn.send(msg)
         deadline = time.monotonic() + timeout_s
+        try:
+            self.conn.send(msg)
+        except OSError:  # the worker died since the last case: report it as the crash it is
+            deadline = time.monotonic() + 10
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -116,7 +119,7 @@ class WorkerPool:
             if self.conn.poll(min(left, 0.5)):
                 try:
                     reply: dict[str, Any] = self.conn.recv()
-                except EOFError:
+                except (EOFError, OSError):
                     break
                 if reply.get("restart"):
                     self.kill()
@@ -331,9 +334,10 @@ class DistWorkerPool(WorkerPool):
                 "type": "error", "error_type": e["error_type"], "message": f"rank {e['rank']}: {e['message']}",
                 "traceback": e.get("traceback"), "ranks_failed": failed,
             }  # fmt: skip
-        if died:
-            # SIGTERM is torchrun stopping the survivors: a symptom, named only when nothing else is.
-            rank, exitcode = min(died, key=lambda d: (d[1] == -signal.SIGTERM, d[0]))
+        # SIGTERM is torchrun stopping the survivors after another rank failed: a symptom.
+        killed = [d for d in died if d[1] != -signal.SIGTERM]
+        if killed or (died and not errs):
+            rank, exitcode = min(killed or died)
             how = f"killed by signal {-exitcode}" if exitcode < 0 else f"exit code {exitcode}"
             return {
                 "type": "error", "error_type": "rank_died",

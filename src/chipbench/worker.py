@@ -50,6 +50,9 @@ def prepare(
         )  # fmt: skip
     ctx = dataclasses.replace(ctx, free_memory_bytes=free)
     est = b.describe(cfg).get("memory_bytes_estimate")
+    if dist is not None and dist.world_size > 1 and b.plan is not None:
+        # Sharded layouts (FSDP2, TorchRec) need less per rank than one process holding everything.
+        est = b.plan(cfg, dist.world_size, kind).get("memory_bytes_per_rank_estimate", est)
     if est and ctx.free_memory_bytes and est > ctx.free_memory_bytes:
         raise DoesNotFit(f"needs about {est / 2**30:.2f} GiB, {ctx.free_memory_bytes / 2**30:.2f} GiB free")
     return b, cfg, b.setup(cfg, ctx)

@@ -1,0 +1,188 @@
+"""Multi-process runs on this CPU with gloo: collectives checked for value, lockstep measurement,
+the torchrun front door end to end, and a killed or hung rank ending the job within a bound."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from chipbench import distributed, results
+from chipbench.workloads import comm
+from tests.conftest import run_cli
+
+# A rank killed mid-run ends the job within this bound on one node: torchrun's agent notices the dead
+# worker (it polls every 0.1 s), stops the others with SIGTERM and exits; the parent then saves.
+KILLED_RANK_BOUND_S = 30.0
+
+
+def _collectives(rank: int, world: int) -> list[str]:
+    """Every collective, checked for value at two sizes (one not a multiple of the world size)."""
+    import torch
+
+    done = []
+    for op in comm.OPS:
+        for count in (world * 5, world * 1000 + 1):
+            n = count // world * world
+            comm.check_collective(op, n, rank, world, torch.float32, "cpu")
+            comm.check_collective(op, n, rank, world, torch.bfloat16, "cpu")
+            done.append(op)
+    return done
+
+
+def _lockstep(rank: int, world: int) -> dict[str, object]:
+    """A step with a collective, rank 1 slower: lockstep keeps the ranks together (no deadlock), and
+    each sample is the slower rank's time."""
+    import torch
+    import torch.distributed as dist
+
+    from chipbench.engine import Device, MeasureOptions, measure
+
+    t = torch.ones(4)
+    pause = 0.002 if rank == 1 else 0.0005
+
+    def step() -> None:
+        end = time.perf_counter() + pause
+        while time.perf_counter() < end:
+            pass
+        dist.all_reduce(t)
+
+    m = measure(step, Device("cpu"), MeasureOptions(time_budget_s=0.3), distributed.Lockstep())
+    return {"n": len(m.samples), "median": sorted(m.samples)[len(m.samples) // 2], "extra": m.extra}
+
+
+def test_collectives_give_the_right_values() -> None:
+    got = distributed.run_local(_collectives, 2)
+    assert got[0] == got[1] and len(got[0]) == 2 * len(comm.OPS)
+
+
+def test_bus_factors_are_nccl_tests() -> None:
+    assert comm.bus_factor("all_reduce", 8) == pytest.approx(2 * 7 / 8)
+    assert comm.bus_factor("all_gather", 4) == pytest.approx(3 / 4)
+    assert comm.bus_factor("reduce_scatter", 2) == pytest.approx(1 / 2)
+    assert comm.bus_factor("all_to_all", 2) == pytest.approx(1 / 2)
+    assert comm.bus_factor("broadcast", 16) == 1.0
+
+
+def test_lockstep_measurement_takes_the_slowest_rank() -> None:
+    r0, r1 = distributed.run_local(_lockstep, 2)
+    assert r0["n"] == r1["n"] and r0["median"] == r1["median"]
+    assert r0["median"] >= 0.002  # the slower rank's pause, not rank 0's own 0.5 ms
+    assert r0["extra"]["world_size"] == 2 and len(r0["extra"]["per_rank_median_s"]) == 2
+
+
+def test_run_under_torchrun_writes_one_results_file(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    p = run_cli(
+        "run", "comm.all_gather", "comm.all_reduce", "--set", "size_bytes=65536",
+        "--nproc-per-node", "2", "--time-budget", "0.3", "--output", str(out),
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    doc = results.load(out)
+    dist_env = doc["chipbench"]["environment"]["distributed"]
+    assert dist_env["world_size"] == 2 and dist_env["backend"] == "gloo" and len(dist_env["ranks"]) == 2
+    by = {b["group"]: b["extra_info"] for b in doc["benchmarks"]}
+    assert set(by) == {"comm.all_gather", "comm.all_reduce"}
+    assert all(b["name"].endswith("@world2") for b in doc["benchmarks"])
+    ag, ar = by["comm.all_gather"]["metrics"], by["comm.all_reduce"]["metrics"]
+    assert ag["gbps_busbw"] == pytest.approx(ag["gbps"] * 0.5)  # (n-1)/n
+    assert ar["gbps_busbw"] == pytest.approx(ar["gbps"] * 1.0)  # 2(n-1)/n
+    assert "share_of_peak_bw" not in ag and "share_of_peak_bw" not in by["comm.all_gather"]["unavailable"]
+    assert by["comm.all_gather"]["info"]["size_bytes_used"] == 65536
+
+
+def test_mixed_cases_failing_rank_named_next_case_runs(tmp_path: Path) -> None:
+    """A rank that raises is named; the job is replaced and the next case runs; throughput is global."""
+    from chipbench.bench import Case
+    from chipbench.cli import execute
+    from chipbench.runner import DistWorkerPool, Launch
+
+    cases = [
+        Case("selftest.busy", {"fail": "raise", "fail_rank": 1}),
+        Case("comm.broadcast", {"size_bytes": 4096}),
+        Case("selftest.busy", {"step_us": 500.0}),
+    ]
+    doc, path, code = execute(
+        cases, device="cpu", time_budget_s=0.2, timeout_s=120, suite=None, output=tmp_path / "r.json",
+        markdown=None, preflight=False, quiet=True, pool=DistWorkerPool("cpu", Launch(2)),
+    )  # fmt: skip
+    assert code == 1 and path is not None
+    doc = results.load(path)
+    (err,) = doc["chipbench"]["errors"]
+    assert err["group"] == "selftest.busy" and err["message"].startswith(
+        "rank 1: selftest: deliberate failure"
+    )
+    assert [b["group"] for b in doc["benchmarks"]] == ["comm.broadcast", "selftest.busy"]
+    busy = doc["benchmarks"][1]["extra_info"]
+    assert busy["metrics"]["samples_per_s"] == pytest.approx(2 * busy["metrics"]["samples_per_s_per_rank"])
+    assert len(busy["measurement"]["extra"]["per_rank_median_s"]) == 2
+
+
+def test_collectives_need_several_processes(tmp_path: Path) -> None:
+    p = run_cli("run", "comm.all_reduce", "--output", str(tmp_path / "r.json"))
+    assert p.returncode == 2 and "--nproc-per-node 2" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "r.json").exists()
+    p = run_cli("run", "selftest.busy", "--nnodes", "2", "--output", str(tmp_path / "r.json"))
+    assert p.returncode == 2 and "--rdzv-endpoint" in p.stderr and not (tmp_path / "r.json").exists()
+
+
+def _rank_pid(parent: int, rank: int, deadline: float) -> int:
+    while time.monotonic() < deadline:
+        for proc in psutil.Process(parent).children(recursive=True):
+            try:
+                if "chipbench.dist_worker" in " ".join(proc.cmdline()) and proc.environ().get("RANK") == str(
+                    rank
+                ):
+                    return proc.pid
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        time.sleep(0.2)
+    raise AssertionError(f"rank {rank} never started")
+
+
+def test_killed_rank_ends_the_job_within_the_bound(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    proc = subprocess.Popen(
+        # Rank 1 spins in its step, rank 0 waits for it in lockstep (collective time-out 300 s): only the
+        # kill can end this job early.
+        [sys.executable, "-m", "chipbench.cli", "run", "selftest.busy", "--set", "fail=hang",
+         "--set", "fail_rank=1", "--nproc-per-node", "2", "--output", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "CI": "true"},
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # wait until the job is up and running the case
+            if "ranks ready" in line:
+                break
+        pid = _rank_pid(proc.pid, 1, time.monotonic() + 120)
+        time.sleep(1.0)  # into the measurement
+        os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        _, stderr = proc.communicate(timeout=KILLED_RANK_BOUND_S + 30)
+        took = time.monotonic() - killed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, stderr
+    assert took < KILLED_RANK_BOUND_S
+    assert out.exists(), stderr
+    (err,) = results.load(out)["chipbench"]["errors"]
+    assert err["error_type"] == "rank_died" and err["message"].startswith("rank 1 died (killed by signal 9)")
+
+
+def test_hung_rank_ends_at_the_collective_timeout(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    t0 = time.monotonic()
+    p = run_cli(
+        "run", "selftest.busy", "--set", "fail=hang", "--set", "fail_rank=1", "--nproc-per-node", "2",
+        "--dist-timeout", "5", "--time-budget", "0.2", "--output", str(out),
+    )  # fmt: skip
+    assert p.returncode == 1 and time.monotonic() - t0 < 60
+    (err,) = results.load(out)["chipbench"]["errors"]
+    assert err["error_type"] == "collective_timeout" and "(5 s)" in err["message"]
