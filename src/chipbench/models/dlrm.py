@@ -16,7 +16,9 @@ device (``meta`` works for the plain backend) and makes no single-process assump
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +66,22 @@ class SparseInput:
     lengths: torch.Tensor
     batch_size: int
     num_tables: int
+
+    def rows(self, start: int, stop: int) -> SparseInput:
+        """The bags of samples [start, stop) of every table (this rank's slice of a global batch)."""
+        b, f = self.batch_size, self.num_tables
+        lens = self.lengths.view(f, b)
+        bounds = torch.zeros(f * b + 1, dtype=torch.long, device=self.lengths.device)
+        bounds[1:] = torch.cumsum(self.lengths, 0)
+        firsts = bounds[: f * b].view(f, b)
+        ends = bounds[1:].view(f, b)
+        parts = (
+            [self.values[int(firsts[t, start]) : int(ends[t, stop - 1])] for t in range(f)]
+            if stop > start
+            else []
+        )
+        values = torch.cat(parts) if parts else self.values[:0]
+        return SparseInput(values, lens[:, start:stop].reshape(-1).clone(), stop - start, f)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -227,33 +245,52 @@ def dense_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.o
 # TorchRec pieces
 
 
+def _emb_optimizer(optimizer: str, lr: float) -> tuple[Any, dict[str, Any]]:
+    """(optimizer class, kwargs) of the embedding optimizer fused into FBGEMM's backward."""
+    import torchrec.optim as trec_optim
+
+    opt_type: Any = {
+        "sgd": torch.optim.SGD,
+        "adagrad": torch.optim.Adagrad,
+        "rowwise_adagrad": trec_optim.RowWiseAdagrad,
+    }[optimizer]
+    kwargs: dict[str, Any] = {"lr": lr}
+    if optimizer != "sgd":
+        kwargs["eps"] = EMB_EPS
+    return opt_type, kwargs
+
+
+def _table_configs(rows: tuple[int, ...], dim: int) -> list[Any]:
+    """One EmbeddingBagConfig per table: table t{i} serves feature f{i}, sum pooling."""
+    from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
+
+    return [
+        EmbeddingBagConfig(
+            name=f"t{i}",
+            embedding_dim=dim,
+            num_embeddings=n,
+            feature_names=[f"f{i}"],
+            pooling=PoolingType.SUM,
+        )
+        for i, n in enumerate(rows)
+    ]
+
+
 class TorchRecEmbeddings(nn.Module):
     """FusedEmbeddingBagCollection (FBGEMM TBE, optimizer fused into backward); returns B x F x D."""
 
     def __init__(self, rows: tuple[int, ...], dim: int, optimizer: str, lr: float, device: Any) -> None:
         super().__init__()
-        import torchrec.optim as trec_optim
-        from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
         from torchrec.modules.fused_embedding_modules import FusedEmbeddingBagCollection
 
-        opt_type: Any = {
-            "sgd": torch.optim.SGD,
-            "adagrad": torch.optim.Adagrad,
-            "rowwise_adagrad": trec_optim.RowWiseAdagrad,
-        }[optimizer]
-        kwargs: dict[str, Any] = {"lr": lr}
-        if optimizer != "sgd":
-            kwargs["eps"] = EMB_EPS
+        opt_type, kwargs = _emb_optimizer(optimizer, lr)
         self.dim = dim
         self.keys = [f"f{i}" for i in range(len(rows))]
-        tables = [
-            EmbeddingBagConfig(
-                name=f"t{i}", embedding_dim=dim, num_embeddings=n, feature_names=[k], pooling=PoolingType.SUM
-            )
-            for i, (n, k) in enumerate(zip(rows, self.keys, strict=True))
-        ]
-        self.ebc = FusedEmbeddingBagCollection(
-            tables=tables, optimizer_type=opt_type, optimizer_kwargs=kwargs, device=torch.device(device)
+        self.ebc: Any = FusedEmbeddingBagCollection(
+            tables=_table_configs(rows, dim),
+            optimizer_type=opt_type,
+            optimizer_kwargs=kwargs,
+            device=torch.device(device),
         )
 
     def weights(self) -> list[torch.Tensor]:
@@ -267,6 +304,35 @@ class TorchRecEmbeddings(nn.Module):
     def forward(self, kjt: Any) -> torch.Tensor:
         kt = self.ebc(kjt)
         return kt.values().view(-1, len(self.keys), self.dim)
+
+
+class ShardableEmbeddings(TorchRecEmbeddings):
+    """A plain EmbeddingBagCollection for DistributedModelParallel to shard: built on any device (``meta``
+    allocates nothing; DMP materializes each shard on its rank), the embedding optimizer registered with
+    ``_apply_optimizer_in_backward`` so the sharded FBGEMM kernels fuse it into the backward pass, as the
+    single-process ``TorchRecEmbeddings`` does. Same module names (``ebc.embedding_bags.t{i}.weight``)."""
+
+    def __init__(self, rows: tuple[int, ...], dim: int, optimizer: str, lr: float, device: Any) -> None:
+        nn.Module.__init__(self)
+        from torch.distributed.optim import _apply_optimizer_in_backward
+        from torchrec.modules.embedding_modules import EmbeddingBagCollection
+
+        self.dim = dim
+        self.keys = [f"f{i}" for i in range(len(rows))]
+        self.ebc = EmbeddingBagCollection(tables=_table_configs(rows, dim), device=torch.device(device))
+        opt_type, kwargs = _emb_optimizer(optimizer, lr)
+        _apply_optimizer_in_backward(opt_type, self.ebc.parameters(), kwargs)
+
+    def weights(self) -> list[torch.Tensor]:
+        raise NotImplementedError("sharded tables have no single weight tensor: use the state_dict")
+
+    def forward(self, kjt: Any) -> torch.Tensor:
+        kt = self.ebc(kjt)
+        if list(kt.keys()) == self.keys:
+            return kt.values().view(-1, len(self.keys), self.dim)
+        # Sharded, the pooled features come back grouped by sharding (e.g. by owning rank): back in order.
+        by_key = kt.to_dict()
+        return torch.stack([by_key[k] for k in self.keys], dim=1)
 
 
 class _HybridLookup(torch.autograd.Function):
@@ -455,18 +521,25 @@ class DLRM(nn.Module):
         embedding_optimizer: str = "sgd",
         embedding_lr: float = 0.01,
         sgd_kernel: str = "index_add",
+        shardable: bool = False,
     ) -> None:
         super().__init__()
         if backend not in ("torch", "torchrec", "hybrid"):
             raise ValueError(f"backend must be torch, torchrec or hybrid, got {backend!r}")
         if spec.interaction == "dot" and spec.bottom[-1] != spec.dim:
             raise ValueError("dot interaction needs the bottom MLP to end at embedding_dim")
+        if shardable and backend != "torchrec":
+            raise ValueError("shardable=True needs backend=torchrec")
         self.spec = spec
         self.backend = backend
         self.embedding_optimizer_name = embedding_optimizer
-        self.sparse: TorchEmbeddings | TorchRecEmbeddings = build_embeddings(
-            spec, backend, device, embedding_optimizer, embedding_lr, sgd_kernel
-        )
+        self.sparse: TorchEmbeddings | TorchRecEmbeddings
+        if shardable:  # tables on the meta device: DistributedModelParallel materializes this rank's shards
+            self.sparse = ShardableEmbeddings(spec.rows, spec.dim, embedding_optimizer, embedding_lr, "meta")
+        else:
+            self.sparse = build_embeddings(
+                spec, backend, device, embedding_optimizer, embedding_lr, sgd_kernel
+            )
         self.bottom, self.inter, self.top = build_dense(spec, backend, device)
 
     def embedding_weights(self) -> list[torch.Tensor]:
@@ -498,3 +571,204 @@ def copy_weights(src: DLRM, dst: DLRM) -> None:
             b.copy_(a)
         for a, b in zip(src.dense_parameters(), dst.dense_parameters(), strict=True):
             b.copy_(a)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Across processes: TorchRec's DistributedModelParallel, or DistributedDataParallel on plain PyTorch
+
+SHARDING_TYPES = ("table_wise", "row_wise", "column_wise", "table_row_wise", "data_parallel")
+"""Sharding types a run may force (TorchRec's ShardingType values); `auto` lets TorchRec's planner pick."""
+
+
+def planner_device(kind: str) -> str:
+    """TorchRec planner's compute_device for a chipbench device kind."""
+    return "cuda" if kind in ("cuda", "rocm") else "cpu"
+
+
+def supported_shardings(kind: str) -> tuple[str, ...]:
+    """The SHARDING_TYPES TorchRec's EmbeddingBagCollectionSharder allows on a device kind (on CPU:
+    table_wise, column_wise, data_parallel; row-wise forms are CUDA-only there)."""
+    from torchrec.distributed.embeddingbag import EmbeddingBagCollectionSharder
+
+    allowed = set(EmbeddingBagCollectionSharder().sharding_types(planner_device(kind)))
+    return tuple(t for t in SHARDING_TYPES if t in allowed)
+
+
+@contextlib.contextmanager
+def _quiet_planner() -> Any:
+    """TorchRec's planner logs warnings about topology construction and dry-run estimates on every plan;
+    they say nothing about the plan itself."""
+    log = logging.getLogger("torchrec.distributed.planner")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def make_planner(
+    spec: ModelSpec,
+    world_size: int,
+    device_kind: str,
+    sharding: str = "auto",
+    batch_size: int | None = None,
+    lookups: tuple[int, ...] | None = None,
+    local_world_size: int | None = None,
+) -> Any:
+    """TorchRec's EmbeddingShardingPlanner for `world_size` ranks; a forced `sharding` constrains every
+    table to that ShardingType, `lookups` (ids per bag, per table) feed its cost model."""
+    from torchrec.distributed.planner import EmbeddingShardingPlanner, Topology
+    from torchrec.distributed.planner.types import ParameterConstraints
+
+    if sharding != "auto" and sharding not in SHARDING_TYPES:
+        raise ValueError(f"sharding must be auto or one of {', '.join(SHARDING_TYPES)}, got {sharding!r}")
+    constraints = {
+        f"t{i}": ParameterConstraints(
+            sharding_types=None if sharding == "auto" else [sharding],
+            pooling_factors=[float(lookups[i])] if lookups else [1.0],
+        )
+        for i in range(spec.num_tables)
+    }
+    topology = Topology(
+        world_size=world_size,
+        compute_device=planner_device(device_kind),
+        local_world_size=local_world_size or world_size,
+    )
+    return EmbeddingShardingPlanner(topology=topology, batch_size=batch_size, constraints=constraints)
+
+
+def sharders() -> list[Any]:
+    from torchrec.distributed.embeddingbag import EmbeddingBagCollectionSharder
+
+    return [EmbeddingBagCollectionSharder()]
+
+
+def plan_sharding(
+    spec: ModelSpec,
+    world_size: int,
+    device_kind: str,
+    sharding: str = "auto",
+    embedding_optimizer: str = "sgd",
+    batch_size: int | None = None,
+    lookups: tuple[int, ...] | None = None,
+) -> Any:
+    """The ShardingPlan TorchRec's planner makes for this model over `world_size` ranks: the model is built
+    on the meta device (nothing allocated) and no process group is needed."""
+    model = DLRM(spec, "torchrec", "meta", embedding_optimizer, 0.01, shardable=True)
+    planner = make_planner(spec, world_size, device_kind, sharding, batch_size, lookups)
+    with _quiet_planner():
+        return planner.plan(model, sharders())
+
+
+def summarize_plan(plan: Any) -> dict[str, dict[str, Any]]:
+    """Per table: sharding type, compute kernel and the ranks holding it (compact, JSON-ready)."""
+    out: dict[str, dict[str, Any]] = {}
+    for module_plan in plan.plan.values():
+        for table, ps in module_plan.items():
+            ranks = sorted(set(ps.ranks)) if ps.ranks is not None else None
+            out[table] = {
+                "sharding_type": ps.sharding_type,
+                "compute_kernel": ps.compute_kernel,
+                "ranks": ranks,
+            }
+    return out
+
+
+def shard(
+    module: nn.Module,
+    spec: ModelSpec,
+    device: Any,
+    sharding: str = "auto",
+    batch_size: int | None = None,
+    lookups: tuple[int, ...] | None = None,
+    local_world_size: int | None = None,
+) -> tuple[Any, Any]:
+    """(DistributedModelParallel, plan) of `module` (holding a ShardableEmbeddings, tables on the meta device)
+    over the default process group: rank 0 plans, the plan is broadcast, each rank materializes its shards
+    on `device` with the embedding optimizer fused into their backward; DMP wraps the rest (parameters not
+    on the meta device, already initialized) in DistributedDataParallel."""
+    import torch.distributed as dist
+    from torchrec.distributed.model_parallel import DistributedModelParallel
+
+    world = dist.get_world_size()
+    kind = "cuda" if torch.device(device).type == "cuda" else "cpu"
+    planner = make_planner(spec, world, kind, sharding, batch_size, lookups, local_world_size)
+    shs = sharders()
+    with _quiet_planner():
+        plan = planner.collective_plan(module, shs, dist.group.WORLD)
+    dmp = DistributedModelParallel(module, device=torch.device(device), plan=plan, sharders=shs)
+    return dmp, plan
+
+
+def shard_dlrm(
+    spec: ModelSpec,
+    device: Any,
+    embedding_optimizer: str,
+    lr: float,
+    sharding: str = "auto",
+    batch_size: int | None = None,
+    lookups: tuple[int, ...] | None = None,
+    local_world_size: int | None = None,
+) -> tuple[Any, Any]:
+    """A DLRM under DistributedModelParallel: tables on the meta device, sharded by the plan; the dense part
+    built on `device` (torch's seeded init; DDP broadcasts rank 0's copy) and replicated by DDP."""
+    model = DLRM(spec, "torchrec", device, embedding_optimizer, lr, shardable=True)
+    return shard(model, spec, device, sharding, batch_size, lookups, local_world_size)
+
+
+def replicated_table_optimizer(
+    model: nn.Module, dense_params: list[nn.Parameter], optimizer: str, lr: float
+) -> torch.optim.Optimizer | None:
+    """The embedding optimizer of the tables DMP replicates (sharding data_parallel): TorchRec gives them a
+    dense-kernel lookup under DDP, with whole-table gradients all-reduced, and leaves their update to the
+    caller (its ``in_backward_optimizer_filter`` pattern). None when every table is sharded (fused)."""
+    from torchrec.optim.optimizers import in_backward_optimizer_filter
+
+    dense = {id(p) for p in dense_params}
+    params = [p for _, p in in_backward_optimizer_filter(model.named_parameters()) if id(p) not in dense]
+    if not params:
+        return None
+    opt_type, kwargs = _emb_optimizer(optimizer, lr)
+    opt: torch.optim.Optimizer = opt_type(params, **kwargs)
+    return opt
+
+
+def unwrap(model: nn.Module, kind: type = DLRM) -> Any:
+    """The `kind` module (a DLRM by default) inside a DistributedModelParallel / DDP wrapper."""
+    inner: Any = model
+    while not isinstance(inner, kind):
+        inner = getattr(inner, "module", None)
+        if inner is None:
+            raise TypeError(f"no {kind.__name__} inside {type(model).__name__}")
+    return inner
+
+
+@torch.no_grad()
+def load_full_state(model: nn.Module, full: dict[str, torch.Tensor]) -> None:
+    """Copy a single-process model's state_dict (full tables, same keys) into a sharded or replicated model:
+    each local shard of a ShardedTensor takes its slice of the full table; plain tensors are copied whole."""
+    from torch.distributed._shard.sharded_tensor import ShardedTensor
+
+    for key, dst in model.state_dict().items():
+        src = full[key]
+        if isinstance(dst, ShardedTensor):
+            for shard in dst.local_shards():
+                idx = tuple(
+                    slice(o, o + n)
+                    for o, n in zip(shard.metadata.shard_offsets, shard.metadata.shard_sizes, strict=True)
+                )
+                shard.tensor.copy_(src[idx])
+        elif hasattr(dst, "to_local") and hasattr(dst, "placements"):  # DTensor
+            raise NotImplementedError(f"{key}: DTensor state is not supported")
+        else:
+            dst.copy_(src)
+
+
+def ddp_module(model: nn.Module, device: Any) -> nn.Module:
+    """Plain PyTorch across processes: the whole module replicated by DistributedDataParallel (embedding
+    bags included: their gradients stay sparse and DDP all-reduces them as sparse tensors)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    dev = torch.device(device)
+    return DistributedDataParallel(model, device_ids=None if dev.type == "cpu" else [dev])

@@ -25,6 +25,8 @@ from chipbench.bench import Benchmark, Prepared, RunContext, Work, register
 from chipbench.config import check
 
 DType = Literal["auto", "fp32", "bf16", "fp16"]
+Sharding = Literal["auto", "table_wise", "row_wise", "column_wise", "table_row_wise", "data_parallel"]
+SHARDINGS = ("auto", "table_wise", "row_wise", "column_wise", "table_row_wise", "data_parallel")
 Preset = Literal["tiny", "kaggle", "terabyte", "model1", "dcnv2"]
 
 # Criteo Kaggle, Criteo Terabyte, MLPerf DLRMv2 (40M cap) cardinalities and DLRMv2 multi-hot sizes.
@@ -133,12 +135,24 @@ class DLRMConfig:
     """fp32 (auto) for all; bf16 / fp16 autocast the dense parts, embeddings stay fp32."""
     num_batches: int = 4
     """Distinct batches generated before timing and cycled, so caches do not flatter the figures."""
+    sharding: Sharding = "auto"
+    """Across processes with backend torchrec: how DistributedModelParallel lays the tables out. auto =
+    TorchRec's planner decides per table; a type forces it on every table (ParameterConstraints). TorchRec
+    shards table_wise, column_wise and data_parallel on CPU; row_wise and table_row_wise need CUDA."""
+    scaling: Literal["weak", "strong"] = "weak"
+    """Across processes: weak = batch_size is per rank (the global batch grows with the world size);
+    strong = batch_size is the global batch, each rank takes batch_size / world_size of it."""
 
     def __post_init__(self) -> None:
         r = resolve(self)
         check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         check(self.max_rows >= -1, "max_rows must be >= 0 (0 = no cap), or -1 to fit the device")
         check(self.num_batches >= 1, "num_batches must be >= 1")
+        check(
+            self.sharding in SHARDINGS,
+            f"sharding must be one of {', '.join(SHARDINGS)}, got {self.sharding!r}",
+        )
+        check(self.scaling in ("weak", "strong"), f"scaling must be weak or strong, got {self.scaling!r}")
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(self.zipf_alpha > 0, f"zipf_alpha must be > 0, got {self.zipf_alpha}")
         check(len(r["rows"]) >= 1 and min(r["rows"]) >= 1, "rows must be positive")
@@ -310,8 +324,11 @@ def describe(cfg: DLRMConfig) -> dict[str, Any]:
 # Backend choice and synthetic data (torch imported inside functions only)
 
 
-def choose_backend(requested: str, device_kind: str, embedding_optimizer: str = "sgd") -> tuple[str, str]:
-    """(backend, why). auto picks, per component, what was measured fastest and correct on the device."""
+def choose_backend(
+    requested: str, device_kind: str, embedding_optimizer: str = "sgd", world_size: int = 1
+) -> tuple[str, str]:
+    """(backend, why). auto picks, per component, what was measured fastest and correct on the device;
+    across processes (world_size > 1) it picks torchrec (DistributedModelParallel) where it imports."""
     from chipbench.errors import UsageError
     from chipbench.models.dlrm import torchrec_available
 
@@ -323,6 +340,10 @@ def choose_backend(requested: str, device_kind: str, embedding_optimizer: str = 
             raise UsageError(f"backend={requested} is not usable here ({why}); use --set backend=torch")
         if requested == "hybrid" and (device_kind != "cpu" or embedding_optimizer != "sgd"):
             raise UsageError("backend=hybrid supports embedding_optimizer=sgd on CPU only")
+        if requested == "hybrid" and world_size > 1:
+            raise UsageError(
+                "backend=hybrid runs in one process; across processes use backend=torchrec or torch"
+            )
         return requested, f"requested with backend={requested}"
     if device_kind not in ("cpu", "cuda"):
         return "torch", f"auto: FBGEMM has no kernels for {device_kind}"
@@ -338,6 +359,11 @@ def choose_backend(requested: str, device_kind: str, embedding_optimizer: str = 
             cpu_only = False
         if cpu_only:
             return "torch", "auto: fbgemm-gpu-cpu has no CUDA kernels"
+    if world_size > 1:
+        return "torchrec", (
+            f"auto across {world_size} processes: torchrec imports, so TorchRec's DistributedModelParallel "
+            "(tables sharded by its planner, optimizer fused into backward, dense part under DDP)"
+        )
     if device_kind == "cpu" and embedding_optimizer == "sgd":
         return "hybrid", (
             "auto on CPU with SGD: torch embedding_bag forward (about 2x FBGEMM's CPU forward here), "
@@ -447,8 +473,10 @@ def _autocast(cfg: DLRMConfig, ctx: RunContext) -> Any:
     return contextlib.nullcontext
 
 
-def _info(cfg: DLRMConfig, r: dict[str, Any], backend: str, why: str, batches: list[Any]) -> dict[str, Any]:
-    ids = sum(int(sp.values.numel()) for _, sp, _ in batches) / len(batches) / cfg.batch_size
+def _info(
+    cfg: DLRMConfig, r: dict[str, Any], backend: str, why: str, batches: list[Any], b: int
+) -> dict[str, Any]:
+    ids = sum(int(sp.values.numel()) for _, sp, _ in batches) / len(batches) / b
     return {
         "backend": backend,
         "backend_reason": why,
@@ -478,9 +506,10 @@ def _sync(ctx: RunContext) -> None:
 # Benchmarks
 
 
-def _emb_work(cfg: DLRMConfig, a: dict[str, Any], measured_ids: float, training: bool) -> tuple[float, float]:
-    """(FBGEMM bytes, bytes with indices and optimizer state) per step, from the measured id count."""
-    f, d, b = a["num_tables"], a["resolved"]["embedding_dim"], cfg.batch_size
+def _emb_work(a: dict[str, Any], b: int, measured_ids: float, training: bool) -> tuple[float, float]:
+    """(FBGEMM bytes, bytes with indices and optimizer state) per step of `b` samples (per rank across
+    processes: the global step's bytes / world size), from the measured id count."""
+    f, d = a["num_tables"], a["resolved"]["embedding_dim"]
     fwd = b * (4.0 * f * d + 4.0 * d * measured_ids)
     idx = b * (8.0 * measured_ids + 8.0 * f)
     if not training:
@@ -489,31 +518,150 @@ def _emb_work(cfg: DLRMConfig, a: dict[str, Any], measured_ids: float, training:
     return 3 * fwd, 3 * fwd + idx + b * opt
 
 
-def _setup_model(cfg: DLRMConfig, ctx: RunContext) -> tuple[Any, dict[str, Any], dict[str, Any], list[Any]]:
+def batch_sizes(cfg: DLRMConfig, world_size: int) -> tuple[int, int]:
+    """(per-rank, global) batch size over `world_size` processes, by `cfg.scaling`."""
+    from chipbench.errors import UsageError
+
+    if world_size <= 1:
+        return cfg.batch_size, cfg.batch_size
+    if cfg.scaling == "weak":
+        return cfg.batch_size, cfg.batch_size * world_size
+    if cfg.batch_size % world_size:
+        raise UsageError(
+            f"scaling=strong splits batch_size={cfg.batch_size} over {world_size} processes: "
+            f"use a multiple of {world_size}"
+        )
+    return cfg.batch_size // world_size, cfg.batch_size
+
+
+def _rank_batches(cfg: DLRMConfig, r: dict[str, Any], ctx: RunContext, count: int) -> list[Any]:
+    """This rank's batches: every rank generates the same global batches (same seed) and keeps its own rows,
+    so a run over N processes sees exactly the data of one process at the global batch size."""
+    if not ctx.distributed:
+        return make_batches(cfg, r, ctx.torch_device, ctx.seed, count)
+    local, glob = batch_sizes(cfg, ctx.world_size)
+    full = make_batches(dataclasses.replace(cfg, batch_size=glob), r, ctx.torch_device, ctx.seed, count)
+    lo, hi = ctx.rank * local, (ctx.rank + 1) * local
+    return [(d[lo:hi].contiguous(), sp.rows(lo, hi), y[lo:hi].contiguous()) for d, sp, y in full]
+
+
+def _check_sharding(sharding: str, device_kind: str) -> None:
+    from chipbench.errors import UsageError
+    from chipbench.models.dlrm import supported_shardings
+
+    ok = supported_shardings(device_kind)
+    if sharding != "auto" and sharding not in ok:
+        raise UsageError(
+            f"sharding={sharding} is not supported by TorchRec on {device_kind}; use auto or one of {', '.join(ok)}"
+        )
+
+
+def _local_world(ctx: RunContext) -> int:
+    import os
+
+    return int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size))
+
+
+def _layout(cfg: DLRMConfig, ctx: RunContext, parallelism: str, **facts: Any) -> dict[str, Any]:
+    """How a run is spread over its processes (recorded only when distributed)."""
+    local, glob = batch_sizes(cfg, ctx.world_size)
+    return {
+        "parallelism": parallelism,
+        "world_size": ctx.world_size,
+        "dist_backend": ctx.dist_backend,
+        "scaling": cfg.scaling,
+        "per_rank_batch_size": local,
+        "global_batch_size": glob,
+        **facts,
+    }
+
+
+_INDEPENDENT = "independent per rank (a dense kernel alone: no communication)"
+_DDP_EMBEDDINGS = "replicated on every rank (DistributedDataParallel); sparse gradients all-reduced by DDP"
+
+
+def _setup_model(
+    cfg: DLRMConfig, ctx: RunContext, init_state: dict[str, Any] | None = None
+) -> tuple[Any, Any, dict[str, Any], dict[str, Any], list[Any], int]:
+    """(model to call, the DLRM inside it, arithmetic, info, this rank's prepared batches, per-rank batch).
+
+    Across processes: backend torchrec -> TorchRec's DistributedModelParallel (tables sharded by its
+    planner or a forced type); backend torch -> the whole model under DistributedDataParallel.
+    `init_state` (a single-process state_dict, full tables) replaces the initial weights (tests)."""
     import torch
 
-    from chipbench.models.dlrm import DLRM
+    from chipbench.models import dlrm as m
 
     a = _arith(cfg)
     r = a["resolved"]
-    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer)
+    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer, ctx.world_size)
+    local, _ = batch_sizes(cfg, ctx.world_size)
     torch.manual_seed(ctx.seed)
-    model = DLRM(_spec(r), backend, ctx.torch_device, cfg.embedding_optimizer, cfg.lr)
-    batches = make_batches(cfg, r, ctx.torch_device, ctx.seed, cfg.num_batches)
-    info = _info(cfg, r, backend, why, batches)
-    prepared = [(dense, model.prepare_sparse(sp), y) for dense, sp, y in batches]
-    return model, a, info, prepared
+    spec = _spec(r)
+    layout: dict[str, Any] = {}
+    model: Any
+    if ctx.distributed and backend == "torchrec":
+        _check_sharding(cfg.sharding, ctx.device)
+        model, plan = m.shard_dlrm(
+            spec, ctx.torch_device, cfg.embedding_optimizer, cfg.lr, cfg.sharding, local, r["lookups"],
+            _local_world(ctx),
+        )  # fmt: skip
+        inner = m.unwrap(model)
+        layout = _layout(
+            cfg, ctx, "torchrec_dmp", sharding=cfg.sharding, sharding_plan=m.summarize_plan(plan),
+            dense="replicated (DistributedDataParallel inside DMP)",
+        )  # fmt: skip
+        if init_state is not None:
+            m.load_full_state(model, init_state)
+    else:
+        inner = model = m.DLRM(spec, backend, ctx.torch_device, cfg.embedding_optimizer, cfg.lr)
+        if init_state is not None:
+            m.load_full_state(inner, init_state)
+        if ctx.distributed:
+            model = m.ddp_module(inner, ctx.torch_device)
+            layout = _layout(cfg, ctx, "ddp", embeddings=_DDP_EMBEDDINGS)
+    batches = _rank_batches(cfg, r, ctx, cfg.num_batches)
+    info = _info(cfg, r, backend, why, batches, local)
+    info.update(layout)
+    prepared = [(dense, inner.prepare_sparse(sp), y) for dense, sp, y in batches]
+    return model, inner, a, info, prepared, local
 
 
-def _train_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
+def _embedding_optimizer(cfg: DLRMConfig, model: Any, inner: Any, dense_params: list[Any]) -> Any:
+    """The embedding optimizer the step must call: the sparse one of backend torch, the one of the tables
+    DMP replicates (sharding data_parallel), or None (fused into FBGEMM's backward)."""
+    from chipbench.models.dlrm import replicated_table_optimizer
+
+    if model is not inner and inner.backend == "torchrec":
+        return replicated_table_optimizer(model, dense_params, cfg.embedding_optimizer, cfg.lr)
+    return inner.make_embedding_optimizer(cfg.lr)
+
+
+def _describe_optimizer(eopt: Any, info: dict[str, Any]) -> str:
+    if eopt is None:
+        return "fused into backward (FBGEMM)"
+    if info.get("parallelism") == "torchrec_dmp":
+        return f"fused into backward (FBGEMM); data_parallel tables: {type(eopt).__name__} on all-reduced dense gradients"
+    return f"sparse {type(eopt).__name__}"
+
+
+def _train_setup(
+    cfg: DLRMConfig,
+    ctx: RunContext,
+    init_state: dict[str, Any] | None = None,
+    expose: dict[str, Any] | None = None,
+) -> Prepared:
+    """A training step. `init_state` replaces the initial weights and `expose` receives the model (tests)."""
     import torch
 
     from chipbench.models.dlrm import dense_optimizer
 
-    model, a, info, batches = _setup_model(cfg, ctx)
+    model, inner, a, info, batches, b = _setup_model(cfg, ctx, init_state)
     model.train()
-    dopt = dense_optimizer(cfg.dense_optimizer, model.dense_parameters(), cfg.lr)
-    eopt = model.make_embedding_optimizer(cfg.lr)
+    dopt = dense_optimizer(cfg.dense_optimizer, inner.dense_parameters(), cfg.lr)
+    eopt = _embedding_optimizer(cfg, model, inner, inner.dense_parameters())
+    if expose is not None:
+        expose["model"] = model
     autocast = _autocast(cfg, ctx)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     state = {"i": 0}
@@ -536,22 +684,22 @@ def _train_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
         return {"breakdown_ms": _breakdown(model, dopt, eopt, batches, ctx, autocast)}
 
     ids = info["ids_per_sample_measured"]
-    fb, fb_all = _emb_work(cfg, a, ids, training=True)
-    info["embedding_optimizer"] = (
-        "fused into backward (FBGEMM)" if eopt is None else f"sparse {type(eopt).__name__}"
-    )
+    fb, fb_all = _emb_work(a, b, ids, training=True)
+    info["embedding_optimizer"] = _describe_optimizer(eopt, info)
+    if ctx.distributed:  # parts run alone would call the sharded/DDP modules outside their collectives
+        info["breakdown"] = "not measured across processes"
     return Prepared(
         step=step,
         work=Work(
-            flops=3 * a["fwd"] * cfg.batch_size,
+            flops=3 * a["fwd"] * b,
             bytes=fb,
-            samples=cfg.batch_size,
+            samples=b,
             flop_convention="dense only: 2 per MAC of MLPs + interaction, training = 3x forward",
             bytes_convention="FBGEMM TBE: fp32 out + weight rows, backward = 2x forward bytes",
             extra_bytes={"with_indices_and_optimizer": fb_all},
         ),
         info=info,
-        after=after,
+        after=None if ctx.distributed else after,
     )
 
 
@@ -610,7 +758,7 @@ def _breakdown(
 def _inference_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
     import torch
 
-    model, a, info, batches = _setup_model(cfg, ctx)
+    model, _, a, info, batches, b = _setup_model(cfg, ctx)
     model.eval()
     autocast = _autocast(cfg, ctx)
     state = {"i": 0}
@@ -621,13 +769,13 @@ def _inference_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
         with torch.no_grad(), autocast():
             return model(dense, sp)
 
-    fb, fb_all = _emb_work(cfg, a, info["ids_per_sample_measured"], training=False)
+    fb, fb_all = _emb_work(a, b, info["ids_per_sample_measured"], training=False)
     return Prepared(
         step=step,
         work=Work(
-            flops=a["fwd"] * cfg.batch_size,
+            flops=a["fwd"] * b,
             bytes=fb,
-            samples=cfg.batch_size,
+            samples=b,
             flop_convention="dense only: 2 per MAC of MLPs + interaction (forward)",
             bytes_convention="FBGEMM TBE forward: fp32 out + weight rows",
             extra_bytes={"with_indices": fb_all},
@@ -639,21 +787,43 @@ def _inference_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
 def _embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
     import torch
 
-    from chipbench.models.dlrm import build_embeddings, sparse_optimizer
+    from chipbench.models import dlrm as m
 
     a = _arith(cfg)
     r = a["resolved"]
-    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer)
+    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer, ctx.world_size)
+    b, _ = batch_sizes(cfg, ctx.world_size)
     torch.manual_seed(ctx.seed)
-    emb = build_embeddings(_spec(r), backend, ctx.torch_device, cfg.embedding_optimizer, cfg.lr)
-    batches = make_batches(cfg, r, ctx.torch_device, ctx.seed, cfg.num_batches)
-    info = _info(cfg, r, backend, why, batches)
-    inputs = [emb.prepare(sp) for _, sp, _ in batches]
+    spec = _spec(r)
+    layout: dict[str, Any] = {}
+    emb: Any
+    if ctx.distributed and backend == "torchrec":
+        _check_sharding(cfg.sharding, ctx.device)
+        tables = m.ShardableEmbeddings(spec.rows, spec.dim, cfg.embedding_optimizer, cfg.lr, "meta")
+        emb, plan = m.shard(tables, spec, ctx.torch_device, cfg.sharding, b, r["lookups"], _local_world(ctx))
+        inner: Any = m.unwrap(emb, m.ShardableEmbeddings)
+        layout = _layout(
+            cfg, ctx, "torchrec_dmp", sharding=cfg.sharding, sharding_plan=m.summarize_plan(plan)
+        )
+    else:
+        inner = emb = m.build_embeddings(spec, backend, ctx.torch_device, cfg.embedding_optimizer, cfg.lr)
+        if ctx.distributed:
+            emb = m.ddp_module(inner, ctx.torch_device)
+            layout = _layout(cfg, ctx, "ddp", embeddings=_DDP_EMBEDDINGS)
+    batches = _rank_batches(cfg, r, ctx, cfg.num_batches)
+    info = _info(cfg, r, backend, why, batches, b)
+    info.update(layout)
+    inputs = [inner.prepare(sp) for _, sp, _ in batches]
     gen = torch.Generator(device=ctx.torch_device).manual_seed(ctx.seed + 1)
-    grad = torch.randn(
-        cfg.batch_size, len(r["rows"]), r["embedding_dim"], generator=gen, device=ctx.torch_device
-    )
-    eopt = sparse_optimizer(cfg.embedding_optimizer, emb.weights(), cfg.lr) if backend == "torch" else None
+    grad = torch.randn(b, len(r["rows"]), r["embedding_dim"], generator=gen, device=ctx.torch_device)
+    eopt: Any
+    if backend == "torch":
+        eopt = m.sparse_optimizer(cfg.embedding_optimizer, inner.weights(), cfg.lr)
+    elif emb is not inner:
+        eopt = m.replicated_table_optimizer(emb, [], cfg.embedding_optimizer, cfg.lr)
+    else:
+        eopt = None
+    info["embedding_optimizer"] = _describe_optimizer(eopt, info)
     state = {"i": 0}
     fwd_only = cfg.mode == "fwd"
 
@@ -670,13 +840,13 @@ def _embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
             eopt.zero_grad(set_to_none=True)
         return None
 
-    fb, fb_all = _emb_work(cfg, a, info["ids_per_sample_measured"], training=not fwd_only)
+    fb, fb_all = _emb_work(a, b, info["ids_per_sample_measured"], training=not fwd_only)
     info["mode"] = cfg.mode
     return Prepared(
         step=step,
         work=Work(
             bytes=fb,
-            samples=cfg.batch_size,
+            samples=b,
             bytes_convention="FBGEMM TBE: fp32 out + weight rows"
             + ("" if fwd_only else "; backward = 2x fwd"),
             extra_bytes={"with_indices_and_optimizer" if not fwd_only else "with_indices": fb_all},
@@ -692,11 +862,11 @@ def _mlp_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
 
     a = _arith(cfg)
     r = a["resolved"]
-    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer)
+    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer, ctx.world_size)
     torch.manual_seed(ctx.seed)
     bottom, _, top = build_dense(_spec(r), backend, ctx.torch_device)
     gen = torch.Generator(device=ctx.torch_device).manual_seed(ctx.seed)
-    b = cfg.batch_size
+    b, _ = batch_sizes(cfg, ctx.world_size)
     xs = [
         (
             torch.randn(b, r["bottom_mlp"][0], generator=gen, device=ctx.torch_device),
@@ -719,6 +889,8 @@ def _mlp_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
 
     info = {"backend": backend, "backend_reason": why, "preset": cfg.preset, "max_rows": cfg.max_rows or None}
     info["pass"] = "forward + backward of bottom and top MLPs (no optimizer)"
+    if ctx.distributed:
+        info.update(_layout(cfg, ctx, _INDEPENDENT))
     return Prepared(
         step=step,
         work=Work(
@@ -737,11 +909,11 @@ def _interaction_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
 
     a = _arith(cfg)
     r = a["resolved"]
-    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer)
+    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer, ctx.world_size)
     torch.manual_seed(ctx.seed)
     _, inter, _ = build_dense(_spec(r), backend, ctx.torch_device)
     gen = torch.Generator(device=ctx.torch_device).manual_seed(ctx.seed)
-    b, f, d = cfg.batch_size, len(r["rows"]), r["embedding_dim"]
+    b, f, d = batch_sizes(cfg, ctx.world_size)[0], len(r["rows"]), r["embedding_dim"]
     xs = [
         (
             torch.randn(b, d, generator=gen, device=ctx.torch_device).requires_grad_(),
@@ -771,6 +943,8 @@ def _interaction_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
         "interaction": r["interaction"],
         "interaction_width": _interaction_width(r),
     }
+    if ctx.distributed:
+        info.update(_layout(cfg, ctx, _INDEPENDENT))
     return Prepared(
         step=step,
         work=Work(
@@ -825,6 +999,44 @@ def fit(cfg: DLRMConfig, free_bytes: int) -> dict[str, Any]:
     return {"max_rows": _nice_floor(lo)}
 
 
+def plan(cfg: DLRMConfig, world_size: int, device_kind: str) -> dict[str, Any]:
+    """How a run over `world_size` processes on `device_kind` is laid out: the backend chosen, the batch
+    split and, on torchrec, the sharding plan TorchRec's planner makes (model on the meta device, no
+    process group, nothing allocated)."""
+    from chipbench.errors import UsageError
+
+    local, glob = batch_sizes(cfg, world_size)
+    out: dict[str, Any] = {
+        "world_size": world_size,
+        "scaling": cfg.scaling,
+        "per_rank_batch_size": local,
+        "global_batch_size": glob,
+    }
+    if world_size <= 1:
+        return {**out, "parallelism": "none"}
+    backend, why = choose_backend(cfg.backend, device_kind, cfg.embedding_optimizer, world_size)
+    out.update(backend=backend, backend_reason=why)
+    if backend != "torchrec":
+        return {**out, "parallelism": "ddp", "embeddings": _DDP_EMBEDDINGS}
+    from chipbench.models.dlrm import plan_sharding, summarize_plan
+
+    _check_sharding(cfg.sharding, device_kind)
+    r = resolve(cfg)
+    try:
+        p = plan_sharding(
+            _spec(r), world_size, device_kind, cfg.sharding, cfg.embedding_optimizer, local, r["lookups"]
+        )
+    except Exception as exc:  # the planner's own errors (no plan fits) reach the user as one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"TorchRec's planner found no sharding plan: {first}"[:400]) from None
+    return {
+        **out,
+        "parallelism": "torchrec_dmp",
+        "sharding": cfg.sharding,
+        "sharding_plan": summarize_plan(p),
+    }
+
+
 # dtype=auto means fp32 for DLRM on CPUs (DLRM's reference recipes train in fp32; `--dtype` still
 # overrides): bf16 autocast made the small DLRM matmuls 5-50x slower on the development CPU, although
 # that CPU reports avx512_bf16 and runs large bf16 matmuls faster than fp32.
@@ -844,6 +1056,7 @@ TRAIN_STEP = register(
         auto_dtype=_AUTO_DTYPE,
         fit=fit,
         setup=_train_setup,
+        plan=plan,
         describe=describe,
         suites={
             "smoke": [_TINY],
@@ -865,6 +1078,7 @@ INFERENCE = register(
         auto_dtype=_AUTO_DTYPE,
         fit=fit,
         setup=_inference_setup,
+        plan=plan,
         describe=describe,
         suites={
             "smoke": [_TINY],
@@ -882,6 +1096,7 @@ EMBEDDING = register(
         auto_dtype=_AUTO_DTYPE,
         fit=fit,
         setup=_embedding_setup,
+        plan=plan,
         describe=describe,
         suites={
             "smoke": [{**_TINY, "mode": "fwd"}, {**_TINY, "mode": "fwd_bwd"}],
