@@ -186,3 +186,32 @@ def test_hung_rank_ends_at_the_collective_timeout(tmp_path: Path) -> None:
     assert p.returncode == 1 and time.monotonic() - t0 < 60
     (err,) = results.load(out)["chipbench"]["errors"]
     assert err["error_type"] == "collective_timeout" and "(5 s)" in err["message"]
+
+
+def test_sweep_writes_one_file_with_scaling_efficiency(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    p = run_cli(
+        "run", "selftest.busy", "--nproc-per-node", "1,2", "--time-budget", "0.2", "--output", str(out)
+    )
+    assert p.returncode == 0, p.stderr
+    doc = results.load(out)
+    assert [r["world_size"] for r in doc["chipbench"]["runs"]] == [1, 2]
+    one, two = doc["benchmarks"]
+    assert (one["name"], two["name"]) == ("selftest.busy", "selftest.busy@world2")
+    m = two["extra_info"]["metrics"]
+    expect = m["samples_per_s"] / one["extra_info"]["metrics"]["samples_per_s"]
+    assert m["speedup_over_1proc"] == pytest.approx(expect)
+    assert m["scaling_efficiency"] == pytest.approx(expect / 2)
+    assert two["extra_info"]["scaling"] == {
+        "baseline": "selftest.busy",
+        "metric": "samples_per_s",
+        "world_size": 2,
+    }
+    assert "scaling_efficiency" not in one["extra_info"]["metrics"]
+
+
+@pytest.mark.parametrize("value", ["0", "1,x", ""])
+def test_bad_nproc_is_one_line(value: str, tmp_path: Path) -> None:
+    p = run_cli("run", "selftest.busy", "--nproc-per-node", value, "--output", str(tmp_path / "r.json"))
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "--nproc-per-node" in p.stderr
+    assert not (tmp_path / "r.json").exists()

@@ -63,6 +63,16 @@ def cmd_describe(args: argparse.Namespace) -> int:
     cfg = b.config(parse_sets(args.set))
     out: dict[str, Any] = {"benchmark": b.name, "doc": b.doc, "config": config_dict(cfg), **b.describe(cfg)}
     out["version_hash"] = b.version_hash(cfg)
+    world = (args.nproc_per_node or 1) * args.nnodes
+    if world < 1:
+        raise UsageError("--nproc-per-node and --nnodes must be >= 1")
+    if world > 1:
+        if b.plan is None:
+            out["plan"] = f"{b.name} runs one copy per process (no sharding): each rank holds it all"
+        else:
+            kind = args.device if args.device != "auto" else "cpu"
+            out["plan"] = b.plan(cfg, world, kind)
+        out["world_size"] = world
     if args.json:
         print(json.dumps(out, indent=2, default=str))
     else:
@@ -158,6 +168,7 @@ def execute(
     preflight: bool,
     quiet: bool = False,
     pool: Any = None,
+    write: bool = True,
 ) -> tuple[dict[str, Any], Path | None, int]:
     """Run cases in workers and write the results file. Returns (doc, path, exit code)."""
     from chipbench import bench, ceilings, hardware, results, runner
@@ -202,7 +213,7 @@ def execute(
         # From process creation (interpreter start, imports, worker start) to the first finished benchmark.
         doc["chipbench"]["startup_to_first_result_s"] = progress.first_done_at - _process_age_origin()
     path = None
-    if run.outcomes:
+    if run.outcomes and write:
         path = results.write(doc, output or results.default_path(doc))
         if markdown:
             results.write_markdown(doc, markdown)
@@ -281,16 +292,29 @@ class _Progress:
             print(line, flush=True)
 
 
-def _launch_spec(args: argparse.Namespace) -> Any:
+def _nprocs(value: str | None) -> list[int | None]:
+    """--nproc-per-node: N, or a sweep N1,N2,... (each a separate job, one results file)."""
+    if value is None:
+        return [None]
+    try:
+        got = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--nproc-per-node takes N or a list like 1,2,4; got {value!r}") from None
+    if not got or min(got) < 1:
+        raise UsageError(f"--nproc-per-node values must be >= 1; got {value!r}")
+    return list(dict.fromkeys(got))
+
+
+def _launch_spec(args: argparse.Namespace, nproc: int | None) -> Any:
     """The torchrun launch the flags ask for, or None for a one-process run."""
     from chipbench.runner import Launch
 
-    nproc, nnodes = args.nproc_per_node, args.nnodes
+    nnodes = args.nnodes
     if nproc is None and nnodes == 1 and args.rdzv_endpoint is None:
         return None
     nproc = nproc or 1
-    if nproc < 1 or nnodes < 1:
-        raise UsageError("--nproc-per-node and --nnodes must be >= 1")
+    if nnodes < 1:
+        raise UsageError("--nnodes must be >= 1")
     if not 0 <= args.node_rank < nnodes:
         raise UsageError(f"--node-rank must be in 0..{nnodes - 1}, got {args.node_rank}")
     if args.dist_timeout <= 0:
@@ -303,23 +327,45 @@ def _launch_spec(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from chipbench import bench, results
+    from chipbench.config import parse_sets
+
+    worlds = _nprocs(args.nproc_per_node)
+    if len(worlds) > 1 and (args.nnodes > 1 or args.rdzv_endpoint):
+        raise UsageError("a --nproc-per-node sweep runs on one node; give one value with --nnodes")
+    specs = [_launch_spec(args, n) for n in worlds]
+    for spec in specs:
+        world = spec.nproc_per_node * spec.nnodes if spec else 1
+        # Validate every case before starting a job of many processes.
+        bench.build_cases(args.benchmarks, args.suite, parse_sets(args.set), None, world)
+    if specs[0] is not None and specs[0].node_rank != 0:
+        return _run_follower(args, specs[0])
+    if len(specs) == 1:
+        return _run_one(args, specs[0], write=True)[2]
+    docs, code = [], 0
+    for spec in specs:
+        doc, _, c = _run_one(args, spec, write=False)
+        docs.append(doc)
+        code = max(code, c)
+        if c == 130:
+            break
+    merged = results.merge_runs(docs)
+    path = results.write(merged, args.output or results.default_path(merged))
+    if args.markdown:
+        results.write_markdown(merged, args.markdown)
+    _report(merged, path, code)
+    return code
+
+
+def _run_one(args: argparse.Namespace, spec: Any, write: bool) -> tuple[dict[str, Any], Path | None, int]:
     from chipbench.runner import DistWorkerPool, WorkerPool
 
-    spec = _launch_spec(args)
     world = spec.nproc_per_node * spec.nnodes if spec else 1
-    if spec is not None:
-        from chipbench import bench
-        from chipbench.config import parse_sets
-
-        # Validate before starting a job of many processes.
-        bench.build_cases(args.benchmarks, args.suite, parse_sets(args.set), None, world)
-        if spec.node_rank != 0:
-            return _run_follower(args, spec)
     # Launch the worker first: it imports torch while the arguments are validated here.
     pool = DistWorkerPool(args.device, spec) if spec else WorkerPool(args.device)
     pool.launch()
     try:
-        return _run(args, pool, world)
+        return _run(args, pool, world, write)
     finally:
         pool.kill()
         pool.close()
@@ -343,8 +389,10 @@ def _run_follower(args: argparse.Namespace, spec: Any) -> int:
     return 1 if code else 0
 
 
-def _run(args: argparse.Namespace, pool: Any, world: int = 1) -> int:
-    from chipbench import bench, results
+def _run(
+    args: argparse.Namespace, pool: Any, world: int = 1, write: bool = True
+) -> tuple[dict[str, Any], Path | None, int]:
+    from chipbench import bench
     from chipbench.config import parse_sets
 
     sets = parse_sets(args.set)
@@ -365,9 +413,18 @@ def _run(args: argparse.Namespace, pool: Any, world: int = 1) -> int:
         suite=suite,
         output=args.output,
         markdown=args.markdown,
+        write=write,
         preflight=bool(args.benchmarks),
         pool=pool,
     )
+    if write:
+        _report(doc, path, code)
+    return doc, path, code
+
+
+def _report(doc: dict[str, Any], path: Path | None, code: int) -> None:
+    from chipbench import results
+
     _print_table("chipbench results", list(results.SUMMARY_COLUMNS), results.summary_rows(doc))
     if path:
         print(f"results: {path}")
@@ -378,7 +435,6 @@ def _run(args: argparse.Namespace, pool: Any, world: int = 1) -> int:
             f"{len(doc['chipbench']['errors'])} benchmark(s) failed; see the errors in {path}",
             file=sys.stderr,
         )
-    return code
 
 
 # ---------------------------------------------------------------- calibrate
@@ -481,7 +537,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--markdown", type=Path, metavar="PATH", help="also write the summary table as Markdown")
     g = s.add_argument_group("multi-process runs (torchrun)")
-    g.add_argument("--nproc-per-node", type=int, metavar="N", help="processes on this node (one per device)")
+    g.add_argument(
+        "--nproc-per-node",
+        metavar="N",
+        help="processes on this node (one per device); a list (1,2,4) runs each count and adds scaling efficiency",
+    )
     g.add_argument("--nnodes", type=int, default=1, metavar="M", help="nodes in the job (default 1)")
     g.add_argument(
         "--node-rank", type=int, default=0, metavar="R", help="this node's rank; node 0 writes results"
@@ -504,6 +564,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("bench", metavar="BENCH")
     s.add_argument("--set", action="append", metavar="KEY=VALUE")
     s.add_argument("--json", action="store_true")
+    s.add_argument(
+        "--nproc-per-node", type=int, metavar="N", help="show the layout over N processes per node"
+    )
+    s.add_argument("--nnodes", type=int, default=1, metavar="M", help="...on M nodes (default 1)")
+    s.add_argument(
+        "--device",
+        default="auto",
+        choices=hardware.DEVICE_CHOICES,
+        help="device kind the plan is for (default cpu; nothing is allocated)",
+    )
     s.set_defaults(func=cmd_describe)
 
     s = sub.add_parser("env", help="device, CPU features, software stack, peaks and ceilings")

@@ -65,10 +65,12 @@ def build(
     for oc in run.outcomes:
         case = oc.case
         p = oc.payload
+        name = case.name if world == 1 else f"{case.name}@world{world}"
         if not oc.ok:
             errors.append(
                 {
-                    "name": case.name,
+                    "name": name,
+                    "world_size": world,
                     "group": case.bench,
                     "params": case.overrides,
                     "error_type": p.get("error_type", "error"),
@@ -93,8 +95,6 @@ def build(
             peak_mem_bytes=m["peak_mem_bytes"],
             world_size=world,
         )
-        # A multi-process result never matches a one-process baseline of the same case by name.
-        name = case.name if world == 1 else f"{case.name}@world{world}"
         benchmarks.append(
             {
                 "group": case.bench,
@@ -146,6 +146,54 @@ def build(
             },
         }
     )
+
+
+THROUGHPUT_KEYS = ("samples_per_s", "tokens_per_s", "tflops", "gbps")
+
+
+def base_name(name: str) -> str:
+    """A benchmark's name without its `@worldN` suffix (multi-process results carry one, so they never
+    match a one-process baseline by name)."""
+    return name.rsplit("@world", 1)[0]
+
+
+def merge_runs(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One results document from runs of the same cases at several process counts (a sweep)."""
+    out = json.loads(json.dumps(docs[0]))
+    cb = out["chipbench"]
+    cb["runs"] = [
+        {"world_size": (d["chipbench"]["environment"].get("distributed") or {}).get("world_size", 1),
+         "distributed": d["chipbench"]["environment"].get("distributed"),
+         "benchmarks": len(d["benchmarks"]), "errors": len(d["chipbench"]["errors"])}
+        for d in docs
+    ]  # fmt: skip
+    for d in docs[1:]:
+        out["benchmarks"] += d["benchmarks"]
+        cb["errors"] += d["chipbench"]["errors"]
+        cb["interrupted"] = cb["interrupted"] or d["chipbench"]["interrupted"]
+    add_scaling(out)
+    return out
+
+
+def add_scaling(doc: dict[str, Any]) -> None:
+    """Scaling efficiency of every N-process result whose one-process twin is in the same document:
+    global throughput over N times the one-process throughput (1.0 = perfect, weak or strong scaling)."""
+    single = {b["name"]: b for b in doc["benchmarks"] if b["extra_info"].get("world_size", 1) == 1}
+    for b in doc["benchmarks"]:
+        n = b["extra_info"].get("world_size", 1)
+        one = single.get(base_name(b["name"])) if n > 1 else None
+        if one is None:
+            continue
+        m, m1 = b["extra_info"]["metrics"], one["extra_info"]["metrics"]
+        key = next((k for k in THROUGHPUT_KEYS if m.get(k) and m1.get(k)), None)
+        thr, thr1 = (m[key], m1[key]) if key else (1 / b["stats"]["median"], 1 / one["stats"]["median"])
+        m["speedup_over_1proc"] = thr / thr1
+        m["scaling_efficiency"] = thr / (n * thr1)
+        b["extra_info"]["scaling"] = {
+            "baseline": one["name"],
+            "metric": key or "steps_per_s",
+            "world_size": n,
+        }
 
 
 def _clean(x: Any) -> Any:
