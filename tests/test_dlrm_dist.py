@@ -192,6 +192,8 @@ def test_plan_without_process_group(sharding):
     with pytest.raises(UsageError, match="table_wise"):
         b.plan(_cfg("torchrec", "row_wise"), 2, "cpu")
     assert b.plan(_cfg("torch"), 2, "cpu")["parallelism"] == "ddp"
+    with pytest.raises(UsageError, match="needs backend torchrec"):
+        b.plan(_cfg("torch", "table_wise"), 2, "cpu")  # DDP replicates every table: nothing to shard
     assert b.plan(_cfg("torchrec"), 1, "cpu")["parallelism"] == "none"
 
 

@@ -545,8 +545,17 @@ def _rank_batches(cfg: DLRMConfig, r: dict[str, Any], ctx: RunContext, count: in
     return [(d[lo:hi].contiguous(), sp.rows(lo, hi), y[lo:hi].contiguous()) for d, sp, y in full]
 
 
-def _check_sharding(sharding: str, device_kind: str) -> None:
+def _check_sharding(sharding: str, device_kind: str, backend: str, why: str) -> None:
+    """A forced sharding type must be one TorchRec can do on the device, on the torchrec backend."""
     from chipbench.errors import UsageError
+
+    if sharding == "auto":
+        return
+    if backend != "torchrec":
+        raise UsageError(
+            f"sharding={sharding} needs backend torchrec; this run uses {backend} ({why}), "
+            "which replicates every table"
+        )
     from chipbench.models.dlrm import supported_shardings
 
     ok = supported_shardings(device_kind)
@@ -600,8 +609,9 @@ def _setup_model(
     spec = _spec(r)
     layout: dict[str, Any] = {}
     model: Any
+    if ctx.distributed:
+        _check_sharding(cfg.sharding, ctx.device, backend, why)
     if ctx.distributed and backend == "torchrec":
-        _check_sharding(cfg.sharding, ctx.device)
         model, plan = m.shard_dlrm(
             spec, ctx.torch_device, cfg.embedding_optimizer, cfg.lr, cfg.sharding, local, r["lookups"],
             _local_world(ctx),
@@ -797,8 +807,9 @@ def _embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
     spec = _spec(r)
     layout: dict[str, Any] = {}
     emb: Any
+    if ctx.distributed:
+        _check_sharding(cfg.sharding, ctx.device, backend, why)
     if ctx.distributed and backend == "torchrec":
-        _check_sharding(cfg.sharding, ctx.device)
         tables = m.ShardableEmbeddings(spec.rows, spec.dim, cfg.embedding_optimizer, cfg.lr, "meta")
         emb, plan = m.shard(tables, spec, ctx.torch_device, cfg.sharding, b, r["lookups"], _local_world(ctx))
         inner: Any = m.unwrap(emb, m.ShardableEmbeddings)
@@ -1016,11 +1027,11 @@ def plan(cfg: DLRMConfig, world_size: int, device_kind: str) -> dict[str, Any]:
         return {**out, "parallelism": "none"}
     backend, why = choose_backend(cfg.backend, device_kind, cfg.embedding_optimizer, world_size)
     out.update(backend=backend, backend_reason=why)
+    _check_sharding(cfg.sharding, device_kind, backend, why)
     if backend != "torchrec":
         return {**out, "parallelism": "ddp", "embeddings": _DDP_EMBEDDINGS}
     from chipbench.models.dlrm import plan_sharding, summarize_plan
 
-    _check_sharding(cfg.sharding, device_kind)
     r = resolve(cfg)
     try:
         p = plan_sharding(
