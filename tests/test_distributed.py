@@ -215,3 +215,27 @@ def test_bad_nproc_is_one_line(value: str, tmp_path: Path) -> None:
     p = run_cli("run", "selftest.busy", "--nproc-per-node", value, "--output", str(tmp_path / "r.json"))
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "--nproc-per-node" in p.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+def test_derived_metrics_over_ranks() -> None:
+    """Work counts one rank: throughputs and memory bandwidth are summed over ranks, shares are per
+    device, a collective's bandwidth is the job's (nccl-tests) and has no memory ceiling."""
+    from chipbench.bench import Work, derive_metrics
+
+    st = {"p50": 0.01, "p90": 0.01, "p99": 0.01}
+    kw = {"device_name": "NVIDIA H100 80GB HBM3", "dtype": "bf16", "peak_mem_bytes": None}
+    ceil = {"copy_gbps": 100.0, "matmul_tflops": {"bf16": 500.0}}
+    work = Work(flops=1e12, bytes=1e9, samples=10, model_flops=True)
+    one, _ = derive_metrics(work, 0.01, st, ceilings=ceil, world_size=1, **kw)
+    four, _ = derive_metrics(work, 0.01, st, ceilings=ceil, world_size=4, **kw)
+    assert four["samples_per_s"] == 4 * one["samples_per_s"] == 4 * four["samples_per_s_per_rank"]
+    assert four["tflops"] == pytest.approx(4 * one["tflops"]) and four["tflops_per_device"] == one["tflops"]
+    assert four["mfu"] == one["mfu"] and four["share_of_ceiling_flops"] == one["share_of_ceiling_flops"]
+    assert (
+        four["gbps"] == pytest.approx(4 * one["gbps"])
+        and four["share_of_ceiling_bw"] == one["share_of_ceiling_bw"]
+    )
+    coll = Work(bytes=1e9, bytes_convention="collective algbw", extra_bytes={"busbw": 1.5e9})
+    c, missing = derive_metrics(coll, 0.01, st, ceilings=ceil, world_size=4, **kw)
+    assert c["gbps"] == pytest.approx(100.0) and c["gbps_busbw"] == pytest.approx(150.0)
+    assert not any(k.startswith("share_of") for k in c) and not missing

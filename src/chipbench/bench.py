@@ -277,15 +277,21 @@ def derive_metrics(
                     f"no measured {dtype} matmul ceiling: run `chipbench calibrate`"
                 )
     if work.bytes:
-        gbps = work.bytes / median_s / 1e9
-        m["gbps"] = gbps
-        for name, b in work.extra_bytes.items():
-            m[f"gbps_{name}"] = b / median_s / 1e9
+        gbps = work.bytes / median_s / 1e9  # per device
         if work.bytes_convention and work.bytes_convention.startswith("collective"):
-            # Link bandwidth, not device memory: no memory peak or copy ceiling applies.
+            # A collective's bandwidth is the job's, per nccl-tests (not summed over ranks), and is link
+            # bandwidth, not device memory: no memory peak or copy ceiling applies.
+            m["gbps"] = gbps
+            for name, b in work.extra_bytes.items():
+                m[f"gbps_{name}"] = b / median_s / 1e9
             if peak_mem_bytes is not None:
                 m["peak_mem_gib"] = peak_mem_bytes / 2**30
             return m, missing
+        m["gbps"] = w * gbps
+        if w > 1:
+            m["gbps_per_device"] = gbps
+        for name, b in work.extra_bytes.items():
+            m[f"gbps_{name}"] = w * b / median_s / 1e9
         peak_bw, why = peaks.peak_mem_gbps(device_name)
         if peak_bw:
             m["share_of_peak_bw"] = gbps / peak_bw

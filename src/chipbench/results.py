@@ -280,6 +280,11 @@ def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
             tput = f"{_fmt(m['tokens_per_s'])} tok/s"
         elif "samples_per_s" in m:
             tput = f"{_fmt(m['samples_per_s'])} samples/s"
+        if "scaling_efficiency" in m:
+            tput += f" ({m['scaling_efficiency'] * 100:.0f}% scaling)"
+        gbps = _fmt(m.get("gbps"))
+        if "gbps_busbw" in m:
+            gbps += f" (bus {_fmt(m['gbps_busbw'])})"
         share = m.get("share_of_ceiling_flops", m.get("share_of_ceiling_bw"))
         rows.append(
             [
@@ -289,7 +294,7 @@ def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
                 str(st["rounds"]),
                 tput or "-",
                 _fmt(m.get("tflops")),
-                _fmt(m.get("gbps")),
+                gbps,
                 f"{share * 100:.0f}%" if share is not None else "-",
                 _fmt(m.get("peak_mem_gib")),
             ]
