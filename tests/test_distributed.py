@@ -95,6 +95,11 @@ def test_run_under_torchrun_writes_one_results_file(tmp_path: Path) -> None:
     assert ar["gbps_busbw"] == pytest.approx(ar["gbps"] * 1.0)  # 2(n-1)/n
     assert "share_of_peak_bw" not in ag and "share_of_peak_bw" not in by["comm.all_gather"]["unavailable"]
     assert by["comm.all_gather"]["info"]["size_bytes_used"] == 65536
+    # The profiler finds the step's time inside gloo's collective (about all of it, for a collective).
+    assert (
+        0.1 < ag["comm_share_of_step"]
+        and len(by["comm.all_gather"]["measurement"]["extra"]["comm_s_per_step_by_rank"]) == 2
+    )
 
 
 def test_mixed_cases_failing_rank_named_next_case_runs(tmp_path: Path) -> None:

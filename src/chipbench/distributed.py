@@ -159,3 +159,39 @@ def control_group(backend: str) -> Any:
     import torch.distributed as dist
 
     return None if backend == "gloo" else dist.new_group(backend="gloo")
+
+
+COMM_SOURCE = {
+    "gloo": "torch.profiler: gloo:* spans on gloo's worker threads",
+    "nccl": "torch.profiler: NCCL kernels on the GPU",
+}
+
+
+def comm_time_per_step(step: Callable[[], Any], kind: str, steps: int) -> float:
+    """Seconds per step spent inside collectives, from `steps` steps under torch.profiler.
+
+    gloo runs each collective on its own threads and records a `gloo:<op>` span for it; NCCL runs
+    kernels named nccl* on the GPU. Collectives that overlap compute count in full, and so do gloo
+    spans that run at the same time on two threads: the share can exceed the exposed communication.
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    gpu = kind in ("cuda", "rocm")
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+    if gpu:
+        torch.cuda.synchronize()
+    with profile(activities=acts) as prof:
+        for _ in range(steps):
+            step()
+        if gpu:
+            torch.cuda.synchronize()
+    total_us = 0.0
+    for e in prof.events():
+        name = e.name.lower()
+        if gpu:
+            if name.startswith("nccl") and e.device_type == torch.autograd.DeviceType.CUDA:
+                total_us += e.device_time_total
+        elif name.startswith("gloo:"):
+            total_us += e.cpu_time_total
+    return total_us / 1e6 / steps

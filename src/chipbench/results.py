@@ -95,6 +95,12 @@ def build(
             peak_mem_bytes=m["peak_mem_bytes"],
             world_size=world,
         )
+        comm = m.get("extra", {}).get("comm_s_per_step_by_rank")
+        if comm:
+            # The busiest rank's time in collectives over the (slowest-rank) median step.
+            metrics["comm_share_of_step"] = max(comm) / st["median"]
+        elif world > 1:
+            missing["comm_share_of_step"] = m.get("extra", {}).get("comm_unavailable", "not profiled")
         benchmarks.append(
             {
                 "group": case.bench,

@@ -69,6 +69,8 @@ def run_case(msg: dict[str, Any], kind: str, dist: Any = None, lockstep: Any = N
     except DoesNotFit as exc:
         return {"type": "error", "error_type": "does_not_fit", "message": str(exc)}
     m = measure(prepared.step, Device(kind), MeasureOptions(**msg.get("options", {})), lockstep)
+    if dist is not None and lockstep is not None and dist.world_size > 1:
+        _profile_comm(prepared.step, kind, dist, lockstep, m)
     after = prepared.after() if prepared.after else {}
     return {
         "type": "result",
@@ -78,6 +80,24 @@ def run_case(msg: dict[str, Any], kind: str, dist: Any = None, lockstep: Any = N
         "version_hash": b.version_hash(cfg),
         "config": config_dict(cfg),
     }
+
+
+def _profile_comm(step: Any, kind: str, dist: Any, lockstep: Any, m: Any) -> None:
+    """Time spent in collectives per step, each rank's, from a few extra profiled steps."""
+    from chipbench import distributed
+
+    med = sorted(m.samples)[len(m.samples) // 2]
+    steps = 3 if med < 1.0 else 1  # every rank takes the same number: the steps hold collectives
+    try:
+        mine: Any = distributed.comm_time_per_step(step, kind, steps)
+    except Exception as exc:  # the profiler is optional: a failure costs the metric, not the result
+        mine = f"{type(exc).__name__}: {exc}"
+    got = lockstep.gather(mine)
+    if all(isinstance(g, float) for g in got):
+        m.extra["comm_s_per_step_by_rank"] = got
+        m.extra["comm_source"] = distributed.COMM_SOURCE.get(dist.backend, "torch.profiler")
+    else:
+        m.extra["comm_unavailable"] = next(str(g) for g in got if not isinstance(g, float))
 
 
 def worker_main(conn: Connection, device_req: str) -> None:
