@@ -56,7 +56,14 @@ def test_machine_id_includes_device_model() -> None:
     env = _env("cuda", capability="9.0", name="NVIDIA H100 80GB HBM3")
     mid = hardware.machine_id(env)
     assert mid.startswith("cuda-nvidia-h100-80gb-hbm3-x1") and "some-cpu" in mid
-    assert hardware.machine_id(_env()) == "cpu-some-cpu-2c"
+    assert hardware.machine_id(_env()) == "cpu-some-cpu-2c-base"
+
+
+def test_cpu_machine_id_separates_isa_tiers() -> None:
+    # A VM reports "AMD EPYC" for an AVX2 host and an AVX-512 BF16 host alike; their baselines differ.
+    avx2 = hardware.machine_id(_env(isa={"avx2": True, "fma": True}))
+    bf16 = hardware.machine_id(_env(isa={"avx2": True, "avx512f": True, "avx512_bf16": True}))
+    assert (avx2, bf16) == ("cpu-some-cpu-2c-avx2", "cpu-some-cpu-2c-avx512bf16")
 
 
 def test_peak_table() -> None:

@@ -452,8 +452,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     gpu = kind != "cpu"
     size = args.size or (8192 if gpu else 2048)
     dtypes = ["fp32", "bf16"] + (["fp16"] if gpu else [])
+    sizes = dict.fromkeys(dtypes, size)
+    native, _ = hardware.native_bf16(hello["env"])
+    if not gpu and not native and args.size is None:
+        # Emulated bf16 runs about 1 GFLOP/s: 2048^3 would take minutes a step. A smaller product
+        # still shows the emulation's rate, which is what `dtype=auto` needs to see.
+        sizes["bf16"] = 512
     copy_mib = args.copy_mib or (2048 if gpu else 512)
-    cases = [Case("calib.matmul", {"m": size, "n": size, "k": size, "dtype": d}) for d in dtypes]
+    cases = [Case("calib.matmul", {"m": n, "n": n, "k": n, "dtype": d}) for d, n in sizes.items()]
     cases.append(Case("calib.copy", {"size_mib": copy_mib}))
     doc, path, code = execute(
         cases,
@@ -471,8 +477,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     for b in doc["benchmarks"]:
         m = b["extra_info"]["metrics"]
         if b["group"] == "calib.matmul":
-            matmul[b["extra_info"]["dtype"]] = m["tflops"]
-            rows.append([f"matmul {b['extra_info']['dtype']} {size}^3", f"{m['tflops'] * 1e3:.1f} GFLOP/s"])
+            dt = b["extra_info"]["dtype"]
+            matmul[dt] = m["tflops"]
+            rows.append([f"matmul {dt} {sizes[dt]}^3", f"{m['tflops'] * 1e3:.1f} GFLOP/s"])
         else:
             copy = m["gbps"]
             rows.append([f"copy {copy_mib} MiB (read + write)", f"{copy:.1f} GB/s"])
@@ -485,6 +492,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                 "device": hello["env"]["device"]["name"],
                 "matmul_tflops": matmul,
                 "matmul_size": size,
+                "matmul_sizes": sizes,
                 "copy_gbps": copy,
                 "copy_mib": copy_mib,
                 "torch": hello["env"]["packages"]["torch"],
