@@ -151,6 +151,21 @@ def _rank_pid(parent: int, rank: int, deadline: float) -> int:
     raise AssertionError(f"rank {rank} never started")
 
 
+def _spinning_rank(parent: int, rank: int, deadline: float) -> int:
+    """The pid of `rank` once it spins in its hanging step: mid-run, not between cases."""
+    while time.monotonic() < deadline:
+        pid = _rank_pid(parent, rank, deadline)
+        try:
+            p = psutil.Process(pid)
+            before = p.cpu_times().user
+            time.sleep(1.0)
+            if p.cpu_times().user - before > 0.5:
+                return pid
+        except psutil.NoSuchProcess:
+            continue
+    raise AssertionError(f"rank {rank} never reached its step")
+
+
 def test_killed_rank_ends_the_job_within_the_bound(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     proc = subprocess.Popen(
@@ -165,16 +180,18 @@ def test_killed_rank_ends_the_job_within_the_bound(tmp_path: Path) -> None:
         for line in proc.stderr:  # wait until the job is up and running the case
             if "ranks ready" in line:
                 break
-        pid = _rank_pid(proc.pid, 1, time.monotonic() + 120)
-        time.sleep(1.0)  # into the measurement
+        pid = _spinning_rank(proc.pid, 1, time.monotonic() + 120)
         os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
         _, stderr = proc.communicate(timeout=KILLED_RANK_BOUND_S + 30)
         took = time.monotonic() - killed
     finally:
         if proc.poll() is None:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()  # torchrun runs in its own session: it would outlive the CLI
             proc.kill()
     assert proc.returncode == 1, stderr
+    assert "chipbench: error: selftest.busy[fail=hang,fail_rank=1]@world2: rank_died: rank 1 died" in stderr
     assert took < KILLED_RANK_BOUND_S
     assert out.exists(), stderr
     (err,) = results.load(out)["chipbench"]["errors"]

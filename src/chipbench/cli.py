@@ -431,6 +431,8 @@ def _report(doc: dict[str, Any], path: Path | None, code: int) -> None:
     if code == 130:
         print("interrupted: saved the benchmarks that finished", file=sys.stderr)
     elif code:
+        for e in doc["chipbench"]["errors"]:
+            print(f"chipbench: error: {e['name']}: {e['error_type']}: {e['message']}", file=sys.stderr)
         print(
             f"{len(doc['chipbench']['errors'])} benchmark(s) failed; see the errors in {path}",
             file=sys.stderr,
