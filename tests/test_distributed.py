@@ -284,3 +284,23 @@ def test_two_nodes_on_localhost(tmp_path: Path) -> None:
     assert follower.returncode == 0 and "results are written on node 0" in ferr
     d = results.load(out)["chipbench"]["environment"]["distributed"]
     assert (d["world_size"], d["nodes"]) == (2, 2) and [r["node_rank"] for r in d["ranks"]] == [0, 1]
+
+
+def test_sigterm_and_timeouts_leave_no_rank_behind(tmp_path: Path) -> None:
+    """torchrun starts each rank in its own session: stopping the job must still reach every rank."""
+    out = tmp_path / "r.json"
+    args = [sys.executable, "-m", "chipbench.cli", "run", "selftest.busy", "--set", "fail=hang",
+            "--nproc-per-node", "2", "--output", str(out)]  # fmt: skip
+    env = {**os.environ, "CI": "true"}
+    # A per-case time-out kills the job and records the case.
+    p = subprocess.run([*args, "--timeout", "10"], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 1 and results.load(out)["chipbench"]["errors"][0]["error_type"] == "timeout"
+    # SIGTERM (a cancelled CI job) acts as Ctrl-C.
+    out.unlink()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    ranks = [psutil.Process(_spinning_rank(proc.pid, r, time.monotonic() + 120)) for r in (0, 1)]
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130 and not out.exists()
+    time.sleep(1.0)
+    assert not [r.pid for r in ranks if r.is_running() and r.status() != psutil.STATUS_ZOMBIE]

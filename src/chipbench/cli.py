@@ -326,9 +326,19 @@ def _launch_spec(args: argparse.Namespace, nproc: int | None) -> Any:
     return spec
 
 
+def _sigterm_as_interrupt(*_: object) -> None:
+    # CI cancellation and `kill` send SIGTERM: treat it as Ctrl-C, so the worker (or the torchrun job,
+    # which runs in its own session) is killed and the benchmarks that finished are saved.
+    raise KeyboardInterrupt
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
     from chipbench import bench, results
     from chipbench.config import parse_sets
+
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
 
     worlds = _nprocs(args.nproc_per_node)
     if len(worlds) > 1 and (args.nnodes > 1 or args.rdzv_endpoint):

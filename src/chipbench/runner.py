@@ -368,8 +368,19 @@ class DistWorkerPool(WorkerPool):
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            import psutil
+
+            # torchrun starts every rank in a session of its own, so killing torchrun's group (or torchrun
+            # alone) would orphan the ranks: kill each descendant too.
+            try:
+                ranks = psutil.Process(self.proc.pid).children(recursive=True)
+            except psutil.Error:
+                ranks = []
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
+            for r in ranks:
+                with contextlib.suppress(psutil.Error):
+                    r.kill()
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=10)
