@@ -281,6 +281,8 @@ class DistWorkerPool(WorkerPool):
         for raw in proc.stderr:
             line = raw.decode(errors="replace")
             self.stderr_tail = [*self.stderr_tail[-200:], line]
+            if "SyncActivityProfilerHandler" in line:
+                continue  # kineto announces every profiler start and stop (the comm-share steps)
             if os.environ.get("CHIPBENCH_QUIET_RANKS") != "1":
                 sys.stderr.write(line)
 
