@@ -103,7 +103,7 @@ def test_run_under_torchrun_writes_one_results_file(tmp_path: Path) -> None:
 
 
 def test_mixed_cases_failing_rank_named_next_case_runs(tmp_path: Path) -> None:
-    """A rank that raises is named; the job is replaced and the next case runs; throughput is global."""
+    """A rank that raises in set-up is named and the next case runs in the same job; throughput is global."""
     from chipbench.bench import Case
     from chipbench.cli import execute
     from chipbench.runner import DistWorkerPool, Launch
@@ -113,11 +113,13 @@ def test_mixed_cases_failing_rank_named_next_case_runs(tmp_path: Path) -> None:
         Case("comm.broadcast", {"size_bytes": 4096}),
         Case("selftest.busy", {"step_us": 500.0}),
     ]
+    pool = DistWorkerPool("cpu", Launch(2))
     doc, path, code = execute(
         cases, device="cpu", time_budget_s=0.2, timeout_s=120, suite=None, output=tmp_path / "r.json",
-        markdown=None, preflight=False, quiet=True, pool=DistWorkerPool("cpu", Launch(2)),
+        markdown=None, preflight=False, quiet=True, pool=pool,
     )  # fmt: skip
     assert code == 1 and path is not None
+    assert pool.launched == 1  # a set-up failure, agreed on before any collective, keeps the job
     doc = results.load(path)
     (err,) = doc["chipbench"]["errors"]
     assert err["group"] == "selftest.busy" and err["message"].startswith(

@@ -115,6 +115,15 @@ class Benchmark:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def memory_estimate(b: Benchmark, cfg: Any, world: int = 1, kind: str = "cpu") -> int | None:
+    """Bytes one process needs for this case: the benchmark's own estimate, or its per-rank layout's
+    over `world` processes (FSDP2 and TorchRec shard what one process would hold whole)."""
+    est: int | None = b.describe(cfg).get("memory_bytes_estimate")
+    if world > 1 and b.plan is not None:
+        est = b.plan(cfg, world, kind).get("memory_bytes_per_rank_estimate", est)
+    return est
+
+
 _REGISTRY: dict[str, Benchmark] = {}
 
 

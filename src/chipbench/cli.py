@@ -143,15 +143,17 @@ def _start(device: str, pool: Any = None) -> tuple[Any, dict[str, Any]]:
         raise
 
 
-def _preflight(cases: list[Any], free: int) -> None:
-    """Stop before allocating when a named benchmark's estimate exceeds free memory."""
+def _preflight(cases: list[Any], free: int, world: int, kind: str) -> None:
+    """Stop before allocating when a named benchmark's estimate (per rank) exceeds free memory."""
     from chipbench import bench
 
     for c in cases:
-        est = bench.get(c.bench).describe(bench.get(c.bench).config(c.overrides)).get("memory_bytes_estimate")
+        b = bench.get(c.bench)
+        est = bench.memory_estimate(b, b.config(c.overrides), world, kind)
         if est and est > free:
+            per = " per process" if world > 1 else ""
             raise UsageError(
-                f"{c.name} needs about {est / 2**30:.2f} GiB but {free / 2**30:.2f} GiB is free; "
+                f"{c.name} needs about {est / 2**30:.2f} GiB{per} but {free / 2**30:.2f} GiB is free; "
                 "reduce its size with --set (e.g. batch_size, max_rows, n_layers)"
             )
 
@@ -180,7 +182,8 @@ def execute(
         ceil = ceilings.load(hardware.machine_id(env))
         cases = [bench.resolve_case(c, env, ceil, hello["free_memory_bytes"]) for c in cases]
         if preflight:
-            _preflight(cases, hello["free_memory_bytes"])
+            world = int((env.get("distributed") or {}).get("world_size", 1))
+            _preflight(cases, hello["free_memory_bytes"], world, hello["kind"])
         cores = env["cpu"]["logical_cores"] or 1
         # Our own previous run keeps the 1-minute average near 1: warn only when every core was busy.
         if load_start is not None and load_start >= cores and not quiet:
@@ -352,14 +355,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_follower(args, specs[0])
     if len(specs) == 1:
         return _run_one(args, specs[0], write=True)[2]
-    docs, code = [], 0
+    docs, code, failed = [], 0, []
     for spec in specs:
-        doc, _, c = _run_one(args, spec, write=False)
+        try:
+            doc, _, c = _run_one(args, spec, write=False)
+        except StartFailed as exc:  # keep the counts that ran
+            n = spec.nproc_per_node if spec else 1
+            print(f"chipbench: error: {n} process(es): {exc}", file=sys.stderr)
+            failed.append({"world_size": n, "start_failed": str(exc)})
+            code = max(code, 1)
+            continue
         docs.append(doc)
         code = max(code, c)
         if c == 130:
             break
+    if not docs:
+        return code
     merged = results.merge_runs(docs)
+    merged["chipbench"]["runs"] += failed
     path = results.write(merged, args.output or results.default_path(merged))
     if args.markdown:
         results.write_markdown(merged, args.markdown)
@@ -385,15 +398,22 @@ def _run_follower(args: argparse.Namespace, spec: Any) -> int:
     """Nodes other than 0 only host ranks: rank 0, on node 0, receives the cases and writes results."""
     import subprocess
 
-    cmd = [
-        sys.executable, *spec.torchrun_args(),
-        "-m", "chipbench.dist_worker", args.device, "-", str(spec.collective_timeout_s),
-    ]  # fmt: skip
+    from chipbench.runner import kill_tree
+
     print(
         f"node {spec.node_rank}: hosting ranks for node 0's run; results are written on node 0",
         file=sys.stderr,
     )
-    code = subprocess.call(cmd, env={**os.environ, **spec.env()})
+    proc = subprocess.Popen(
+        spec.command(sys.executable, args.device, "-"),
+        env={**os.environ, **spec.env()},
+        start_new_session=True,
+    )
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        kill_tree(proc)
+        return 130
     if code:
         print(f"chipbench: error: this node's ranks failed (torchrun exit code {code})", file=sys.stderr)
     return 1 if code else 0
@@ -628,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         return int(args.func(args))
-    except UsageError as exc:
+    except (UsageError, StartFailed) as exc:
         print(f"chipbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

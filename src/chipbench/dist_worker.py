@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import sys
-import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -27,22 +26,15 @@ def _error_file(rank: int) -> Path | None:
 
 
 def _fail(rank: int, exc: BaseException, case: str | None) -> None:
-    oom = "OutOfMemoryError" in type(exc).__name__ or "out of memory" in str(exc).lower()
-    first = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
-    from chipbench.errors import DoesNotFit
+    from chipbench.worker import error_reply
 
-    kind = "does_not_fit" if isinstance(exc, DoesNotFit) else ("oom" if oom else type(exc).__name__)
+    err = error_reply(exc)
     path = _error_file(rank)
     if path is not None:
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(
-                {"rank": rank, "case": case, "error_type": kind, "message": first,
-                 "traceback": traceback.format_exc()[-4000:]}
-            )
-        )  # fmt: skip
+        tmp.write_text(json.dumps({"rank": rank, "case": case, **err}))
         tmp.replace(path)
-    print(f"chipbench rank {rank}: {type(exc).__name__}: {first}", file=sys.stderr, flush=True)
+    print(f"chipbench rank {rank}: {type(exc).__name__}: {err['message']}", file=sys.stderr, flush=True)
 
 
 def _connect(address: str) -> Connection:
@@ -51,12 +43,26 @@ def _connect(address: str) -> Connection:
     return Connection(s.detach())
 
 
-def _merge(replies: list[dict[str, Any]], world: int) -> dict[str, Any]:
-    """Rank 0's result, carrying every rank's medians (already combined by the engine)."""
-    out = dict(replies[0])
-    if out.get("type") == "result":
-        out["info"] = {**out["info"], "world_size": world}
-    return out
+def _run_case(msg: dict[str, Any], kind: str, info: Any, lock: Any) -> dict[str, Any]:
+    """Set up on every rank, agree that every rank is ready, then measure in lockstep.
+
+    A set-up that fails (does not fit, a bad option, a deliberate failure) is reported without ending
+    the job, as long as it failed before any collective: the ranks agree on it first. A failure after
+    that point ends the job (see the module docstring).
+    """
+    from chipbench.worker import error_reply, measure_case, prepare
+
+    try:
+        b, cfg, prepared = prepare(msg["bench"], msg["overrides"], kind, msg.get("seed", 0), info)
+        err = None
+    except Exception as exc:
+        err = error_reply(exc)
+    errs = lock.gather(err)
+    failed = [(r, e) for r, e in enumerate(errs) if e is not None]
+    if failed:
+        rank, e = failed[0]
+        return {**e, "message": f"rank {rank}: {e['message']}", "ranks_failed": [r for r, _ in failed]}
+    return measure_case(msg, kind, b, cfg, prepared, info, lock)
 
 
 def main(device_req: str, address: str, timeout_s: float) -> int:
@@ -68,7 +74,7 @@ def main(device_req: str, address: str, timeout_s: float) -> int:
     try:
         kind = hardware.resolve_device(device_req, hardware.available_kinds())
         info = distributed.init_from_env(kind, timeout_s)
-        lock = distributed.Lockstep(distributed.control_group(info.backend))
+        lock = distributed.Lockstep(distributed.control_group(info.backend, timeout_s))
         me = {
             "rank": info.rank,
             "local_rank": info.local_rank,
@@ -103,15 +109,9 @@ def main(device_req: str, address: str, timeout_s: float) -> int:
             if msg is None or msg.get("type") == "stop":
                 break
             case_name = msg.get("bench")
-            from chipbench.worker import run_case
-
-            reply = run_case(msg, kind, info, lock)
-            if reply.get("type") == "error":  # does not fit: found the same way on every rank
-                from chipbench.errors import DoesNotFit
-
-                raise DoesNotFit(reply.get("message", "does not fit"))
+            reply = _run_case(msg, kind, info, lock)
             if conn is not None:
-                conn.send(_merge([reply], info.world_size))
+                conn.send(reply)
             case_name = None
     except BaseException as exc:
         _fail(rank, exc, case_name)

@@ -154,11 +154,13 @@ class Lockstep:
         return out
 
 
-def control_group(backend: str) -> Any:
+def control_group(backend: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
     """A gloo group for control messages (objects on the CPU); the default group when it is gloo."""
     import torch.distributed as dist
 
-    return None if backend == "gloo" else dist.new_group(backend="gloo")
+    if backend == "gloo":
+        return None
+    return dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout_s))
 
 
 COMM_SOURCE = {
@@ -167,12 +169,13 @@ COMM_SOURCE = {
 }
 
 
-def comm_time_per_step(step: Callable[[], Any], kind: str, steps: int) -> float:
-    """Seconds per step spent inside collectives, from `steps` steps under torch.profiler.
+def comm_time_per_step(step: Callable[[], Any], kind: str, steps: int) -> float | str:
+    """Seconds per step spent inside collectives, from `steps` steps under torch.profiler, or why not.
 
     gloo runs each collective on its own threads and records a `gloo:<op>` span for it; NCCL runs
     kernels named nccl* on the GPU. Collectives that overlap compute count in full, and so do gloo
     spans that run at the same time on two threads: the share can exceed the exposed communication.
+    The steps always run, profiler or not: the other ranks' steps hold the matching collectives.
     """
     import torch
     from torch.profiler import ProfilerActivity, profile
@@ -181,11 +184,20 @@ def comm_time_per_step(step: Callable[[], Any], kind: str, steps: int) -> float:
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
     if gpu:
         torch.cuda.synchronize()
-    with profile(activities=acts) as prof:
-        for _ in range(steps):
-            step()
-        if gpu:
-            torch.cuda.synchronize()
+    prof: Any = None
+    why = ""
+    try:
+        prof = profile(activities=acts)
+        prof.__enter__()
+    except Exception as exc:  # the profiler is optional: a failure costs the metric, not the run
+        prof, why = None, f"torch.profiler did not start: {type(exc).__name__}: {exc}"
+    for _ in range(steps):
+        step()
+    if gpu:
+        torch.cuda.synchronize()
+    if prof is None:
+        return why
+    prof.__exit__(None, None, None)
     total_us = 0.0
     for e in prof.events():
         name = e.name.lower()

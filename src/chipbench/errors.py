@@ -13,7 +13,7 @@ class DoesNotFit(UsageError):
     """The estimated memory need of a benchmark exceeds what the device has free."""
 
 
-class StartFailed(UsageError):
+class StartFailed(Exception):
     """The benchmark worker (or distributed job) could not start: one line, exit code 1."""
 
     exit_code = 1

@@ -192,14 +192,12 @@ def add_scaling(doc: dict[str, Any]) -> None:
             continue
         m, m1 = b["extra_info"]["metrics"], one["extra_info"]["metrics"]
         key = next((k for k in THROUGHPUT_KEYS if m.get(k) and m1.get(k)), None)
-        thr, thr1 = (m[key], m1[key]) if key else (1 / b["stats"]["median"], 1 / one["stats"]["median"])
-        m["speedup_over_1proc"] = thr / thr1
-        m["scaling_efficiency"] = thr / (n * thr1)
-        b["extra_info"]["scaling"] = {
-            "baseline": one["name"],
-            "metric": key or "steps_per_s",
-            "world_size": n,
-        }
+        if key is None:  # no work count: step time alone cannot tell weak from strong scaling
+            b["extra_info"]["unavailable"]["scaling_efficiency"] = "the benchmark counts no work per step"
+            continue
+        m["speedup_over_1proc"] = m[key] / m1[key]
+        m["scaling_efficiency"] = m[key] / (n * m1[key])
+        b["extra_info"]["scaling"] = {"baseline": one["name"], "metric": key, "world_size": n}
 
 
 def _clean(x: Any) -> Any:

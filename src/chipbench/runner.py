@@ -176,11 +176,16 @@ def run_cases(
                 "options": options,
                 "seed": seed,
             }
-            reply = pool.run(msg, timeout_s)
+            try:
+                reply = pool.run(msg, timeout_s)
+            except RuntimeError as exc:  # the worker could not be started again after a failure
+                reply = {"type": "error", "error_type": "start_failed", "message": str(exc)}
             oc = CaseOutcome(case, reply["type"] == "result", reply, time.perf_counter() - t0)
             out.outcomes.append(oc)
             if on_done:
                 on_done(oc)
+            if reply.get("error_type") == "start_failed":
+                break  # the next case would fail the same way; what finished is saved
     except KeyboardInterrupt:
         out.interrupted = True
         pool.kill()  # the worker may be mid-step: do not wait for it
@@ -199,8 +204,6 @@ class Launch:
     rdzv_endpoint: str | None = None
     """HOST:PORT of node 0 (multi-node); None on a single box (torchrun --standalone)."""
     collective_timeout_s: float = 300.0
-    threads_per_rank: int | None = None
-    """OMP_NUM_THREADS for each rank; default: this node's cores divided among its ranks."""
 
     def torchrun_args(self) -> list[str]:
         args = ["-m", "torch.distributed.run", f"--nproc-per-node={self.nproc_per_node}", "--max-restarts=0"]
@@ -218,9 +221,36 @@ class Launch:
             f"--master-addr={host}", f"--master-port={port}",
         ]  # fmt: skip
 
+    def command(self, python: str, device: str, address: str) -> list[str]:
+        """torchrun running chipbench's rank program; `address` is rank 0's socket to the parent."""
+        return [
+            python, *self.torchrun_args(),
+            "-m", "chipbench.dist_worker", device, address, str(self.collective_timeout_s),
+        ]  # fmt: skip
+
     def env(self) -> dict[str, str]:
-        threads = self.threads_per_rank or max(1, (os.cpu_count() or 1) // self.nproc_per_node)
+        """OMP_NUM_THREADS per rank, unless set: this node's cores divided among its ranks."""
+        threads = max(1, (os.cpu_count() or 1) // self.nproc_per_node)
         return {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads))}
+
+
+def kill_tree(proc: subprocess.Popen[Any]) -> None:
+    """Kill a torchrun job: torchrun, and every rank, each of which torchrun starts in a session of
+    its own (so killing torchrun's process group, or torchrun alone, would orphan them)."""
+    import psutil
+
+    if proc.poll() is None:
+        try:
+            ranks = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.Error:
+            ranks = []
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for r in ranks:
+            with contextlib.suppress(psutil.Error):
+                r.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
 
 
 def _is_timeout(message: str) -> bool:
@@ -231,11 +261,16 @@ def _is_timeout(message: str) -> bool:
 def _is_symptom(message: str) -> bool:
     """Errors a rank sees when another rank failed: not the cause."""
     low = message.lower()
-    return (
-        _is_timeout(message)
-        or "connection reset" in low
-        or "connection closed" in low
-        or "broken pipe" in low
+    return _is_timeout(message) or any(
+        # gloo's, then NCCL's words for a peer that went away
+        s in low
+        for s in (
+            "connection reset",
+            "connection closed",
+            "broken pipe",
+            "remote process exited",
+            "ncclremoteerror",
+        )
     )
 
 
@@ -254,6 +289,7 @@ class DistWorkerPool(WorkerPool):
         self.listener: socket.socket | None = None
         self.stderr_tail: list[str] = []
         self._reader: threading.Thread | None = None
+        self.launched = 0
 
     def launch(self) -> None:
         self._clean_dir()  # the previous job's error files were read when it failed
@@ -262,25 +298,26 @@ class DistWorkerPool(WorkerPool):
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(address)
         self.listener.listen(1)
-        cmd = [
-            self.python, *self.spec.torchrun_args(),
-            "-m", "chipbench.dist_worker", self.device, address, str(self.spec.collective_timeout_s),
-        ]  # fmt: skip
+        cmd = self.spec.command(self.python, self.device, address)
         env = {**os.environ, **self.spec.env(), "PYTHONUNBUFFERED": "1", "CHIPBENCH_DIST_DIR": str(self.dir)}
         # Its own session, so a time-out kills torchrun's whole process tree, ranks included.
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True
         )
+        # Each job's pump keeps its own tail: a previous job's pump may still be draining its pipe.
         self.stderr_tail = []
-        self._reader = threading.Thread(target=self._pump, args=(self.proc,), daemon=True)
+        self._reader = threading.Thread(target=self._pump, args=(self.proc, self.stderr_tail), daemon=True)
         self._reader.start()
+        self.launched += 1
 
-    def _pump(self, proc: subprocess.Popen[bytes]) -> None:
+    @staticmethod
+    def _pump(proc: subprocess.Popen[bytes], tail: list[str]) -> None:
         """Pass torchrun's stderr through, keeping the tail to name a failed rank."""
         assert proc.stderr is not None
         for raw in proc.stderr:
             line = raw.decode(errors="replace")
-            self.stderr_tail = [*self.stderr_tail[-200:], line]
+            tail.append(line)
+            del tail[:-200]
             if "SyncActivityProfilerHandler" in line:
                 continue  # kineto announces every profiler start and stop (the comm-share steps)
             if os.environ.get("CHIPBENCH_QUIET_RANKS") != "1":
@@ -310,6 +347,13 @@ class DistWorkerPool(WorkerPool):
         return super().wait_hello()
 
     def run(self, msg: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        if self.spec.nnodes > 1 and self.launched and (self.proc is None or self.proc.poll() is not None):
+            # The other nodes' ranks went with the failed job, and their `chipbench` has exited.
+            return {
+                "type": "error",
+                "error_type": "not_run",
+                "message": "the multi-node job ended at an earlier failure; run this case again",
+            }
         reply = super().run(msg, timeout_s)
         if reply.get("error_type") == "crash":
             return self._crash_reply(None, reply["message"])
@@ -336,8 +380,17 @@ class DistWorkerPool(WorkerPool):
                 "type": "error", "error_type": e["error_type"], "message": f"rank {e['rank']}: {e['message']}",
                 "traceback": e.get("traceback"), "ranks_failed": failed,
             }  # fmt: skip
-        # SIGTERM is torchrun stopping the survivors after another rank failed: a symptom.
-        killed = [d for d in died if d[1] != -signal.SIGTERM]
+        # SIGTERM is torchrun stopping the survivors after another rank failed, SIGABRT NCCL's watchdog
+        # ending a rank whose collective timed out: symptoms.
+        killed = [d for d in died if d[1] not in (-signal.SIGTERM, -signal.SIGABRT)]
+        if not killed and "watchdog caught collective operation timeout" in "".join(self.stderr_tail).lower():
+            ranks = [r for r, _ in died]
+            return {
+                "type": "error", "error_type": "collective_timeout",
+                "message": f"rank(s) {ranks} waited past the collective time-out "
+                f"({self.spec.collective_timeout_s:.0f} s) for a peer that hung or died (NCCL watchdog)",
+                "ranks_failed": failed,
+            }  # fmt: skip
         if killed or (died and not errs):
             rank, exitcode = min(killed or died)
             how = f"killed by signal {-exitcode}" if exitcode < 0 else f"exit code {exitcode}"
@@ -369,23 +422,8 @@ class DistWorkerPool(WorkerPool):
         }
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            import psutil
-
-            # torchrun starts every rank in a session of its own, so killing torchrun's group (or torchrun
-            # alone) would orphan the ranks: kill each descendant too.
-            try:
-                ranks = psutil.Process(self.proc.pid).children(recursive=True)
-            except psutil.Error:
-                ranks = []
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            for r in ranks:
-                with contextlib.suppress(psutil.Error):
-                    r.kill()
         if self.proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=10)
+            kill_tree(self.proc)
         if self.listener is not None:
             self.listener.close()
             self.listener = None

@@ -49,25 +49,35 @@ def prepare(
             local_rank=dist.local_rank, dist_backend=dist.backend,
         )  # fmt: skip
     ctx = dataclasses.replace(ctx, free_memory_bytes=free)
-    est = b.describe(cfg).get("memory_bytes_estimate")
-    if dist is not None and dist.world_size > 1 and b.plan is not None:
-        # Sharded layouts (FSDP2, TorchRec) need less per rank than one process holding everything.
-        est = b.plan(cfg, dist.world_size, kind).get("memory_bytes_per_rank_estimate", est)
+    est = bench.memory_estimate(b, cfg, dist.world_size if dist is not None else 1, kind)
     if est and ctx.free_memory_bytes and est > ctx.free_memory_bytes:
         raise DoesNotFit(f"needs about {est / 2**30:.2f} GiB, {ctx.free_memory_bytes / 2**30:.2f} GiB free")
     return b, cfg, b.setup(cfg, ctx)
 
 
-def run_case(msg: dict[str, Any], kind: str, dist: Any = None, lockstep: Any = None) -> dict[str, Any]:
-    """Set up and measure one case; returns the raw measurement, work counts and info."""
-    from chipbench.config import config_dict
-    from chipbench.engine import Device, MeasureOptions, measure
+def error_reply(exc: BaseException) -> dict[str, Any]:
+    """A case's error entry: type (oom and does_not_fit named), first line of the message, traceback."""
     from chipbench.errors import DoesNotFit
 
-    try:
-        b, cfg, prepared = prepare(msg["bench"], msg["overrides"], kind, msg.get("seed", 0), dist)
-    except DoesNotFit as exc:
-        return {"type": "error", "error_type": "does_not_fit", "message": str(exc)}
+    oom = "OutOfMemoryError" in type(exc).__name__ or "out of memory" in str(exc).lower()
+    kind = "does_not_fit" if isinstance(exc, DoesNotFit) else ("oom" if oom else type(exc).__name__)
+    text = str(exc).strip()
+    return {
+        "type": "error",
+        "error_type": kind,
+        "message": text.splitlines()[0][:500] if text else type(exc).__name__,
+        "traceback": None if isinstance(exc, DoesNotFit) else traceback.format_exc()[-4000:],
+        "restart": oom,  # free the allocator's cache by starting afresh
+    }
+
+
+def measure_case(
+    msg: dict[str, Any], kind: str, b: Any, cfg: Any, prepared: Any, dist: Any = None, lockstep: Any = None
+) -> dict[str, Any]:
+    """Measure a prepared case; returns the raw measurement, work counts and info."""
+    from chipbench.config import config_dict
+    from chipbench.engine import Device, MeasureOptions, measure
+
     m = measure(prepared.step, Device(kind), MeasureOptions(**msg.get("options", {})), lockstep)
     if dist is not None and lockstep is not None and dist.world_size > 1:
         _profile_comm(prepared.step, kind, dist, lockstep, m)
@@ -82,16 +92,25 @@ def run_case(msg: dict[str, Any], kind: str, dist: Any = None, lockstep: Any = N
     }
 
 
+def run_case(msg: dict[str, Any], kind: str) -> dict[str, Any]:
+    """Set up and measure one case in this process; any failure becomes an error entry."""
+    try:
+        b, cfg, prepared = prepare(msg["bench"], msg["overrides"], kind, msg.get("seed", 0))
+        return measure_case(msg, kind, b, cfg, prepared)
+    except Exception as exc:
+        return error_reply(exc)
+
+
 def _profile_comm(step: Any, kind: str, dist: Any, lockstep: Any, m: Any) -> None:
     """Time spent in collectives per step, each rank's, from a few extra profiled steps."""
     from chipbench import distributed
 
+    if dist.backend not in distributed.COMM_SOURCE:
+        m.extra["comm_unavailable"] = f"no profiler reading of {dist.backend} collectives"
+        return
     med = sorted(m.samples)[len(m.samples) // 2]
     steps = 3 if med < 1.0 else 1  # every rank takes the same number: the steps hold collectives
-    try:
-        mine: Any = distributed.comm_time_per_step(step, kind, steps)
-    except Exception as exc:  # the profiler is optional: a failure costs the metric, not the result
-        mine = f"{type(exc).__name__}: {exc}"
+    mine: Any = distributed.comm_time_per_step(step, kind, steps)
     got = lockstep.gather(mine)
     if all(isinstance(g, float) for g in got):
         m.extra["comm_s_per_step_by_rank"] = got
@@ -116,17 +135,7 @@ def worker_main(conn: Connection, device_req: str) -> None:
             return
         if msg.get("type") == "stop":
             return
-        try:
-            reply = run_case(msg, hello["kind"])
-        except Exception as exc:
-            oom = "OutOfMemoryError" in type(exc).__name__ or "out of memory" in str(exc).lower()
-            reply = {
-                "type": "error",
-                "error_type": "oom" if oom else type(exc).__name__,
-                "message": str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__,
-                "traceback": traceback.format_exc()[-4000:],
-                "restart": oom,  # free the allocator's cache by starting afresh
-            }
+        reply = run_case(msg, hello["kind"])
         conn.send(reply)
         if reply.get("restart"):
             return

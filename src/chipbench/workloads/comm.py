@@ -6,7 +6,8 @@ tests (nccl-tests, doc/PERFORMANCE.md) do:
 
 - size S: the whole buffer of all_reduce and broadcast, the gathered output of all_gather, the input
   of reduce_scatter, each rank's send buffer of all_to_all;
-- algorithm bandwidth `gbps` = S / t, with t the slowest rank's time;
+- algorithm bandwidth `gbps` = S / t, with t each round's slowest rank (nccl-tests averages the
+  ranks' times by default; the slowest is what a synchronous step waits for);
 - bus bandwidth `gbps_busbw` = algbw x 2(n-1)/n for all_reduce, (n-1)/n for all_gather,
   reduce_scatter and all_to_all, 1 for broadcast: comparable with the link's peak whatever n is.
 
