@@ -84,11 +84,9 @@ def test_backends_agree_after_one_step(interaction, opt):
 
 @needs_torchrec
 @pytest.mark.parametrize("interaction", ["dot", "dcn"])
-@pytest.mark.parametrize("kernel", ["auto", "native", "index_add", "fbgemm"])
+@pytest.mark.parametrize("kernel", ["index_add", "fbgemm"])
 def test_hybrid_matches_torch_sgd(interaction, kernel):
-    """backend=hybrid (torch embedding_bag forward + each exact SGD update kernel) == plain torch + SGD."""
-    if kernel == "native" and mdl.native_bag_add()[0] is None:
-        pytest.skip(mdl.native_bag_add()[1])
+    """backend=hybrid (torch embedding_bag forward + FBGEMM fused SGD backward) == plain torch + SGD."""
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(2)
     spec = _small_spec(interaction)
@@ -110,34 +108,6 @@ def test_hybrid_matches_torch_sgd(interaction, kernel):
     torch.testing.assert_close(res[0][0], res[1][0], atol=1e-6, rtol=1e-5)
     for x, y_ in zip(res[0][1], res[1][1], strict=True):
         torch.testing.assert_close(x, y_, atol=TOL["sgd"], rtol=1e-5)
-
-
-def test_native_row_add_matches_index_add_bitwise():
-    fn, why = mdl.native_bag_add()
-    if fn is None:
-        pytest.skip(why)
-    gen = torch.Generator().manual_seed(3)
-    w = torch.randn(1000, 64, generator=gen)
-    ids = torch.randint(0, 1000, (5000,), generator=gen)
-    ids[::7] = 5  # a hot row, hit many times in many bags
-    offsets = torch.sort(torch.randint(0, 5000, (99,), generator=gen)).values
-    offsets = torch.cat([torch.zeros(1, dtype=torch.long), offsets])  # some bags empty
-    g = torch.randn(100, 3, 64, generator=gen)[:, 1]  # a column of a B x F x D gradient
-    lens = torch.diff(offsets, append=offsets.new_tensor([ids.numel()]))
-    ref = w.clone().index_add_(0, ids, torch.repeat_interleave(g, lens, dim=0))
-    mdl._call_bag_add(fn, w, ids, offsets, g)
-    assert torch.equal(w, ref)
-    before = w.clone()
-    with pytest.raises(IndexError):
-        mdl._call_bag_add(fn, w, torch.tensor([1, 1000]), torch.tensor([0]), g[:1])
-    assert torch.equal(w, before)  # nothing written when an id is out of range
-
-
-def test_huge_pages_keep_values():
-    t = torch.randn(3 << 20)  # 12 MiB: a few whole 2 MiB pages
-    before = t.clone()
-    assert isinstance(mdl.use_huge_pages(t), str)
-    assert torch.equal(t, before)
 
 
 @needs_torchrec

@@ -17,16 +17,8 @@ device (``meta`` works for the plain backend) and makes no single-process assump
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import itertools
 import logging
-import os
-import shlex
-import shutil
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -370,14 +362,10 @@ class _HybridLookup(torch.autograd.Function):
 class HybridEmbeddings(TorchRecEmbeddings):
     """FBGEMM table-batched weights (a FusedEmbeddingBagCollection) driven by the fastest CPU components
     measured here: the forward pooled by plain PyTorch ``embedding_bag`` (2x FBGEMM's CPU forward), the
-    exact SGD update by one of: a compiled row-add kernel (``sgd_kernel="native"``: w[id] += -lr x the bag's
-    output gradient for every lookup, in lookup order, rows prefetched; about 2.5x ``index_add_`` on the
-    2-core development CPU), ``index_add_`` of -lr x each lookup's output gradient (``"index_add"``, about
-    2x FBGEMM's kernel there), both one table per thread, or FBGEMM's fused CPU kernel (``"fbgemm"``).
-    ``"auto"`` (the default) takes native where it compiles and passes its bitwise check against
-    index_add_, else index_add. Same math as SGD on the coalesced sparse gradient: duplicate ids add up.
-    ``huge_pages=True`` backs the tables by 2 MiB pages (Linux; fewer TLB misses on random rows).
-    SGD on CPU only."""
+    exact SGD update either by FBGEMM's fused CPU kernel (``sgd_kernel="fbgemm"``) or by ``index_add_``
+    of -lr x each lookup's output gradient, one table per thread (``"index_add"``, the default: about 2x
+    FBGEMM's kernel on the 2-core development CPU). Same math as SGD on the coalesced sparse gradient:
+    duplicate ids add up. SGD on CPU only."""
 
     def __init__(
         self,
@@ -386,39 +374,20 @@ class HybridEmbeddings(TorchRecEmbeddings):
         optimizer: str,
         lr: float,
         device: Any,
-        sgd_kernel: str = "auto",
-        huge_pages: bool = True,
+        sgd_kernel: str = "index_add",
     ) -> None:
         if optimizer != "sgd" or torch.device(device).type != "cpu":
             raise ValueError("the hybrid embedding path supports SGD on CPU only")
-        if sgd_kernel not in ("auto", "native", "index_add", "fbgemm"):
-            raise ValueError(f"sgd_kernel must be auto, native, index_add or fbgemm, got {sgd_kernel!r}")
-        self._native: Any = None
-        if sgd_kernel in ("auto", "native"):
-            self._native, why = native_bag_add()
-            if self._native is None and sgd_kernel == "native":
-                raise RuntimeError(f"sgd_kernel=native is not usable here: {why}")
-            if self._native is not None:
-                self.sgd_reason = f"native row-add kernel ({why})"
-                sgd_kernel = "native"
-            else:
-                self.sgd_reason = f"index_add_ ({why})"
-                sgd_kernel = "index_add"
-        else:
-            self.sgd_reason = f"{sgd_kernel} (requested)"
+        if sgd_kernel not in ("index_add", "fbgemm"):
+            raise ValueError(f"sgd_kernel must be index_add or fbgemm, got {sgd_kernel!r}")
         super().__init__(rows, dim, optimizer, lr, device)
         self.sgd_kernel = sgd_kernel
         self.tbe: Any = self.ebc._emb_modules[0]._emb_module
-        self.pages = use_huge_pages(self.tbe.weights_host) if huge_pages else "4 KiB (not requested)"
         self.lr_value = lr
         self.lr = torch.tensor(lr, dtype=torch.float32)
         self.anchor = torch.empty(0, requires_grad=True)
         self.threads = max(1, min(torch.get_num_threads(), len(rows)))
         self._pool: Any = None
-
-    def describe(self) -> dict[str, str]:
-        """How the update runs and where the tables live (recorded in a result's info)."""
-        return {"embedding_sgd_kernel": self.sgd_reason, "embedding_pages": self.pages}
 
     def prepare(self, sp: SparseInput) -> Any:
         b = sp.batch_size
@@ -429,23 +398,18 @@ class HybridEmbeddings(TorchRecEmbeddings):
             base = int(starts[t * b])
             end = int(starts[(t + 1) * b])
             offsets = starts[t * b : (t + 1) * b] - base
-            per_table.append((sp.values[base:end].long().contiguous(), offsets))
+            per_table.append((sp.values[base:end], offsets))
         return per_table, sp.values.int(), starts.int()
 
     def index_add_sgd_backward(self, grad: torch.Tensor, inp: Any) -> None:
-        """The exact SGD update by the native kernel or index_add_, one table per thread."""
         per_table, _, _ = inp
         weights = [w.detach() for w in self.weights()]
-        scaled = (grad * -self.lr_value).contiguous()
-        native = self._native if self.sgd_kernel == "native" else None
+        scaled = grad * -self.lr_value
 
         def one(t: int) -> None:
             ids, off = per_table[t]
             n = ids.numel()
             if n == 0:
-                return
-            if native is not None:  # same sums, in the same order, without materializing repeated rows
-                _call_bag_add(native, weights[t], ids, off, scaled[:, t])
                 return
             lens = torch.diff(off, append=off.new_tensor([n]))
             src = torch.repeat_interleave(scaled[:, t], lens, dim=0, output_size=n)
@@ -487,139 +451,6 @@ class HybridEmbeddings(TorchRecEmbeddings):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Native pieces of the hybrid path: a compiled row-add kernel for the exact SGD update, huge pages for
-# the tables. Both are optional: without a C compiler (or off Linux) the hybrid path uses index_add_ and
-# 4 KiB pages, and records which it used.
-
-_BAG_ADD_C = r"""
-#include <stdint.h>
-/* For every lookup j of bag b: w[ids[j]] += g[b], rows of `dim` floats, lookups in order, so a row
-   looked up several times accumulates in the same order (and to the same bits) as index_add_ of the
-   repeated rows. Ids are checked first: returns 0, or 1 + the position of the first id outside
-   [0, rows) with nothing written. The row PF lookups ahead is prefetched (random rows miss cache). */
-#define PF 12
-int64_t chipbench_bag_add_rows(float *w, int64_t rows, int64_t dim, const int64_t *ids,
-                               int64_t n_ids, const int64_t *offsets, int64_t n_bags,
-                               const float *g, int64_t g_stride) {
-  for (int64_t j = 0; j < n_ids; j++)
-    if (ids[j] < 0 || ids[j] >= rows) return j + 1;
-  const int64_t lines = (dim * (int64_t)sizeof(float) + 63) / 64;
-  for (int64_t b = 0; b < n_bags; b++) {
-    const float *gb = g + b * g_stride;
-    const int64_t s = offsets[b], e = b + 1 < n_bags ? offsets[b + 1] : n_ids;
-    for (int64_t j = s; j < e; j++) {
-      if (j + PF < n_ids) {
-        const char *p = (const char *)(w + ids[j + PF] * dim);
-        for (int64_t l = 0; l < lines; l++) __builtin_prefetch(p + 64 * l, 1, 3);
-      }
-      float *r = w + ids[j] * dim;
-      for (int64_t k = 0; k < dim; k++) r[k] += gb[k];
-    }
-  }
-  return 0;
-}
-"""
-
-
-def _compile_bag_add() -> Any:
-    """The kernel above compiled by the system C compiler into a temporary shared library (per process,
-    for this CPU: -march=native), loaded with ctypes (calls release the GIL)."""
-    cc = shlex.split(os.environ.get("CC", "")) or [
-        c for c in (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang"),) if c
-    ]
-    if not cc:
-        raise RuntimeError("no C compiler (cc, gcc or clang) on PATH")
-    with tempfile.TemporaryDirectory(prefix="chipbench-kernel-") as tmp:
-        src, lib = os.path.join(tmp, "bag_add.c"), os.path.join(tmp, "bag_add.so")
-        with open(src, "w") as f:
-            f.write(_BAG_ADD_C)
-        err = ""
-        for flags in (["-O3", "-march=native"], ["-O3"]):
-            proc = subprocess.run(
-                [*cc, *flags, "-fPIC", "-shared", "-o", lib, src], capture_output=True, text=True, timeout=60
-            )
-            if proc.returncode == 0:
-                break
-            err = (proc.stderr or proc.stdout).strip()[:200]
-        else:
-            raise RuntimeError(f"{cc[0]} failed: {err}")
-        dll = ctypes.CDLL(lib)  # loaded before the directory goes away
-    fn = dll.chipbench_bag_add_rows
-    fn.restype = ctypes.c_int64
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
-                   ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]  # fmt: skip
-    return fn
-
-
-def _call_bag_add(
-    fn: Any, w: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor, g: torch.Tensor
-) -> None:
-    """w[ids[j]] += g[b] for every lookup j of bag b (exact: duplicate ids accumulate in lookup order)."""
-    if not (w.dtype == g.dtype == torch.float32 and ids.dtype == offsets.dtype == torch.long):
-        raise TypeError("bag_add_rows needs float32 rows and gradients, int64 ids and offsets")
-    if not (w.is_contiguous() and ids.is_contiguous() and offsets.is_contiguous() and g.stride(1) == 1):
-        raise ValueError("bag_add_rows needs contiguous rows, ids and offsets, and unit-stride gradients")
-    if g.shape[0] != offsets.numel() or g.shape[1] != w.shape[1]:
-        raise ValueError("bag_add_rows: one gradient row of the table's width per bag")
-    bad = fn(w.data_ptr(), w.shape[0], w.shape[1], ids.data_ptr(), ids.numel(),
-             offsets.data_ptr(), offsets.numel(), g.data_ptr(), g.stride(0))  # fmt: skip
-    if bad:
-        raise IndexError(f"id {int(ids[bad - 1])} out of range for a table of {w.shape[0]} rows")
-
-
-@functools.cache
-def native_bag_add() -> tuple[Any, str]:
-    """(the compiled SGD row-add kernel, or None; why). Checked bitwise against the update applied one
-    lookup at a time (duplicate ids, empty bags, a strided gradient) before it is used."""
-    try:
-        fn = _compile_bag_add()
-        gen = torch.Generator().manual_seed(0)
-        w = torch.randn(50, 24, generator=gen)
-        ids = torch.randint(0, 50, (300,), generator=gen)
-        ids[:7] = 3  # repeated ids within and across bags
-        offsets = torch.tensor([0, 2, 2, 90, 180, 299])
-        g = torch.randn(6, 40, generator=gen)[:, 5:29]  # a strided gradient, as a column of B x F x D
-        ref = w.clone()
-        bags = torch.bucketize(torch.arange(ids.numel()), offsets, right=True) - 1
-        for j, b in zip(ids.tolist(), bags.tolist(), strict=True):  # the definition, one lookup at a time
-            ref[j] += g[b]
-        _call_bag_add(fn, w, ids, offsets, g)
-        if not torch.equal(w, ref):
-            return None, "compiled kernel disagrees with the lookup-by-lookup update: not used"
-    except Exception as exc:  # no compiler, a compile error, a foreign platform: fall back to index_add_
-        return None, f"no compiled kernel ({type(exc).__name__}: {exc})"[:300]
-    return fn, "compiled with the system C compiler, checked bitwise against the lookup-by-lookup update"
-
-
-_MADV_HUGEPAGE, _MADV_COLLAPSE = 14, 25
-_HUGE = 1 << 21
-
-
-def use_huge_pages(t: torch.Tensor) -> str:
-    """Back a large CPU tensor's memory by 2 MiB transparent huge pages in place (Linux: madvise
-    MADV_HUGEPAGE, then MADV_COLLAPSE, kernel >= 6.1): random row accesses over GiB-sized tables then miss
-    the TLB far less. The values are untouched. Returns what happened (best effort, never raises)."""
-    if not sys.platform.startswith("linux") or t.device.type != "cpu":
-        return "not applied (Linux CPU memory only)"
-    start = t.data_ptr()
-    end = start + t.numel() * t.element_size()
-    lo, hi = (start + _HUGE - 1) & ~(_HUGE - 1), end & ~(_HUGE - 1)
-    if hi <= lo:
-        return "not applied (smaller than a huge page)"
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        madvise = libc.madvise
-        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        if madvise(lo, hi - lo, _MADV_HUGEPAGE) != 0:
-            return f"not applied (madvise MADV_HUGEPAGE: errno {ctypes.get_errno()})"
-        if madvise(lo, hi - lo, _MADV_COLLAPSE) != 0:
-            return f"MADV_HUGEPAGE only (MADV_COLLAPSE: errno {ctypes.get_errno()})"
-    except (OSError, AttributeError) as exc:
-        return f"not applied ({exc})"
-    return f"2 MiB transparent huge pages ({(hi - lo) >> 20} MiB collapsed)"
-
-
-# ---------------------------------------------------------------------------------------------------
 # The model
 
 
@@ -640,7 +471,7 @@ def build_embeddings(
     device: Any,
     optimizer: str = "sgd",
     lr: float = 0.01,
-    sgd_kernel: str = "auto",
+    sgd_kernel: str = "index_add",
 ) -> TorchEmbeddings | TorchRecEmbeddings:
     """The sparse part alone (B x F x D out), on either backend."""
     if backend == "torchrec":
@@ -689,7 +520,7 @@ class DLRM(nn.Module):
         device: Any,
         embedding_optimizer: str = "sgd",
         embedding_lr: float = 0.01,
-        sgd_kernel: str = "auto",
+        sgd_kernel: str = "index_add",
         shardable: bool = False,
     ) -> None:
         super().__init__()

@@ -367,9 +367,8 @@ def choose_backend(
     if device_kind == "cpu" and embedding_optimizer == "sgd":
         return "hybrid", (
             "auto on CPU with SGD: torch embedding_bag forward (about 2x FBGEMM's CPU forward here), "
-            "exact SGD by a compiled row-add kernel one table per thread (about 2.5x index_add_ here, which "
-            "is about 2x FBGEMM's fused CPU SGD kernel; index_add_ where no C compiler works), weights in "
-            "FBGEMM's table-batched layout on 2 MiB huge pages where Linux allows, TorchRec dense modules"
+            "exact SGD by index_add_ one table per thread (about 2x FBGEMM's fused CPU SGD kernel here), "
+            "weights in FBGEMM's table-batched layout, TorchRec dense modules"
         )
     return "torchrec", "auto: torchrec and FBGEMM import (fused embedding optimizer in backward)"
 
@@ -634,8 +633,6 @@ def _setup_model(
     batches = _rank_batches(cfg, r, ctx, cfg.num_batches)
     info = _info(cfg, r, backend, why, batches, local)
     info.update(layout)
-    if hasattr(inner.sparse, "describe"):  # hybrid: which update kernel and page size it ended up with
-        info.update(inner.sparse.describe())
     prepared = [(dense, inner.prepare_sparse(sp), y) for dense, sp, y in batches]
     return model, inner, a, info, prepared, local
 
@@ -651,8 +648,6 @@ def _embedding_optimizer(cfg: DLRMConfig, model: Any, inner: Any, dense_params: 
 
 
 def _describe_optimizer(eopt: Any, info: dict[str, Any]) -> str:
-    if eopt is None and info.get("backend") == "hybrid":
-        return "exact SGD applied in backward: " + info.get("embedding_sgd_kernel", "index_add_")
     if eopt is None:
         return "fused into backward (FBGEMM)"
     if info.get("parallelism") == "torchrec_dmp":
@@ -829,8 +824,6 @@ def _embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
     batches = _rank_batches(cfg, r, ctx, cfg.num_batches)
     info = _info(cfg, r, backend, why, batches, b)
     info.update(layout)
-    if hasattr(inner, "describe"):
-        info.update(inner.describe())
     inputs = [inner.prepare(sp) for _, sp, _ in batches]
     gen = torch.Generator(device=ctx.torch_device).manual_seed(ctx.seed + 1)
     grad = torch.randn(b, len(r["rows"]), r["embedding_dim"], generator=gen, device=ctx.torch_device)
