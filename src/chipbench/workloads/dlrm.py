@@ -597,15 +597,10 @@ def _setup_model(
     Across processes: backend torchrec -> TorchRec's DistributedModelParallel (tables sharded by its
     planner or a forced type); backend torch -> the whole model under DistributedDataParallel.
     `init_state` (a single-process state_dict, full tables) replaces the initial weights (tests)."""
-    import torch
 
     from chipbench.models import dlrm as m
 
-    a = _arith(cfg)
-    r = a["resolved"]
-    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer, ctx.world_size)
-    local, _ = batch_sizes(cfg, ctx.world_size)
-    torch.manual_seed(ctx.seed)
+    a, r, backend, why, local = _begin(cfg, ctx)
     spec = _spec(r)
     layout: dict[str, Any] = {}
     model: Any
@@ -653,6 +648,18 @@ def _describe_optimizer(eopt: Any, info: dict[str, Any]) -> str:
     if info.get("parallelism") == "torchrec_dmp":
         return f"fused into backward (FBGEMM); data_parallel tables: {type(eopt).__name__} on all-reduced dense gradients"
     return f"sparse {type(eopt).__name__}"
+
+
+def _begin(cfg: DLRMConfig, ctx: RunContext) -> tuple[dict[str, Any], dict[str, Any], str, str, int]:
+    """What every DLRM set-up starts with: (arithmetic, resolved preset, backend, why, this rank's
+    batch), with torch's generator seeded for the model's initial weights."""
+    import torch
+
+    a = _arith(cfg)
+    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer, ctx.world_size)
+    local, _ = batch_sizes(cfg, ctx.world_size)
+    torch.manual_seed(ctx.seed)
+    return a, a["resolved"], backend, why, local
 
 
 def _train_setup(
@@ -799,11 +806,7 @@ def _embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
 
     from chipbench.models import dlrm as m
 
-    a = _arith(cfg)
-    r = a["resolved"]
-    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer, ctx.world_size)
-    b, _ = batch_sizes(cfg, ctx.world_size)
-    torch.manual_seed(ctx.seed)
+    a, r, backend, why, b = _begin(cfg, ctx)
     spec = _spec(r)
     layout: dict[str, Any] = {}
     emb: Any
@@ -871,13 +874,9 @@ def _mlp_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
 
     from chipbench.models.dlrm import build_dense
 
-    a = _arith(cfg)
-    r = a["resolved"]
-    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer, ctx.world_size)
-    torch.manual_seed(ctx.seed)
+    a, r, backend, why, b = _begin(cfg, ctx)
     bottom, _, top = build_dense(_spec(r), backend, ctx.torch_device)
     gen = torch.Generator(device=ctx.torch_device).manual_seed(ctx.seed)
-    b, _ = batch_sizes(cfg, ctx.world_size)
     xs = [
         (
             torch.randn(b, r["bottom_mlp"][0], generator=gen, device=ctx.torch_device),
@@ -918,13 +917,10 @@ def _interaction_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
 
     from chipbench.models.dlrm import build_dense
 
-    a = _arith(cfg)
-    r = a["resolved"]
-    backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer, ctx.world_size)
-    torch.manual_seed(ctx.seed)
+    a, r, backend, why, b = _begin(cfg, ctx)
     _, inter, _ = build_dense(_spec(r), backend, ctx.torch_device)
     gen = torch.Generator(device=ctx.torch_device).manual_seed(ctx.seed)
-    b, f, d = batch_sizes(cfg, ctx.world_size)[0], len(r["rows"]), r["embedding_dim"]
+    f, d = len(r["rows"]), r["embedding_dim"]
     xs = [
         (
             torch.randn(b, d, generator=gen, device=ctx.torch_device).requires_grad_(),
