@@ -187,6 +187,14 @@ def test_plan_without_process_group(sharding):
         assert set(table["ranks"]) <= {0, 1}
     if sharding == "data_parallel":
         assert all(t["ranks"] == [0, 1] for t in p["sharding_plan"].values())
+    # Per-rank memory follows the plan: sharded, the tables' elements add up to the whole once;
+    # data-parallel, every rank holds them all.
+    cfg = _cfg("torchrec", sharding, batch_size=32, scaling="weak")
+    total = b.describe(cfg)["embedding_parameters"]
+    elems = p["embedding_elements_per_rank"]
+    assert elems == [total, total] if sharding == "data_parallel" else sum(elems) == total
+    assert p["memory_breakdown_per_rank"]["embedding_shards_and_state"] == 4 * max(elems)
+    assert p["memory_bytes_per_rank_estimate"] == sum(p["memory_breakdown_per_rank"].values())
     auto = b.plan(b.config({"preset": "kaggle"}), 2, "cpu")  # the planner's own choice, full-size tables
     assert len(auto["sharding_plan"]) == 26
     with pytest.raises(UsageError, match="table_wise"):

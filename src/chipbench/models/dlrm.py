@@ -675,6 +675,20 @@ def summarize_plan(plan: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def rank_elements(plan: Any, rows: tuple[int, ...], dim: int, world: int) -> list[int]:
+    """Embedding elements each rank holds under `plan`: its shards, and every data-parallel table whole."""
+    per = [0] * world
+    for module_plan in plan.plan.values():
+        for table, ps in module_plan.items():
+            if ps.sharding_spec is not None:
+                for sh in ps.sharding_spec.shards:
+                    per[sh.placement.rank()] += sh.shard_sizes[0] * sh.shard_sizes[1]
+            else:
+                for r in ps.ranks if ps.ranks is not None else range(world):
+                    per[r] += rows[int(table[1:])] * dim  # table t{i} has rows[i] rows
+    return per
+
+
 def shard(
     module: nn.Module,
     spec: ModelSpec,

@@ -1026,7 +1026,7 @@ def plan(cfg: DLRMConfig, world_size: int, device_kind: str) -> dict[str, Any]:
     _check_sharding(cfg.sharding, device_kind, backend, why)
     if backend != "torchrec":
         return {**out, "parallelism": "ddp", "embeddings": _DDP_EMBEDDINGS}
-    from chipbench.models.dlrm import plan_sharding, summarize_plan
+    from chipbench.models.dlrm import plan_sharding, rank_elements, summarize_plan
 
     r = resolve(cfg)
     try:
@@ -1041,6 +1041,30 @@ def plan(cfg: DLRMConfig, world_size: int, device_kind: str) -> dict[str, Any]:
         "parallelism": "torchrec_dmp",
         "sharding": cfg.sharding,
         "sharding_plan": summarize_plan(p),
+        **_rank_memory(cfg, r, rank_elements(p, r["rows"], r["embedding_dim"], world_size), local, glob),
+    }
+
+
+def _rank_memory(
+    cfg: DLRMConfig, r: dict[str, Any], elems: list[int], local: int, glob: int
+) -> dict[str, Any]:
+    """The busiest rank's memory under a sharding plan: its embedding shards with their optimizer state,
+    the replicated dense part, activations at its batch, and the global batches every rank generates."""
+    d = r["embedding_dim"]
+    state = {"sgd": 0.0, "adagrad": 1.0, "rowwise_adagrad": 1.0 / d}[cfg.embedding_optimizer]
+    one = _arith(dataclasses.replace(cfg, batch_size=local))
+    dense = 4.0 * one["dense_params"] * (2 + {"sgd": 0, "adagrad": 1, "adam": 2}[cfg.dense_optimizer])
+    data = _arith(dataclasses.replace(cfg, batch_size=glob))["data_bytes"]
+    breakdown = {
+        "embedding_shards_and_state": int(4.0 * max(elems) * (1 + state)),
+        "dense_weights_grads_and_state": int(dense),
+        "activations": int(one["activation_bytes"]),
+        "synthetic_batches": int(data),
+    }
+    return {
+        "embedding_elements_per_rank": elems,
+        "memory_bytes_per_rank_estimate": sum(breakdown.values()),
+        "memory_breakdown_per_rank": breakdown,
     }
 
 
