@@ -454,6 +454,33 @@ class HybridEmbeddings(TorchRecEmbeddings):
 # The model
 
 
+_TBE_TABLES = ("weights_host", "momentum1_host", "momentum2_host")
+"""FBGEMM TBE's host tensors that are indexed by row: the weights and the per-row optimizer state."""
+
+
+def table_tensors(module: nn.Module) -> list[torch.Tensor]:
+    """Every row-indexed table tensor inside `module`, whatever the backend or wrapper (DDP, DMP):
+    FBGEMM TBE weights and optimizer state, and nn.EmbeddingBag weights."""
+    subs = list(module.modules())
+    for sub in list(subs):  # FusedEmbeddingBagCollection keeps its TBE wrappers in a plain list
+        wrappers = getattr(sub, "_emb_modules", None)
+        if isinstance(wrappers, list):
+            subs += [m for w in wrappers if isinstance(w, nn.Module) for m in w.modules()]
+    out: list[torch.Tensor] = []
+    seen: set[int] = set()
+    for sub in subs:
+        if id(sub) in seen:
+            continue
+        seen.add(id(sub))
+        if isinstance(sub, nn.EmbeddingBag):
+            out.append(sub.weight.detach())
+        for name in _TBE_TABLES:
+            t = getattr(sub, name, None)
+            if isinstance(t, torch.Tensor) and t.numel() > 1:
+                out.append(t.detach())
+    return out
+
+
 def torchrec_available() -> tuple[bool, str]:
     """(usable, why): TorchRec and FBGEMM import and their fused CPU/GPU kernels load."""
     try:

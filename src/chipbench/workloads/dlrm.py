@@ -139,6 +139,11 @@ class DLRMConfig:
     """Across processes with backend torchrec: how DistributedModelParallel lays the tables out. auto =
     TorchRec's planner decides per table; a type forces it on every table (ParameterConstraints). TorchRec
     shards table_wise, column_wise and data_parallel on CPU; row_wise and table_row_wise need CUDA."""
+    hugepages: Literal["auto", "on", "off"] = "auto"
+    """CPU tables (weights and per-row optimizer state) on 2 MiB transparent huge pages, advised and
+    collapsed in place after construction: fewer TLB misses on random rows. auto = where Linux offers
+    THP; on = required (error if not); off = the allocator's 4 KiB pages, as the DLRM reference
+    implementation runs. Other devices: not applicable (recorded)."""
     scaling: Literal["weak", "strong"] = "weak"
     """Across processes: weak = batch_size is per rank (the global batch grows with the world size);
     strong = batch_size is the global batch, each rank takes batch_size / world_size of it."""
@@ -153,6 +158,10 @@ class DLRMConfig:
             f"sharding must be one of {', '.join(SHARDINGS)}, got {self.sharding!r}",
         )
         check(self.scaling in ("weak", "strong"), f"scaling must be weak or strong, got {self.scaling!r}")
+        check(
+            self.hugepages in ("auto", "on", "off"),
+            f"hugepages must be auto, on or off, got {self.hugepages!r}",
+        )
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(self.zipf_alpha > 0, f"zipf_alpha must be > 0, got {self.zipf_alpha}")
         check(len(r["rows"]) >= 1 and min(r["rows"]) >= 1, "rows must be positive")
@@ -571,6 +580,38 @@ def _local_world(ctx: RunContext) -> int:
     return int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size))
 
 
+def _check_hugepages(cfg: DLRMConfig, ctx: RunContext) -> None:
+    """hugepages=on where it cannot take effect is a one-line error, before anything is allocated."""
+    from chipbench import hugepages
+    from chipbench.errors import UsageError
+
+    if cfg.hugepages != "on":
+        return
+    if ctx.device != "cpu":
+        raise UsageError(
+            f"hugepages=on places CPU tables; on {ctx.device} they live in device memory: "
+            "use --set hugepages=auto or off"
+        )
+    ok, why = hugepages.available()
+    if not ok:
+        raise UsageError(f"hugepages=on: {why}; use --set hugepages=auto or off")
+
+
+def _place_tables(cfg: DLRMConfig, ctx: RunContext, module: Any) -> dict[str, Any] | str:
+    """Put the tables of `module` on huge pages as `cfg.hugepages` asks; what was done, for the info."""
+    from chipbench import hugepages
+    from chipbench.models.dlrm import table_tensors
+
+    if ctx.device != "cpu":
+        return f"not applicable: tables in {ctx.device} memory"
+    if cfg.hugepages == "off":
+        return "off: the allocator's pages (hugepages=off)"
+    ok, why = hugepages.available()
+    if not ok:
+        return f"off: {why}"
+    return {"mode": why, **hugepages.advise(table_tensors(module))}
+
+
 def _layout(cfg: DLRMConfig, ctx: RunContext, parallelism: str, **facts: Any) -> dict[str, Any]:
     """How a run is spread over its processes (recorded only when distributed)."""
     local, glob = batch_sizes(cfg, ctx.world_size)
@@ -625,9 +666,11 @@ def _setup_model(
         if ctx.distributed:
             model = m.ddp_module(inner, ctx.torch_device)
             layout = _layout(cfg, ctx, "ddp", embeddings=_DDP_EMBEDDINGS)
+    placement = _place_tables(cfg, ctx, model)
     batches = _rank_batches(cfg, r, ctx, cfg.num_batches)
     info = _info(cfg, r, backend, why, batches, local)
     info.update(layout)
+    info["hugepages"] = placement
     prepared = [(dense, inner.prepare_sparse(sp), y) for dense, sp, y in batches]
     return model, inner, a, info, prepared, local
 
@@ -657,6 +700,7 @@ def _begin(cfg: DLRMConfig, ctx: RunContext) -> tuple[dict[str, Any], dict[str, 
 
     a = _arith(cfg)
     backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer, ctx.world_size)
+    _check_hugepages(cfg, ctx)
     local, _ = batch_sizes(cfg, ctx.world_size)
     torch.manual_seed(ctx.seed)
     return a, a["resolved"], backend, why, local
@@ -824,9 +868,11 @@ def _embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
         if ctx.distributed:
             emb = m.ddp_module(inner, ctx.torch_device)
             layout = _layout(cfg, ctx, "ddp", embeddings=_DDP_EMBEDDINGS)
+    placement = _place_tables(cfg, ctx, emb)
     batches = _rank_batches(cfg, r, ctx, cfg.num_batches)
     info = _info(cfg, r, backend, why, batches, b)
     info.update(layout)
+    info["hugepages"] = placement
     inputs = [inner.prepare(sp) for _, sp, _ in batches]
     gen = torch.Generator(device=ctx.torch_device).manual_seed(ctx.seed + 1)
     grad = torch.randn(b, len(r["rows"]), r["embedding_dim"], generator=gen, device=ctx.torch_device)

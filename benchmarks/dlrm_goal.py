@@ -1,0 +1,107 @@
+"""The DLRM performance goal of issue #3: `backend=auto` against the DLRM reference implementation's approach
+(plain nn.EmbeddingBag, sparse SGD, the allocator's pages) on model1 at batch 256, SGD, uniform ids, fp32.
+
+This machine's step times drift 20-50% within minutes (shared host), so back-to-back single runs of two
+backends can differ by more than the effect measured. This script interleaves: each round measures every
+variant once (same engine, same budget), and the goal is judged on the per-round ratio reference / auto,
+reported as its median with a 95% confidence interval (exact binomial, as for every chipbench median).
+
+Run: .venv/bin/python benchmarks/dlrm_goal.py [--rounds 15] [--time-budget 2] [--json results/...json]
+Figures go in the README; this is a benchmark, never a timed unit test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from chipbench import bench, hardware
+from chipbench.engine import Device, MeasureOptions, measure
+from chipbench.stats import median_ci
+
+BASE = {
+    "preset": "model1",
+    "batch_size": 256,
+    "embedding_optimizer": "sgd",
+    "dense_optimizer": "sgd",
+    "index_dist": "uniform",
+    "dtype": "fp32",
+}
+VARIANTS = {
+    "reference": {"backend": "torch", "hugepages": "off"},
+    "torch": {"backend": "torch"},
+    "torchrec": {"backend": "torchrec"},
+    "auto": {"backend": "auto"},
+}
+"""reference = the reference implementation's approach; the others run chipbench's defaults."""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--time-budget", type=float, default=2.0, help="seconds per variant and round")
+    ap.add_argument(
+        "--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS)
+    )
+    ap.add_argument("--json", help="write the raw round medians and the verdict here")
+    args = ap.parse_args()
+    names = args.variants.split(",")
+    if not {"reference", "auto"} <= set(names) or not set(names) <= set(VARIANTS):
+        ap.error(f"--variants must include reference and auto, from {', '.join(VARIANTS)}")
+
+    b = bench.get("dlrm.train_step")
+    ctx = bench.RunContext(device="cpu", torch_device="cpu", seed=0)
+    prepared, info = {}, {}
+    for name in names:
+        cfg = b.config_cls(**BASE, **VARIANTS[name])
+        p = b.setup(cfg, ctx)
+        prepared[name] = p
+        info[name] = {k: p.info.get(k) for k in ("backend", "backend_reason", "hugepages")}
+        print(f"{name}: backend={info[name]['backend']} hugepages={info[name]['hugepages']}", flush=True)
+
+    device = Device("cpu")
+    opts = MeasureOptions(time_budget_s=args.time_budget, warmup_max_s=1.0)
+    rounds: dict[str, list[float]] = {n: [] for n in names}
+    t0 = time.time()
+    for r in range(args.rounds):
+        for name in names:
+            m = measure(prepared[name].step, device, opts)
+            rounds[name].append(statistics.median(m.samples) * 1e3)
+        print(
+            f"round {r + 1}/{args.rounds}: " + "  ".join(f"{n} {rounds[n][-1]:.1f}" for n in names),
+            flush=True,
+        )
+
+    ratios = [a / b for a, b in zip(rounds["reference"], rounds["auto"], strict=True)]
+    lo, hi = median_ci(ratios)
+    verdict = {
+        "benchmark": "dlrm.train_step",
+        "config": BASE,
+        "variants": {n: {**VARIANTS[n], **info[n]} for n in names},
+        "machine": hardware.machine_id(hardware.environment("cpu")),
+        "commit": hardware.git_commit(),
+        "rounds": args.rounds,
+        "time_budget_s": args.time_budget,
+        "wall_s": round(time.time() - t0, 1),
+        "step_ms_median_of_rounds": {n: statistics.median(v) for n, v in rounds.items()},
+        "step_ms_rounds": rounds,
+        "reference_over_auto": {"median": statistics.median(ratios), "ci95": [lo, hi], "rounds": ratios},
+        "goal": 1.5,
+    }
+    print()
+    for n in names:
+        print(f"{n:10s} step p50 of round medians {verdict['step_ms_median_of_rounds'][n]:7.1f} ms")
+    med = verdict["reference_over_auto"]["median"]
+    print(
+        f"reference / auto: median {med:.2f}x, 95% CI [{lo:.2f}, {hi:.2f}] over {args.rounds} rounds (goal 1.5x)"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(verdict, f, indent=1)
+        print(f"written: {args.json}")
+
+
+if __name__ == "__main__":
+    main()
