@@ -46,6 +46,20 @@ def _ratio(a: list[float], b: list[float]) -> dict[str, object]:
     return {"median": statistics.median(r), "ci95": [lo, hi]}
 
 
+def summarize(files: list[str]) -> None:
+    """Pool the per-round ratios of several runs (rounds are independent pairs, so they pool)."""
+    ratios: list[float] = []
+    for path in files:
+        with open(path) as f:
+            r = json.load(f)["reference_over_auto"]["rounds"]
+        print(f"{path}: {len(r)} rounds, median {statistics.median(r):.2f}x")
+        ratios += r
+    lo, hi = median_ci(ratios)
+    print(
+        f"pooled reference / auto: median {statistics.median(ratios):.2f}x, 95% CI [{lo:.2f}, {hi:.2f}] over {len(ratios)} rounds (goal 1.5x)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=15)
@@ -54,7 +68,11 @@ def main() -> None:
         "--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS)
     )
     ap.add_argument("--json", help="write the raw round medians and the verdict here")
+    ap.add_argument("--summarize", nargs="+", metavar="FILE", help="pool the rounds of earlier --json files")
     args = ap.parse_args()
+    if args.summarize:
+        summarize(args.summarize)
+        return
     names = args.variants.split(",")
     if not {"reference", "auto"} <= set(names) or not set(names) <= set(VARIANTS):
         ap.error(f"--variants must include reference and auto, from {', '.join(VARIANTS)}")
@@ -107,6 +125,10 @@ def main() -> None:
     print()
     for n in names:
         print(f"{n:10s} step p50 of round medians {verdict['step_ms_median_of_rounds'][n]:7.1f} ms")
+    for k, v in others.items():
+        print(
+            f"{k.replace('_over_', ' / ')}: median {v['median']:.2f}x, 95% CI [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"
+        )
     med = verdict["reference_over_auto"]["median"]
     print(
         f"reference / auto: median {med:.2f}x, 95% CI [{lo:.2f}, {hi:.2f}] over {args.rounds} rounds (goal 1.5x)"
