@@ -3,8 +3,9 @@
 
 This machine's step times drift 20-50% within minutes (shared host), so back-to-back single runs of two
 backends can differ by more than the effect measured. This script interleaves: each round measures every
-variant once (same engine, same budget), and the goal is judged on the per-round ratio reference / auto,
-reported as its median with a 95% confidence interval (exact binomial, as for every chipbench median).
+variant once, in a fresh seeded random order (same engine, same budget), and the goal is judged on the
+per-round ratio reference / auto, reported as its median with a 95% confidence interval (exact binomial,
+as for every chipbench median). `--summarize` pools the rounds of several runs of the same commit.
 
 Run: .venv/bin/python benchmarks/dlrm_goal.py [--rounds 15] [--time-budget 2] [--json results/...json]
 Figures go in the README; this is a benchmark, never a timed unit test.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import time
 
@@ -46,17 +48,41 @@ def _ratio(a: list[float], b: list[float]) -> dict[str, object]:
     return {"median": statistics.median(r), "ci95": [lo, hi]}
 
 
+def _identity(run: dict[str, object]) -> tuple[str, ...]:
+    """What must match for two runs' rounds to pool: workload, machine, variants and code."""
+    commit = run.get("commit") or {}
+    sha = commit.get("commit") if isinstance(commit, dict) else None
+    return (
+        json.dumps(run.get("config"), sort_keys=True),
+        str(run.get("machine")),
+        json.dumps({k: VARIANTS.get(k) for k in run.get("variants", {})}, sort_keys=True),  # type: ignore[union-attr]
+        str(sha),
+    )
+
+
 def summarize(files: list[str]) -> None:
-    """Pool the per-round ratios of several runs (rounds are independent pairs, so they pool)."""
+    """Pool the per-round ratios of several runs of the same code on the same machine (rounds are
+    independent pairs, so they pool); refuses runs that differ in workload, machine, variants or commit."""
     ratios: list[float] = []
+    ident = None
     for path in files:
         with open(path) as f:
-            r = json.load(f)["reference_over_auto"]["rounds"]
-        print(f"{path}: {len(r)} rounds, median {statistics.median(r):.2f}x")
+            run = json.load(f)
+        if ident is None:
+            ident = _identity(run)
+        elif _identity(run) != ident:
+            raise SystemExit(f"{path}: a different workload, machine, variant set or commit: not pooled")
+        r = run["reference_over_auto"]["rounds"]
+        lo, hi = run["reference_over_auto"]["ci95"]
+        dirty = " (uncommitted changes)" if (run.get("commit") or {}).get("dirty") else ""
+        print(
+            f"{path}: {len(r)} rounds, median {statistics.median(r):.2f}x, 95% CI [{lo:.2f}, {hi:.2f}]{dirty}"
+        )
         ratios += r
     lo, hi = median_ci(ratios)
+    med = statistics.median(ratios)
     print(
-        f"pooled reference / auto: median {statistics.median(ratios):.2f}x, 95% CI [{lo:.2f}, {hi:.2f}] over {len(ratios)} rounds (goal 1.5x)"
+        f"pooled reference / auto: median {med:.2f}x, 95% CI [{lo:.2f}, {hi:.2f}] over {len(ratios)} rounds"
     )
 
 
@@ -68,6 +94,7 @@ def main() -> None:
         "--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS)
     )
     ap.add_argument("--json", help="write the raw round medians and the verdict here")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the per-round variant order")
     ap.add_argument("--summarize", nargs="+", metavar="FILE", help="pool the rounds of earlier --json files")
     args = ap.parse_args()
     if args.summarize:
@@ -91,8 +118,12 @@ def main() -> None:
     opts = MeasureOptions(time_budget_s=args.time_budget, warmup_max_s=1.0)
     rounds: dict[str, list[float]] = {n: [] for n in names}
     t0 = time.time()
+    order_rng = random.Random(args.seed)
+    orders = []
     for r in range(args.rounds):
-        for name in names:
+        order = order_rng.sample(names, len(names))  # a fresh order each round: no variant always first
+        orders.append(order)
+        for name in order:
             m = measure(prepared[name].step, device, opts)
             rounds[name].append(statistics.median(m.samples) * 1e3)
         print(
@@ -116,6 +147,8 @@ def main() -> None:
         "rounds": args.rounds,
         "time_budget_s": args.time_budget,
         "wall_s": round(time.time() - t0, 1),
+        "order_seed": args.seed,
+        "orders": orders,
         "step_ms_median_of_rounds": {n: statistics.median(v) for n, v in rounds.items()},
         "step_ms_rounds": rounds,
         "reference_over_auto": {"median": statistics.median(ratios), "ci95": [lo, hi], "rounds": ratios},

@@ -35,32 +35,45 @@ def test_no_thp_file_means_unavailable(tmp_path):
 
 
 def test_advise_keeps_values_and_skips_what_it_cannot_place():
-    big = torch.randn(24 << 20 >> 2)  # 24 MiB: at least 10 whole 2 MiB pages inside
+    if not THP_OK:
+        pytest.skip("no transparent huge pages here")
+    page = hugepages.huge_page_bytes()
+    big = torch.randn(12 * page // 4)  # whole huge pages inside: at least 11
     before = big.clone()
     small = torch.randn(100)  # no whole huge page inside
     view = big[1000:]  # same storage as `big`: advised once
-    out = hugepages.advise([big, view, small, torch.empty(10, device="meta")])
+    sparse = torch.eye(3).to_sparse()
+    out = hugepages.advise([big, view, small, sparse, torch.empty(10, device="meta")])
     assert torch.equal(big, before)
-    if THP_OK:
-        assert 20 / 1024 <= out["advised_gib"] <= 24 / 1024
-        # Collapse can fail for want of free huge pages or on kernels before 6.1: then it says why.
-        assert out["collapsed_gib"] == out["advised_gib"] or out.get("errors")
-    else:
-        assert out["advised_gib"] == 0 or out.get("errors")
+    assert 11 * page <= out["advised_bytes"] <= 12 * page
+    # Collapse can fail for want of free huge pages or on kernels before 6.1: then it says why.
+    assert out["collapsed_bytes"] == out["advised_bytes"] or out.get("errors")
+    if not out.get("errors"):
+        assert hugepages.huge_bytes_backing([big]) >= out["collapsed_bytes"]
 
 
 def test_collapse_budget_limits_the_synchronous_part():
     if not THP_OK:
         pytest.skip("no transparent huge pages here")
-    t = torch.randn(8 << 20 >> 2)
+    t = torch.randn(4 * hugepages.huge_page_bytes() // 4)
     out = hugepages.advise([t], collapse_budget=0)
-    assert out["advised_gib"] > 0
-    assert out["collapsed_gib"] == 0
+    assert out["advised_bytes"] > 0
+    assert out["collapsed_bytes"] == 0
+
+
+def test_huge_bytes_backing_without_tensors_is_zero():
+    assert hugepages.huge_bytes_backing([]) == 0
+    assert hugepages.huge_bytes_backing([torch.empty(3, device="meta")]) == 0
 
 
 def test_table_tensors_finds_every_backends_tables():
-    torch_tables = mdl.table_tensors(mdl.TorchEmbeddings((10, 20), 4))
-    assert [tuple(t.shape) for t in torch_tables] == [(10, 4), (20, 4)]
+    torch_tables = mdl.TorchEmbeddings((10, 20), 4)
+    assert [tuple(t.shape) for t in mdl.table_tensors(torch_tables)] == [(10, 4), (20, 4)]
+    # ... and the state the sparse optimizers keep for them (created at construction)
+    for name, state_shapes in (("adagrad", [(10, 4), (20, 4)]), ("rowwise_adagrad", [(10,), (20,)])):
+        opt = mdl.sparse_optimizer(name, torch_tables.weights(), 0.1)
+        found = [tuple(t.shape) for t in mdl.table_tensors(torch_tables, (opt,))]
+        assert found == [(10, 4), (20, 4), *state_shapes], name
     if not mdl.torchrec_available()[0]:
         pytest.skip("torchrec/fbgemm_gpu not importable")
     fused = mdl.table_tensors(mdl.TorchRecEmbeddings((10, 20), 4, "adagrad", 0.1, "cpu"))
@@ -88,12 +101,29 @@ def test_hugepages_on_where_it_cannot_apply_is_a_usage_error(monkeypatch):
 
 @pytest.mark.parametrize("setting", ["off", "auto"])
 def test_dlrm_records_the_placement(setting):
-    cfg = wl.DLRMConfig(preset="tiny", rows=(300_000,), backend="torch", hugepages=setting, num_batches=1)
+    cfg = wl.DLRMConfig(
+        preset="tiny", rows=(300_000,), backend="torch", embedding_optimizer="adagrad", hugepages=setting,
+        num_batches=1,
+    )  # fmt: skip
     placement = bench.get("dlrm.train_step").setup(cfg, CPU).info["hugepages"]
+    assert placement["setting"] == setting
+    # tiny has 4 tables: 300k rows x 16 x 4 bytes = 18.3 MiB each, and Adagrad's state as much again
+    assert placement["table_bytes"] == 2 * 4 * 300_000 * 16 * 4
+    got = placement["table_mappings_on_huge_pages_bytes"]
+    if setting == "auto" and THP_OK:
+        page = hugepages.huge_page_bytes()
+        assert placement["advised_bytes"] >= 8 * (300_000 * 16 * 4 // page - 1) * page
+        if not placement.get("errors"):
+            assert got >= placement["collapsed_bytes"] > 0
     if setting == "off":
-        assert placement == "off: the allocator's pages (hugepages=off)"
-    elif THP_OK:
-        # tiny has 4 tables: 300k rows x 16 x 4 bytes = 18.3 MiB each, at least 16 MiB of it in whole huge pages
-        assert placement["advised_gib"] >= 4 * 16 / 1024
-    else:
-        assert placement.startswith("off: ")
+        assert "advised_bytes" not in placement
+        if hugepages.thp_mode() == "madvise":  # nothing else gives these mappings huge pages
+            assert got == 0
+
+
+def test_dlrm_placement_not_applicable_off_cpu():
+    cfg = wl.DLRMConfig(preset="tiny")
+    out = wl._place_tables(
+        cfg, bench.RunContext(device="cuda", torch_device="cuda", seed=0), torch.nn.Module()
+    )
+    assert out == {"setting": "auto", "not_applicable": "tables in cuda memory"}

@@ -202,6 +202,9 @@ class RowWiseAdagrad(torch.optim.Optimizer):
 
     def __init__(self, params: Any, lr: float, eps: float = EMB_EPS) -> None:
         super().__init__(params, {"lr": lr, "eps": eps})
+        for group in self.param_groups:  # eager, as torch's Adagrad: set-up can then place it in memory
+            for p in group["params"]:
+                self.state[p]["sum"] = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:  # type: ignore[override]
@@ -211,10 +214,7 @@ class RowWiseAdagrad(torch.optim.Optimizer):
                     continue
                 g = p.grad.coalesce()
                 idx, vals = g.indices()[0], g.values()
-                st = self.state[p]
-                if "sum" not in st:
-                    st["sum"] = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
-                acc = st["sum"]
+                acc = self.state[p]["sum"]
                 acc.index_add_(0, idx, vals.pow(2).mean(1))
                 denom = acc[idx].sqrt_().add_(group["eps"]).unsqueeze(1)
                 p.index_add_(0, idx, vals / denom, alpha=-group["lr"])
@@ -456,11 +456,14 @@ class HybridEmbeddings(TorchRecEmbeddings):
 
 _TBE_TABLES = ("weights_host", "momentum1_host", "momentum2_host")
 """FBGEMM TBE's host tensors that are indexed by row: the weights and the per-row optimizer state."""
+_DENSE_TBE = "DenseTableBatchedEmbeddingBagsCodegen"
+"""FBGEMM's TBE for tables DMP replicates (sharding data_parallel): its tables are `weights`."""
 
 
-def table_tensors(module: nn.Module) -> list[torch.Tensor]:
+def table_tensors(module: nn.Module, optimizers: tuple[Any, ...] = ()) -> list[torch.Tensor]:
     """Every row-indexed table tensor inside `module`, whatever the backend or wrapper (DDP, DMP):
-    FBGEMM TBE weights and optimizer state, and nn.EmbeddingBag weights."""
+    FBGEMM TBE weights and optimizer state, nn.EmbeddingBag weights, and the state `optimizers` keep
+    for those weights (torch's sparse Adagrad, RowWiseAdagrad)."""
     subs = list(module.modules())
     for sub in list(subs):  # FusedEmbeddingBagCollection keeps its TBE wrappers in a plain list
         wrappers = getattr(sub, "_emb_modules", None)
@@ -474,10 +477,20 @@ def table_tensors(module: nn.Module) -> list[torch.Tensor]:
         seen.add(id(sub))
         if isinstance(sub, nn.EmbeddingBag):
             out.append(sub.weight.detach())
+        dense_weights = getattr(sub, "weights", None) if type(sub).__name__ == _DENSE_TBE else None
+        if isinstance(dense_weights, torch.Tensor):
+            out.append(dense_weights.detach())
         for name in _TBE_TABLES:
             t = getattr(sub, name, None)
             if isinstance(t, torch.Tensor) and t.numel() > 1:
                 out.append(t.detach())
+    tables = {w.untyped_storage().data_ptr() for w in out}
+    for opt in optimizers:
+        if opt is None:
+            continue
+        for p, state in opt.state.items():
+            if p.untyped_storage().data_ptr() in tables:
+                out += [v for v in state.values() if isinstance(v, torch.Tensor) and v.numel() > 1]
     return out
 
 

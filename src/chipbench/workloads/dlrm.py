@@ -597,19 +597,28 @@ def _check_hugepages(cfg: DLRMConfig, ctx: RunContext) -> None:
         raise UsageError(f"hugepages=on: {why}; use --set hugepages=auto or off")
 
 
-def _place_tables(cfg: DLRMConfig, ctx: RunContext, module: Any) -> dict[str, Any] | str:
-    """Put the tables of `module` on huge pages as `cfg.hugepages` asks; what was done, for the info."""
+def _place_tables(
+    cfg: DLRMConfig, ctx: RunContext, module: Any, optimizers: tuple[Any, ...] = ()
+) -> dict[str, Any]:
+    """Put the tables of `module` (and their optimizer state) on huge pages as `cfg.hugepages` asks;
+    what was asked, done and got, for the info."""
     from chipbench import hugepages
     from chipbench.models.dlrm import table_tensors
 
+    out: dict[str, Any] = {"setting": cfg.hugepages}
     if ctx.device != "cpu":
-        return f"not applicable: tables in {ctx.device} memory"
-    if cfg.hugepages == "off":
-        return "off: the allocator's pages (hugepages=off)"
+        out["not_applicable"] = f"tables in {ctx.device} memory"
+        return out
     ok, why = hugepages.available()
-    if not ok:
-        return f"off: {why}"
-    return {"mode": why, **hugepages.advise(table_tensors(module))}
+    out["system"] = why
+    if note := hugepages.allocator_note():
+        out["allocator"] = note
+    tables = table_tensors(module, optimizers)
+    if cfg.hugepages != "off" and ok:
+        out.update(hugepages.advise(tables, hugepages.COLLAPSE_BUDGET_BYTES // _local_world(ctx)))
+    out["table_bytes"] = sum(t.untyped_storage().nbytes() for t in tables)
+    out["table_mappings_on_huge_pages_bytes"] = hugepages.huge_bytes_backing(tables)
+    return out
 
 
 def _layout(cfg: DLRMConfig, ctx: RunContext, parallelism: str, **facts: Any) -> dict[str, Any]:
@@ -642,6 +651,7 @@ def _setup_model(
     from chipbench.models import dlrm as m
 
     a, r, backend, why, local = _begin(cfg, ctx)
+    _check_hugepages(cfg, ctx)
     spec = _spec(r)
     layout: dict[str, Any] = {}
     model: Any
@@ -666,11 +676,9 @@ def _setup_model(
         if ctx.distributed:
             model = m.ddp_module(inner, ctx.torch_device)
             layout = _layout(cfg, ctx, "ddp", embeddings=_DDP_EMBEDDINGS)
-    placement = _place_tables(cfg, ctx, model)
     batches = _rank_batches(cfg, r, ctx, cfg.num_batches)
     info = _info(cfg, r, backend, why, batches, local)
     info.update(layout)
-    info["hugepages"] = placement
     prepared = [(dense, inner.prepare_sparse(sp), y) for dense, sp, y in batches]
     return model, inner, a, info, prepared, local
 
@@ -700,7 +708,6 @@ def _begin(cfg: DLRMConfig, ctx: RunContext) -> tuple[dict[str, Any], dict[str, 
 
     a = _arith(cfg)
     backend, why = choose_backend(cfg.backend, ctx.device, cfg.embedding_optimizer, ctx.world_size)
-    _check_hugepages(cfg, ctx)
     local, _ = batch_sizes(cfg, ctx.world_size)
     torch.manual_seed(ctx.seed)
     return a, a["resolved"], backend, why, local
@@ -747,6 +754,7 @@ def _train_setup(
     ids = info["ids_per_sample_measured"]
     fb, fb_all = _emb_work(a, b, ids, training=True)
     info["embedding_optimizer"] = _describe_optimizer(eopt, info)
+    info["hugepages"] = _place_tables(cfg, ctx, model, (eopt,))
     if ctx.distributed:  # parts run alone would call the sharded/DDP modules outside their collectives
         info["breakdown"] = "not measured across processes"
     return Prepared(
@@ -821,6 +829,7 @@ def _inference_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
 
     model, _, a, info, batches, b = _setup_model(cfg, ctx)
     model.eval()
+    info["hugepages"] = _place_tables(cfg, ctx, model)
     autocast = _autocast(cfg, ctx)
     state = {"i": 0}
 
@@ -851,6 +860,7 @@ def _embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
     from chipbench.models import dlrm as m
 
     a, r, backend, why, b = _begin(cfg, ctx)
+    _check_hugepages(cfg, ctx)
     spec = _spec(r)
     layout: dict[str, Any] = {}
     emb: Any
@@ -868,11 +878,9 @@ def _embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
         if ctx.distributed:
             emb = m.ddp_module(inner, ctx.torch_device)
             layout = _layout(cfg, ctx, "ddp", embeddings=_DDP_EMBEDDINGS)
-    placement = _place_tables(cfg, ctx, emb)
     batches = _rank_batches(cfg, r, ctx, cfg.num_batches)
     info = _info(cfg, r, backend, why, batches, b)
     info.update(layout)
-    info["hugepages"] = placement
     inputs = [inner.prepare(sp) for _, sp, _ in batches]
     gen = torch.Generator(device=ctx.torch_device).manual_seed(ctx.seed + 1)
     grad = torch.randn(b, len(r["rows"]), r["embedding_dim"], generator=gen, device=ctx.torch_device)
@@ -884,6 +892,7 @@ def _embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
     else:
         eopt = None
     info["embedding_optimizer"] = _describe_optimizer(eopt, info)
+    info["hugepages"] = _place_tables(cfg, ctx, emb, (eopt,))
     state = {"i": 0}
     fwd_only = cfg.mode == "fwd"
 
