@@ -122,18 +122,6 @@ def allocator_note() -> str | None:
     return f"THP_MEM_ALLOC_ENABLE={v}" if v else None
 
 
-def anon_huge_bytes() -> int:
-    """This process's anonymous memory on huge pages (AnonHugePages of /proc/self/smaps_rollup)."""
-    try:
-        with open("/proc/self/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("AnonHugePages:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def huge_bytes_backing(tensors: list[Any]) -> int | None:
     """Bytes on huge pages (AnonHugePages, /proc/self/smaps) in the mappings that hold these tensors:
     what they actually got, whatever was asked (THP=always gives huge pages without advice). None where
