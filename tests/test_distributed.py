@@ -62,6 +62,25 @@ def test_collectives_give_the_right_values() -> None:
     assert got[0] == got[1] and len(got[0]) == 2 * len(comm.OPS)
 
 
+def _rank0_raises(rank: int, world: int) -> None:
+    import torch
+    import torch.distributed as dist
+
+    dist.barrier()
+    if rank == 0:
+        raise ValueError("rank 0's own failure")
+    time.sleep(0.5)  # rank 0 tears its group down meanwhile: this collective loses its peer
+    dist.all_reduce(torch.ones(4))
+
+
+def test_run_local_reports_the_first_hand_failure_first() -> None:
+    with pytest.raises(RuntimeError) as exc:
+        distributed.run_local(_rank0_raises, 2, timeout_s=60)
+    text = str(exc.value)
+    assert text.startswith("rank 0 failed:")
+    assert "ValueError: rank 0's own failure" in text
+
+
 def test_bus_factors_are_nccl_tests() -> None:
     assert comm.bus_factor("all_reduce", 8) == pytest.approx(2 * 7 / 8)
     assert comm.bus_factor("all_gather", 4) == pytest.approx(3 / 4)

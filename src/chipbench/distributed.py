@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import multiprocessing as mp
 import os
+import queue
 import socket
 import traceback
 from collections.abc import Callable
@@ -97,6 +98,12 @@ def _entry(
         q.put((rank, False, traceback.format_exc()))
 
 
+def _symptom_last(failed: dict[int, str]) -> Callable[[int], tuple[bool, int]]:
+    """Order failed ranks first-hand causes first: a peer's lost connection is a symptom."""
+    symptoms = ("Connection reset by peer", "Connection closed by peer", "Broken pipe")
+    return lambda r: (any(s in failed[r] for s in symptoms), r)
+
+
 def run_local(fn: Callable[..., Any], world_size: int, *args: Any, timeout_s: float = 300.0) -> list[Any]:
     """Run `fn(rank, world_size, *args)` in `world_size` fresh processes joined by a gloo group on this
     machine; return the ranks' results in rank order. `fn` must be importable (module level)."""
@@ -111,12 +118,25 @@ def run_local(fn: Callable[..., Any], world_size: int, *args: Any, timeout_s: fl
     for p in procs:
         p.start()
     out: dict[int, Any] = {}
+    failed: dict[int, str] = {}
     try:
         for _ in range(world_size):
-            rank, ok, value = q.get(timeout=timeout_s)
-            if not ok:
-                raise RuntimeError(f"rank {rank} failed:\n{value}")
-            out[rank] = value
+            # After a failure, the others' reports come within moments: a rank that raised tears its
+            # process group down before it reports, so its peers' "connection reset" can arrive first.
+            try:
+                rank, ok, value = q.get(timeout=5.0 if failed else timeout_s)
+            except queue.Empty:
+                if failed:
+                    break
+                raise
+            if ok:
+                out[rank] = value
+            else:
+                failed[rank] = value
+        if failed:
+            raise RuntimeError(
+                "\n".join(f"rank {r} failed:\n{failed[r]}" for r in sorted(failed, key=_symptom_last(failed)))
+            )
     finally:
         for p in procs:
             p.join(timeout=10)
