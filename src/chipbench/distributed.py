@@ -98,10 +98,25 @@ def _entry(
         q.put((rank, False, traceback.format_exc()))
 
 
-def _symptom_last(failed: dict[int, str]) -> Callable[[int], tuple[bool, int]]:
-    """Order failed ranks first-hand causes first: a peer's lost connection is a symptom."""
-    symptoms = ("Connection reset by peer", "Connection closed by peer", "Broken pipe")
-    return lambda r: (any(s in failed[r] for s in symptoms), r)
+def is_timeout(message: str) -> bool:
+    low = message.lower()
+    return "timed out" in low or "timeout" in low
+
+
+def is_symptom(message: str) -> bool:
+    """Errors a rank sees when another rank failed: not the cause."""
+    low = message.lower()
+    return is_timeout(message) or any(
+        # gloo's, then NCCL's words for a peer that went away
+        s in low
+        for s in (
+            "connection reset",
+            "connection closed",
+            "broken pipe",
+            "remote process exited",
+            "ncclremoteerror",
+        )
+    )
 
 
 def run_local(fn: Callable[..., Any], world_size: int, *args: Any, timeout_s: float = 300.0) -> list[Any]:
@@ -135,7 +150,11 @@ def run_local(fn: Callable[..., Any], world_size: int, *args: Any, timeout_s: fl
                 failed[rank] = value
         if failed:
             raise RuntimeError(
-                "\n".join(f"rank {r} failed:\n{failed[r]}" for r in sorted(failed, key=_symptom_last(failed)))
+                # first-hand causes before the symptoms of a peer that went away
+                "\n".join(
+                    f"rank {r} failed:\n{failed[r]}"
+                    for r in sorted(failed, key=lambda r: (is_symptom(failed[r]), r))
+                )
             )
     finally:
         for p in procs:

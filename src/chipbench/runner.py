@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from chipbench.bench import Case
+from chipbench.distributed import is_symptom, is_timeout
 from chipbench.errors import UsageError
 
 
@@ -253,27 +254,6 @@ def kill_tree(proc: subprocess.Popen[Any]) -> None:
         proc.wait(timeout=10)
 
 
-def _is_timeout(message: str) -> bool:
-    low = message.lower()
-    return "timed out" in low or "timeout" in low
-
-
-def _is_symptom(message: str) -> bool:
-    """Errors a rank sees when another rank failed: not the cause."""
-    low = message.lower()
-    return _is_timeout(message) or any(
-        # gloo's, then NCCL's words for a peer that went away
-        s in low
-        for s in (
-            "connection reset",
-            "connection closed",
-            "broken pipe",
-            "remote process exited",
-            "ncclremoteerror",
-        )
-    )
-
-
 # torchrun's failure summary: "rank      : 1 (local_rank: 1)" then "exitcode  : 3 (pid: 4466)".
 _FAILURE = re.compile(r"rank\s*:\s*(\d+)\s*\(local_rank.*?\n\s*exitcode\s*:\s*(-?\d+)")
 
@@ -372,7 +352,7 @@ class DistWorkerPool(WorkerPool):
             for r, c in _FAILURE.findall("".join(self.stderr_tail))
             if int(r) not in filed and int(c) != 0
         ]
-        causes = [e for e in errs if not _is_symptom(e["message"])]
+        causes = [e for e in errs if not is_symptom(e["message"])]
         failed = sorted(filed | {r for r, _ in died})
         if causes:
             e = min(causes, key=lambda x: x["rank"])
@@ -401,7 +381,7 @@ class DistWorkerPool(WorkerPool):
             }  # fmt: skip
         if errs:
             e = min(errs, key=lambda x: x["rank"])
-            timeout = _is_timeout(e["message"])
+            timeout = is_timeout(e["message"])
             return {
                 "type": "error",
                 "error_type": "collective_timeout" if timeout else "peer_lost",
