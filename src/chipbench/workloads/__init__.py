@@ -1,1 +1,15 @@
-"""Workload families. Each module registers its benchmarks and imports torch only inside functions."""
+"""Workload families. Importing this package registers every benchmark of every family; read the
+registry through it (`registry()`, `get()`), never through core alone.
+
+Each family is a package (`dlrm/`, `llama/`) or, when small, one module (`calib`, `comm`, `selftest`).
+May import core, platform and models; never measure, execution, results, gate or cli.
+"""
+
+from __future__ import annotations
+
+from chipbench.core.cases import build_cases, resolve_case, suite_cases
+from chipbench.core.registry import Benchmark, get
+from chipbench.core.registry import registered as registry
+from chipbench.workloads import calib, comm, dlrm, llama, selftest  # noqa: F401  (each registers its own)
+
+__all__ = ["Benchmark", "build_cases", "get", "registry", "resolve_case", "suite_cases"]

@@ -7,14 +7,12 @@ this machine's measured ceilings, so every other benchmark can report its share 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
 
-from chipbench.bench import Benchmark, Prepared, RunContext, Work, register
-from chipbench.config import check
-from chipbench.hardware import torch_dtype
-
-DType = Literal["auto", "fp32", "bf16", "fp16"]
-_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+from chipbench.core.config import check
+from chipbench.core.contract import Description, Prepared, RunContext, Work
+from chipbench.core.dtypes import DType, bytes_per_element
+from chipbench.core.registry import Benchmark, register
+from chipbench.platform.device import torch_dtype
 
 
 @dataclass(frozen=True)
@@ -37,12 +35,12 @@ class MatmulConfig:
         check(self.buffers >= 1, "buffers must be >= 1")
 
 
-def _matmul_describe(cfg: MatmulConfig) -> dict[str, Any]:
-    b = _BYTES.get(cfg.dtype, 4)
-    return {
-        "flops_per_step": 2.0 * cfg.m * cfg.n * cfg.k,
-        "memory_bytes_estimate": b * (cfg.buffers * (cfg.m * cfg.k + cfg.k * cfg.n) + cfg.m * cfg.n),
-    }
+def _matmul_describe(cfg: MatmulConfig) -> Description:
+    b = bytes_per_element(cfg.dtype)
+    return Description(
+        memory_bytes_estimate=b * (cfg.buffers * (cfg.m * cfg.k + cfg.k * cfg.n) + cfg.m * cfg.n),
+        facts={"flops_per_step": 2.0 * cfg.m * cfg.n * cfg.k},
+    )
 
 
 def _matmul_setup(cfg: MatmulConfig, ctx: RunContext) -> Prepared:
@@ -65,7 +63,7 @@ def _matmul_setup(cfg: MatmulConfig, ctx: RunContext) -> Prepared:
         state["i"] += 1
         torch.mm(a, b, out=out)
 
-    b = _BYTES[cfg.dtype]
+    b = bytes_per_element(cfg.dtype)
     return Prepared(
         step=step,
         work=Work(
@@ -91,16 +89,16 @@ class CopyConfig:
         check(self.size_mib > 0, "size_mib must be positive")
 
 
-def _copy_describe(cfg: CopyConfig) -> dict[str, Any]:
+def _copy_describe(cfg: CopyConfig) -> Description:
     nbytes = cfg.size_mib * 2**20
-    return {"bytes_per_step": 2.0 * nbytes, "memory_bytes_estimate": 2 * nbytes}
+    return Description(memory_bytes_estimate=2 * nbytes, facts={"bytes_per_step": 2.0 * nbytes})
 
 
 def _copy_setup(cfg: CopyConfig, ctx: RunContext) -> Prepared:
     import torch
 
     dt = torch_dtype("fp32" if cfg.dtype == "auto" else cfg.dtype)
-    numel = cfg.size_mib * 2**20 // _BYTES["fp32" if cfg.dtype == "auto" else cfg.dtype]
+    numel = cfg.size_mib * 2**20 // bytes_per_element(cfg.dtype)
     src = torch.rand(numel, dtype=dt, device=ctx.torch_device)  # random, never zeros
     dst = torch.empty_like(src)
     dst.copy_(src)  # touch every page before timing

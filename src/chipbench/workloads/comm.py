@@ -22,9 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chipbench.bench import Benchmark, Prepared, RunContext, Work, register
-from chipbench.config import check
-from chipbench.errors import UsageError
+from chipbench.core.config import check
+from chipbench.core.contract import Description, Prepared, RunContext, Work
+from chipbench.core.dtypes import BYTES_PER_ELEMENT
+from chipbench.core.errors import UsageError
+from chipbench.core.registry import Benchmark, register
+from chipbench.platform.device import torch_dtype
 
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast")
 
@@ -48,9 +51,6 @@ def bus_factor(op: str, n: int) -> float:
     raise ValueError(f"unknown collective {op!r}")
 
 
-_ELEM = {"fp32": 4, "bf16": 2, "fp16": 2}
-
-
 @dataclass(frozen=True)
 class CommConfig:
     """One collective at one message size."""
@@ -65,30 +65,26 @@ class CommConfig:
 
     def __post_init__(self) -> None:
         check(
-            self.size_bytes >= _ELEM.get(self.dtype, 4),
+            self.size_bytes >= BYTES_PER_ELEMENT.get(self.dtype, 4),
             f"size_bytes must be >= one element, got {self.size_bytes}",
         )
-        check(self.dtype in _ELEM, f"dtype must be one of {', '.join(_ELEM)}, got {self.dtype!r}")
+        check(self.dtype in BYTES_PER_ELEMENT, f"dtype must be one of {', '.join(BYTES_PER_ELEMENT)}, got {self.dtype!r}")
 
 
 def _count(cfg: CommConfig, world: int) -> int:
     """Elements in S, a multiple of the world size so every rank gets an equal chunk."""
-    return max(world, (cfg.size_bytes // _ELEM[cfg.dtype]) // world * world)
+    return max(world, (cfg.size_bytes // BYTES_PER_ELEMENT[cfg.dtype]) // world * world)
 
 
-def _describe(cfg: CommConfig) -> dict[str, Any]:
+def _describe(cfg: CommConfig) -> Description:
     # The largest of a collective's buffers is S; with the input or chunk beside it, at most 2S.
-    return {
-        "size_bytes": cfg.size_bytes,
-        "memory_bytes_estimate": 2 * cfg.size_bytes,
-        "bytes_convention": "nccl-tests: algbw = S / t, busbw = algbw x bus factor",
-    }
-
-
-def _torch_dtype(name: str) -> Any:
-    import torch
-
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    return Description(
+        memory_bytes_estimate=2 * cfg.size_bytes,
+        facts={
+            "size_bytes": cfg.size_bytes,
+            "bytes_convention": "nccl-tests: algbw = S / t, busbw = algbw x bus factor",
+        },
+    )
 
 
 def _buffers(op: str, count: int, n: int, dtype: Any, device: str, fill: Any) -> tuple[Any, Any]:
@@ -172,7 +168,7 @@ def _setup(op: str) -> Any:
         if not ctx.distributed:
             raise UsageError(f"comm.{op} needs several processes: run it with --nproc-per-node 2 (or more)")
         n, rank = ctx.world_size, ctx.rank
-        dtype = _torch_dtype(cfg.dtype)
+        dtype = torch_dtype(cfg.dtype)
         count = _count(cfg, n)
         if cfg.check_values:
             check_collective(op, count, rank, n, dtype, ctx.torch_device)
@@ -182,7 +178,7 @@ def _setup(op: str) -> Any:
             return torch.randn(k, generator=gen, device=ctx.torch_device, dtype=torch.float32).to(dtype)
 
         inp, out = _buffers(op, count, n, dtype, ctx.torch_device, fill)
-        size = count * _ELEM[cfg.dtype]
+        size = count * BYTES_PER_ELEMENT[cfg.dtype]
 
         def step() -> None:
             _call(op, inp, out)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from chipbench.bench import Benchmark, Prepared, RunContext, Work, register
-from chipbench.config import check
+from chipbench.core.config import check
+from chipbench.core.contract import Description, Prepared, RunContext, Work
+from chipbench.core.registry import Benchmark, register
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ class SelftestConfig:
         check(self.step_us > 0, "step_us must be > 0")
 
 
-def _describe(cfg: SelftestConfig) -> dict[str, Any]:
-    return {"memory_bytes_estimate": 0, "step_s": cfg.step_us / 1e6}
+def _describe(cfg: SelftestConfig) -> Description:
+    return Description(memory_bytes_estimate=0, facts={"step_s": cfg.step_us / 1e6})
 
 
 def _fail(kind: str, where: str) -> None:

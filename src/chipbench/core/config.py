@@ -8,7 +8,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from chipbench.errors import UsageError
+from chipbench.core.errors import UsageError
 
 C = TypeVar("C")
 

@@ -160,35 +160,6 @@ class Side:
     entries: dict[str, Entry]
 
 
-def result_files(path: Path) -> list[Path]:
-    """A results file, or every *.json under a folder (recursively, sorted)."""
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*.json") if p.is_file())
-        if not files:
-            raise UsageError(f"no results files (*.json) under {path}")
-        return files
-    if not path.exists():
-        raise UsageError(f"results file {path} does not exist")
-    return [path]
-
-
-def load_doc(path: Path) -> dict[str, Any]:
-    """results.load, with a clearer message for pytest-benchmark files saved without raw data."""
-    from chipbench import results
-
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raw = None  # results.load gives the one-line message
-    if isinstance(raw, dict) and isinstance(raw.get("benchmarks"), list) and "chipbench" not in raw:
-        for b in raw["benchmarks"]:
-            if isinstance(b, dict) and isinstance(b.get("stats"), dict) and "data" not in b["stats"]:
-                raise UsageError(
-                    f"pytest-benchmark file {path} has no raw samples; save with --benchmark-save-data"
-                )
-    return results.load(path)
-
-
 def load_side(paths: Iterable[Path]) -> Side:
     files: list[Path] = []
     for p in paths:

@@ -11,12 +11,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from chipbench.errors import UsageError
-
-DEVICE_KINDS = ("cpu", "cuda", "rocm", "mps", "xpu")
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "rocm", "mps", "xpu")
-DTYPES = ("fp32", "bf16", "fp16")
-DTYPE_CHOICES = ("auto", *DTYPES)
+from chipbench.core.dtypes import DTYPE_CHOICES
+from chipbench.core.errors import UsageError
+from chipbench.platform.ceilings import Ceilings
+from chipbench.platform.device import DEVICE_CHOICES
 # Flags that decide what a CPU runs well; reported by `chipbench env`.
 ISA_FLAGS = (
     "avx2",
@@ -30,13 +28,7 @@ ISA_FLAGS = (
     "sve",
     "bf16",
 )
-PACKAGE_ROOT = Path(__file__).resolve().parent
-
-
-def torch_dtype(name: str) -> Any:
-    import torch
-
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def available_kinds() -> list[str]:
@@ -64,11 +56,6 @@ def resolve_device(requested: str, kinds: list[str]) -> str:
     if requested not in kinds:
         raise UsageError(f"device {requested!r} is not available here; available: {', '.join(kinds)}")
     return requested
-
-
-def torch_device(kind: str) -> str:
-    """The torch device string for a device kind (ROCm uses torch's cuda API)."""
-    return "cuda" if kind == "rocm" else kind
 
 
 @functools.cache
@@ -187,20 +174,6 @@ def package_versions() -> dict[str, str | None]:
 
 
 @functools.cache
-def torchrec_status() -> tuple[bool, str]:
-    """(usable, reason): whether TorchRec with FBGEMM's kernels imports in this environment."""
-    try:
-        import fbgemm_gpu  # noqa: F401
-        import torchrec  # noqa: F401
-    except Exception as exc:
-        return (
-            False,
-            f"torchrec/fbgemm not importable: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}",
-        )
-    return True, "torchrec and fbgemm_gpu import"
-
-
-@functools.cache
 def git_commit() -> dict[str, Any]:
     """Commit info of the chipbench checkout (pytest-benchmark's commit_info shape)."""
 
@@ -293,13 +266,13 @@ def native_bf16(env: dict[str, Any]) -> tuple[bool, str]:
     return False, "CPU has no bf16 matrix instructions (no AMX, no avx512_bf16): bf16 would be emulated"
 
 
-def auto_dtype(env: dict[str, Any], ceilings: dict[str, Any] | None = None) -> tuple[str, str]:
+def auto_dtype(env: dict[str, Any], ceilings: Ceilings | None = None) -> tuple[str, str]:
     """(dtype, reason) for `--dtype auto`.
 
     A measured ceiling decides when `chipbench calibrate` stored both fp32 and bf16 matmul rates for this
     machine; otherwise bf16 where the hardware has native bf16 units, fp32 elsewhere.
     """
-    matmul = (ceilings or {}).get("matmul_tflops", {})
+    matmul = ceilings.matmul_tflops if ceilings else {}
     if "fp32" in matmul and "bf16" in matmul:
         pick = "bf16" if matmul["bf16"] > matmul["fp32"] else "fp32"
         return pick, f"calibrated matmul: bf16 {matmul['bf16']:.3g} vs fp32 {matmul['fp32']:.3g} TFLOP/s"
@@ -308,7 +281,7 @@ def auto_dtype(env: dict[str, Any], ceilings: dict[str, Any] | None = None) -> t
 
 
 def resolve_dtype(
-    requested: str, env: dict[str, Any], ceilings: dict[str, Any] | None = None
+    requested: str, env: dict[str, Any], ceilings: Ceilings | None = None
 ) -> tuple[str, str]:
     if requested not in DTYPE_CHOICES:
         raise UsageError(f"unknown dtype {requested!r}; choose one of {', '.join(DTYPE_CHOICES)}")

@@ -1,7 +1,7 @@
 """Result files: pytest-benchmark's JSON format with chipbench's fields in `extra_info` and `chipbench`.
 
 One file per run = config + environment + measurements. `pytest-benchmark compare` reads them; so does
-`chipbench compare`. Files are written atomically, so an interrupted write leaves no damaged file.
+`chipbench compare`. This module builds the document; `files` writes and loads it, `render` shows it.
 """
 
 from __future__ import annotations
@@ -10,17 +10,15 @@ import datetime as dt
 import json
 import math
 import platform
-import sys
-from pathlib import Path
 from typing import Any
 
 import chipbench
-from chipbench import stats
-from chipbench.bench import Work, derive_metrics
-from chipbench.errors import UsageError
-from chipbench.fileio import atomic_write_json
-from chipbench.hardware import machine_id
-from chipbench.runner import RunOutcome
+from chipbench.core import stats
+from chipbench.core.contract import Work
+from chipbench.platform.ceilings import Ceilings
+from chipbench.platform.hardware import machine_id
+from chipbench.results.metrics import derive_metrics
+from chipbench.results.outcomes import RunOutcome
 
 PYTEST_BENCHMARK_VERSION = "5.1.0"  # the file-format version we write
 
@@ -52,7 +50,7 @@ def machine_info(env: dict[str, Any]) -> dict[str, Any]:
 def build(
     run: RunOutcome,
     *,
-    ceilings: dict[str, Any] | None,
+    ceilings: Ceilings | None,
     suite: str | None,
     argv: list[str],
     commit_info: dict[str, Any],
@@ -146,7 +144,7 @@ def build(
                 "suite": suite,
                 "argv": argv,
                 "environment": env,
-                "ceilings": ceilings,
+                "ceilings": ceilings.to_json() if ceilings else None,
                 "errors": errors,
                 "interrupted": run.interrupted,
             },
@@ -209,127 +207,3 @@ def _clean(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_clean(v) for v in x]
     return x
-
-
-def default_path(doc: dict[str, Any], root: Path = Path("results")) -> Path:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    commit = (doc.get("commit_info") or {}).get("id") or "unknown"
-    return root / doc["chipbench"]["machine_id"] / f"{stamp}_{commit[:8]}.json"
-
-
-def write(doc: dict[str, Any], path: Path) -> Path:
-    atomic_write_json(path, doc)
-    return path
-
-
-def load(path: Path) -> dict[str, Any]:
-    """Load and validate a results file; a missing or corrupt file raises a one-line UsageError."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read results file {path}: {exc.strerror or exc}") from None
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise UsageError(
-            f"results file {path} is not valid JSON ({exc}); re-run `chipbench run` to make a new one"
-        ) from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-        raise UsageError(
-            f"results file {path} has no 'benchmarks' list; is it a chipbench or pytest-benchmark file?"
-        )
-    meta = doc.get("chipbench")
-    if isinstance(meta, dict) and meta.get("schema_version", 0) > chipbench.SCHEMA_VERSION:
-        raise UsageError(
-            f"results file {path} has schema {meta['schema_version']}, newer than this chipbench "
-            f"({chipbench.SCHEMA_VERSION}); upgrade chipbench"
-        )
-    for b in doc["benchmarks"]:
-        if not isinstance(b, dict) or "name" not in b or "data" not in (b.get("stats") or {}):
-            raise UsageError(f"results file {path} has a benchmark entry without name or raw stats data")
-    return doc
-
-
-def _fmt(v: float | None, digits: int = 3) -> str:
-    if v is None:
-        return "-"
-    if v == 0:
-        return "0"
-    return f"{v:.{digits}g}" if abs(v) < 1e5 else f"{v:.3e}"
-
-
-SUMMARY_COLUMNS = (
-    "benchmark",
-    "median_ms",
-    "±ci95",
-    "rounds",
-    "throughput",
-    "tflops",
-    "gbps",
-    "of_ceiling",
-    "peak_mem_gib",
-)
-
-
-def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
-    """One row per benchmark (and per error) for the terminal or Markdown table."""
-    rows = []
-    for b in doc["benchmarks"]:
-        m = b["extra_info"]["metrics"]
-        st = b["stats"]
-        lo, hi = st.get("median_ci95") or [None, None]
-        ci = f"{(hi - lo) / 2 / st['median'] * 100:.1f}%" if lo is not None and hi is not None else "-"
-        tput = ""
-        if "tokens_per_s" in m:
-            tput = f"{_fmt(m['tokens_per_s'])} tok/s"
-        elif "samples_per_s" in m:
-            tput = f"{_fmt(m['samples_per_s'])} samples/s"
-        if "scaling_efficiency" in m:
-            tput += f" ({m['scaling_efficiency'] * 100:.0f}% scaling)"
-        gbps = _fmt(m.get("gbps"))
-        if "gbps_busbw" in m:
-            gbps += f" (bus {_fmt(m['gbps_busbw'])})"
-        share = m.get("share_of_ceiling_flops", m.get("share_of_ceiling_bw"))
-        rows.append(
-            [
-                b["name"],
-                _fmt(st["median"] * 1e3, 4),
-                ci,
-                str(st["rounds"]),
-                tput or "-",
-                _fmt(m.get("tflops")),
-                gbps,
-                f"{share * 100:.0f}%" if share is not None else "-",
-                _fmt(m.get("peak_mem_gib")),
-            ]
-        )
-    for e in doc.get("chipbench", {}).get("errors", []):
-        rows.append([e["name"], f"ERROR {e['error_type']}: {e['message'][:60]}", "", "", "", "", "", "", ""])
-    return rows
-
-
-def to_markdown(doc: dict[str, Any]) -> str:
-    meta = doc.get("chipbench", {})
-    dev = doc["machine_info"].get("device", {})
-    lines = [
-        f"### chipbench results: {dev.get('name', '?')} ({dev.get('kind', '?')})",
-        "",
-        f"machine `{meta.get('machine_id', '?')}`, commit `{(doc.get('commit_info') or {}).get('id', '?')[:12]}`, "
-        f"torch {doc['machine_info'].get('packages', {}).get('torch', '?')}, {doc.get('datetime', '')}",
-        "",
-        "| " + " | ".join(SUMMARY_COLUMNS) + " |",
-        "|" + "|".join("---" for _ in SUMMARY_COLUMNS) + "|",
-    ]
-    for row in summary_rows(doc):
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def write_markdown(doc: dict[str, Any], path: Path) -> None:
-    from chipbench.fileio import atomic_write_text
-
-    atomic_write_text(path, to_markdown(doc))
-
-
-def argv() -> list[str]:
-    return list(sys.argv)

@@ -9,21 +9,25 @@ CPU with perf_counter.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import math
-import re
-import resource
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from chipbench.config import check
-from chipbench.stats import rel_ci_halfwidth
+from chipbench.core.config import check
+from chipbench.core.stats import rel_ci_halfwidth
+from chipbench.platform.device import Device, Step
 
-Step = Callable[[], Any]
+
+class Lockstep(Protocol):
+    """Keeps the ranks of a multi-process run in step (execution.process_groups.Lockstep)."""
+
+    def agree(self, value: Any) -> Any:
+        """Rank 0's value, on every rank."""
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's value, in rank order."""
 
 
 @dataclass(frozen=True)
@@ -78,101 +82,6 @@ class Measurement:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Device:
-    """Synchronization, timing and memory statistics for one device kind."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.timer_name = {"cuda": "cuda-events", "rocm": "hip-events"}.get(
-            kind, "sync+perf_counter" if kind in ("mps", "xpu") else "perf_counter"
-        )
-
-    def _mod(self) -> Any:
-        import torch
-
-        return {"cuda": torch.cuda, "rocm": torch.cuda, "mps": getattr(torch, "mps", None)}.get(
-            self.kind, getattr(torch, "xpu", None)
-        )
-
-    def synchronize(self) -> None:
-        if self.kind != "cpu":
-            self._mod().synchronize()
-
-    def time_samples(self, step: Step, samples: int, iterations: int) -> list[float]:
-        """Seconds per step for `samples` consecutive samples of `iterations` steps each."""
-        if self.kind in ("cuda", "rocm"):
-            return self._time_events(step, samples, iterations)
-        sync = self.synchronize if self.kind != "cpu" else None
-        out = []
-        clock = time.perf_counter
-        if sync:
-            sync()
-        for _ in range(samples):
-            t0 = clock()
-            for _ in range(iterations):
-                step()
-            if sync:
-                sync()
-            out.append((clock() - t0) / iterations)
-        return out
-
-    def _time_events(self, step: Step, samples: int, iterations: int) -> list[float]:
-        import torch
-
-        starts = [torch.cuda.Event(enable_timing=True) for _ in range(samples)]
-        ends = [torch.cuda.Event(enable_timing=True) for _ in range(samples)]
-        for s, e in zip(starts, ends, strict=True):
-            s.record()
-            for _ in range(iterations):
-                step()
-            e.record()
-        torch.cuda.synchronize()  # one synchronize per round
-        return [s.elapsed_time(e) / 1e3 / iterations for s, e in zip(starts, ends, strict=True)]
-
-    def reset_peak_memory(self) -> None:
-        if self.kind in ("cuda", "rocm"):
-            import torch
-
-            torch.cuda.reset_peak_memory_stats()
-        elif self.kind == "xpu":
-            import torch
-
-            torch.xpu.reset_peak_memory_stats()
-        else:
-            _reset_rss_peak()
-
-    def peak_memory(self) -> tuple[int | None, str]:
-        """(bytes, source) of peak memory since the last reset."""
-        import torch
-
-        if self.kind in ("cuda", "rocm"):
-            return int(torch.cuda.max_memory_allocated()), "torch.cuda.max_memory_allocated"
-        if self.kind == "xpu":
-            return int(torch.xpu.max_memory_allocated()), "torch.xpu.max_memory_allocated"
-        if self.kind == "mps":
-            return int(torch.mps.driver_allocated_memory()), "torch.mps.driver_allocated_memory (current)"
-        return _rss_peak()
-
-
-def _reset_rss_peak() -> None:
-    # Writing 5 to clear_refs resets the kernel's RSS high-water mark (VmHWM) for this process, so a
-    # worker that serves several benchmarks reports each one's own peak.
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def _rss_peak() -> tuple[int | None, str]:
-    try:
-        m = re.search(r"^VmHWM:\s*(\d+)\s*kB", Path("/proc/self/status").read_text(), re.M)
-        if m:
-            return int(m.group(1)) * 1024, "VmHWM (process RSS high-water mark)"
-    except OSError:
-        pass
-    # ru_maxrss is in KiB on Linux and bytes on macOS, and is never reset.
-    scale = 1 if __import__("sys").platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, "ru_maxrss (process lifetime)"
-
-
 def _median(xs: list[float]) -> float:
     s = sorted(xs)
     n = len(s)
@@ -196,11 +105,11 @@ def _trim_transient(samples: list[float]) -> int:
 
 
 def measure(
-    step: Step, device: Device, options: MeasureOptions | None = None, lockstep: Any = None
+    step: Step, device: Device, options: MeasureOptions | None = None, lockstep: Lockstep | None = None
 ) -> Measurement:
     """Time `step` on `device`; see the module docstring for the protocol.
 
-    `lockstep` (a distributed.Lockstep) makes every rank of a multi-process run take the same number
+    `lockstep` (an execution.process_groups.Lockstep) makes every rank of a multi-process run take the same number
     of steps, by rank 0's decisions; the samples returned are then each round's slowest rank.
     """
     opt = options or MeasureOptions()
@@ -304,7 +213,7 @@ def measure(
 
 
 def _combine_ranks(
-    lockstep: Any, samples: list[float], peak: int | None, extra: dict[str, Any]
+    lockstep: Lockstep, samples: list[float], peak: int | None, extra: dict[str, Any]
 ) -> tuple[list[float], int | None]:
     """Each round's slowest rank (a synchronous step is as slow as its slowest rank), and the largest
     peak memory; per-rank medians are kept so an imbalance shows."""

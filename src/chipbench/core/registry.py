@@ -1,0 +1,111 @@
+"""Benchmark definitions and the registry they enter; the version hash over the code that is timed.
+
+Each workload family registers its benchmarks when `chipbench.workloads` is imported; this module only
+holds them (it never imports a workload), so the registry is read through `chipbench.workloads`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from chipbench.core.config import apply_overrides, config_dict
+from chipbench.core.contract import Description, Layout, Prepared, RunContext
+from chipbench.core.errors import UsageError
+
+C = TypeVar("C")
+
+SUITES = ("smoke", "default", "full")
+
+ENGINE_MODULES = ("chipbench.measure.engine", "chipbench.platform.device")
+"""The measurement code every benchmark is timed through: part of every version hash."""
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def module_source(module: str) -> str:
+    """The source text of a chipbench module, read from its file (nothing is imported)."""
+    parts = module.split(".")
+    if parts[0] != "chipbench":
+        raise ValueError(f"{module} is not a chipbench module")
+    base = PACKAGE_ROOT.joinpath(*parts[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path.read_text()
+    raise ValueError(f"no source file for module {module}")
+
+
+@dataclass(frozen=True)
+class Benchmark(Generic[C]):
+    """A named benchmark: its config type, how to set it up, how to describe it, and its suite cases."""
+
+    name: str
+    doc: str
+    config_cls: type[C]
+    setup: Callable[[C, RunContext], Prepared]
+    """Builds the model and inputs on the device and returns the step to time."""
+    describe: Callable[[C], Description]
+    suites: dict[str, list[dict[str, Any]]]
+    """Suite name -> list of config overrides, one case each."""
+    timed: tuple[str, ...] = ()
+    """Modules whose code the step runs besides the one that defines `setup` (the models it builds,
+    the data and backend code of its family): with the engine, what the version hash covers."""
+    fit: Callable[[C, int], dict[str, Any]] | None = None
+    """(config, free memory bytes) -> overrides that fit the case to the device (e.g. a table-row cap)."""
+    auto_dtype: dict[str, str] = field(default_factory=dict)
+    """Device kind -> dtype that `dtype=auto` means for this benchmark, where the device-wide choice
+    does not suit it (e.g. DLRM's small matmuls under bf16 autocast on CPUs); recorded with its reason."""
+    plan: Callable[[C, int, str], Layout] | None = None
+    """(config, world size, device kind) -> how the benchmark is laid out over that many processes
+    (e.g. TorchRec's sharding plan), without allocating; shown by `describe --nproc-per-node`."""
+    needs_world: int = 1
+    """Fewest processes the benchmark runs on (collectives need 2); below it, suites skip it."""
+
+    def config(self, overrides: dict[str, Any] | None = None) -> C:
+        return apply_overrides(self.config_cls(), overrides or {})
+
+    def resolve_auto_dtype(self, kind: str, device_choice: tuple[str, str]) -> tuple[str, str]:
+        """(dtype, reason) that `dtype=auto` stands for on a device of `kind`, whose device-wide choice
+        (from its bf16 support or measured ceilings) is `device_choice`."""
+        if kind in self.auto_dtype:
+            return self.auto_dtype[kind], f"{self.name} runs {self.auto_dtype[kind]} on {kind} by default"
+        return device_choice
+
+    def timed_modules(self) -> tuple[str, ...]:
+        """Every module whose code is timed: the set-up's, `timed`, and the engine's."""
+        return tuple(dict.fromkeys((self.setup.__module__, *self.timed, *ENGINE_MODULES)))
+
+    def version_hash(self, cfg: C, read: Callable[[str], str] = module_source) -> str:
+        """Hash of the timed code and the config: a change to what is timed never matches a stale
+        baseline, and a change to describe, plan, suites or docs keeps every baseline."""
+        src = {m: read(m) for m in self.timed_modules()}
+        blob = json.dumps({"src": src, "cfg": config_dict(cfg)}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+_REGISTRY: dict[str, Benchmark[Any]] = {}
+
+
+def register(bench: Benchmark[C]) -> Benchmark[C]:
+    if bench.name in _REGISTRY:
+        raise ValueError(f"benchmark {bench.name} registered twice")
+    for m in bench.timed_modules():
+        module_source(m)  # a misspelt module would silently drop out of the hash
+    _REGISTRY[bench.name] = bench
+    return bench
+
+
+def registered() -> dict[str, Benchmark[Any]]:
+    """Every benchmark registered so far, by name (`chipbench.workloads.registry()` registers all)."""
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get(name: str) -> Benchmark[Any]:
+    reg = registered()
+    if name not in reg:
+        raise UsageError(f"unknown benchmark {name!r}; run `chipbench list` (known: {', '.join(reg)})")
+    return reg[name]

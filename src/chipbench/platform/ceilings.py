@@ -1,0 +1,80 @@
+"""Measured ceilings of a machine (from `chipbench calibrate`): one type that owns its keys, stored per
+machine id in the user's cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chipbench.core.fileio import atomic_write_json
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """What `chipbench calibrate` measured on one machine: the rates other results are shares of."""
+
+    machine_id: str
+    matmul_tflops: dict[str, float] = field(default_factory=dict)
+    """Dense matmul TFLOP/s per dtype name (fp32, bf16, fp16)."""
+    copy_gbps: float | None = None
+    """Device copy bandwidth, bytes read + written, in GB/s."""
+    measured_at: str | None = None
+    device: str | None = None
+    matmul_size: int | None = None
+    matmul_sizes: dict[str, int] = field(default_factory=dict)
+    """Matmul edge per dtype (emulated bf16 runs at a smaller size)."""
+    copy_mib: int | None = None
+    torch: str | None = None
+    results_file: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Ceilings | None:
+        """The ceilings in a stored dict, or None when it is not one (a damaged or foreign file)."""
+        if not isinstance(data, dict) or not isinstance(data.get("machine_id"), str):
+            return None
+        names = {f.name for f in dataclasses.fields(cls)}
+        try:
+            c = cls(**{k: v for k, v in data.items() if k in names})
+            matmul = {str(k): float(v) for k, v in (c.matmul_tflops or {}).items()}
+            copy = float(c.copy_gbps) if c.copy_gbps is not None else None
+        except (TypeError, ValueError, AttributeError):
+            return None
+        return dataclasses.replace(c, matmul_tflops=matmul, copy_gbps=copy)
+
+
+def cache_dir() -> Path:
+    """Where ceilings live: $CHIPBENCH_CACHE_DIR, else the user's cache dir."""
+    env = os.environ.get("CHIPBENCH_CACHE_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("chipbench"))
+
+
+def path_for(machine_id: str, root: Path | None = None) -> Path:
+    return (root or cache_dir()) / "ceilings" / f"{machine_id}.json"
+
+
+def load(machine_id: str, root: Path | None = None) -> Ceilings | None:
+    """The stored ceilings of this machine, or None (a corrupt file counts as none)."""
+    p = path_for(machine_id, root)
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    c = Ceilings.from_json(data)
+    return c if c is not None and c.machine_id == machine_id else None
+
+
+def save(ceilings: Ceilings, root: Path | None = None) -> Path:
+    p = path_for(ceilings.machine_id, root)
+    atomic_write_json(p, ceilings.to_json())
+    return p

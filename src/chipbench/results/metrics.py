@@ -1,0 +1,101 @@
+"""Metrics derived from a measurement: throughputs, TFLOP/s, GB/s, shares of published peaks and of the
+measured ceilings, with units in their names; a metric that cannot be known is absent, with the reason."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from chipbench.core.contract import Work
+from chipbench.platform import peaks
+from chipbench.platform.ceilings import Ceilings
+
+
+class Derived(NamedTuple):
+    metrics: dict[str, float]
+    """Metric name (unit in the name) -> value."""
+    unavailable: dict[str, str]
+    """Metric name -> why it cannot be known here."""
+
+
+def derive_metrics(
+    work: Work,
+    median_s: float,
+    stats: dict[str, Any],
+    *,
+    device_name: str,
+    dtype: str | None,
+    ceilings: Ceilings | None,
+    peak_mem_bytes: int | None,
+    world_size: int = 1,
+) -> Derived:
+    """Derived metrics with units in their names, and why any is absent.
+
+    `work` counts one rank's step; with `world_size` ranks, throughputs are global (every rank's work
+    over the slowest rank's time) with a `_per_rank` twin, and shares of peak or ceiling are per device.
+    """
+    m: dict[str, float] = {
+        "step_ms_p50": stats["p50"] * 1e3,
+        "step_ms_p90": stats["p90"] * 1e3,
+        "step_ms_p99": stats["p99"] * 1e3,
+    }
+    missing: dict[str, str] = {}
+    w = max(1, world_size)
+    if work.samples:
+        m["samples_per_s"] = w * work.samples / median_s
+        if w > 1:
+            m["samples_per_s_per_rank"] = work.samples / median_s
+    if work.tokens:
+        m["tokens_per_s"] = w * work.tokens / median_s
+        if w > 1:
+            m["tokens_per_s_per_rank"] = work.tokens / median_s
+    if work.flops:
+        tflops = work.flops / median_s / 1e12  # per device
+        m["tflops"] = w * tflops
+        if w > 1:
+            m["tflops_per_device"] = tflops
+        if dtype:
+            peak, why = peaks.peak_tflops(device_name, dtype)
+            if peak:
+                m["share_of_peak_flops"] = tflops / peak
+                if work.model_flops:
+                    m["mfu"] = tflops / peak
+            else:
+                missing["share_of_peak_flops"] = why
+                if work.model_flops:
+                    missing["mfu"] = why
+            ceil = ceilings.matmul_tflops.get(dtype) if ceilings else None
+            if ceil:
+                m["share_of_ceiling_flops"] = tflops / ceil
+            else:
+                missing["share_of_ceiling_flops"] = (
+                    f"no measured {dtype} matmul ceiling: run `chipbench calibrate`"
+                )
+    if work.bytes:
+        gbps = work.bytes / median_s / 1e9  # per device
+        if work.bytes_convention and work.bytes_convention.startswith("collective"):
+            # A collective's bandwidth is the job's, per nccl-tests (not summed over ranks), and is link
+            # bandwidth, not device memory: no memory peak or copy ceiling applies.
+            m["gbps"] = gbps
+            for name, b in work.extra_bytes.items():
+                m[f"gbps_{name}"] = b / median_s / 1e9
+            if peak_mem_bytes is not None:
+                m["peak_mem_gib"] = peak_mem_bytes / 2**30
+            return Derived(m, missing)
+        m["gbps"] = w * gbps
+        if w > 1:
+            m["gbps_per_device"] = gbps
+        for name, b in work.extra_bytes.items():
+            m[f"gbps_{name}"] = w * b / median_s / 1e9
+        peak_bw, why = peaks.peak_mem_gbps(device_name)
+        if peak_bw:
+            m["share_of_peak_bw"] = gbps / peak_bw
+        else:
+            missing["share_of_peak_bw"] = why
+        ceil_bw = ceilings.copy_gbps if ceilings else None
+        if ceil_bw:
+            m["share_of_ceiling_bw"] = gbps / ceil_bw
+        else:
+            missing["share_of_ceiling_bw"] = "no measured copy bandwidth: run `chipbench calibrate`"
+    if peak_mem_bytes is not None:
+        m["peak_mem_gib"] = peak_mem_bytes / 2**30
+    return Derived(m, missing)

@@ -1,0 +1,80 @@
+"""How a results document is shown: summary rows for the terminal table and Markdown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(v: float | None, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if v == 0:
+        return "0"
+    return f"{v:.{digits}g}" if abs(v) < 1e5 else f"{v:.3e}"
+
+
+SUMMARY_COLUMNS = (
+    "benchmark",
+    "median_ms",
+    "±ci95",
+    "rounds",
+    "throughput",
+    "tflops",
+    "gbps",
+    "of_ceiling",
+    "peak_mem_gib",
+)
+
+
+def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """One row per benchmark (and per error) for the terminal or Markdown table."""
+    rows = []
+    for b in doc["benchmarks"]:
+        m = b["extra_info"]["metrics"]
+        st = b["stats"]
+        lo, hi = st.get("median_ci95") or [None, None]
+        ci = f"{(hi - lo) / 2 / st['median'] * 100:.1f}%" if lo is not None and hi is not None else "-"
+        tput = ""
+        if "tokens_per_s" in m:
+            tput = f"{_fmt(m['tokens_per_s'])} tok/s"
+        elif "samples_per_s" in m:
+            tput = f"{_fmt(m['samples_per_s'])} samples/s"
+        if "scaling_efficiency" in m:
+            tput += f" ({m['scaling_efficiency'] * 100:.0f}% scaling)"
+        gbps = _fmt(m.get("gbps"))
+        if "gbps_busbw" in m:
+            gbps += f" (bus {_fmt(m['gbps_busbw'])})"
+        share = m.get("share_of_ceiling_flops", m.get("share_of_ceiling_bw"))
+        rows.append(
+            [
+                b["name"],
+                _fmt(st["median"] * 1e3, 4),
+                ci,
+                str(st["rounds"]),
+                tput or "-",
+                _fmt(m.get("tflops")),
+                gbps,
+                f"{share * 100:.0f}%" if share is not None else "-",
+                _fmt(m.get("peak_mem_gib")),
+            ]
+        )
+    for e in doc.get("chipbench", {}).get("errors", []):
+        rows.append([e["name"], f"ERROR {e['error_type']}: {e['message'][:60]}", "", "", "", "", "", "", ""])
+    return rows
+
+
+def to_markdown(doc: dict[str, Any]) -> str:
+    meta = doc.get("chipbench", {})
+    dev = doc["machine_info"].get("device", {})
+    lines = [
+        f"### chipbench results: {dev.get('name', '?')} ({dev.get('kind', '?')})",
+        "",
+        f"machine `{meta.get('machine_id', '?')}`, commit `{(doc.get('commit_info') or {}).get('id', '?')[:12]}`, "
+        f"torch {doc['machine_info'].get('packages', {}).get('torch', '?')}, {doc.get('datetime', '')}",
+        "",
+        "| " + " | ".join(SUMMARY_COLUMNS) + " |",
+        "|" + "|".join("---" for _ in SUMMARY_COLUMNS) + "|",
+    ]
+    for row in summary_rows(doc):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    return "\n".join(lines) + "\n"
