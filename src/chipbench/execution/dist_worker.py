@@ -1,4 +1,4 @@
-"""One rank of a multi-process run, started by torchrun: `python -m chipbench.dist_worker DEVICE ADDRESS TIMEOUT`.
+"""One rank of a multi-process run, started by torchrun: `python -m chipbench.execution.dist_worker DEVICE ADDRESS TIMEOUT`.
 
 Rank 0 speaks the single-process worker's protocol to the parent over a Unix socket at ADDRESS
 (hello, then one case per message) and relays each case to the other ranks; every rank sets up and
@@ -17,7 +17,11 @@ import socket
 import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+
+from chipbench.execution import process_groups
+from chipbench.execution.protocol import Reply, RunMessage
+from chipbench.execution.worker import error_reply, measure_case, prepare
+from chipbench.platform import hardware
 
 
 def _error_file(rank: int) -> Path | None:
@@ -26,8 +30,6 @@ def _error_file(rank: int) -> Path | None:
 
 
 def _fail(rank: int, exc: BaseException, case: str | None) -> None:
-    from chipbench.worker import error_reply
-
     err = error_reply(exc)
     path = _error_file(rank)
     if path is not None:
@@ -43,17 +45,17 @@ def _connect(address: str) -> Connection:
     return Connection(s.detach())
 
 
-def _run_case(msg: dict[str, Any], kind: str, info: Any, lock: Any) -> dict[str, Any]:
+def _run_case(
+    msg: RunMessage, kind: str, info: process_groups.DistInfo, lock: process_groups.Lockstep
+) -> Reply:
     """Set up on every rank, agree that every rank is ready, then measure in lockstep.
 
     A set-up that fails (does not fit, a bad option, a deliberate failure) is reported without ending
     the job, as long as it failed before any collective: the ranks agree on it first. A failure after
     that point ends the job (see the module docstring).
     """
-    from chipbench.worker import error_reply, measure_case, prepare
-
     try:
-        b, cfg, prepared = prepare(msg["bench"], msg["overrides"], kind, msg.get("seed", 0), info)
+        case = prepare(msg["bench"], msg["overrides"], kind, msg.get("seed", 0), info)
         err = None
     except Exception as exc:
         err = error_reply(exc)
@@ -61,20 +63,22 @@ def _run_case(msg: dict[str, Any], kind: str, info: Any, lock: Any) -> dict[str,
     failed = [(r, e) for r, e in enumerate(errs) if e is not None]
     if failed:
         rank, e = failed[0]
-        return {**e, "message": f"rank {rank}: {e['message']}", "ranks_failed": [r for r, _ in failed]}
-    return measure_case(msg, kind, b, cfg, prepared, info, lock)
+        return {
+            **e,
+            "message": f"rank {rank}: {e.get('message', '')}",
+            "ranks_failed": [r for r, _ in failed],
+        }
+    return measure_case(msg, kind, case, info, lock)
 
 
 def main(device_req: str, address: str, timeout_s: float) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    from chipbench import distributed, hardware
-
     rank = int(os.environ.get("RANK", "0"))
     case_name: str | None = None
     try:
         kind = hardware.resolve_device(device_req, hardware.available_kinds())
-        info = distributed.init_from_env(kind, timeout_s)
-        lock = distributed.Lockstep(distributed.control_group(info.backend, timeout_s))
+        info = process_groups.init_from_env(kind, timeout_s)
+        lock = process_groups.Lockstep(process_groups.control_group(info.backend, timeout_s))
         me = {
             "rank": info.rank,
             "local_rank": info.local_rank,

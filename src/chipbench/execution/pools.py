@@ -1,4 +1,5 @@
-"""Runs cases in worker subprocesses with a time-out each; a crash, OOM or time-out becomes an error entry."""
+"""Worker pools: a benchmark worker subprocess (or a torchrun job of ranks) that runs one case at a time
+with a time-out; a crash, OOM or time-out becomes an error reply, and the next case gets a fresh worker."""
 
 from __future__ import annotations
 
@@ -15,34 +16,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from chipbench.bench import Case
-from chipbench.distributed import is_symptom, is_timeout
-from chipbench.errors import UsageError
-
-
-@dataclass
-class CaseOutcome:
-    """What came back for one case: a result or an error."""
-
-    case: Case
-    ok: bool
-    payload: dict[str, Any]
-    wall_s: float
-
-
-@dataclass
-class RunOutcome:
-    env: dict[str, Any]
-    kind: str
-    free_memory_bytes: int
-    outcomes: list[CaseOutcome] = field(default_factory=list)
-    interrupted: bool = False
+from chipbench.core.errors import UsageError
+from chipbench.execution.process_groups import is_symptom, is_timeout
+from chipbench.execution.protocol import Hello, Message, Reply
 
 
 class WorkerPool:
@@ -58,14 +39,15 @@ class WorkerPool:
         self.proc: subprocess.Popen[bytes] | None = None
         self.conn: Connection | None = None
 
-    def start(self) -> dict[str, Any]:
+    def start(self) -> Hello:
         self.launch()
         return self.wait_hello()
 
     def launch(self) -> None:
         """Start the worker process without waiting for it (it imports torch meanwhile)."""
         # A fresh interpreter (`python -m chipbench.worker FD`) rather than multiprocessing's spawn, which
-        # re-imports the caller's __main__ (pytest, user scripts) and breaks when it is not guarded.
+        # re-imports the caller's __main__ (pytest, user scripts) and breaks when it is not guarded. The
+        # module name is the stable entry every chipbench version has: `ab` starts another checkout's.
         parent, child = mp.Pipe()
         fd = child.fileno()
         self.proc = subprocess.Popen(
@@ -78,7 +60,7 @@ class WorkerPool:
         child.close()
         self.conn = parent
 
-    def wait_hello(self) -> dict[str, Any]:
+    def wait_hello(self) -> Hello:
         """Wait for the launched worker's hello: its environment, device kind and free memory."""
         parent = self.conn
         assert parent is not None and self.proc is not None
@@ -86,7 +68,7 @@ class WorkerPool:
             self.kill()
             raise RuntimeError(f"worker did not start within {self.start_timeout_s:.0f} s")
         try:
-            hello: dict[str, Any] = parent.recv()
+            hello: Hello = parent.recv()
         except EOFError:
             code = self.proc.poll() if self.proc else None
             self.kill()
@@ -98,7 +80,7 @@ class WorkerPool:
             raise RuntimeError(f"worker failed to start: {hello['message']}")
         return hello
 
-    def run(self, msg: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def run(self, msg: Message, timeout_s: float) -> Reply:
         """Send one case; return the worker's reply or an error entry for a time-out or crash."""
         if self.proc is None or self.proc.poll() is not None:
             self.start()
@@ -119,7 +101,7 @@ class WorkerPool:
                 }
             if self.conn.poll(min(left, 0.5)):
                 try:
-                    reply: dict[str, Any] = self.conn.recv()
+                    reply: Reply = self.conn.recv()
                 except (EOFError, OSError):
                     break
                 if reply.get("restart"):
@@ -150,49 +132,6 @@ class WorkerPool:
             except (OSError, subprocess.TimeoutExpired):
                 pass
         self.kill()
-
-
-def run_cases(
-    pool: WorkerPool,
-    hello: dict[str, Any],
-    cases: list[Case],
-    *,
-    options: dict[str, Any],
-    timeout_s: float,
-    seed: int = 0,
-    on_start: Callable[[Case], None] | None = None,
-    on_done: Callable[[CaseOutcome], None] | None = None,
-) -> RunOutcome:
-    """Run `cases` in order; Ctrl-C stops early and returns what finished (`interrupted`=True)."""
-    out = RunOutcome(env=hello["env"], kind=hello["kind"], free_memory_bytes=hello["free_memory_bytes"])
-    try:
-        for case in cases:
-            if on_start:
-                on_start(case)
-            t0 = time.perf_counter()
-            msg = {
-                "type": "run",
-                "bench": case.bench,
-                "overrides": case.overrides,
-                "options": options,
-                "seed": seed,
-            }
-            try:
-                reply = pool.run(msg, timeout_s)
-            except RuntimeError as exc:  # the worker could not be started again after a failure
-                reply = {"type": "error", "error_type": "start_failed", "message": str(exc)}
-            oc = CaseOutcome(case, reply["type"] == "result", reply, time.perf_counter() - t0)
-            out.outcomes.append(oc)
-            if on_done:
-                on_done(oc)
-            if reply.get("error_type") == "start_failed":
-                break  # the next case would fail the same way; what finished is saved
-    except KeyboardInterrupt:
-        out.interrupted = True
-        pool.kill()  # the worker may be mid-step: do not wait for it
-    finally:
-        pool.close()
-    return out
 
 
 @dataclass(frozen=True)
@@ -226,7 +165,7 @@ class Launch:
         """torchrun running chipbench's rank program; `address` is rank 0's socket to the parent."""
         return [
             python, *self.torchrun_args(),
-            "-m", "chipbench.dist_worker", device, address, str(self.collective_timeout_s),
+            "-m", "chipbench.execution.dist_worker", device, address, str(self.collective_timeout_s),
         ]  # fmt: skip
 
     def env(self) -> dict[str, str]:
@@ -303,7 +242,7 @@ class DistWorkerPool(WorkerPool):
             if os.environ.get("CHIPBENCH_QUIET_RANKS") != "1":
                 sys.stderr.write(line)
 
-    def wait_hello(self) -> dict[str, Any]:
+    def wait_hello(self) -> Hello:
         assert self.listener is not None and self.proc is not None
         deadline = time.monotonic() + self.start_timeout_s
         self.listener.settimeout(0.5)
@@ -326,7 +265,7 @@ class DistWorkerPool(WorkerPool):
         self.conn = Connection(sock.detach())
         return super().wait_hello()
 
-    def run(self, msg: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def run(self, msg: Message, timeout_s: float) -> Reply:
         if self.spec.nnodes > 1 and self.launched and (self.proc is None or self.proc.poll() is not None):
             # The other nodes' ranks went with the failed job, and their `chipbench` has exited.
             return {
@@ -339,7 +278,7 @@ class DistWorkerPool(WorkerPool):
             return self._crash_reply(None, reply["message"])
         return reply
 
-    def _crash_reply(self, code: int | None, fallback: str | None = None) -> dict[str, Any]:
+    def _crash_reply(self, code: int | None, fallback: str | None = None) -> Reply:
         """An error entry naming the rank that failed first-hand. A rank that raised wrote its error
         file; a rank that was killed or crashed shows only in torchrun's failure summary; a rank that
         merely lost its peer (connection reset, collective time-out) is a symptom, named last."""

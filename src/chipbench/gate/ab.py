@@ -1,4 +1,4 @@
-"""`chipbench ab --a ENV --b ENV [BENCH ...]`: interleaved A/B runs of two environments on one machine.
+"""Interleaved A/B runs of two environments on one machine (`chipbench ab --a ENV --b ENV [BENCH ...]`).
 
 Two long-lived workers, `A/python -m chipbench.worker` and `B/python -m chipbench.worker`, run every case
 round by round in the order A B, B A, A B, ... so that drift of a shared machine (other jobs, thermal
@@ -10,21 +10,26 @@ the interval). Both sides' results files are written (samples of all rounds, poo
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
 import os
 import shutil
 import subprocess
-import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from chipbench.errors import UsageError
-from chipbench.runner import CaseOutcome, RunOutcome, WorkerPool
+from chipbench.core.cases import Case
+from chipbench.core.errors import UsageError
+from chipbench.execution.pools import WorkerPool
+from chipbench.execution.session import Session
+from chipbench.gate.compare import Comparison, Entry, Side, compare_sides
+from chipbench.gate.thresholds import Thresholds
+from chipbench.results import files
+from chipbench.results.outcomes import CaseOutcome, RunOutcome
 
 
 def resolve_python(spec: str, flag: str) -> str:
@@ -51,7 +56,11 @@ def resolve_python(spec: str, flag: str) -> str:
 
 def commit_of(python: str) -> dict[str, Any]:
     """The git commit of the chipbench that `python` imports (its checkout when installed editable)."""
-    code = "import json; from chipbench import hardware; print(json.dumps(hardware.git_commit()))"
+    # The other environment may hold a chipbench from before or after the move to chipbench.platform.
+    code = (
+        "import json\ntry:\n    from chipbench.platform.hardware import git_commit\n"
+        "except ImportError:\n    from chipbench.hardware import git_commit\nprint(json.dumps(git_commit()))"
+    )
     try:
         out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, check=True)
         info: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -67,122 +76,106 @@ def _stack(env: dict[str, Any]) -> str:
     )
 
 
-def cmd_ab(args: argparse.Namespace) -> int:
-    from chipbench import bench, ceilings, compare, hardware, results
-    from chipbench.config import parse_sets
+@dataclass
+class ABResult:
+    """The verdicts of B / A and where both sides' results files went."""
 
-    default = compare.parse_threshold(args.threshold)
-    th = compare.load_thresholds(args.thresholds, default, (args.noise_floor_us or 0.0) * 1e-6)
-    if args.rounds < 1:
-        raise UsageError(f"--rounds must be >= 1, got {args.rounds}")
-    if args.time_budget <= 0:
-        raise UsageError(f"--time-budget must be > 0 seconds, got {args.time_budget}")
-    pys = {"a": resolve_python(args.a, "--a"), "b": resolve_python(args.b, "--b")}
-    cases = bench.build_cases(args.benchmarks, args.suite, parse_sets(args.set), None)
-    if not cases:
-        raise UsageError("nothing to run: no benchmark matches; see `chipbench list`")
+    comparisons: list[Comparison]
+    paths: dict[str, Path]
+    """Side ("a", "b") -> its results file (samples of every round, pooled)."""
+    machine_id: str
+    label: str
+    """Which environment is which, with its stack."""
+
+
+def run_ab(
+    cases: list[Case],
+    *,
+    pythons: dict[str, str],
+    device: str,
+    rounds: int,
+    time_budget_s: float,
+    thresholds: Thresholds,
+    out_dir: Path,
+    suite: str | None,
+    argv: list[str],
+    on_round: Callable[[int, float], None] | None = None,
+    on_error: Callable[[str, str, str], None] | None = None,
+) -> ABResult:
+    """Run every case on both sides in interleaved rounds, write a.json and b.json, compare B to A.
+
+    `on_round(round, elapsed_s)` after each round; `on_error(side, case, message)` for a failed case.
+    """
+    if rounds < 1:
+        raise UsageError(f"--rounds must be >= 1, got {rounds}")
+    if time_budget_s <= 0:
+        raise UsageError(f"--time-budget must be > 0 seconds, got {time_budget_s}")
     # Workers run outside any checkout, so each imports its own environment's chipbench.
     home = Path.home() if Path.home().is_dir() else None
-    pools = {s: WorkerPool(args.device, 180.0, python=py, cwd=home) for s, py in pys.items()}
-    for p in pools.values():
-        p.launch()  # both import torch at once
+    timeout = max(120.0, 20 * time_budget_s)
+    sessions = {
+        s: Session(
+            WorkerPool(device, 180.0, python=py, cwd=home), time_budget_s=time_budget_s, timeout_s=timeout
+        )
+        for s, py in pythons.items()
+    }
+    for s in sessions.values():
+        s.pool.launch()  # both import torch at once
     try:
-        hellos = {s: p.wait_hello() for s, p in pools.items()}
-        ids = {s: hardware.machine_id(h["env"]) for s, h in hellos.items()}
+        for s in sessions.values():
+            s.start()
+        ids = {side: s.machine_id for side, s in sessions.items()}
         if ids["a"] != ids["b"]:
             raise UsageError(f"the two environments see different devices ({ids['a']} vs {ids['b']})")
-        env = hellos["a"]["env"]
-        ceil = ceilings.load(ids["a"])
         # Both sides run the same concrete cases: fitted to the smaller of the two free memories.
-        free = min(h["free_memory_bytes"] for h in hellos.values())
-        cases = [bench.resolve_case(c, env, ceil, free) for c in cases]
-        timeout = max(120.0, 20 * args.time_budget)
-        runs: dict[str, dict[str, list[dict[str, Any]]]] = {"a": {}, "b": {}}
+        free = min(s.free_memory_bytes for s in sessions.values())
+        cases = sessions["a"].resolve(cases, free)
+        runs: dict[str, dict[str, list[CaseOutcome]]] = {"a": {}, "b": {}}
         t0 = time.perf_counter()
-        for r in range(args.rounds):
+        for r in range(rounds):
             for side in ("a", "b") if r % 2 == 0 else ("b", "a"):
                 for case in cases:
-                    msg: dict[str, Any] = {"type": "run", "bench": case.bench, "overrides": case.overrides}
-                    msg |= {"options": {"time_budget_s": args.time_budget}, "seed": 0}
-                    reply = pools[side].run(msg, timeout)
-                    runs[side].setdefault(case.name, []).append(reply)
-                    if reply["type"] != "result":
-                        print(f"[{side.upper()}] {case.name}: ERROR {reply.get('message')}", file=sys.stderr)
-            print(
-                f"round {r + 1}/{args.rounds} done ({time.perf_counter() - t0:.0f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
+                    oc = sessions[side].run_case(case)
+                    runs[side].setdefault(case.name, []).append(oc)
+                    if not oc.ok and on_error:
+                        on_error(side, case.name, str(oc.payload.get("message")))
+            if on_round:
+                on_round(r + 1, time.perf_counter() - t0)
     finally:
-        for p in pools.values():
-            p.close()
-    out_dir = args.output_dir or Path("results") / f"ab-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
-    sides: dict[str, compare.Side] = {}
-    for side in ("a", "b"):
-        outcomes = []
-        entries: dict[str, compare.Entry] = {}
-        for case in cases:
-            replies = runs[side].get(case.name, [])
-            good = [x for x in replies if x["type"] == "result"]
-            if not good:
-                bad = (
-                    replies[-1] if replies else {"type": "error", "error_type": "error", "message": "not run"}
-                )
-                outcomes.append(CaseOutcome(case, False, bad, 0.0))
-                continue
-            per_round = [np.asarray(x["measurement"]["samples"], dtype=float) for x in good]
-            merged = json.loads(json.dumps(good[-1]))
-            merged["measurement"]["samples"] = [float(v) for v in np.concatenate(per_round)]
-            merged["info"]["ab_rounds_samples"] = [int(x.size) for x in per_round]
-            outcomes.append(CaseOutcome(case, True, merged, 0.0))
-            e = compare.Entry(case.name, case.bench, {good[-1].get("version_hash")}, per_round)
-            entries[case.name] = e
-        h = hellos[side]
-        run = RunOutcome(
-            env=h["env"], kind=h["kind"], free_memory_bytes=h["free_memory_bytes"], outcomes=outcomes
-        )
-        doc = results.build(
-            run, ceilings=ceil, suite=args.suite, argv=results.argv(), commit_info=commit_of(pys[side])
-        )
-        doc["chipbench"]["ab"] = {"side": side.upper(), "python": pys[side], "rounds": args.rounds}
-        path = results.write(doc, out_dir / f"{side}.json")
-        sides[side] = compare.Side([path], [doc], entries)
-    stacks = {s: _stack(hellos[s]["env"]) for s in ("a", "b")}
-    label = f"A: {pys['a']} ({stacks['a']}); B: {pys['b']} ({stacks['b']})"
-    comps = compare.compare_sides(sides["a"], sides["b"], th)
-    extra: dict[str, Any] = {"a": pys["a"], "b": pys["b"], "rounds": args.rounds, "output_dir": str(out_dir)}
-    if not args.json:
-        print(f"results: {out_dir / 'a.json'}, {out_dir / 'b.json'}")
-    return compare.report(
-        comps,
-        title=f"chipbench ab: B / A over {args.rounds} interleaved rounds on {ids['a']}",
-        label=label,
-        as_json=args.json,
-        markdown=args.markdown,
-        strict=args.strict,
-        extra=extra,
-    )
+        for s in sessions.values():
+            s.close()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sides: dict[str, Side] = {}
+    paths: dict[str, Path] = {}
+    for side, session in sessions.items():
+        outcomes, entries = _pool_rounds(cases, runs[side])
+        run = RunOutcome(session.env, session.kind, session.free_memory_bytes, outcomes)
+        doc = session.document(run, suite=suite, argv=argv, commit_info=commit_of(pythons[side]))
+        doc["chipbench"]["ab"] = {"side": side.upper(), "python": pythons[side], "rounds": rounds}
+        paths[side] = files.write(doc, out_dir / f"{side}.json")
+        sides[side] = Side([paths[side]], [doc], entries)
+    stacks = {s: _stack(sessions[s].env) for s in ("a", "b")}
+    label = f"A: {pythons['a']} ({stacks['a']}); B: {pythons['b']} ({stacks['b']})"
+    return ABResult(compare_sides(sides["a"], sides["b"], thresholds), paths, ids["a"], label)
 
 
-def add_parsers(sub: Any, parser_class: type[argparse.ArgumentParser] | None = None) -> None:
-    from chipbench import compare, hardware
-    from chipbench.bench import SUITES
-
-    s = sub.add_parser(
-        "ab", help="interleaved A/B runs of two environments (venvs or pythons) on this machine"
-    )
-    s.add_argument("--a", required=True, metavar="PYTHON_OR_VENV", help="baseline environment")
-    s.add_argument("--b", required=True, metavar="PYTHON_OR_VENV", help="candidate environment")
-    s.add_argument(
-        "benchmarks", nargs="*", metavar="BENCH", help="benchmark names (default: the smoke suite)"
-    )
-    s.add_argument("--suite", choices=SUITES)
-    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
-    s.add_argument("--rounds", type=int, default=5, help="interleaved rounds per side (default 5)")
-    s.add_argument(
-        "--time-budget", type=float, default=0.3, metavar="SECONDS", help="per case and round (default 0.3)"
-    )
-    s.add_argument("--device", default="auto", choices=hardware.DEVICE_CHOICES)
-    s.add_argument("--output-dir", type=Path, metavar="DIR", help="where a.json and b.json go")
-    compare.add_gate_options(s)
-    s.set_defaults(func=cmd_ab)
+def _pool_rounds(
+    cases: list[Case], replies: dict[str, list[CaseOutcome]]
+) -> tuple[list[CaseOutcome], dict[str, Entry]]:
+    """One outcome per case with the samples of every round that succeeded (each round kept as a run)."""
+    outcomes: list[CaseOutcome] = []
+    entries: dict[str, Entry] = {}
+    for case in cases:
+        got = replies.get(case.name, [])
+        good = [oc.payload for oc in got if oc.ok]
+        if not good:
+            bad = got[-1].payload if got else {"type": "error", "error_type": "error", "message": "not run"}
+            outcomes.append(CaseOutcome(case, False, bad, 0.0))
+            continue
+        per_round = [np.asarray(x["measurement"]["samples"], dtype=float) for x in good]
+        merged = json.loads(json.dumps(good[-1]))
+        merged["measurement"]["samples"] = [float(v) for v in np.concatenate(per_round)]
+        merged["info"]["ab_rounds_samples"] = [int(x.size) for x in per_round]
+        outcomes.append(CaseOutcome(case, True, merged, 0.0))
+        entries[case.name] = Entry(case.name, case.bench, {good[-1].get("version_hash")}, per_round)
+    return outcomes, entries

@@ -19,11 +19,7 @@ guards against percentile-bootstrap intervals that are too narrow on small sampl
 
 from __future__ import annotations
 
-import argparse
-import fnmatch
-import json
 import math
-import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from chipbench.errors import UsageError
+from chipbench.gate.thresholds import DEFAULT_THRESHOLD, Thresholds
+from chipbench.results.files import load_doc, result_files
 
-DEFAULT_THRESHOLD = 0.05
 MIN_SAMPLES = 5  # fewer samples per side than this never give a definite verdict
 RANK_ALPHA = 0.05
 N_BOOT = 4000
@@ -49,91 +45,6 @@ VERDICTS = (
     "only in base",
     "only in new",
 )
-
-
-# ---------------------------------------------------------------- thresholds
-
-
-def parse_threshold(text: str | float, what: str = "threshold") -> float:
-    """'5%' -> 0.05, '2.5%' -> 0.025, '0.05' -> 0.05; one-line UsageError otherwise."""
-    s = str(text).strip()
-    try:
-        v = float(s[:-1]) / 100.0 if s.endswith("%") else float(s)
-    except ValueError:
-        raise UsageError(
-            f"{what} {text!r} is not a number or percentage (examples: 5%, 2.5%, 0.05)"
-        ) from None
-    if not (0.0 < v < 1.0) or not math.isfinite(v):
-        raise UsageError(f"{what} {text!r} must be between 0% and 100% (exclusive)")
-    return v
-
-
-@dataclass
-class Thresholds:
-    """The default threshold and noise floor, plus per-benchmark overrides (exact name, then globs)."""
-
-    default: float = DEFAULT_THRESHOLD
-    noise_floor_s: float = 0.0
-    rules: list[tuple[str, float | None, float | None]] = field(default_factory=list)
-
-    def for_benchmark(self, name: str, group: str | None) -> tuple[float, float]:
-        thr, floor = self.default, self.noise_floor_s
-        exact = [r for r in self.rules if r[0] == name]
-        globbed = [
-            r
-            for r in self.rules
-            if fnmatch.fnmatchcase(name, r[0]) or (group and fnmatch.fnmatchcase(group, r[0]))
-        ]
-        # An exact name wins; among globs the longest (most specific) pattern wins.
-        for _, t, f in sorted(globbed, key=lambda r: len(r[0])) + exact:
-            thr = t if t is not None else thr
-            floor = f if f is not None else floor
-        return thr, floor
-
-
-def load_thresholds(path: Path | None, default: float, noise_floor_s: float) -> Thresholds:
-    """Read a thresholds TOML file (see ci/thresholds.example.toml)."""
-    th = Thresholds(default=default, noise_floor_s=noise_floor_s)
-    if path is None:
-        return th
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"cannot read thresholds file {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"thresholds file {path} is not valid TOML ({exc})") from None
-    if "threshold" in data:
-        th.default = parse_threshold(data["threshold"], f"{path}: threshold")
-    if "noise_floor_us" in data:
-        th.noise_floor_s = _floor(data["noise_floor_us"], path)
-    rules = data.get("benchmarks", {})
-    if not isinstance(rules, dict):
-        raise UsageError(f"thresholds file {path}: [benchmarks] must be a table of name = threshold")
-    for pattern, v in rules.items():
-        if isinstance(v, dict):
-            unknown = set(v) - {"threshold", "noise_floor_us"}
-            if unknown:
-                raise UsageError(f"thresholds file {path}: unknown key(s) {sorted(unknown)} for {pattern!r}")
-            t = parse_threshold(v["threshold"], f"{path}: {pattern}") if "threshold" in v else None
-            f = _floor(v["noise_floor_us"], path) if "noise_floor_us" in v else None
-        else:
-            t, f = parse_threshold(v, f"{path}: {pattern}"), None
-        th.rules.append((pattern, t, f))
-    return th
-
-
-def _floor(v: Any, path: Path) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise UsageError(f"thresholds file {path}: noise_floor_us {v!r} is not a number") from None
-    if f < 0 or not math.isfinite(f):
-        raise UsageError(f"thresholds file {path}: noise_floor_us must be >= 0")
-    return f * 1e-6
 
 
 # ---------------------------------------------------------------- loading
@@ -509,90 +420,3 @@ def to_json(comps: list[Comparison], **extra: Any) -> dict[str, Any]:
         "summary": {v: sum(c.verdict == v for c in comps) for v in VERDICTS},
         "results": [asdict(c) for c in comps],
     }
-
-
-def report(
-    comps: list[Comparison],
-    *,
-    title: str,
-    label: str | None,
-    as_json: bool,
-    markdown: Path | None,
-    strict: bool,
-    extra: dict[str, Any],
-) -> int:
-    """Print the table (or JSON), write the Markdown, return the exit code."""
-    from chipbench.fileio import atomic_write_text
-
-    code = exit_code(comps, strict)
-    if markdown:
-        atomic_write_text(markdown, to_markdown(title, comps, label))
-    if as_json:
-        print(json.dumps(to_json(comps, **extra, cross_machine=label, exit_code=code), indent=2))
-    else:
-        from chipbench.cli import _print_table
-
-        if label:
-            print(label)
-        _print_table(title, list(COLUMNS), rows(comps))
-        print(summary_line(comps))
-    return code
-
-
-# ---------------------------------------------------------------- CLI
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    default = parse_threshold(args.threshold)
-    if args.noise_floor_us is not None and args.noise_floor_us < 0:
-        raise UsageError("--noise-floor-us must be >= 0")
-    th = load_thresholds(args.thresholds, default, (args.noise_floor_us or 0.0) * 1e-6)
-    base = load_side([args.base])
-    new = load_side([args.new])
-    if not set(base.entries) & set(new.entries):
-        raise UsageError(f"no benchmarks in common between {args.base} and {args.new}")
-    diffs = machine_differences(base.docs, new.docs)
-    label = None
-    if diffs:
-        if not args.allow_cross_machine:
-            raise UsageError(
-                f"results come from different machines ({'; '.join(diffs)}); "
-                "pass --allow-cross-machine to compare anyway"
-            )
-        label = f"CROSS-MACHINE comparison, not a regression gate: {'; '.join(diffs)}"
-    comps = compare_sides(base, new, th)
-    return report(
-        comps,
-        title=f"chipbench compare: {args.base} -> {args.new}",
-        label=label,
-        as_json=args.json,
-        markdown=args.markdown,
-        strict=args.strict,
-        extra={"base": [str(f) for f in base.files], "new": [str(f) for f in new.files]},
-    )
-
-
-def add_gate_options(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--threshold", default="5%", help="relative change that counts (default 5%%; 2.5%%, 0.05)")
-    s.add_argument("--thresholds", type=Path, metavar="FILE.toml", help="per-benchmark thresholds")
-    s.add_argument(
-        "--noise-floor-us", type=float, metavar="US", help="differences of medians below this are unchanged"
-    )
-    s.add_argument("--strict", action="store_true", help="exit 3 when something is inconclusive")
-    s.add_argument("--markdown", type=Path, metavar="PATH", help="write the verdict table as Markdown")
-    s.add_argument("--json", action="store_true", help="print the verdicts as JSON")
-
-
-def add_parsers(sub: Any, parser_class: type[argparse.ArgumentParser] | None = None) -> None:
-    s = sub.add_parser("compare", help="compare two results files or folders: the CI regression gate")
-    s.add_argument("base", type=Path, metavar="BASE", help="baseline results file or folder")
-    s.add_argument("new", type=Path, metavar="NEW", help="new results file or folder")
-    add_gate_options(s)
-    s.add_argument("--allow-cross-machine", action="store_true", help="compare results of different machines")
-    s.set_defaults(func=cmd_compare)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from chipbench.cli import main
-
-    sys.exit(main(["compare", *sys.argv[1:]]))

@@ -23,19 +23,17 @@ step with both PELT and binary segmentation and installs cleanly beside torch's 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import fnmatch
-import json
 import math
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from chipbench.errors import UsageError
+from chipbench.core.errors import UsageError
+from chipbench.results.files import load_doc, result_files
 
 
 @dataclass
@@ -78,8 +76,6 @@ def _time(doc: dict[str, Any]) -> tuple[float, float]:
 
 def load_history(root: Path, machine_id: str | None = None) -> tuple[str, list[tuple[Path, dict[str, Any]]]]:
     """(machine id, [(file, doc)] in commit-time order) for every results file under root."""
-    from chipbench.compare import load_doc, result_files
-
     if not root.exists():
         raise UsageError(f"history folder {root} does not exist")
     docs = [(f, load_doc(f)) for f in result_files(root)]
@@ -199,7 +195,7 @@ def detect(
 COLUMNS = ("benchmark", "commit", "previous", "ratio", "direction", "p", "before_ms", "after_ms")
 
 
-def _rows(cps: list[ChangePoint]) -> list[list[str]]:
+def rows(cps: list[ChangePoint]) -> list[list[str]]:
     return [
         [
             c.benchmark,
@@ -215,60 +211,8 @@ def _rows(cps: list[ChangePoint]) -> list[list[str]]:
     ]
 
 
-def cmd_history(args: argparse.Namespace) -> int:
-    from chipbench.compare import parse_threshold
+def to_markdown(title: str, cps: list[ChangePoint]) -> str:
+    lines = [f"### {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows(cps)]
+    return "\n".join(lines) + "\n"
 
-    mag = parse_threshold(args.min_magnitude, "--min-magnitude")
-    if not 0 < args.p_value < 1:
-        raise UsageError(f"--p-value must be between 0 and 1, got {args.p_value}")
-    mid, docs = load_history(args.dir, args.machine_id)
-    per = series(docs, args.benchmark)
-    if not per:
-        raise UsageError(f"no benchmark under {args.dir} matches {args.benchmark!r}")
-    cps: list[ChangePoint] = []
-    for name in sorted(per):
-        cps.extend(detect(name, per[name], p_value=args.p_value, min_magnitude=mag))
-    title = (
-        f"chipbench history: {len(docs)} results of {mid}, {len(per)} benchmark(s), "
-        f"{len(cps)} change point(s) (p < {args.p_value:g}, |ratio - 1| >= {mag:.3g})"
-    )
-    if args.markdown:
-        from chipbench.fileio import atomic_write_text
-
-        lines = [
-            f"### {title}",
-            "",
-            "| " + " | ".join(COLUMNS) + " |",
-            "|" + "|".join("---" for _ in COLUMNS) + "|",
-        ]
-        lines += ["| " + " | ".join(r) + " |" for r in _rows(cps)]
-        atomic_write_text(args.markdown, "\n".join(lines) + "\n")
-    if args.json:
-        print(
-            json.dumps(
-                {"machine_id": mid, "files": len(docs), "change_points": [asdict(c) for c in cps]}, indent=2
-            )
-        )
-    else:
-        from chipbench.cli import _print_table
-
-        _print_table(title, list(COLUMNS), _rows(cps))
-    return 0
-
-
-def add_parsers(sub: Any, parser_class: type[argparse.ArgumentParser] | None = None) -> None:
-    s = sub.add_parser("history", help="change points in a folder of results files (one machine)")
-    s.add_argument("dir", type=Path, metavar="DIR", help="folder of results files")
-    s.add_argument("--benchmark", metavar="GLOB", help="only benchmarks whose name or group matches")
-    s.add_argument("--machine-id", help="the machine to analyse when DIR holds several")
-    s.add_argument("--min-magnitude", default="5%", help="smallest change of the median that counts (5%%)")
-    s.add_argument("--p-value", type=float, default=0.01, help="Welch t-test significance level (0.01)")
-    s.add_argument("--json", action="store_true")
-    s.add_argument("--markdown", type=Path, metavar="PATH")
-    s.set_defaults(func=cmd_history)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from chipbench.cli import main
-
-    sys.exit(main(["history", *sys.argv[1:]]))

@@ -15,6 +15,7 @@ from chipbench.core.dtypes import DTYPE_CHOICES
 from chipbench.core.errors import UsageError
 from chipbench.platform.ceilings import Ceilings
 from chipbench.platform.device import DEVICE_CHOICES
+
 # Flags that decide what a CPU runs well; reported by `chipbench env`.
 ISA_FLAGS = (
     "avx2",
@@ -280,9 +281,7 @@ def auto_dtype(env: dict[str, Any], ceilings: Ceilings | None = None) -> tuple[s
     return ("bf16" if native else "fp32"), why
 
 
-def resolve_dtype(
-    requested: str, env: dict[str, Any], ceilings: Ceilings | None = None
-) -> tuple[str, str]:
+def resolve_dtype(requested: str, env: dict[str, Any], ceilings: Ceilings | None = None) -> tuple[str, str]:
     if requested not in DTYPE_CHOICES:
         raise UsageError(f"unknown dtype {requested!r}; choose one of {', '.join(DTYPE_CHOICES)}")
     if requested == "auto":

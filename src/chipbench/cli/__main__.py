@@ -1,0 +1,5 @@
+import sys
+
+from chipbench.cli.app import main
+
+sys.exit(main())

@@ -1,0 +1,210 @@
+"""`chipbench compare`, `ab` and `history`: the performance gate's commands."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from chipbench import workloads
+from chipbench.cli.output import print_table
+from chipbench.core.config import parse_sets
+from chipbench.core.errors import UsageError
+from chipbench.core.fileio import atomic_write_text
+from chipbench.core.registry import SUITES
+from chipbench.gate import ab, history
+from chipbench.gate.compare import (
+    COLUMNS,
+    Comparison,
+    compare_sides,
+    exit_code,
+    load_side,
+    machine_differences,
+    rows,
+    summary_line,
+    to_json,
+    to_markdown,
+)
+from chipbench.gate.thresholds import Thresholds, load_thresholds, parse_threshold
+from chipbench.platform.device import DEVICE_CHOICES
+
+
+def report(
+    comps: list[Comparison],
+    *,
+    title: str,
+    label: str | None,
+    as_json: bool,
+    markdown: Path | None,
+    strict: bool,
+    extra: dict[str, Any],
+) -> int:
+    """Print the table (or JSON), write the Markdown, return the exit code."""
+    code = exit_code(comps, strict)
+    if markdown:
+        atomic_write_text(markdown, to_markdown(title, comps, label))
+    if as_json:
+        print(json.dumps(to_json(comps, **extra, cross_machine=label, exit_code=code), indent=2))
+    else:
+        if label:
+            print(label)
+        print_table(title, list(COLUMNS), rows(comps))
+        print(summary_line(comps))
+    return code
+
+
+def _thresholds(args: argparse.Namespace) -> Thresholds:
+    default = parse_threshold(args.threshold)
+    if args.noise_floor_us is not None and args.noise_floor_us < 0:
+        raise UsageError("--noise-floor-us must be >= 0")
+    return load_thresholds(args.thresholds, default, (args.noise_floor_us or 0.0) * 1e-6)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    th = _thresholds(args)
+    base = load_side([args.base])
+    new = load_side([args.new])
+    if not set(base.entries) & set(new.entries):
+        raise UsageError(f"no benchmarks in common between {args.base} and {args.new}")
+    diffs = machine_differences(base.docs, new.docs)
+    label = None
+    if diffs:
+        if not args.allow_cross_machine:
+            raise UsageError(
+                f"results come from different machines ({'; '.join(diffs)}); "
+                "pass --allow-cross-machine to compare anyway"
+            )
+        label = f"CROSS-MACHINE comparison, not a regression gate: {'; '.join(diffs)}"
+    comps = compare_sides(base, new, th)
+    return report(
+        comps,
+        title=f"chipbench compare: {args.base} -> {args.new}",
+        label=label,
+        as_json=args.json,
+        markdown=args.markdown,
+        strict=args.strict,
+        extra={"base": [str(f) for f in base.files], "new": [str(f) for f in new.files]},
+    )
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    th = _thresholds(args)
+    if args.rounds < 1:
+        raise UsageError(f"--rounds must be >= 1, got {args.rounds}")
+    if args.time_budget <= 0:
+        raise UsageError(f"--time-budget must be > 0 seconds, got {args.time_budget}")
+    pys = {"a": ab.resolve_python(args.a, "--a"), "b": ab.resolve_python(args.b, "--b")}
+    cases = workloads.build_cases(args.benchmarks, args.suite, parse_sets(args.set), None)
+    if not cases:
+        raise UsageError("nothing to run: no benchmark matches; see `chipbench list`")
+    out_dir = args.output_dir or Path("results") / f"ab-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
+
+    def on_round(r: int, elapsed: float) -> None:
+        print(f"round {r}/{args.rounds} done ({elapsed:.0f} s)", file=sys.stderr, flush=True)
+
+    def on_error(side: str, case: str, message: str) -> None:
+        print(f"[{side.upper()}] {case}: ERROR {message}", file=sys.stderr)
+
+    got = ab.run_ab(
+        cases,
+        pythons=pys,
+        device=args.device,
+        rounds=args.rounds,
+        time_budget_s=args.time_budget,
+        thresholds=th,
+        out_dir=out_dir,
+        suite=args.suite,
+        argv=list(sys.argv),
+        on_round=on_round,
+        on_error=on_error,
+    )
+    if not args.json:
+        print(f"results: {got.paths['a']}, {got.paths['b']}")
+    extra: dict[str, Any] = {"a": pys["a"], "b": pys["b"], "rounds": args.rounds, "output_dir": str(out_dir)}
+    return report(
+        got.comparisons,
+        title=f"chipbench ab: B / A over {args.rounds} interleaved rounds on {got.machine_id}",
+        label=got.label,
+        as_json=args.json,
+        markdown=args.markdown,
+        strict=args.strict,
+        extra=extra,
+    )
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    mag = parse_threshold(args.min_magnitude, "--min-magnitude")
+    if not 0 < args.p_value < 1:
+        raise UsageError(f"--p-value must be between 0 and 1, got {args.p_value}")
+    mid, docs = history.load_history(args.dir, args.machine_id)
+    per = history.series(docs, args.benchmark)
+    if not per:
+        raise UsageError(f"no benchmark under {args.dir} matches {args.benchmark!r}")
+    cps: list[history.ChangePoint] = []
+    for name in sorted(per):
+        cps.extend(history.detect(name, per[name], p_value=args.p_value, min_magnitude=mag))
+    title = (
+        f"chipbench history: {len(docs)} results of {mid}, {len(per)} benchmark(s), "
+        f"{len(cps)} change point(s) (p < {args.p_value:g}, |ratio - 1| >= {mag:.3g})"
+    )
+    if args.markdown:
+        atomic_write_text(args.markdown, history.to_markdown(title, cps))
+    if args.json:
+        out = {"machine_id": mid, "files": len(docs), "change_points": [asdict(c) for c in cps]}
+        print(json.dumps(out, indent=2))
+    else:
+        print_table(title, list(history.COLUMNS), history.rows(cps))
+    return 0
+
+
+def _gate_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--threshold", default="5%", help="relative change that counts (default 5%%; 2.5%%, 0.05)")
+    s.add_argument("--thresholds", type=Path, metavar="FILE.toml", help="per-benchmark thresholds")
+    s.add_argument(
+        "--noise-floor-us", type=float, metavar="US", help="differences of medians below this are unchanged"
+    )
+    s.add_argument("--strict", action="store_true", help="exit 3 when something is inconclusive")
+    s.add_argument("--markdown", type=Path, metavar="PATH", help="write the verdict table as Markdown")
+    s.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+
+
+def add_parsers(sub: Any) -> None:
+    s = sub.add_parser("compare", help="compare two results files or folders: the CI regression gate")
+    s.add_argument("base", type=Path, metavar="BASE", help="baseline results file or folder")
+    s.add_argument("new", type=Path, metavar="NEW", help="new results file or folder")
+    _gate_options(s)
+    s.add_argument("--allow-cross-machine", action="store_true", help="compare results of different machines")
+    s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser(
+        "ab", help="interleaved A/B runs of two environments (venvs or pythons) on this machine"
+    )
+    s.add_argument("--a", required=True, metavar="PYTHON_OR_VENV", help="baseline environment")
+    s.add_argument("--b", required=True, metavar="PYTHON_OR_VENV", help="candidate environment")
+    s.add_argument(
+        "benchmarks", nargs="*", metavar="BENCH", help="benchmark names (default: the smoke suite)"
+    )
+    s.add_argument("--suite", choices=SUITES)
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    s.add_argument("--rounds", type=int, default=5, help="interleaved rounds per side (default 5)")
+    s.add_argument(
+        "--time-budget", type=float, default=0.3, metavar="SECONDS", help="per case and round (default 0.3)"
+    )
+    s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    s.add_argument("--output-dir", type=Path, metavar="DIR", help="where a.json and b.json go")
+    _gate_options(s)
+    s.set_defaults(func=cmd_ab)
+
+    s = sub.add_parser("history", help="change points in a folder of results files (one machine)")
+    s.add_argument("dir", type=Path, metavar="DIR", help="folder of results files")
+    s.add_argument("--benchmark", metavar="GLOB", help="only benchmarks whose name or group matches")
+    s.add_argument("--machine-id", help="the machine to analyse when DIR holds several")
+    s.add_argument("--min-magnitude", default="5%", help="smallest change of the median that counts (5%%)")
+    s.add_argument("--p-value", type=float, default=0.01, help="Welch t-test significance level (0.01)")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--markdown", type=Path, metavar="PATH")
+    s.set_defaults(func=cmd_history)

@@ -1,0 +1,121 @@
+"""`chipbench list`, `describe` and `env`: what there is to run, what a case costs, what the machine is."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from chipbench import workloads
+from chipbench.cli.output import print_table
+from chipbench.core.config import config_dict, parse_sets
+from chipbench.core.errors import UsageError
+from chipbench.core.registry import SUITES
+from chipbench.platform import ceilings, hardware, peaks
+from chipbench.platform.device import DEVICE_CHOICES
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.suite:
+        for c in workloads.suite_cases(args.suite):
+            print(c.name)
+        return 0
+    for name, b in workloads.registry().items():
+        suites = ",".join(s for s in SUITES if b.suites.get(s))
+        print(f"{name:28s} {b.doc}  [suites: {suites}]")
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    b = workloads.get(args.bench)
+    cfg = b.config(parse_sets(args.set))
+    out: dict[str, Any] = {
+        "benchmark": b.name,
+        "doc": b.doc,
+        "config": config_dict(cfg),
+        **b.describe(cfg).as_dict(),
+    }
+    out["version_hash"] = b.version_hash(cfg)
+    world = (args.nproc_per_node or 1) * args.nnodes
+    if world < 1:
+        raise UsageError("--nproc-per-node and --nnodes must be >= 1")
+    if world > 1:
+        if b.plan is None:
+            out["plan"] = f"{b.name} runs one copy per process (no sharding): each rank holds it all"
+        else:
+            kind = args.device if args.device != "auto" else "cpu"
+            out["plan"] = b.plan(cfg, world, kind).as_dict()
+        out["world_size"] = world
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        rows = [[k, json.dumps(v, default=str) if not isinstance(v, str) else v] for k, v in out.items()]
+        print_table(f"{b.name}", ["field", "value"], rows)
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    kind = hardware.resolve_device(args.device, hardware.available_kinds())
+    env = hardware.environment(kind)
+    mid = hardware.machine_id(env)
+    ceil = ceilings.load(mid)
+    dtype, why = hardware.auto_dtype(env, ceil)
+    peak = peaks.lookup(env["device"]["name"])
+    env["machine_id"] = mid
+    env["auto_dtype"] = {"dtype": dtype, "reason": why}
+    env["peak"] = (
+        {"name": peak.name, "tflops": peak.tflops, "mem_tbps": peak.mem_tbps}
+        if peak
+        else {"none": f"no published peak for {env['device']['name']!r}; use `chipbench calibrate` ceilings"}
+    )
+    env["ceilings"] = ceil.to_json() if ceil else {"none": "not calibrated: run `chipbench calibrate`"}
+    if args.json:
+        print(json.dumps(env, indent=2, default=str))
+        return 0
+    rows: list[list[str]] = []
+
+    def add(prefix: str, d: dict[str, Any]) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict) and k not in ("isa", "tflops"):
+                add(f"{prefix}{k}.", v)
+            elif k == "isa":
+                rows.append(
+                    [f"{prefix}{k}", " ".join(f for f, on in v.items() if on) or "(none of interest)"]
+                )
+            elif k.endswith("_bytes") and isinstance(v, int):
+                rows.append([f"{prefix}{k[: -len('_bytes')]}", f"{v / 2**30:.1f} GiB"])
+            else:
+                rows.append([f"{prefix}{k}", str(v)])
+
+    add("", env)
+    print_table("chipbench env", ["field", "value"], rows)
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    s = sub.add_parser("list", help="list benchmarks, or the cases of a suite")
+    s.add_argument("--suite", choices=SUITES)
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser(
+        "describe", help="config, parameter counts, FLOPs and memory estimate, without allocating"
+    )
+    s.add_argument("bench", metavar="BENCH")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE")
+    s.add_argument("--json", action="store_true")
+    s.add_argument(
+        "--nproc-per-node", type=int, metavar="N", help="show the layout over N processes per node"
+    )
+    s.add_argument("--nnodes", type=int, default=1, metavar="M", help="...on M nodes (default 1)")
+    s.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICE_CHOICES,
+        help="device kind the plan is for (default cpu; nothing is allocated)",
+    )
+    s.set_defaults(func=cmd_describe)
+
+    s = sub.add_parser("env", help="device, CPU features, software stack, peaks and ceilings")
+    s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_env)

@@ -1,0 +1,50 @@
+"""The parser class, exit codes and terminal output every command shares."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import NoReturn
+
+from chipbench.core.errors import UsageError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""A benchmark failed, or the gate found a regression."""
+EXIT_USAGE = 2
+"""Bad input: one line on stderr, nothing run or written."""
+EXIT_INCONCLUSIVE = 3
+EXIT_INTERRUPTED = 130
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block: what was wrong and where to look.
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def plain() -> bool:
+    """No colours or live progress: under CI, or when the output is not a terminal."""
+    return os.environ.get("CI", "").lower() in ("1", "true") or not sys.stdout.isatty()
+
+
+def print_table(title: str, columns: tuple[str, ...] | list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(title), show_lines=False)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*(Text(c) for c in r))  # names from results files are never read as markup
+    Console(width=None if not plain() else 160).print(table)
+
+
+def error(message: str) -> None:
+    print(f"chipbench: error: {message}", file=sys.stderr)
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)

@@ -1,0 +1,378 @@
+"""`chipbench run` (one process, a torchrun job, or a sweep over process counts) and `chipbench calibrate`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from chipbench import workloads
+from chipbench.cli.output import EXIT_INTERRUPTED, error, plain, print_table, warn
+from chipbench.core.cases import Case
+from chipbench.core.config import parse_sets
+from chipbench.core.dtypes import DTYPE_CHOICES
+from chipbench.core.errors import StartFailed, UsageError
+from chipbench.core.registry import SUITES
+from chipbench.execution.pools import DistWorkerPool, Launch, WorkerPool, kill_tree
+from chipbench.execution.session import Executed, Session, execute
+from chipbench.platform import ceilings, hardware
+from chipbench.platform.device import DEVICE_CHOICES
+from chipbench.results import document, files
+from chipbench.results.outcomes import CaseOutcome
+from chipbench.results.render import SUMMARY_COLUMNS, summary_rows
+
+SUITE_BUDGET_S = {"smoke": 0.3, "default": 3.0, "full": 10.0}
+
+
+class Progress:
+    """A rich progress bar with ETA on a terminal; plain lines under CI or when piped."""
+
+    def __init__(self, total: int, quiet: bool = False) -> None:
+        self.total, self.quiet, self.i = total, quiet, 0
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> Progress:
+        if not self.quiet and not plain():
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}", markup=False), BarColumn(),
+                TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            )  # fmt: skip
+            self.bar.__enter__()
+            self.task = self.bar.add_task("starting", total=self.total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+    def start(self, case: Case) -> None:
+        self.i += 1
+        if self.bar is not None:
+            self.bar.update(self.task, description=case.name)
+
+    def done(self, oc: CaseOutcome) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+        if self.quiet:
+            return
+        if oc.ok:
+            m = oc.payload["measurement"]
+            samples = sorted(m["samples"])
+            med = samples[len(samples) // 2]
+            line = f"[{self.i}/{self.total}] {oc.case.name}: median {med * 1e3:.4g} ms over {len(samples)} samples"
+        else:
+            line = f"[{self.i}/{self.total}] {oc.case.name}: ERROR {oc.payload.get('error_type')}: {oc.payload.get('message')}"
+        if self.bar is not None:
+            self.bar.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, flush=True)
+
+
+def run_cases(
+    cases: list[Case],
+    *,
+    pool: WorkerPool,
+    time_budget_s: float,
+    timeout_s: float,
+    suite: str | None,
+    output: Path | None,
+    markdown: Path | None,
+    preflight: bool,
+    write: bool = True,
+    quiet: bool = False,
+) -> Executed:
+    """A session with the terminal's progress and warnings."""
+    progress = Progress(len(cases), quiet)
+    with progress:
+        return execute(
+            cases,
+            pool=pool,
+            time_budget_s=time_budget_s,
+            timeout_s=timeout_s,
+            suite=suite,
+            argv=list(sys.argv),
+            output=output,
+            markdown=markdown,
+            preflight=preflight,
+            write=write,
+            on_start=progress.start,
+            on_done=progress.done,
+            on_warning=None if quiet else warn,
+        )
+
+
+def _nprocs(value: str | None) -> list[int | None]:
+    """--nproc-per-node: N, or a sweep N1,N2,... (each a separate job, one results file)."""
+    if value is None:
+        return [None]
+    try:
+        got = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--nproc-per-node takes N or a list like 1,2,4; got {value!r}") from None
+    if not got or min(got) < 1:
+        raise UsageError(f"--nproc-per-node values must be >= 1; got {value!r}")
+    return list(dict.fromkeys(got))
+
+
+def _launch_spec(args: argparse.Namespace, nproc: int | None) -> Launch | None:
+    """The torchrun launch the flags ask for, or None for a one-process run."""
+    nnodes = args.nnodes
+    if nproc is None and nnodes == 1 and args.rdzv_endpoint is None:
+        return None
+    nproc = nproc or 1
+    if nnodes < 1:
+        raise UsageError("--nnodes must be >= 1")
+    if not 0 <= args.node_rank < nnodes:
+        raise UsageError(f"--node-rank must be in 0..{nnodes - 1}, got {args.node_rank}")
+    if args.dist_timeout <= 0:
+        raise UsageError(f"--dist-timeout must be > 0 seconds, got {args.dist_timeout}")
+    if nproc * nnodes == 1:
+        return None
+    spec = Launch(nproc, nnodes, args.node_rank, args.rdzv_endpoint, args.dist_timeout)
+    spec.torchrun_args()  # validates the endpoint
+    return spec
+
+
+def _sigterm_as_interrupt(*_: object) -> None:
+    # CI cancellation and `kill` send SIGTERM: treat it as Ctrl-C, so the worker (or the torchrun job,
+    # which runs in its own session) is killed and the benchmarks that finished are saved.
+    raise KeyboardInterrupt
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+
+    worlds = _nprocs(args.nproc_per_node)
+    if len(worlds) > 1 and (args.nnodes > 1 or args.rdzv_endpoint):
+        raise UsageError("a --nproc-per-node sweep runs on one node; give one value with --nnodes")
+    specs = [_launch_spec(args, n) for n in worlds]
+    for spec in specs:
+        world = spec.nproc_per_node * spec.nnodes if spec else 1
+        # Validate every case before starting a job of many processes.
+        workloads.build_cases(args.benchmarks, args.suite, parse_sets(args.set), None, world)
+    if specs[0] is not None and specs[0].node_rank != 0:
+        return _run_follower(args, specs[0])
+    if len(specs) == 1:
+        return _run_one(args, specs[0], write=True).exit_code
+    docs, code, failed = [], 0, []
+    for spec in specs:
+        try:
+            done = _run_one(args, spec, write=False)
+        except StartFailed as exc:  # keep the counts that ran
+            n = spec.nproc_per_node if spec else 1
+            error(f"{n} process(es): {exc}")
+            failed.append({"world_size": n, "start_failed": str(exc)})
+            code = max(code, 1)
+            continue
+        docs.append(done.doc)
+        code = max(code, done.exit_code)
+        if done.exit_code == EXIT_INTERRUPTED:
+            break
+    if not docs:
+        return code
+    merged = document.merge_runs(docs)
+    merged["chipbench"]["runs"] += failed
+    path = files.write(merged, args.output or files.default_path(merged))
+    if args.markdown:
+        files.write_markdown(merged, args.markdown)
+    _report(merged, path, code)
+    return code
+
+
+def _run_one(args: argparse.Namespace, spec: Launch | None, write: bool) -> Executed:
+    world = spec.nproc_per_node * spec.nnodes if spec else 1
+    # Launch the worker first: it imports torch while the arguments are validated here.
+    pool = DistWorkerPool(args.device, spec) if spec else WorkerPool(args.device)
+    pool.launch()
+    try:
+        return _run(args, pool, world, write)
+    finally:
+        pool.kill()
+        pool.close()
+
+
+def _run_follower(args: argparse.Namespace, spec: Launch) -> int:
+    """Nodes other than 0 only host ranks: rank 0, on node 0, receives the cases and writes results."""
+    print(
+        f"node {spec.node_rank}: hosting ranks for node 0's run; results are written on node 0",
+        file=sys.stderr,
+    )
+    proc = subprocess.Popen(
+        spec.command(sys.executable, args.device, "-"),
+        env={**os.environ, **spec.env()},
+        start_new_session=True,
+    )
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        kill_tree(proc)
+        return EXIT_INTERRUPTED
+    if code:
+        error(f"this node's ranks failed (torchrun exit code {code})")
+    return 1 if code else 0
+
+
+def _run(args: argparse.Namespace, pool: WorkerPool, world: int = 1, write: bool = True) -> Executed:
+    sets = parse_sets(args.set)
+    dtype = None if args.dtype == "auto" else args.dtype
+    cases = workloads.build_cases(args.benchmarks, args.suite, sets, dtype, world)
+    if not cases:
+        raise UsageError("nothing to run: no benchmark matches; see `chipbench list`")
+    suite = args.suite or (None if args.benchmarks else "smoke")
+    budget = args.time_budget if args.time_budget is not None else SUITE_BUDGET_S.get(suite or "default", 3.0)
+    if budget <= 0:
+        raise UsageError(f"--time-budget must be > 0 seconds, got {budget}")
+    timeout = args.timeout if args.timeout is not None else max(120.0, 20 * budget)
+    done = run_cases(
+        cases,
+        pool=pool,
+        time_budget_s=budget,
+        timeout_s=timeout,
+        suite=suite,
+        output=args.output,
+        markdown=args.markdown,
+        write=write,
+        preflight=bool(args.benchmarks),
+    )
+    if write:
+        _report(done.doc, done.path, done.exit_code)
+    return done
+
+
+def _report(doc: dict[str, Any], path: Path | None, code: int) -> None:
+    print_table("chipbench results", list(SUMMARY_COLUMNS), summary_rows(doc))
+    if path:
+        print(f"results: {path}")
+    if code == EXIT_INTERRUPTED:
+        print("interrupted: saved the benchmarks that finished", file=sys.stderr)
+    elif code:
+        for e in doc["chipbench"]["errors"]:
+            error(f"{e['name']}: {e['error_type']}: {e['message']}")
+        print(
+            f"{len(doc['chipbench']['errors'])} benchmark(s) failed; see the errors in {path}",
+            file=sys.stderr,
+        )
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    if args.cache_dir:
+        os.environ["CHIPBENCH_CACHE_DIR"] = str(args.cache_dir)
+    probe = Session(WorkerPool(args.device), time_budget_s=args.time_budget, timeout_s=60.0)
+    hello = probe.start()
+    probe.close()
+    kind = hello["kind"]
+    gpu = kind != "cpu"
+    size = args.size or (8192 if gpu else 2048)
+    dtypes = ["fp32", "bf16"] + (["fp16"] if gpu else [])
+    sizes = dict.fromkeys(dtypes, size)
+    native, _ = hardware.native_bf16(hello["env"])
+    if not gpu and not native and args.size is None:
+        # Emulated bf16 runs about 1 GFLOP/s: 2048^3 would take minutes a step. A smaller product
+        # still shows the emulation's rate, which is what `dtype=auto` needs to see.
+        sizes["bf16"] = 512
+    copy_mib = args.copy_mib or (2048 if gpu else 512)
+    cases = [Case("calib.matmul", {"m": n, "n": n, "k": n, "dtype": d}) for d, n in sizes.items()]
+    cases.append(Case("calib.copy", {"size_mib": copy_mib}))
+    done = run_cases(
+        cases,
+        pool=WorkerPool(args.device),
+        time_budget_s=args.time_budget,
+        timeout_s=max(300.0, 30 * args.time_budget),
+        suite="calibrate",
+        output=args.output,
+        markdown=None,
+        preflight=True,
+    )
+    matmul: dict[str, float] = {}
+    copy = None
+    rows = []
+    for b in done.doc["benchmarks"]:
+        m = b["extra_info"]["metrics"]
+        if b["group"] == "calib.matmul":
+            dt = b["extra_info"]["dtype"]
+            matmul[dt] = m["tflops"]
+            rows.append([f"matmul {dt} {sizes[dt]}^3", f"{m['tflops'] * 1e3:.1f} GFLOP/s"])
+        else:
+            copy = m["gbps"]
+            rows.append([f"copy {copy_mib} MiB (read + write)", f"{copy:.1f} GB/s"])
+    mid = hardware.machine_id(hello["env"])
+    if matmul or copy:
+        stored = ceilings.save(
+            ceilings.Ceilings(
+                machine_id=mid,
+                measured_at=done.doc["datetime"],
+                device=hello["env"]["device"]["name"],
+                matmul_tflops=matmul,
+                matmul_size=size,
+                matmul_sizes=sizes,
+                copy_gbps=copy,
+                copy_mib=copy_mib,
+                torch=hello["env"]["packages"]["torch"],
+                results_file=str(done.path) if done.path else None,
+            )
+        )
+        rows.append(["stored", str(stored)])
+    print_table(f"ceilings of {mid}", ["ceiling", "value"], rows)
+    return done.exit_code
+
+
+def add_parsers(sub: Any) -> None:
+    s = sub.add_parser("run", help="run benchmarks or a suite and write a results file")
+    s.add_argument(
+        "benchmarks", nargs="*", metavar="BENCH", help="benchmark names (default: the smoke suite)"
+    )
+    s.add_argument("--suite", choices=SUITES)
+    s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES)
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    s.add_argument("--time-budget", type=float, metavar="SECONDS", help="timed-round budget per benchmark")
+    s.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="kill a benchmark after this long (default 20x budget, >= 120 s)",
+    )
+    s.add_argument(
+        "--output",
+        type=Path,
+        metavar="PATH",
+        help="results file (default results/<machine-id>/<time>_<commit>.json)",
+    )
+    s.add_argument("--markdown", type=Path, metavar="PATH", help="also write the summary table as Markdown")
+    g = s.add_argument_group("multi-process runs (torchrun)")
+    g.add_argument(
+        "--nproc-per-node",
+        metavar="N",
+        help="processes on this node (one per device); a list (1,2,4) runs each count and adds scaling efficiency",
+    )
+    g.add_argument("--nnodes", type=int, default=1, metavar="M", help="nodes in the job (default 1)")
+    g.add_argument(
+        "--node-rank", type=int, default=0, metavar="R", help="this node's rank; node 0 writes results"
+    )
+    g.add_argument(
+        "--rdzv-endpoint", metavar="HOST:PORT", help="node 0's address and a free port (multi-node)"
+    )
+    g.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="collective time-out: a rank waiting this long on a dead or hung peer fails (default 300)",
+    )
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("calibrate", help="measure and store this machine's matmul and copy ceilings")
+    s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    s.add_argument("--time-budget", type=float, default=3.0, metavar="SECONDS")
+    s.add_argument("--size", type=int, help="matmul size (default 8192 on GPUs, 2048 on CPUs)")
+    s.add_argument("--copy-mib", type=int, help="copy buffer size (default 2048 MiB on GPUs, 512 on CPUs)")
+    s.add_argument("--cache-dir", type=Path, help="where ceilings are stored (default: the user's cache dir)")
+    s.add_argument("--output", type=Path, metavar="PATH", help="results file of the calibration runs")
+    s.set_defaults(func=cmd_calibrate)

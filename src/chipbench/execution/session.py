@@ -1,0 +1,237 @@
+"""A session: one worker (or torchrun job) on one device, the cases resolved for it, run in order, and
+the results document built from what came back. `run`, `calibrate` and `ab` all go through it.
+
+Ctrl-C (or SIGTERM, which the CLI turns into it) stops a session early: the worker is killed and the
+cases that finished are kept. A case that crashes, runs out of memory or times out is an error entry;
+the next case gets a fresh worker.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chipbench import workloads
+from chipbench.core.cases import Case, memory_estimate
+from chipbench.core.errors import StartFailed, UsageError
+from chipbench.execution.pools import WorkerPool
+from chipbench.execution.protocol import Hello, error, run_message
+from chipbench.platform import ceilings as ceilings_store
+from chipbench.platform import hardware
+from chipbench.platform.ceilings import Ceilings
+from chipbench.results import document, files
+from chipbench.results.outcomes import CaseOutcome, RunOutcome
+
+_IMPORTED = time.monotonic()
+
+
+class Session:
+    """One started worker pool and what it told us: environment, device kind, free memory, ceilings."""
+
+    def __init__(self, pool: WorkerPool, *, time_budget_s: float, timeout_s: float, seed: int = 0) -> None:
+        self.pool = pool
+        self.time_budget_s = time_budget_s
+        self.timeout_s = timeout_s
+        self.seed = seed
+        self.hello: Hello | None = None
+        self.ceilings: Ceilings | None = None
+
+    def start(self) -> Hello:
+        """Launch the worker (unless launched already) and wait for its hello; StartFailed if it can't."""
+        if self.pool.proc is None:
+            self.pool.launch()
+        try:
+            self.hello = self.pool.wait_hello()
+        except RuntimeError as exc:
+            self.pool.kill()
+            raise StartFailed(str(exc)) from None
+        except BaseException:
+            self.pool.kill()
+            raise
+        self.ceilings = ceilings_store.load(self.machine_id)
+        return self.hello
+
+    @property
+    def env(self) -> dict[str, Any]:
+        assert self.hello is not None, "start() first"
+        return self.hello["env"]
+
+    @property
+    def kind(self) -> str:
+        assert self.hello is not None, "start() first"
+        return self.hello["kind"]
+
+    @property
+    def free_memory_bytes(self) -> int:
+        assert self.hello is not None, "start() first"
+        return self.hello["free_memory_bytes"]
+
+    @property
+    def machine_id(self) -> str:
+        return hardware.machine_id(self.env)
+
+    @property
+    def world_size(self) -> int:
+        return int((self.env.get("distributed") or {}).get("world_size", 1))
+
+    def resolve(self, cases: list[Case], free_bytes: int | None = None) -> list[Case]:
+        """The cases made concrete for this device: dtype=auto resolved, sizes fitted to free memory."""
+        device_dtype = hardware.auto_dtype(self.env, self.ceilings)
+        free = self.free_memory_bytes if free_bytes is None else free_bytes
+        return [workloads.resolve_case(c, self.kind, device_dtype, free) for c in cases]
+
+    def preflight(self, cases: list[Case]) -> None:
+        """Stop before allocating when a case's estimate (per rank) exceeds free memory."""
+        world, free = self.world_size, self.free_memory_bytes
+        for c in cases:
+            b = workloads.get(c.bench)
+            est = memory_estimate(b, b.config(c.overrides), world, self.kind)
+            if est and est > free:
+                per = " per process" if world > 1 else ""
+                raise UsageError(
+                    f"{c.name} needs about {est / 2**30:.2f} GiB{per} but {free / 2**30:.2f} GiB is free; "
+                    "reduce its size with --set (e.g. batch_size, max_rows, n_layers)"
+                )
+
+    def run_case(self, case: Case) -> CaseOutcome:
+        t0 = time.perf_counter()
+        msg = run_message(case.bench, case.overrides, self.time_budget_s, self.seed)
+        try:
+            reply = self.pool.run(msg, self.timeout_s)
+        except RuntimeError as exc:  # the worker could not be started again after a failure
+            reply = error("start_failed", str(exc))
+        return CaseOutcome(case, reply["type"] == "result", dict(reply), time.perf_counter() - t0)
+
+    def run(
+        self,
+        cases: list[Case],
+        on_start: Callable[[Case], None] | None = None,
+        on_done: Callable[[CaseOutcome], None] | None = None,
+    ) -> RunOutcome:
+        """Run `cases` in order; Ctrl-C stops early and returns what finished (`interrupted`=True)."""
+        out = RunOutcome(env=self.env, kind=self.kind, free_memory_bytes=self.free_memory_bytes)
+        try:
+            for case in cases:
+                if on_start:
+                    on_start(case)
+                oc = self.run_case(case)
+                out.outcomes.append(oc)
+                if on_done:
+                    on_done(oc)
+                if oc.payload.get("error_type") == "start_failed":
+                    break  # the next case would fail the same way; what finished is saved
+        except KeyboardInterrupt:
+            out.interrupted = True
+            self.pool.kill()  # the worker may be mid-step: do not wait for it
+        finally:
+            self.pool.close()
+        return out
+
+    def document(
+        self,
+        run: RunOutcome,
+        *,
+        suite: str | None,
+        argv: list[str],
+        commit_info: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return document.build(
+            run,
+            ceilings=self.ceilings,
+            suite=suite,
+            argv=argv,
+            commit_info=commit_info if commit_info is not None else hardware.git_commit(),
+        )
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+@dataclass
+class Executed:
+    """What `execute` produced."""
+
+    doc: dict[str, Any]
+    path: Path | None
+    """The results file written, or None (nothing finished, or write=False)."""
+    exit_code: int
+    """0 all ran, 1 a case failed, 130 interrupted."""
+
+
+def execute(
+    cases: list[Case],
+    *,
+    pool: WorkerPool,
+    time_budget_s: float,
+    timeout_s: float,
+    suite: str | None,
+    argv: list[str],
+    output: Path | None = None,
+    markdown: Path | None = None,
+    preflight: bool = False,
+    write: bool = True,
+    on_start: Callable[[Case], None] | None = None,
+    on_done: Callable[[CaseOutcome], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> Executed:
+    """Run cases in a session on `pool` and write the results file (unless write=False)."""
+    load_start = load_avg()
+    session = Session(pool, time_budget_s=time_budget_s, timeout_s=timeout_s)
+    session.start()
+    try:
+        cases = session.resolve(cases)
+        if preflight:
+            session.preflight(cases)
+        cores = session.env["cpu"]["logical_cores"] or 1
+        # Our own previous run keeps the 1-minute average near 1: warn only when every core was busy.
+        if load_start is not None and load_start >= cores and on_warning:
+            # Other processes on the cores stall torch's thread pool: figures can be inflated many times.
+            on_warning(
+                f"this machine is busy (1-minute load {load_start:.1f} on {cores} cores); figures may be inflated"
+            )
+    except BaseException:
+        session.close()
+        raise
+    first_done: list[float] = []
+
+    def done(oc: CaseOutcome) -> None:
+        if not first_done:
+            first_done.append(time.monotonic())
+        if on_done:
+            on_done(oc)
+
+    run = session.run(cases, on_start, done)
+    doc = session.document(run, suite=suite, argv=argv)
+    doc["chipbench"]["load_avg_1m"] = {"start": load_start, "end": load_avg()}
+    if first_done:
+        # From process creation (interpreter start, imports, worker start) to the first finished benchmark.
+        doc["chipbench"]["startup_to_first_result_s"] = first_done[0] - process_age_origin()
+    path = None
+    if run.outcomes and write:
+        path = files.write(doc, output or files.default_path(doc))
+        if markdown:
+            files.write_markdown(doc, markdown)
+    failed = len(doc["chipbench"]["errors"])
+    code = 130 if run.interrupted else (1 if failed else 0)
+    return Executed(doc, path, code)
+
+
+def load_avg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def process_age_origin() -> float:
+    """The monotonic time at which this process was created (Linux: from /proc, to 10 ms)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # seconds after boot
+        return time.monotonic() - (time.clock_gettime(time.CLOCK_BOOTTIME) - started)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return _IMPORTED
