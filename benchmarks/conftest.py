@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from chipbench import ceilings, hardware
+from chipbench.platform import ceilings, hardware
 
 
 @pytest.fixture(scope="session")
 def chipbench_env() -> dict[str, Any]:
     kind = hardware.resolve_device("auto", hardware.available_kinds())
     env = hardware.environment(kind)
-    env["ceilings"] = ceilings.load(hardware.machine_id(env))
+    env["ceilings"] = ceilings.load(hardware.machine_id(env))  # a platform.ceilings.Ceilings or None
     return env
 
 

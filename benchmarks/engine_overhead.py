@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from chipbench.engine import Device, MeasureOptions, measure
+from chipbench.measure.engine import MeasureOptions, measure
+from chipbench.platform.device import Device
 
 
 def busy(duration_s: float) -> None:

@@ -25,8 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from chipbench import compare
-from chipbench.runner import WorkerPool
+from chipbench.execution.pools import WorkerPool
+from chipbench.execution.protocol import run_message
+from chipbench.gate import compare
+from chipbench.gate.thresholds import DEFAULT_THRESHOLD
 
 CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # label: (bench, base overrides, 10%-slower overrides)
@@ -59,13 +61,7 @@ def collect(
                 if r % 2:
                     sides.reverse()
                 for side, ov in sides:
-                    msg = {
-                        "type": "run",
-                        "bench": bench,
-                        "overrides": ov,
-                        "options": {"time_budget_s": budget},
-                    }
-                    reply = pool.run(msg, timeout_s=120)
+                    reply = pool.run(run_message(bench, ov, budget), timeout_s=120)
                     if reply["type"] != "result":
                         raise SystemExit(f"{label} {side}: {reply.get('message')}")
                     data.setdefault((label, side), []).append(np.asarray(reply["measurement"]["samples"]))
@@ -111,7 +107,7 @@ def main() -> None:
         np.savez(args.save, meta=json.dumps(meta), **arrays)
     print(
         f"\npool: {args.runs} runs per case and side, time budget {args.time_budget} s per run, "
-        f"{wall:.0f} s wall in all; default threshold {compare.DEFAULT_THRESHOLD:.0%}\n"
+        f"{wall:.0f} s wall in all; default threshold {DEFAULT_THRESHOLD:.0%}\n"
     )
     rng = random.Random(0)
     for label in CASES:

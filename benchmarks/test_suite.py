@@ -7,24 +7,26 @@ from typing import Any
 
 import pytest
 
-from chipbench import bench, hardware
-from chipbench.config import config_dict
-from chipbench.engine import Device
-from chipbench.worker import prepare
+from chipbench import workloads
+from chipbench.core.cases import Case
+from chipbench.core.config import config_dict
+from chipbench.execution.worker import prepare
+from chipbench.platform import hardware
+from chipbench.platform.device import Device
+from chipbench.results.metrics import derive_metrics
 
 SUITE = os.environ.get("CHIPBENCH_SUITE", "smoke")
 ROUNDS = int(os.environ.get("CHIPBENCH_ROUNDS", "10"))
-CASES = bench.suite_cases(SUITE)
+CASES = workloads.suite_cases(SUITE)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_benchmark(benchmark: Any, case: bench.Case, chipbench_env: dict[str, Any]) -> None:
+def test_benchmark(benchmark: Any, case: Case, chipbench_env: dict[str, Any]) -> None:
     kind = chipbench_env["device"]["kind"]
-    concrete = bench.resolve_case(
-        case, chipbench_env, chipbench_env["ceilings"], hardware.free_memory_bytes(kind)
-    )
-    overrides = concrete.overrides
-    b, cfg, prepared = prepare(case.bench, overrides, kind)
+    device_dtype = hardware.auto_dtype(chipbench_env, chipbench_env["ceilings"])
+    concrete = workloads.resolve_case(case, kind, device_dtype, hardware.free_memory_bytes(kind))
+    got = prepare(case.bench, concrete.overrides, kind)
+    b, cfg, prepared = got.bench, got.config, got.prepared
     device = Device(kind)
 
     def step() -> None:
@@ -37,7 +39,7 @@ def test_benchmark(benchmark: Any, case: bench.Case, chipbench_env: dict[str, An
         return
     median = benchmark.stats.stats.median
     st = {"p50": median, "p90": median, "p99": median}
-    metrics, missing = bench.derive_metrics(
+    metrics, missing = derive_metrics(
         prepared.work,
         median,
         st,

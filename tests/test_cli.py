@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from chipbench import ceilings, results
 from chipbench.cli import main
+from chipbench.platform import ceilings
+from chipbench.results import files
 from tests.conftest import run_cli
 
 
@@ -17,7 +18,7 @@ def test_run_writes_results_and_markdown(tmp_path: Path) -> None:
     p = run_cli("run", "calib.matmul", "calib.copy", "--suite", "smoke", "--time-budget", "0.1",
                 "--output", str(out), "--markdown", str(md))  # fmt: skip
     assert p.returncode == 0, p.stderr
-    doc = results.load(out)
+    doc = files.load(out)
     names = [b["name"] for b in doc["benchmarks"]]
     assert names == ["calib.copy[size_mib=16]", "calib.matmul[dtype=fp32,k=256,m=256,n=256]"]
     assert all(len(b["stats"]["data"]) >= 5 for b in doc["benchmarks"])
@@ -35,7 +36,7 @@ def test_failed_benchmark_recorded_and_exit_1(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     p = run_cli("run", "selftest.busy", "--set", "fail=raise", "--output", str(out))
     assert p.returncode == 1
-    doc = results.load(out)
+    doc = files.load(out)
     assert doc["benchmarks"] == [] and doc["chipbench"]["errors"][0]["error_type"] == "RuntimeError"
 
 
@@ -48,7 +49,8 @@ def test_calibrate_stores_ceilings(tmp_path: Path) -> None:
     assert len(stored) == 1
     data = json.loads(stored[0].read_text())
     assert data["matmul_tflops"]["fp32"] > 0 and data["matmul_tflops"]["bf16"] > 0 and data["copy_gbps"] > 0
-    assert ceilings.load(data["machine_id"], cache) == data
+    loaded = ceilings.load(data["machine_id"], cache)
+    assert loaded is not None and loaded.to_json() == data
 
 
 @pytest.mark.parametrize(
@@ -110,22 +112,16 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert "calib.copy[size_mib=16]" in capsys.readouterr().out
 
 
-def test_ctrl_c_saves_what_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_saves_what_finished(tmp_path: Path) -> None:
     import os
     import signal
     import threading
 
-    from chipbench import cli
-    from chipbench.bench import Case
+    from chipbench.core.cases import Case
+    from chipbench.execution.pools import WorkerPool
+    from chipbench.execution.session import execute
 
     first_done = threading.Event()
-    orig_done = cli._Progress.done
-
-    def done(self: cli._Progress, oc: object) -> None:
-        orig_done(self, oc)
-        first_done.set()
-
-    monkeypatch.setattr(cli._Progress, "done", done)
 
     def interrupt() -> None:
         if first_done.wait(120):
@@ -134,17 +130,17 @@ def test_ctrl_c_saves_what_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     threading.Thread(target=interrupt, daemon=True).start()
     out = tmp_path / "r.json"
     cases = [Case("selftest.busy", {}), Case("selftest.busy", {"fail": "hang"})]
-    _, path, code = cli.execute(
+    got = execute(
         cases,
-        device="cpu",
+        pool=WorkerPool("cpu"),
         time_budget_s=0.05,
         timeout_s=120,
         suite=None,
+        argv=["chipbench"],
         output=out,
-        markdown=None,
-        preflight=False,
+        on_done=lambda oc: first_done.set(),
     )
-    assert code == 130 and path == out
-    saved = results.load(out)
+    assert got.exit_code == 130 and got.path == out
+    saved = files.load(out)
     assert [b["name"] for b in saved["benchmarks"]] == ["selftest.busy"]
     assert saved["chipbench"]["interrupted"] is True

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chipbench import compare
 from chipbench.cli import main
-from chipbench.errors import UsageError
+from chipbench.core.errors import UsageError
+from chipbench.gate import compare, thresholds
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,13 +132,13 @@ def test_pooled_runs_use_run_level_spread() -> None:
 
 @pytest.mark.parametrize(("text", "value"), [("5%", 0.05), ("2.5%", 0.025), ("0.05", 0.05), (" 10% ", 0.1)])
 def test_parse_threshold(text: str, value: float) -> None:
-    assert compare.parse_threshold(text) == pytest.approx(value)
+    assert thresholds.parse_threshold(text) == pytest.approx(value)
 
 
 @pytest.mark.parametrize("text", ["abc", "0", "150%", "-5%", "nan"])
 def test_parse_threshold_bad(text: str) -> None:
     with pytest.raises(UsageError):
-        compare.parse_threshold(text)
+        thresholds.parse_threshold(text)
 
 
 def test_thresholds_toml(tmp_path: Path) -> None:
@@ -147,7 +147,7 @@ def test_thresholds_toml(tmp_path: Path) -> None:
         'threshold = "4%"\nnoise_floor_us = 1\n[benchmarks]\n"calib.*" = "10%"\n'
         '"calib.matmul[dtype=bf16]" = { threshold = "2.5%", noise_floor_us = 3 }\n"dlrm.*" = "8%"\n'
     )
-    th = compare.load_thresholds(f, 0.05, 0.0)
+    th = thresholds.load_thresholds(f, 0.05, 0.0)
     assert th.for_benchmark("x", None) == pytest.approx((0.04, 1e-6))
     assert th.for_benchmark("calib.copy", "calib.copy") == pytest.approx((0.10, 1e-6))
     assert th.for_benchmark("calib.matmul[dtype=bf16]", "calib.matmul") == pytest.approx((0.025, 3e-6))
@@ -156,7 +156,7 @@ def test_thresholds_toml(tmp_path: Path) -> None:
 
 
 def test_example_thresholds_file_parses() -> None:
-    th = compare.load_thresholds(ROOT / "ci" / "thresholds.example.toml", 0.05, 0.0)
+    th = thresholds.load_thresholds(ROOT / "ci" / "thresholds.example.toml", 0.05, 0.0)
     assert th.rules
 
 
@@ -349,7 +349,7 @@ def test_ab_same_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_ab_resolves_relative_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from chipbench.ab import resolve_python
+    from chipbench.gate.ab import resolve_python
 
     venv = Path(sys.executable).parent.parent
     monkeypatch.chdir(venv.parent)

@@ -5,9 +5,9 @@ from typing import Literal
 
 import pytest
 
-from chipbench import bench
-from chipbench.config import apply_overrides, check, parse_sets
-from chipbench.errors import UsageError
+from chipbench import workloads
+from chipbench.core.config import apply_overrides, check, parse_sets
+from chipbench.core.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -53,22 +53,22 @@ def test_parse_sets_needs_equals() -> None:
 
 def test_build_cases_validates_before_running() -> None:
     with pytest.raises(UsageError, match="unknown benchmark"):
-        bench.build_cases(["calib.nope"], None, {}, None)
+        workloads.build_cases(["calib.nope"], None, {}, None)
     with pytest.raises(UsageError, match="unknown suite"):
-        bench.build_cases([], "huge", {}, None)
-    cases = bench.build_cases(["calib.matmul"], None, {"m": "64"}, "fp32")
+        workloads.build_cases([], "huge", {}, None)
+    cases = workloads.build_cases(["calib.matmul"], None, {"m": "64"}, "fp32")
     assert cases[0].overrides == {"m": "64", "dtype": "fp32"}
     assert cases[0].name == "calib.matmul[dtype=fp32,m=64]"
 
 
 def test_version_hash_tracks_config() -> None:
-    b = bench.get("calib.matmul")
+    b = workloads.get("calib.matmul")
     assert b.version_hash(b.config({"m": 64})) != b.version_hash(b.config({"m": 128}))
     assert b.version_hash(b.config({"m": 64})) == b.version_hash(b.config({"m": "64"}))
 
 
 def test_every_benchmark_has_smoke_case_or_is_selftest() -> None:
-    for name, b in bench.registry().items():
+    for name, b in workloads.registry().items():
         assert name.startswith("selftest.") or b.suites.get("smoke"), name
         for suite_cases in b.suites.values():
             for ov in suite_cases:

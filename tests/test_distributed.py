@@ -13,7 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from chipbench import distributed, results
+from chipbench.execution import process_groups as distributed
+from chipbench.results import files
 from chipbench.workloads import comm
 from tests.conftest import run_cli
 
@@ -42,7 +43,8 @@ def _lockstep(rank: int, world: int) -> dict[str, object]:
     import torch
     import torch.distributed as dist
 
-    from chipbench.engine import Device, MeasureOptions, measure
+    from chipbench.measure.engine import MeasureOptions, measure
+    from chipbench.platform.device import Device
 
     t = torch.ones(4)
     pause = 0.002 if rank == 1 else 0.0005
@@ -103,7 +105,7 @@ def test_run_under_torchrun_writes_one_results_file(tmp_path: Path) -> None:
         "--nproc-per-node", "2", "--time-budget", "0.3", "--output", str(out),
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
-    doc = results.load(out)
+    doc = files.load(out)
     dist_env = doc["chipbench"]["environment"]["distributed"]
     assert dist_env["world_size"] == 2 and dist_env["backend"] == "gloo" and len(dist_env["ranks"]) == 2
     by = {b["group"]: b["extra_info"] for b in doc["benchmarks"]}
@@ -123,9 +125,9 @@ def test_run_under_torchrun_writes_one_results_file(tmp_path: Path) -> None:
 
 def test_mixed_cases_failing_rank_named_next_case_runs(tmp_path: Path) -> None:
     """A rank that raises in set-up is named and the next case runs in the same job; throughput is global."""
-    from chipbench.bench import Case
-    from chipbench.cli import execute
-    from chipbench.runner import DistWorkerPool, Launch
+    from chipbench.core.cases import Case
+    from chipbench.execution.pools import DistWorkerPool, Launch
+    from chipbench.execution.session import execute
 
     cases = [
         Case("selftest.busy", {"fail": "raise", "fail_rank": 1}),
@@ -133,13 +135,14 @@ def test_mixed_cases_failing_rank_named_next_case_runs(tmp_path: Path) -> None:
         Case("selftest.busy", {"step_us": 500.0}),
     ]
     pool = DistWorkerPool("cpu", Launch(2))
-    doc, path, code = execute(
-        cases, device="cpu", time_budget_s=0.2, timeout_s=120, suite=None, output=tmp_path / "r.json",
-        markdown=None, preflight=False, quiet=True, pool=pool,
+    got = execute(
+        cases, pool=pool, time_budget_s=0.2, timeout_s=120, suite=None, argv=["chipbench"],
+        output=tmp_path / "r.json",
     )  # fmt: skip
+    path, code = got.path, got.exit_code
     assert code == 1 and path is not None
     assert pool.launched == 1  # a set-up failure, agreed on before any collective, keeps the job
-    doc = results.load(path)
+    doc = files.load(path)
     (err,) = doc["chipbench"]["errors"]
     assert err["group"] == "selftest.busy" and err["message"].startswith(
         "rank 1: selftest: deliberate failure"
@@ -162,7 +165,7 @@ def _rank_pid(parent: int, rank: int, deadline: float) -> int:
     while time.monotonic() < deadline:
         for proc in psutil.Process(parent).children(recursive=True):
             try:
-                if "chipbench.dist_worker" in " ".join(proc.cmdline()) and proc.environ().get("RANK") == str(
+                if "chipbench.execution.dist_worker" in " ".join(proc.cmdline()) and proc.environ().get("RANK") == str(
                     rank
                 ):
                     return proc.pid
@@ -215,7 +218,7 @@ def test_killed_rank_ends_the_job_within_the_bound(tmp_path: Path) -> None:
     assert "chipbench: error: selftest.busy[fail=hang,fail_rank=1]@world2: rank_died: rank 1 died" in stderr
     assert took < KILLED_RANK_BOUND_S
     assert out.exists(), stderr
-    (err,) = results.load(out)["chipbench"]["errors"]
+    (err,) = files.load(out)["chipbench"]["errors"]
     assert err["error_type"] == "rank_died" and err["message"].startswith("rank 1 died (killed by signal 9)")
 
 
@@ -227,7 +230,7 @@ def test_hung_rank_ends_at_the_collective_timeout(tmp_path: Path) -> None:
         "--dist-timeout", "5", "--time-budget", "0.2", "--output", str(out),
     )  # fmt: skip
     assert p.returncode == 1 and time.monotonic() - t0 < 60
-    (err,) = results.load(out)["chipbench"]["errors"]
+    (err,) = files.load(out)["chipbench"]["errors"]
     assert err["error_type"] == "collective_timeout" and "(5 s)" in err["message"]
 
 
@@ -237,7 +240,7 @@ def test_sweep_writes_one_file_with_scaling_efficiency(tmp_path: Path) -> None:
         "run", "selftest.busy", "--nproc-per-node", "1,2", "--time-budget", "0.2", "--output", str(out)
     )
     assert p.returncode == 0, p.stderr
-    doc = results.load(out)
+    doc = files.load(out)
     assert [r["world_size"] for r in doc["chipbench"]["runs"]] == [1, 2]
     one, two = doc["benchmarks"]
     assert (one["name"], two["name"]) == ("selftest.busy", "selftest.busy@world2")
@@ -263,11 +266,13 @@ def test_bad_nproc_is_one_line(value: str, tmp_path: Path) -> None:
 def test_derived_metrics_over_ranks() -> None:
     """Work counts one rank: throughputs and memory bandwidth are summed over ranks, shares are per
     device, a collective's bandwidth is the job's (nccl-tests) and has no memory ceiling."""
-    from chipbench.bench import Work, derive_metrics
+    from chipbench.core.contract import Work
+    from chipbench.platform.ceilings import Ceilings
+    from chipbench.results.metrics import derive_metrics
 
     st = {"p50": 0.01, "p90": 0.01, "p99": 0.01}
     kw = {"device_name": "NVIDIA H100 80GB HBM3", "dtype": "bf16", "peak_mem_bytes": None}
-    ceil = {"copy_gbps": 100.0, "matmul_tflops": {"bf16": 500.0}}
+    ceil = Ceilings("m", copy_gbps=100.0, matmul_tflops={"bf16": 500.0})
     work = Work(flops=1e12, bytes=1e9, samples=10, model_flops=True)
     one, _ = derive_metrics(work, 0.01, st, ceilings=ceil, world_size=1, **kw)
     four, _ = derive_metrics(work, 0.01, st, ceilings=ceil, world_size=4, **kw)
@@ -303,7 +308,7 @@ def test_two_nodes_on_localhost(tmp_path: Path) -> None:
             follower.kill()
     assert p.returncode == 0, p.stderr
     assert follower.returncode == 0 and "results are written on node 0" in ferr
-    d = results.load(out)["chipbench"]["environment"]["distributed"]
+    d = files.load(out)["chipbench"]["environment"]["distributed"]
     assert (d["world_size"], d["nodes"]) == (2, 2) and [r["node_rank"] for r in d["ranks"]] == [0, 1]
 
 
@@ -315,7 +320,7 @@ def test_sigterm_and_timeouts_leave_no_rank_behind(tmp_path: Path) -> None:
     env = {**os.environ, "CI": "true"}
     # A per-case time-out kills the job and records the case.
     p = subprocess.run([*args, "--timeout", "10"], capture_output=True, text=True, env=env, timeout=120)
-    assert p.returncode == 1 and results.load(out)["chipbench"]["errors"][0]["error_type"] == "timeout"
+    assert p.returncode == 1 and files.load(out)["chipbench"]["errors"][0]["error_type"] == "timeout"
     # SIGTERM (a cancelled CI job) acts as Ctrl-C.
     out.unlink()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

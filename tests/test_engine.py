@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chipbench import engine
-from chipbench.engine import Device, MeasureOptions, measure
+from chipbench.measure import engine
+from chipbench.measure.engine import MeasureOptions, measure
+from chipbench.platform.device import Device
 
 
 class FakeClock:

@@ -4,9 +4,12 @@ from typing import Any
 
 import pytest
 
-from chipbench import hardware, peaks
-from chipbench.bench import Work, derive_metrics
-from chipbench.errors import UsageError
+from chipbench import workloads
+from chipbench.core.contract import Work
+from chipbench.core.errors import UsageError
+from chipbench.platform import hardware, peaks
+from chipbench.platform.ceilings import Ceilings
+from chipbench.results.metrics import derive_metrics
 
 
 def _env(
@@ -37,7 +40,7 @@ def test_auto_dtype_cuda_by_capability(cap: str, want: str) -> None:
 
 def test_auto_dtype_measured_ceiling_wins() -> None:
     env = _env(isa={"avx512_bf16": True})
-    ceilings = {"matmul_tflops": {"fp32": 0.2, "bf16": 0.05}}
+    ceilings = Ceilings("m", matmul_tflops={"fp32": 0.2, "bf16": 0.05})
     assert hardware.auto_dtype(env, ceilings)[0] == "fp32"
 
 
@@ -87,7 +90,7 @@ def test_unknown_peak_is_absent_with_reason() -> None:
     assert "calibrate" in missing["share_of_ceiling_flops"]
     m, missing = derive_metrics(
         work, 1.0, st, device_name="NVIDIA H100 80GB HBM3", dtype="bf16",
-        ceilings={"matmul_tflops": {"bf16": 800.0}, "copy_gbps": 3000.0}, peak_mem_bytes=2**30,
+        ceilings=Ceilings("m", matmul_tflops={"bf16": 800.0}, copy_gbps=3000.0), peak_mem_bytes=2**30,
     )  # fmt: skip
     assert m["mfu"] == pytest.approx(2.0 / 989.4)
     assert m["share_of_ceiling_flops"] == pytest.approx(2.0 / 800)
@@ -103,10 +106,10 @@ def test_environment_reports_stack() -> None:
 
 
 def test_benchmark_auto_dtype_policy() -> None:
-    from chipbench import bench
-
     env = _env(isa={"avx512_bf16": True})
-    assert bench.get("calib.matmul").resolve_auto_dtype(env, None)[0] == "bf16"
-    dtype, why = bench.get("dlrm.train_step").resolve_auto_dtype(env, None)
+    device_choice = hardware.auto_dtype(env)
+    assert workloads.get("calib.matmul").resolve_auto_dtype("cpu", device_choice)[0] == "bf16"
+    dtype, why = workloads.get("dlrm.train_step").resolve_auto_dtype("cpu", device_choice)
     assert dtype == "fp32" and "dlrm.train_step" in why
-    assert bench.get("dlrm.train_step").resolve_auto_dtype(_env("cuda", capability="9.0"), None)[0] == "bf16"
+    gpu = hardware.auto_dtype(_env("cuda", capability="9.0"))
+    assert workloads.get("dlrm.train_step").resolve_auto_dtype("cuda", gpu)[0] == "bf16"

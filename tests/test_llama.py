@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from chipbench import bench
-from chipbench.bench import RunContext
-from chipbench.errors import UsageError
+from chipbench import workloads
+from chipbench.core.contract import RunContext
+from chipbench.core.errors import UsageError
 from chipbench.models.llama import (
     Attention,
     ModelArgs,
@@ -43,8 +43,8 @@ def test_parameter_counts_match_reference(flavor: str) -> None:
         model = Transformer(shape.model_args())
     assert count_params(model) == REFERENCE[flavor][0]
     assert shape.ffn_hidden == REFERENCE[flavor][1]
-    d = bench.get("llama.train_step").describe(LlamaConfig(flavor=flavor))  # type: ignore[arg-type]
-    assert d["parameters"] == REFERENCE[flavor][0]
+    d = workloads.get("llama.train_step").describe(LlamaConfig(flavor=flavor))  # type: ignore[arg-type]
+    assert d.facts["parameters"] == REFERENCE[flavor][0]
 
 
 def test_every_flavor_is_valid_and_small_ones_build() -> None:
@@ -86,10 +86,10 @@ def test_llama3_8b_flops_per_token_at_8192() -> None:
     a = LlamaConfig(flavor="llama3-8b").shape().model_args()
     assert flops_per_token(a, 8192) == pytest.approx(5.79e10, rel=5e-3)
     assert flops_per_token(a, 8192, "causal_halved") == pytest.approx(5.15e10, rel=5e-3)
-    d = bench.get("llama.train_step").describe(
-        bench.get("llama.train_step").config({"flavor": "llama3-8b", "flop_convention": "causal_halved"})
+    d = workloads.get("llama.train_step").describe(
+        workloads.get("llama.train_step").config({"flavor": "llama3-8b", "flop_convention": "causal_halved"})
     )
-    assert d["flops_per_token"] == pytest.approx(5.15e10, rel=5e-3)
+    assert d.facts["flops_per_token"] == pytest.approx(5.15e10, rel=5e-3)
 
 
 def _reference_attention(attn: Attention, x: torch.Tensor, theta: float) -> torch.Tensor:
@@ -146,7 +146,9 @@ def _progression_batch(gen: torch.Generator, vocab: int, batch: int, seq: int) -
 
 
 def test_loss_falls_on_synthetic_task() -> None:
-    cfg = bench.get("llama.train_step").config({"flavor": "tiny", "dtype": "fp32", "lr": 3e-3, "seq_len": 32})
+    cfg = workloads.get("llama.train_step").config(
+        {"flavor": "tiny", "dtype": "fp32", "lr": 3e-3, "seq_len": 32}
+    )
     s = cfg.shape()
     _, train, _ = make_trainer(cfg, CPU)
     gen = torch.Generator().manual_seed(1)
@@ -184,13 +186,13 @@ LLAMA_BENCHES = [
 
 @pytest.mark.parametrize("name", LLAMA_BENCHES)
 def test_every_benchmark_runs_at_tiny(name: str) -> None:
-    b = bench.get(name)
+    b = workloads.get(name)
     smoke = b.suites["smoke"]
     assert smoke and all(case["flavor"] == "tiny" for case in smoke)
     for dtype in ("fp32", "bf16"):
         cfg = b.config({**smoke[0], "dtype": dtype})
         d = b.describe(cfg)
-        assert d["memory_bytes_estimate"] > 0
+        assert d.memory_bytes_estimate is not None and d.memory_bytes_estimate > 0
         prepared = b.setup(cfg, CPU)
         prepared.step()
         prepared.step()
@@ -203,7 +205,7 @@ def test_every_benchmark_runs_at_tiny(name: str) -> None:
 @pytest.mark.parametrize("op", ["qkv", "out", "gate_up", "down", "head"])
 @pytest.mark.parametrize("mode", ["fwd", "fwd_bwd"])
 def test_gemm_ops(op: str, mode: str) -> None:
-    b = bench.get("llama.gemm")
+    b = workloads.get("llama.gemm")
     cfg = b.config(
         {"flavor": "tiny", "seq_len": 16, "batch_size": 2, "op": op, "mode": mode, "dtype": "fp32"}
     )
@@ -221,9 +223,10 @@ def test_fp16_train_step_with_grad_scaler() -> None:
 
 def test_layer_shapes_of_large_flavors_describe_without_allocating() -> None:
     t0 = time.perf_counter()
-    b = bench.get("llama.train_step")
+    b = workloads.get("llama.train_step")
     d = b.describe(b.config({"flavor": "llama3.1-405b", "n_layers": 2, "seq_len": 2048}))
-    assert d["memory_bytes_estimate"] > 16 * d["parameters"]
+    assert d.memory_bytes_estimate is not None
+    assert d.memory_bytes_estimate > 16 * d.facts["parameters"]
     assert time.perf_counter() - t0 < 10
 
 
@@ -244,18 +247,18 @@ def test_layer_shapes_of_large_flavors_describe_without_allocating() -> None:
 )
 def test_bad_overrides_raise_usage_error(overrides: dict[str, str]) -> None:
     with pytest.raises(UsageError):
-        bench.get("llama.train_step").config(overrides)
+        workloads.get("llama.train_step").config(overrides)
 
 
 def test_micro_bad_overrides_raise_usage_error() -> None:
     with pytest.raises(UsageError):
-        bench.get("llama.gemm").config({"op": "wq"})
+        workloads.get("llama.gemm").config({"op": "wq"})
     with pytest.raises(UsageError):
-        bench.get("llama.attention").config({"mode": "bwd"})
+        workloads.get("llama.attention").config({"mode": "bwd"})
 
 
 def test_overrides_apply_on_top_of_flavor() -> None:
-    cfg = bench.get("llama.train_step").config({"flavor": "llama3-8b", "n_layers": "2", "seq_len": "128"})
+    cfg = workloads.get("llama.train_step").config({"flavor": "llama3-8b", "n_layers": "2", "seq_len": "128"})
     s = cfg.shape()
     assert (s.dim, s.n_layers, s.n_kv_heads, s.seq_len, s.ffn_hidden) == (4096, 2, 8, 128, 14336)
 

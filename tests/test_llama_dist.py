@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import torch
 
-from chipbench import bench
-from chipbench.bench import RunContext
-from chipbench.distributed import run_local
-from chipbench.errors import UsageError
+from chipbench import workloads
+from chipbench.core.contract import RunContext
+from chipbench.core.errors import UsageError
+from chipbench.execution.process_groups import run_local
 from chipbench.workloads.llama import batch_layout
 
 STEPS = 5
@@ -57,7 +57,7 @@ def _ctx(rank: int = 0, world: int = 1, **kw: Any) -> RunContext:
 
 
 def _train(ov: dict[str, Any], ctx: RunContext, steps: int = STEPS) -> dict[str, Any]:
-    b = bench.get("llama.train_step")
+    b = workloads.get("llama.train_step")
     p = b.setup(b.config(ov), ctx)
     losses = [float(p.step()) for _ in range(steps)]
     info = {k: v for k, v in p.info.items() if k != "shape"}
@@ -69,13 +69,13 @@ def _ranks(rank: int, world: int) -> dict[str, Any]:
     out: dict[str, Any] = {name: _train(ov, _ctx(rank, world)) for name, ov in CASES.items()}
     # Too little free memory for the whole fp32 model: built on the meta device, each rank its shards.
     out["fsdp2_meta"] = _train(CASES["fsdp2"], _ctx(rank, world, free_memory_bytes=1), steps=3)
-    fwd = bench.get("llama.forward")
+    fwd = workloads.get("llama.forward")
     cfg = fwd.config({"flavor": "tiny", "dtype": "fp32", "batch_size": GLOBAL_BATCH, "scaling": "strong"})
     prepared = fwd.setup(cfg, _ctx(rank, world))
     out["forward"] = prepared.step().numpy()  # (B/world, T, V): this rank's rows
     out["forward_info"] = prepared.info
     for name in ("llama.gemm", "llama.attention"):  # each rank its own copy: nothing to share
-        b = bench.get(name)
+        b = workloads.get(name)
         b.setup(b.config({**b.suites["smoke"][0], "dtype": "fp32"}), _ctx(rank, world)).step()
     return out
 
@@ -143,7 +143,7 @@ def test_meta_initialized_fsdp2_trains(ranks: list[dict[str, Any]]) -> None:
 
 
 def test_forward_ranks_compute_their_rows(ranks: list[dict[str, Any]]) -> None:
-    fwd = bench.get("llama.forward")
+    fwd = workloads.get("llama.forward")
     ref = fwd.setup(
         fwd.config({"flavor": "tiny", "dtype": "fp32", "batch_size": GLOBAL_BATCH}), _ctx()
     ).step()
@@ -153,24 +153,26 @@ def test_forward_ranks_compute_their_rows(ranks: list[dict[str, Any]]) -> None:
 
 
 def test_strong_scaling_needs_a_divisible_batch() -> None:
-    cfg = bench.get("llama.train_step").config({"flavor": "tiny", "batch_size": 3, "scaling": "strong"})
+    cfg = workloads.get("llama.train_step").config({"flavor": "tiny", "batch_size": 3, "scaling": "strong"})
     assert batch_layout(cfg, 1) == (3, 3)
     assert batch_layout(dataclasses.replace(cfg, scaling="weak"), 2) == (3, 6)
     with pytest.raises(UsageError, match="multiple of 2"):
-        bench.get("llama.train_step").setup(cfg, _ctx(0, 2))  # raised before any collective
+        workloads.get("llama.train_step").setup(cfg, _ctx(0, 2))  # raised before any collective
 
 
 def test_plan_shards_training_state() -> None:
-    b = bench.get("llama.train_step")
+    b = workloads.get("llama.train_step")
     cfg = b.config({"flavor": "llama3-8b", "dtype": "bf16", "seq_len": 1024})
     one, fsdp, ddp = (
         b.plan(cfg, 1, "cuda"),
         b.plan(cfg, 8, "cuda"),
         b.plan(dataclasses.replace(cfg, parallel="ddp"), 8, "cuda"),
     )
-    assert one["memory_bytes_per_rank_estimate"] == b.describe(cfg)["memory_bytes_estimate"]
-    assert fsdp["parallelism"] == "fsdp2" and fsdp["global_batch_size"] == 8
-    assert fsdp["memory_bytes_per_rank_estimate"] < 0.5 * one["memory_bytes_per_rank_estimate"]
-    assert ddp["memory_bytes_per_rank_estimate"] > one["memory_bytes_per_rank_estimate"]
+    assert one.memory_bytes_per_rank_estimate == b.describe(cfg).memory_bytes_estimate
+    assert fsdp.facts["parallelism"] == "fsdp2" and fsdp.facts["global_batch_size"] == 8
+    assert one.memory_bytes_per_rank_estimate is not None and fsdp.memory_bytes_per_rank_estimate is not None
+    assert fsdp.memory_bytes_per_rank_estimate < 0.5 * one.memory_bytes_per_rank_estimate
+    assert ddp.memory_bytes_per_rank_estimate is not None
+    assert ddp.memory_bytes_per_rank_estimate > one.memory_bytes_per_rank_estimate
     with pytest.raises(UsageError):
         b.plan(dataclasses.replace(cfg, scaling="strong", batch_size=3), 2, "cuda")

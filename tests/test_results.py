@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 
-from chipbench import hardware, results
-from chipbench.bench import Case
-from chipbench.errors import UsageError
-from chipbench.fileio import atomic_write_json
-from chipbench.runner import CaseOutcome, RunOutcome
+from chipbench.core.cases import Case
+from chipbench.core.errors import UsageError
+from chipbench.core.fileio import atomic_write_json
+from chipbench.platform import hardware
+from chipbench.platform.ceilings import Ceilings
+from chipbench.results import document, files, render
+from chipbench.results.outcomes import CaseOutcome, RunOutcome
 
 
 def _run_outcome() -> RunOutcome:
@@ -51,14 +53,15 @@ def _run_outcome() -> RunOutcome:
 
 
 def _doc() -> dict[str, Any]:
-    return results.build(_run_outcome(), ceilings={"matmul_tflops": {"fp32": 0.4}, "copy_gbps": 20.0},
-                         suite="smoke", argv=["chipbench"], commit_info=hardware.git_commit())  # fmt: skip
+    ceil = Ceilings("cpu-test", matmul_tflops={"fp32": 0.4}, copy_gbps=20.0)
+    return document.build(_run_outcome(), ceilings=ceil, suite="smoke", argv=["chipbench"],
+                          commit_info=hardware.git_commit())  # fmt: skip
 
 
 def test_round_trip(tmp_path: Path) -> None:
     doc = _doc()
-    path = results.write(doc, tmp_path / "r.json")
-    back = results.load(path)
+    path = files.write(doc, tmp_path / "r.json")
+    back = files.load(path)
     assert back == json.loads(json.dumps(doc))
     b = back["benchmarks"][0]
     assert b["name"] == "calib.matmul[dtype=fp32,m=1024]" and b["group"] == "calib.matmul"
@@ -74,8 +77,8 @@ def test_round_trip(tmp_path: Path) -> None:
 
 
 def test_pytest_benchmark_compare_reads_our_files(tmp_path: Path) -> None:
-    a = results.write(_doc(), tmp_path / "0001_a.json")
-    b = results.write(_doc(), tmp_path / "0002_b.json")
+    a = files.write(_doc(), tmp_path / "0001_a.json")
+    b = files.write(_doc(), tmp_path / "0002_b.json")
     exe = Path(sys.executable).with_name("pytest-benchmark")
     out = subprocess.run([str(exe), "compare", str(a), str(b)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -84,13 +87,13 @@ def test_pytest_benchmark_compare_reads_our_files(tmp_path: Path) -> None:
 
 def test_default_path_has_machine_and_commit(tmp_path: Path) -> None:
     doc = _doc()
-    p = results.default_path(doc, tmp_path)
+    p = files.default_path(doc, tmp_path)
     assert p.parent.name == doc["chipbench"]["machine_id"]
     assert p.name.endswith(f"_{doc['commit_info']['id'][:8]}.json")
 
 
 def test_markdown_summary() -> None:
-    md = results.to_markdown(_doc())
+    md = render.to_markdown(_doc())
     assert "| calib.matmul[dtype=fp32,m=1024] |" in md and "ERROR crash" in md
 
 
@@ -107,10 +110,10 @@ def test_corrupt_files_give_one_line_errors(tmp_path: Path, content: str, msg: s
     p = tmp_path / "bad.json"
     p.write_text(content)
     with pytest.raises(UsageError, match=msg) as exc:
-        results.load(p)
+        files.load(p)
     assert "\n" not in str(exc.value)
     with pytest.raises(UsageError, match="cannot read"):
-        results.load(tmp_path / "missing.json")
+        files.load(tmp_path / "missing.json")
 
 
 def test_interrupted_write_leaves_no_damaged_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

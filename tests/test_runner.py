@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from chipbench.bench import Case
-from chipbench.runner import WorkerPool, run_cases
-
-OPTS = {"time_budget_s": 0.05}
-
+from chipbench.core.cases import Case
+from chipbench.execution.pools import WorkerPool
+from chipbench.execution.protocol import run_message
+from chipbench.execution.session import Session
 
 def test_failures_are_isolated() -> None:
     pool = WorkerPool("cpu")
-    hello = pool.start()
+    session = Session(pool, time_budget_s=0.05, timeout_s=8)
+    session.start()
     cases = [
         Case("selftest.busy", {"fail": "crash"}),
         Case("selftest.busy", {"step_us": 200.0}),
@@ -18,7 +18,7 @@ def test_failures_are_isolated() -> None:
         Case("selftest.busy", {"fail": "hang"}),
         Case("calib.matmul", {"m": 64, "n": 64, "k": 64, "dtype": "fp32"}),
     ]
-    out = run_cases(pool, hello, cases, options=OPTS, timeout_s=8)
+    out = session.run(cases)
     kinds = [oc.payload.get("error_type") if not oc.ok else "ok" for oc in out.outcomes]
     assert kinds == ["crash", "ok", "RuntimeError", "timeout", "ok"]
     crash = out.outcomes[0].payload
@@ -36,8 +36,8 @@ def test_worker_serves_several_benchmarks() -> None:
     pool = WorkerPool("cpu")
     hello = pool.start()
     pid = pool.proc.pid if pool.proc else None
-    r1 = pool.run({"type": "run", "bench": "selftest.busy", "overrides": {}, "options": OPTS}, 30)
-    r2 = pool.run({"type": "run", "bench": "selftest.busy", "overrides": {}, "options": OPTS}, 30)
+    r1 = pool.run(run_message("selftest.busy", {}, 0.05), 30)
+    r2 = pool.run(run_message("selftest.busy", {}, 0.05), 30)
     assert r1["type"] == r2["type"] == "result"
     assert pool.proc is not None and pool.proc.pid == pid  # torch imported once
     pool.close()

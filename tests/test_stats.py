@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from chipbench import stats
+from chipbench.core import stats
 
 
 def test_summarize_matches_numpy() -> None:

@@ -3,22 +3,47 @@
 Token embedding -> n_layers x [RMSNorm -> GQA attention with RoPE -> residual, RMSNorm -> SwiGLU FFN ->
 residual] -> RMSNorm -> output head (tied to the embedding or not).
 
-Shape letters: B batch, T sequence, C model dim, H query heads, K key/value heads, D head dim,
-F FFN hidden size, V vocabulary.
-
 The q/k/v projections are fused into one `wqkv` matrix and the gate/up projections into one `w13`
 matrix: the same parameters as separate matrices (so parameter counts match the published ones
 exactly), fewer and larger matrix products.
+
+Shape glossary (the letters of the shape comments, `# (B, T, H, D)`):
+
+- B: batch (sequences)
+- T: sequence length (tokens per sequence)
+- H: query heads
+- K: key/value heads (grouped-query attention when K < H)
+- D: head dim (C / H)
+- C: model dim (the residual stream's width)
+- F: FFN hidden size (SwiGLU's inner width)
+- V: vocabulary size
+
+Example::
+
+    import torch
+    from chipbench.models.llama import ModelArgs, Transformer, count_params, flops_per_token
+
+    a = ModelArgs(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=256, multiple_of=32)
+    model = Transformer(a)  # built and initialized on the current default device
+    tokens = torch.randint(0, a.vocab_size, (4, 32))  # (B, T)
+    logits = model(tokens)  # (B, T, V) = (4, 32, 256)
+    count_params(model), flops_per_token(a, seq_len=32)
+
+Plain torch: this module imports nothing of chipbench.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+FlopConvention = Literal["torchtitan", "causal_halved"]
+"""torchtitan: causal attention not halved; causal_halved (Megatron): its term halved."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +86,7 @@ def matmul_params(a: ModelArgs) -> int:
 
 
 def flops_per_token(
-    a: ModelArgs, seq_len: int, convention: str = "torchtitan", training: bool = True
+    a: ModelArgs, seq_len: int, convention: FlopConvention = "torchtitan", training: bool = True
 ) -> float:
     """Model FLOPs per token.
 
@@ -79,10 +104,13 @@ def flops_per_token(
 # ----------------------------------------------------------------------------------------- RoPE
 
 
-def rope_cache(seq_len: int, head_dim: int, theta: float, device: torch.device | str | None = None):
+def rope_cache(
+    seq_len: int, head_dim: int, theta: float, device: torch.device | str | None = None
+) -> torch.Tensor:
     """Rotations as unit complex numbers, (T, D/2) complex64: exp(i * t * theta^(-2i/D))."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
-    t = torch.arange(seq_len, device=device, dtype=torch.float32)
+    exponents = torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim  # (D/2,)
+    inv_freq = 1.0 / (theta**exponents)  # (D/2,)
+    t = torch.arange(seq_len, device=device, dtype=torch.float32)  # (T,)
     angles = torch.outer(t, inv_freq)  # (T, D/2)
     return torch.polar(torch.ones_like(angles), angles)  # (T, D/2) complex
 
@@ -107,18 +135,19 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)  # (..., C), as x
 
 
 class Attention(nn.Module):
     def __init__(self, a: ModelArgs) -> None:
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = a.n_heads, a.n_kv_heads, a.head_dim
+        # wqkv: C -> (H + 2K) * D, the q, k and v projections side by side; wo: H * D -> C.
         self.wqkv = nn.Linear(a.dim, (a.n_heads + 2 * a.n_kv_heads) * a.head_dim, bias=False)
         self.wo = nn.Linear(a.n_heads * a.head_dim, a.dim, bias=False)
 
     def forward(self, x: torch.Tensor, freqs_cis: torch.Tensor) -> torch.Tensor:
-        B, T, _ = x.shape
+        B, T, _ = x.shape  # x: (B, T, C)
         H, K, D = self.n_heads, self.n_kv_heads, self.head_dim
         q, k, v = self.wqkv(x).split([H * D, K * D, K * D], dim=-1)  # (B, T, H*D), (B, T, K*D) x2
         q = apply_rope(q.view(B, T, H, D), freqs_cis)  # (B, T, H, D)
@@ -135,8 +164,8 @@ class FeedForward(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
         self.hidden = hidden
-        self.w13 = nn.Linear(dim, 2 * hidden, bias=False)
-        self.w2 = nn.Linear(hidden, dim, bias=False)
+        self.w13 = nn.Linear(dim, 2 * hidden, bias=False)  # C -> 2F (gate and up)
+        self.w2 = nn.Linear(hidden, dim, bias=False)  # F -> C
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.w13(x).chunk(2, dim=-1)  # (B, T, F) each
@@ -161,10 +190,10 @@ class Transformer(nn.Module):
         super().__init__()
         self.args = a
         self.activation_checkpointing = activation_checkpointing
-        self.tok_embeddings = nn.Embedding(a.vocab_size, a.dim)
+        self.tok_embeddings = nn.Embedding(a.vocab_size, a.dim)  # (V, C)
         self.layers = nn.ModuleList(Block(a) for _ in range(a.n_layers))
         self.norm = RMSNorm(a.dim, a.norm_eps)
-        self.output = nn.Linear(a.dim, a.vocab_size, bias=False)
+        self.output = nn.Linear(a.dim, a.vocab_size, bias=False)  # C -> V
         if a.tie_embeddings:
             self.output.weight = self.tok_embeddings.weight
         # A plain attribute, not a buffer: Module.to(dtype) would cast the complex table to a real
@@ -194,7 +223,7 @@ class Transformer(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, T) int64 -> logits (B, T, V)."""
-        _, T = tokens.shape
+        _, T = tokens.shape  # (B, T)
         freqs_cis = self.freqs_cis[:T]  # (T, D/2) complex
         x = self.tok_embeddings(tokens)  # (B, T, C)
         for layer in self.layers:

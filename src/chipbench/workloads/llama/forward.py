@@ -1,0 +1,51 @@
+"""The Llama prefill forward: inference over random tokens, weights in the run dtype, no gradients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chipbench.core.contract import Prepared, RunContext, Work
+from chipbench.platform.device import torch_dtype
+from chipbench.workloads.common import layout_info
+from chipbench.workloads.llama.accounting import flop_convention_text
+from chipbench.workloads.llama.batch import random_tokens, rank_shape
+from chipbench.workloads.llama.config import LlamaConfig
+
+
+def forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
+    import torch
+
+    from chipbench.models.llama import Transformer, flops_per_token
+
+    # Over N processes: data parallel without communication, each its own rows of the global batch
+    # and a whole copy of the model (`parallel` does not apply to inference).
+    s, split = rank_shape(cfg, ctx.world_size)  # s.batch_size: this process's rows
+    torch.manual_seed(ctx.seed)
+    with torch.device(ctx.torch_device):
+        model = Transformer(s.model_args())
+    model = model.to(torch_dtype(cfg.dtype)).eval()  # inference: weights in the run dtype
+    fwd = torch.compile(model) if cfg.compile else model
+    tokens = random_tokens(s, ctx, extra=0, global_batch=split.global_batch)  # (B, T)
+
+    @torch.inference_mode()
+    def step() -> Any:
+        return fwd(tokens)  # (B, T, V)
+
+    fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention, training=False)
+    return Prepared(
+        step=step,
+        work=Work(
+            flops=fpt * s.tokens,
+            tokens=s.tokens,
+            samples=s.batch_size,
+            model_flops=True,
+            flop_convention=flop_convention_text(cfg.flop_convention, training=False),
+        ),
+        info={
+            "flavor": cfg.flavor,
+            "shape": s.__dict__,
+            "flops_per_token": fpt,
+            "compile": cfg.compile,
+            **layout_info(split, ctx, cfg.scaling, "none"),
+        },
+    )

@@ -1,0 +1,217 @@
+"""The Llama training step: the model built from the run seed (or on the meta device when the whole fp32
+model would not fit), wrapped for FSDP2 or DDP over several processes, and one AdamW step per call
+(`make_trainer`); `train_setup` times it on random tokens."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chipbench.core.contract import Prepared, RunContext, Work
+from chipbench.platform.device import device_type
+from chipbench.workloads.common import autocast, layout_info
+from chipbench.workloads.llama.accounting import flop_convention_text
+from chipbench.workloads.llama.batch import random_tokens, rank_shape
+from chipbench.workloads.llama.config import LlamaConfig
+from chipbench.workloads.llama.describe import parameter_count
+from chipbench.workloads.llama.optimizer import adamw_impl, adamw_kwargs
+
+INIT_TEXT = {
+    "full": "every rank builds the whole model from the run seed (the weights of a one-process run), then shards it",
+    "meta": "built on the meta device, sharded, then each rank initializes its own shards (the whole "
+    "fp32 model would not fit in half the free memory; weights differ from a one-process run)",
+}
+
+
+def _init_mode(cfg: LlamaConfig, ctx: RunContext) -> str:
+    """full: build the whole fp32 model on every rank, then shard it (same weights as one process).
+    meta: under FSDP2 when the whole fp32 model would take more than half the free memory."""
+    if not (ctx.distributed and cfg.parallel == "fsdp2" and ctx.free_memory_bytes):
+        return "full"
+    full = 4 * parameter_count(cfg.shape())
+    return "full" if 2 * full <= ctx.free_memory_bytes else "meta"
+
+
+def _parallelize(model: Any, cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, dict[str, Any]]:
+    """Wrap the (fully built, identically initialized) model for ctx.world_size processes: FSDP2
+    (fully_shard per transformer block, then the root) or DDP. Returns (module to train, info)."""
+    import torch
+
+    low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.dtype)
+    if cfg.parallel == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        dev = torch.device(ctx.torch_device)
+        ids = [dev] if dev.type in ("cuda", "xpu") and dev.index is not None else None
+        wrapped = DistributedDataParallel(model, device_ids=ids)
+        amp = f"{cfg.dtype} autocast over " if low is not None else ""
+        return wrapped, {"mixed_precision": f"{amp}fp32 replicas, gradients all-reduced in fp32"}
+
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mesh = init_device_mesh(device_type(ctx.device), (ctx.world_size,))
+    if low is not None:
+        # Weights all-gathered in the low dtype (no autocast copies of them), gradients reduced in fp32
+        # into fp32 sharded master weights; autocast stays on around the forward and the loss, so the
+        # ops autocast runs in fp32 (softmax, cross-entropy) do so as with one process.
+        mp = MixedPrecisionPolicy(param_dtype=low, reduce_dtype=torch.float32)
+        name = {"bf16": "bf16", "fp16": "fp16"}[cfg.dtype]
+        precision = f"FSDP2 MixedPrecisionPolicy(param_dtype={name}, reduce_dtype=fp32) + {name} autocast"
+    else:
+        mp = MixedPrecisionPolicy()
+        precision = "fp32 (all-gather and reduce-scatter in fp32)"
+    layers = list(model.layers)
+    for i, layer in enumerate(layers):
+        # The last block is not resharded after the forward: the backward starts with it (torchtitan).
+        fully_shard(layer, mesh=mesh, mp_policy=mp, reshard_after_forward=i < len(layers) - 1)
+    fully_shard(model, mesh=mesh, mp_policy=mp)
+    return model, {"mixed_precision": precision, "fsdp_units": len(layers) + 1}
+
+
+def make_trainer(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Any, dict[str, Any]]:
+    """(model, train(inputs, targets) -> loss, info): one optimizer step per call.
+
+    Over more than one process (ctx.distributed, default process group already initialized), every
+    rank builds the same model from the run seed (so every rank, and a one-process run, start from
+    the same weights), then it is sharded (cfg.parallel=fsdp2) or replicated (ddp); the returned loss
+    is this rank's, over its own rows. Under FSDP2, when the whole fp32 model would not fit in half
+    the free memory, it is built on the meta device instead and each rank initializes its shards.
+    A fall-back from fused AdamW, taken on the first step, is added to `info` then."""
+    import warnings
+
+    import torch
+    import torch.nn.functional as F
+
+    from chipbench.models.llama import Transformer
+
+    s = cfg.shape()
+    dev_type = device_type(ctx.device)
+    init = _init_mode(cfg, ctx)
+    torch.manual_seed(ctx.seed)
+    with torch.device("meta" if init == "meta" else ctx.torch_device):
+        model = Transformer(s.model_args(), activation_checkpointing=cfg.activation_checkpointing)
+    model.train()
+    par_info: dict[str, Any] = {}
+    if ctx.distributed:
+        model, par_info = _parallelize(model, cfg, ctx)
+        par_info["init"] = INIT_TEXT[init]
+    if init == "meta":
+        model.to_empty(device=ctx.torch_device)  # this rank's shards only
+        model.reset_rope(ctx.torch_device)
+        # Each rank draws its own shards (CUDA: DTensor's RNG tracker, from rank 0's state).
+        torch.manual_seed(ctx.seed + ctx.rank)
+        with warnings.catch_warnings():  # "DTensor random operators may not have complete support on cpu"
+            warnings.filterwarnings("ignore", message="DTensor random operators")
+            model.init_weights()
+    impl = adamw_impl(cfg.adamw_impl, dev_type)
+    params = list(model.parameters())  # after sharding: DTensors under FSDP2
+
+    def adamw(impl: str) -> Any:
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1, **adamw_kwargs(impl))
+
+    opt = adamw(impl)
+    scaler = torch.amp.GradScaler(dev_type) if cfg.dtype == "fp16" else None
+    fwd = torch.compile(model) if cfg.compile else model
+    amp = autocast(cfg.dtype, ctx)
+    info: dict[str, Any] = {}
+    state = {"first": True}
+
+    def opt_step() -> None:
+        nonlocal opt
+        try:
+            if scaler is None:
+                opt.step()
+            else:
+                scaler.step(opt)
+        except (RuntimeError, NotImplementedError) as exc:
+            if not (state["first"] and ctx.distributed and impl == "fused"):
+                raise
+            # Fused AdamW over sharded (DTensor) parameters needs a torch with the kernel's sharding
+            # rule; without one, the first step falls back to foreach, and the fall-back is recorded.
+            opt = adamw("foreach")
+            info["optimizer"] = "AdamW foreach"
+            info["optimizer_fallback"] = f"fused AdamW failed on sharded parameters: {str(exc)[:300]}"
+            if scaler is None:
+                opt.step()  # (under GradScaler this one step is skipped: its gradients were unscaled)
+        state["first"] = False
+
+    def train(inputs: Any, targets: Any) -> Any:
+        with amp():
+            logits = fwd(inputs)  # (B, T, V)
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            # Under FSDP2 the gradients are DTensor shards: the norm is the global one.
+            torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+            opt_step()
+            scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+            opt_step()
+        opt.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    info.update(
+        {
+            "optimizer": f"AdamW {impl}",
+            "precision": {
+                "fp32": "fp32",
+                "bf16": "bf16 autocast, fp32 master weights",
+                "fp16": "fp16 autocast, fp32 master weights, GradScaler",
+            }[cfg.dtype],
+            **par_info,
+        }
+    )
+    return model, train, info
+
+
+def train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
+    from chipbench.models.llama import count_params, flops_per_token
+
+    s, split = rank_shape(cfg, ctx.world_size)  # s.batch_size: this process's rows
+    model, train, info = make_trainer(cfg, ctx)
+    tokens = random_tokens(s, ctx, global_batch=split.global_batch)
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]  # (B, T) each
+    state: dict[str, Any] = {"first_s": None}
+
+    def step() -> Any:
+        if state["first_s"] is None:
+            t0 = time.perf_counter()
+            out = train(inputs, targets)
+            out.item()  # waits for the device
+            state["first_s"] = time.perf_counter() - t0
+            return out
+        return train(inputs, targets)
+
+    def after() -> dict[str, Any]:
+        key = "compile_first_step_s" if cfg.compile else "first_step_s"
+        fallback = (
+            {k: info[k] for k in ("optimizer", "optimizer_fallback")} if "optimizer_fallback" in info else {}
+        )
+        return {key: state["first_s"], **fallback}
+
+    fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention)
+    return Prepared(
+        step=step,
+        work=Work(  # one process's work: its own rows
+            flops=fpt * s.tokens,
+            tokens=s.tokens,
+            samples=s.batch_size,
+            model_flops=True,
+            flop_convention=flop_convention_text(cfg.flop_convention),
+        ),
+        info={
+            **info,
+            **layout_info(split, ctx, cfg.scaling, cfg.parallel if ctx.distributed else "none"),
+            "flavor": cfg.flavor,
+            "shape": s.__dict__,
+            "parameters": count_params(model),
+            "flops_per_token": fpt,
+            "compile": cfg.compile,
+            "activation_checkpointing": cfg.activation_checkpointing,
+        },
+        after=after,
+    )
