@@ -63,11 +63,10 @@ def _run_case(
     failed = [(r, e) for r, e in enumerate(errs) if e is not None]
     if failed:
         rank, e = failed[0]
-        return {
-            **e,
-            "message": f"rank {rank}: {e.get('message', '')}",
-            "ranks_failed": [r for r, _ in failed],
-        }
+        reply: Reply = {**e, "type": "error"}
+        reply["message"] = f"rank {rank}: {e.get('message', '')}"
+        reply["ranks_failed"] = [r for r, _ in failed]
+        return reply
     return measure_case(msg, kind, case, info, lock)
 
 
