@@ -271,6 +271,10 @@ def test_version_hash_change_not_comparable(tmp_path: Path, capsys: pytest.Captu
     assert main(["compare", base, new, "--json"]) == 0  # never a regression
     verdicts = {r["benchmark"]: r["verdict"] for r in json.loads(capsys.readouterr().out)["results"]}
     assert verdicts["b.x"] == "not comparable"
+    # A refactor that moved the timed code: compared anyway on request, and the note says so.
+    assert main(["compare", base, new, "--json", "--ignore-version-hash"]) == 1
+    rows = {r["benchmark"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert rows["b.x"]["verdict"] == "regression" and "version hash changed" in rows["b.x"]["note"]
 
 
 def _pytest_benchmark_file(path: Path, data: Any, save_data: bool = True) -> Path:

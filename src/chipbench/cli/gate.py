@@ -79,7 +79,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 "pass --allow-cross-machine to compare anyway"
             )
         label = f"CROSS-MACHINE comparison, not a regression gate: {'; '.join(diffs)}"
-    comps = compare_sides(base, new, th)
+    comps = compare_sides(base, new, th, ignore_version_hash=args.ignore_version_hash)
     return report(
         comps,
         title=f"chipbench compare: {args.base} -> {args.new}",
@@ -121,6 +121,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
         argv=list(sys.argv),
         on_round=on_round,
         on_error=on_error,
+        ignore_version_hash=args.ignore_version_hash,
     )
     if not args.json:
         print(f"results: {got.paths['a']}, {got.paths['b']}")
@@ -170,6 +171,11 @@ def _gate_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--strict", action="store_true", help="exit 3 when something is inconclusive")
     s.add_argument("--markdown", type=Path, metavar="PATH", help="write the verdict table as Markdown")
     s.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    s.add_argument(
+        "--ignore-version-hash",
+        action="store_true",
+        help="compare benchmarks whose timed code changed (check that a refactor kept the figures)",
+    )
 
 
 def add_parsers(sub: Any) -> None:

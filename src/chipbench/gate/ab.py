@@ -101,6 +101,7 @@ def run_ab(
     argv: list[str],
     on_round: Callable[[int, float], None] | None = None,
     on_error: Callable[[str, str, str], None] | None = None,
+    ignore_version_hash: bool = False,
 ) -> ABResult:
     """Run every case on both sides in interleaved rounds, write a.json and b.json, compare B to A.
 
@@ -156,7 +157,12 @@ def run_ab(
         sides[side] = Side([paths[side]], [doc], entries)
     stacks = {s: _stack(sessions[s].env) for s in ("a", "b")}
     label = f"A: {pythons['a']} ({stacks['a']}); B: {pythons['b']} ({stacks['b']})"
-    return ABResult(compare_sides(sides["a"], sides["b"], thresholds), paths, ids["a"], label)
+    return ABResult(
+        compare_sides(sides["a"], sides["b"], thresholds, ignore_version_hash=ignore_version_hash),
+        paths,
+        ids["a"],
+        label,
+    )
 
 
 def _pool_rounds(

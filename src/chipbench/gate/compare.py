@@ -318,7 +318,12 @@ def _more_samples(ratio: float, lo: float, hi: float, up: float, down: float, n:
     return max(1, extra)
 
 
-def compare_sides(base: Side, new: Side, thresholds: Thresholds, *, n_boot: int = N_BOOT) -> list[Comparison]:
+def compare_sides(
+    base: Side, new: Side, thresholds: Thresholds, *, n_boot: int = N_BOOT, ignore_version_hash: bool = False
+) -> list[Comparison]:
+    """One verdict per benchmark name. A benchmark whose version hash differs between the sides is "not
+    comparable", unless `ignore_version_hash` (checking that a change of the timed code, such as a
+    refactor, left the figures where they were): then it is compared and the note says so."""
     out: list[Comparison] = []
     names = sorted(set(base.entries) | set(new.entries))
     for name in names:
@@ -337,9 +342,9 @@ def compare_sides(base: Side, new: Side, thresholds: Thresholds, *, n_boot: int 
             )
             continue
         hashes = (eb.hashes | en.hashes) - {None}
-        if len(hashes) > 1:
-            hb = ",".join(sorted(str(h) for h in eb.hashes))
-            hn = ",".join(sorted(str(h) for h in en.hashes))
+        hb = ",".join(sorted(str(h) for h in eb.hashes))
+        hn = ",".join(sorted(str(h) for h in en.hashes))
+        if len(hashes) > 1 and not ignore_version_hash:
             c = Comparison(name, group, "not comparable", threshold=thr, noise_floor_us=floor * 1e6)
             c.note = f"version hash changed ({hb} -> {hn}): the benchmark itself changed"
             c.base_n, c.new_n = int(eb.samples.size), int(en.samples.size)
@@ -351,6 +356,9 @@ def compare_sides(base: Side, new: Side, thresholds: Thresholds, *, n_boot: int 
         if len(eb.runs) > 1 or len(en.runs) > 1:
             pooled = f"pooled {len(eb.runs)} vs {len(en.runs)} runs"
             c.note = f"{pooled}; {c.note}" if c.note else pooled
+        if len(hashes) > 1:
+            changed = f"version hash changed ({hb} -> {hn}), compared anyway"
+            c.note = f"{changed}; {c.note}" if c.note else changed
         out.append(c)
     return out
 

@@ -212,7 +212,11 @@ def rows(cps: list[ChangePoint]) -> list[list[str]]:
 
 
 def to_markdown(title: str, cps: list[ChangePoint]) -> str:
-    lines = [f"### {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+    lines = [
+        f"### {title}",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join("---" for _ in COLUMNS) + "|",
+    ]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows(cps)]
     return "\n".join(lines) + "\n"
-
