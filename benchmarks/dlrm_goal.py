@@ -20,9 +20,12 @@ import statistics
 import time
 from typing import Any
 
-from chipbench import bench, hardware
-from chipbench.engine import Device, MeasureOptions, measure
-from chipbench.stats import median_ci
+from chipbench import workloads
+from chipbench.core.contract import RunContext
+from chipbench.core.stats import median_ci
+from chipbench.measure.engine import MeasureOptions, measure
+from chipbench.platform import hardware
+from chipbench.platform.device import Device
 
 BASE = {
     "preset": "model1",
@@ -106,8 +109,8 @@ def main() -> None:
     if not {"reference", "auto"} <= set(names) or not set(names) <= set(VARIANTS):
         ap.error(f"--variants must include reference and auto, from {', '.join(VARIANTS)}")
 
-    b = bench.get("dlrm.train_step")
-    ctx = bench.RunContext(device="cpu", torch_device="cpu", seed=0)
+    b = workloads.get("dlrm.train_step")
+    ctx = RunContext(device="cpu", torch_device="cpu", seed=0)
     prepared, info = {}, {}
     for name in names:
         cfg = b.config_cls(**BASE, **VARIANTS[name])

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import pytest
 
-from chipbench import bench
-from chipbench.errors import UsageError
+from chipbench import workloads
+from chipbench.core.contract import RunContext
+from chipbench.core.errors import UsageError
 from chipbench.workloads import dlrm as wl
+from chipbench.workloads.common import BatchSplit, split_batch
 
 torch = pytest.importorskip("torch")
-mdl = pytest.importorskip("chipbench.models.dlrm")
+msh = pytest.importorskip("chipbench.models.dlrm_sharding")
+emb = pytest.importorskip("chipbench.models.dlrm_embeddings")
 
-HAS_TORCHREC = mdl.torchrec_available()[0]
+HAS_TORCHREC = emb.torchrec_available()[0]
 needs_torchrec = pytest.mark.skipif(not HAS_TORCHREC, reason="torchrec/fbgemm_gpu not importable")
 
 GLOBAL_BATCH = 64
@@ -38,7 +41,7 @@ W_ATOL = 1e-6  # weights: updates are ~1e-3 per step here, observed differences 
 
 
 def _cfg(backend: str, sharding: str = "auto", name: str = "dlrm.train_step", **extra):
-    return bench.get(name).config(
+    return workloads.get(name).config(
         {
             "preset": "tiny",
             "batch_size": GLOBAL_BATCH,
@@ -57,7 +60,7 @@ def _cfg(backend: str, sharding: str = "auto", name: str = "dlrm.train_step", **
 
 def _initial_state(backend: str) -> dict:
     """The single-process model's weights at seed 0 (full tables), to load into every run."""
-    _, inner, *_ = wl._setup_model(_cfg(backend), bench.RunContext(device="cpu", torch_device="cpu", seed=0))
+    inner = wl.build_model(_cfg(backend), RunContext(device="cpu", torch_device="cpu", seed=0)).inner
     return {k: v.detach().clone() for k, v in inner.state_dict().items()}
 
 
@@ -67,7 +70,7 @@ def _local_state(model) -> dict:
     from torch.distributed._shard.sharded_tensor import ShardedTensor
 
     out = {}
-    for key, v in mdl.unwrap(model).state_dict().items():
+    for key, v in msh.unwrap(model).state_dict().items():
         if isinstance(v, ShardedTensor):
             out[key] = [
                 (list(s.metadata.shard_offsets), s.tensor.detach().clone().numpy()) for s in v.local_shards()
@@ -78,7 +81,7 @@ def _local_state(model) -> dict:
 
 
 def _worker(rank: int, world: int, states: dict) -> dict:
-    ctx = bench.RunContext(
+    ctx = RunContext(
         device="cpu",
         torch_device="cpu",
         seed=0,
@@ -90,7 +93,7 @@ def _worker(rank: int, world: int, states: dict) -> dict:
     out: dict = {}
     for backend, sharding in CASES:
         got: dict = {}
-        prep = wl._train_setup(_cfg(backend, sharding), ctx, init_state=states[backend], expose=got)
+        prep = wl.train_setup(_cfg(backend, sharding), ctx, init_state=states[backend], expose=got)
         losses = [float(prep.step()) for _ in range(STEPS)]
         out[(backend, sharding)] = {
             "losses": losses,
@@ -100,12 +103,14 @@ def _worker(rank: int, world: int, states: dict) -> dict:
         }
     # The other two front doors run sharded too (weak scaling: batch_size per rank).
     for name in ("dlrm.inference", "dlrm.embedding"):
-        prep = bench.get(name).setup(_cfg("torchrec", "table_wise", name, scaling="weak", batch_size=16), ctx)
+        prep = workloads.get(name).setup(
+            _cfg("torchrec", "table_wise", name, scaling="weak", batch_size=16), ctx
+        )
         for _ in range(2):
             prep.step()
         out[name] = {"info": prep.info, "samples": prep.work.samples}
     try:  # a sharding TorchRec cannot do on CPU fails on every rank, before any collective
-        wl._train_setup(_cfg("torchrec", "row_wise"), ctx)
+        wl.train_setup(_cfg("torchrec", "row_wise"), ctx)
         out["row_wise"] = None
     except UsageError as exc:
         out["row_wise"] = str(exc)
@@ -114,7 +119,7 @@ def _worker(rank: int, world: int, states: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def dist_results():
-    from chipbench.distributed import run_local
+    from chipbench.execution.process_groups import run_local
 
     states = {backend: _initial_state(backend) for backend in {b for b, _ in CASES}}
     return states, run_local(_worker, 2, states)
@@ -127,7 +132,7 @@ def test_two_processes_match_one(dist_results, case):
     states, ranks = dist_results
     backend, sharding = case
     exposed: dict = {}
-    ref = wl._train_setup(_cfg(backend), bench.RunContext(device="cpu", torch_device="cpu", seed=0),
+    ref = wl.train_setup(_cfg(backend), RunContext(device="cpu", torch_device="cpu", seed=0),
                           init_state=states[backend], expose=exposed)  # fmt: skip
     ref_losses = [float(ref.step()) for _ in range(STEPS)]
     # Each rank's loss is the mean over its 32 rows: the global loss is their mean.
@@ -155,8 +160,8 @@ def test_two_processes_match_one(dist_results, case):
         assert set(plan) == {"t0", "t1", "t2", "t3"}
         assert {p["sharding_type"] for p in plan.values()} == {sharding}
         # the plan the run used is the one `plan` predicts without a process group
-        predicted = bench.get("dlrm.train_step").plan(_cfg(backend, sharding), 2, "cpu")
-        assert predicted["sharding_plan"] == plan
+        predicted = workloads.get("dlrm.train_step").plan(_cfg(backend, sharding), 2, "cpu")
+        assert predicted.facts["sharding_plan"] == plan
     else:
         assert info["parallelism"] == "ddp"
 
@@ -177,8 +182,9 @@ def test_other_benchmarks_and_errors_across_processes(dist_results):
 @needs_torchrec
 @pytest.mark.parametrize("sharding", ["table_wise", "column_wise", "data_parallel"])
 def test_plan_without_process_group(sharding):
-    b = bench.get("dlrm.train_step")
-    p = b.plan(_cfg("torchrec", sharding, batch_size=32, scaling="weak"), 2, "cpu")
+    b = workloads.get("dlrm.train_step")
+    layout = b.plan(_cfg("torchrec", sharding, batch_size=32, scaling="weak"), 2, "cpu")
+    p = layout.as_dict()
     assert p["parallelism"] == "torchrec_dmp" and p["sharding"] == sharding
     assert p["per_rank_batch_size"] == 32 and p["global_batch_size"] == 64
     assert len(p["sharding_plan"]) == 4
@@ -190,31 +196,33 @@ def test_plan_without_process_group(sharding):
     # Per-rank memory follows the plan: sharded, the tables' elements add up to the whole once;
     # data-parallel, every rank holds them all.
     cfg = _cfg("torchrec", sharding, batch_size=32, scaling="weak")
-    total = b.describe(cfg)["embedding_parameters"]
+    total = b.describe(cfg).facts["embedding_parameters"]
     elems = p["embedding_elements_per_rank"]
     assert elems == [total, total] if sharding == "data_parallel" else sum(elems) == total
     assert p["memory_breakdown_per_rank"]["embedding_shards_and_state"] == 4 * max(elems)
-    assert p["memory_bytes_per_rank_estimate"] == sum(p["memory_breakdown_per_rank"].values())
+    assert layout.memory_bytes_per_rank_estimate == sum(p["memory_breakdown_per_rank"].values())
     auto = b.plan(b.config({"preset": "kaggle"}), 2, "cpu")  # the planner's own choice, full-size tables
-    assert len(auto["sharding_plan"]) == 26
+    assert len(auto.facts["sharding_plan"]) == 26
     with pytest.raises(UsageError, match="table_wise"):
         b.plan(_cfg("torchrec", "row_wise"), 2, "cpu")
-    assert b.plan(_cfg("torch"), 2, "cpu")["parallelism"] == "ddp"
+    assert b.plan(_cfg("torch"), 2, "cpu").facts["parallelism"] == "ddp"
     with pytest.raises(UsageError, match="needs backend torchrec"):
         b.plan(_cfg("torch", "table_wise"), 2, "cpu")  # DDP replicates every table: nothing to shard
-    assert b.plan(_cfg("torchrec"), 1, "cpu")["parallelism"] == "none"
+    one = b.plan(_cfg("torchrec"), 1, "cpu")
+    assert one.facts["parallelism"] == "none" and one.memory_bytes_per_rank_estimate is None
 
 
 def test_batch_split_and_config():
     cfg = _cfg("torch")
-    assert wl.batch_sizes(cfg, 1) == (64, 64)
-    assert wl.batch_sizes(cfg, 4) == (16, 64)
-    assert wl.batch_sizes(_cfg("torch", scaling="weak"), 4) == (64, 256)
+    weak = _cfg("torch", scaling="weak")
+    assert split_batch(cfg.batch_size, 1, cfg.scaling) == BatchSplit(64, 64)
+    assert split_batch(cfg.batch_size, 4, cfg.scaling) == BatchSplit(16, 64)
+    assert split_batch(weak.batch_size, 4, weak.scaling) == BatchSplit(64, 256)
     with pytest.raises(UsageError, match="multiple of 3"):
-        wl.batch_sizes(cfg, 3)
+        split_batch(cfg.batch_size, 3, cfg.scaling)
     for bad in ({"sharding": "diagonal"}, {"scaling": "linear"}):
         with pytest.raises(UsageError):
-            bench.get("dlrm.train_step").config(bad)
+            workloads.get("dlrm.train_step").config(bad)
     with pytest.raises(UsageError):
         wl.choose_backend("hybrid", "cpu", "sgd", world_size=2)
     if HAS_TORCHREC:

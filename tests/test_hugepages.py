@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from chipbench import bench, hugepages
-from chipbench.errors import UsageError
+from chipbench import workloads
+from chipbench.core.contract import RunContext
+from chipbench.core.errors import UsageError
+from chipbench.platform import hugepages
 from chipbench.workloads import dlrm as wl
 
 torch = pytest.importorskip("torch")
-mdl = pytest.importorskip("chipbench.models.dlrm")
+emb = pytest.importorskip("chipbench.models.dlrm_embeddings")
 
 THP_OK = hugepages.available()[0]
 
@@ -67,22 +69,22 @@ def test_huge_bytes_backing_without_tensors_is_zero():
 
 
 def test_table_tensors_finds_every_backends_tables():
-    torch_tables = mdl.TorchEmbeddings((10, 20), 4)
-    assert [tuple(t.shape) for t in mdl.table_tensors(torch_tables)] == [(10, 4), (20, 4)]
+    torch_tables = emb.TorchEmbeddings((10, 20), 4)
+    assert [tuple(t.shape) for t in emb.table_tensors(torch_tables)] == [(10, 4), (20, 4)]
     # ... and the state the sparse optimizers keep for them (created at construction)
     for name, state_shapes in (("adagrad", [(10, 4), (20, 4)]), ("rowwise_adagrad", [(10,), (20,)])):
-        opt = mdl.sparse_optimizer(name, torch_tables.weights(), 0.1)
-        found = [tuple(t.shape) for t in mdl.table_tensors(torch_tables, (opt,))]
+        opt = emb.sparse_optimizer(name, torch_tables.weights(), 0.1)
+        found = [tuple(t.shape) for t in emb.table_tensors(torch_tables, (opt,))]
         assert found == [(10, 4), (20, 4), *state_shapes], name
-    if not mdl.torchrec_available()[0]:
+    if not emb.torchrec_available()[0]:
         pytest.skip("torchrec/fbgemm_gpu not importable")
-    fused = mdl.table_tensors(mdl.TorchRecEmbeddings((10, 20), 4, "adagrad", 0.1, "cpu"))
+    fused = emb.table_tensors(emb.TorchRecEmbeddings((10, 20), 4, "adagrad", 0.1, "cpu"))
     assert [t.numel() for t in fused] == [120, 120]  # TBE weights and the Adagrad state, both per element
-    hybrid = mdl.table_tensors(mdl.HybridEmbeddings((10, 20), 4, "sgd", 0.1, "cpu"))
+    hybrid = emb.table_tensors(emb.HybridEmbeddings((10, 20), 4, "sgd", 0.1, "cpu"))
     assert [t.numel() for t in hybrid] == [120]
 
 
-CPU = bench.RunContext(device="cpu", torch_device="cpu", seed=0)
+CPU = RunContext(device="cpu", torch_device="cpu", seed=0)
 
 
 def test_hugepages_config_is_validated():
@@ -93,10 +95,10 @@ def test_hugepages_config_is_validated():
 def test_hugepages_on_where_it_cannot_apply_is_a_usage_error(monkeypatch):
     cfg = wl.DLRMConfig(preset="tiny", hugepages="on")
     with pytest.raises(UsageError, match="hugepages=on places CPU tables; on cuda"):
-        wl._check_hugepages(cfg, bench.RunContext(device="cuda", torch_device="cuda", seed=0))
+        wl.check_hugepages(cfg, RunContext(device="cuda", torch_device="cuda", seed=0))
     monkeypatch.setattr(hugepages, "available", lambda: (False, "transparent huge pages are disabled"))
     with pytest.raises(UsageError, match="hugepages=on: transparent huge pages are disabled; use"):
-        wl._check_hugepages(cfg, CPU)
+        wl.check_hugepages(cfg, CPU)
 
 
 @pytest.mark.parametrize("setting", ["off", "auto"])
@@ -105,7 +107,7 @@ def test_dlrm_records_the_placement(setting):
         preset="tiny", rows=(300_000,), backend="torch", embedding_optimizer="adagrad", hugepages=setting,
         num_batches=1,
     )  # fmt: skip
-    placement = bench.get("dlrm.train_step").setup(cfg, CPU).info["hugepages"]
+    placement = workloads.get("dlrm.train_step").setup(cfg, CPU).info["hugepages"]
     assert placement["setting"] == setting
     # tiny has 4 tables: 300k rows x 16 x 4 bytes = 18.3 MiB each, and Adagrad's state as much again
     assert placement["table_bytes"] == 2 * 4 * 300_000 * 16 * 4
@@ -123,7 +125,5 @@ def test_dlrm_records_the_placement(setting):
 
 def test_dlrm_placement_not_applicable_off_cpu():
     cfg = wl.DLRMConfig(preset="tiny")
-    out = wl._place_tables(
-        cfg, bench.RunContext(device="cuda", torch_device="cuda", seed=0), torch.nn.Module()
-    )
+    out = wl.place_tables(cfg, RunContext(device="cuda", torch_device="cuda", seed=0), torch.nn.Module())
     assert out == {"setting": "auto", "not_applicable": "tables in cuda memory"}

@@ -10,9 +10,14 @@ from __future__ import annotations
 from chipbench.core.cases import build_cases, resolve_case, suite_cases
 from chipbench.core.registry import Benchmark, get
 from chipbench.core.registry import registered as registry
+
 # Each family registers its own benchmarks on import.
-from chipbench.workloads import calib, comm, selftest  # noqa: F401
-# from chipbench.workloads import dlrm  # noqa: F401
-# from chipbench.workloads import llama  # noqa: F401
+from chipbench.workloads import (  # noqa: F401
+    calib,
+    comm,
+    dlrm,
+    llama,
+    selftest,
+)
 
 __all__ = ["Benchmark", "build_cases", "get", "registry", "resolve_case", "suite_cases"]

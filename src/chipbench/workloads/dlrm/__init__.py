@@ -1,0 +1,181 @@
+"""DLRM-style ranking workloads: a training step, inference, and the pieces a step decomposes into.
+
+The model lives in `chipbench.models.dlrm` (TorchRec + FBGEMM backend, or plain PyTorch). This package:
+`config` (presets from `shared/reference.md`), `accounting` (FLOPs, bytes, memory, describe, fit: no
+torch), `data` (the synthetic batches), `backend` (backend choice, sharding checks, huge pages), `plan`
+(the layout over processes) and `setup` (what is timed). Importing it registers the benchmarks and imports
+no torch. Conventions of the figures: `accounting`.
+"""
+
+from __future__ import annotations
+
+from chipbench.core.registry import Benchmark, register
+from chipbench.workloads.dlrm.accounting import (
+    FIT_SHARE,
+    arithmetic,
+    describe,
+    describe_interaction,
+    describe_mlp,
+    fit,
+)
+from chipbench.workloads.dlrm.backend import check_hugepages, choose_backend, place_tables
+from chipbench.workloads.dlrm.config import LIST_A, PRESETS, DLRMConfig, EmbeddingConfig, Resolved, resolve
+from chipbench.workloads.dlrm.data import make_batches, zipf_ranks
+from chipbench.workloads.dlrm.plan import plan as plan_layout
+from chipbench.workloads.dlrm.setup import (
+    build_model,
+    embedding_setup,
+    inference_setup,
+    interaction_setup,
+    mlp_setup,
+    model_spec,
+    train_setup,
+)
+
+__all__ = [
+    "EMBEDDING",
+    "FIT_SHARE",
+    "INFERENCE",
+    "INTERACTION",
+    "LIST_A",
+    "MLP",
+    "PRESETS",
+    "TIMED",
+    "TRAIN_STEP",
+    "DLRMConfig",
+    "EmbeddingConfig",
+    "Resolved",
+    "arithmetic",
+    "build_model",
+    "check_hugepages",
+    "choose_backend",
+    "describe",
+    "fit",
+    "make_batches",
+    "model_spec",
+    "place_tables",
+    "resolve",
+    "train_setup",
+    "zipf_ranks",
+]
+
+TIMED = (
+    "chipbench.workloads.dlrm.data",
+    "chipbench.workloads.dlrm.backend",
+    "chipbench.workloads.common",
+    "chipbench.models.dlrm",
+    "chipbench.models.dlrm_embeddings",
+    "chipbench.models.dlrm_sharding",
+    "chipbench.platform.hugepages",
+)
+"""The modules whose code the steps run besides `setup` (in the version hash with it); describe, plan,
+accounting and config are not: changing them keeps every baseline."""
+
+# dtype=auto means fp32 for DLRM on CPUs (DLRM's reference recipes train in fp32; `--dtype` still
+# overrides): bf16 autocast made the small DLRM matmuls 5-50x slower on the development CPU, although
+# that CPU reports avx512_bf16 and runs large bf16 matmuls faster than fp32.
+_AUTO_DTYPE = {"cpu": "fp32"}
+_TINY = {"preset": "tiny", "batch_size": 256}
+_DEFAULT = [
+    {"preset": "kaggle", "max_rows": -1, "batch_size": 2048},
+    {"preset": "model1", "max_rows": -1, "batch_size": 512},
+    {"preset": "dcnv2", "max_rows": -1, "batch_size": 256},
+]
+
+TRAIN_STEP = register(
+    Benchmark(
+        name="dlrm.train_step",
+        doc="DLRM training step: forward, BCE, backward, sparse embedding + dense optimizers.",
+        config_cls=DLRMConfig,
+        auto_dtype=_AUTO_DTYPE,
+        fit=fit,
+        setup=train_setup,
+        timed=TIMED,
+        plan=plan_layout,
+        describe=describe,
+        suites={
+            "smoke": [_TINY],
+            "default": _DEFAULT,
+            "full": [
+                *_DEFAULT,
+                *({**c, "backend": "torch"} for c in _DEFAULT),
+                {"preset": "terabyte", "max_rows": 2_000_000, "batch_size": 2048},
+            ],
+        },
+    )
+)
+
+INFERENCE = register(
+    Benchmark(
+        name="dlrm.inference",
+        doc="DLRM forward in eval mode (latency percentiles and samples/s at batch_size).",
+        config_cls=DLRMConfig,
+        auto_dtype=_AUTO_DTYPE,
+        fit=fit,
+        setup=inference_setup,
+        timed=TIMED,
+        plan=plan_layout,
+        describe=describe,
+        suites={
+            "smoke": [_TINY],
+            "default": _DEFAULT,
+            "full": [{**c, "batch_size": bs} for c in _DEFAULT for bs in (64, 512, 4096)],
+        },
+    )
+)
+
+EMBEDDING = register(
+    Benchmark(
+        name="dlrm.embedding",
+        doc="Embedding-bag lookup alone (mode=fwd|fwd_bwd); GB/s in FBGEMM's and the full accounting.",
+        config_cls=EmbeddingConfig,
+        auto_dtype=_AUTO_DTYPE,
+        fit=fit,
+        setup=embedding_setup,
+        timed=TIMED,
+        plan=plan_layout,
+        describe=describe,
+        suites={
+            "smoke": [{**_TINY, "mode": "fwd"}, {**_TINY, "mode": "fwd_bwd"}],
+            "default": [{**c, "mode": m} for c in _DEFAULT for m in ("fwd", "fwd_bwd")],
+            "full": [
+                {**c, "mode": m, "backend": be}
+                for c in _DEFAULT
+                for m in ("fwd", "fwd_bwd")
+                for be in ("torchrec", "torch")
+            ],
+        },
+    )
+)
+
+MLP = register(
+    Benchmark(
+        name="dlrm.mlp",
+        doc="Bottom + top MLPs forward + backward (dense TFLOP/s).",
+        config_cls=DLRMConfig,
+        auto_dtype=_AUTO_DTYPE,
+        fit=fit,
+        setup=mlp_setup,
+        timed=TIMED,
+        describe=describe_mlp,
+        suites={"smoke": [_TINY], "default": _DEFAULT, "full": _DEFAULT},
+    )
+)
+
+INTERACTION = register(
+    Benchmark(
+        name="dlrm.interaction",
+        doc="Feature interaction (dot or DCNv2 cross layers) forward + backward.",
+        config_cls=DLRMConfig,
+        auto_dtype=_AUTO_DTYPE,
+        fit=fit,
+        setup=interaction_setup,
+        timed=TIMED,
+        describe=describe_interaction,
+        suites={
+            "smoke": [_TINY, {**_TINY, "interaction": "dcn"}],
+            "default": _DEFAULT,
+            "full": _DEFAULT,
+        },
+    )
+)
