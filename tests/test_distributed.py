@@ -165,9 +165,9 @@ def _rank_pid(parent: int, rank: int, deadline: float) -> int:
     while time.monotonic() < deadline:
         for proc in psutil.Process(parent).children(recursive=True):
             try:
-                if "chipbench.execution.dist_worker" in " ".join(proc.cmdline()) and proc.environ().get("RANK") == str(
-                    rank
-                ):
+                if "chipbench.execution.dist_worker" in " ".join(proc.cmdline()) and proc.environ().get(
+                    "RANK"
+                ) == str(rank):
                     return proc.pid
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue

@@ -7,6 +7,7 @@ from chipbench.execution.pools import WorkerPool
 from chipbench.execution.protocol import run_message
 from chipbench.execution.session import Session
 
+
 def test_failures_are_isolated() -> None:
     pool = WorkerPool("cpu")
     session = Session(pool, time_budget_s=0.05, timeout_s=8)

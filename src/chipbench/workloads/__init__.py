@@ -1,7 +1,8 @@
 """Workload families. Importing this package registers every benchmark of every family; read the
 registry through it (`registry()`, `get()`), never through core alone.
 
-Each family is a package (`dlrm/`, `llama/`) or, when small, one module (`calib`, `comm`, `selftest`).
+Each family is a package: its config and accounting (describe, plan, fit), the set-up and step code in
+modules of their own (the version hash covers those), and an `__init__` that registers its benchmarks.
 May import core, platform and models; never measure, execution, results, gate or cli.
 """
 

@@ -1,0 +1,61 @@
+"""The ceiling microbenchmarks' set-ups and steps (what the version hash covers)."""
+
+from __future__ import annotations
+
+from chipbench.core.contract import Prepared, RunContext, Work
+from chipbench.core.dtypes import bytes_per_element
+from chipbench.platform.device import torch_dtype
+from chipbench.workloads.calib.config import CopyConfig, MatmulConfig
+
+
+def matmul_setup(cfg: MatmulConfig, ctx: RunContext) -> Prepared:
+    import torch
+
+    dt = torch_dtype(cfg.dtype)
+    gen = torch.Generator(device="cpu").manual_seed(ctx.seed)
+    pairs = [
+        (
+            torch.randn(cfg.m, cfg.k, generator=gen, dtype=dt).to(ctx.torch_device),
+            torch.randn(cfg.k, cfg.n, generator=gen, dtype=dt).to(ctx.torch_device),
+        )
+        for _ in range(cfg.buffers)
+    ]
+    out = torch.empty(cfg.m, cfg.n, dtype=dt, device=ctx.torch_device)
+    state = {"i": 0}
+
+    def step() -> None:
+        a, b = pairs[state["i"] % len(pairs)]
+        state["i"] += 1
+        torch.mm(a, b, out=out)
+
+    b = bytes_per_element(cfg.dtype)
+    return Prepared(
+        step=step,
+        work=Work(
+            flops=2.0 * cfg.m * cfg.n * cfg.k,
+            bytes=float(b * (cfg.m * cfg.k + cfg.k * cfg.n + cfg.m * cfg.n)),
+            flop_convention="2*m*n*k",
+            bytes_convention="A and B read once, C written once",
+        ),
+        info={"tf32": bool(torch.backends.cuda.matmul.allow_tf32) if ctx.device == "cuda" else False},
+    )
+
+
+def copy_setup(cfg: CopyConfig, ctx: RunContext) -> Prepared:
+    import torch
+
+    dt = torch_dtype("fp32" if cfg.dtype == "auto" else cfg.dtype)
+    numel = cfg.size_mib * 2**20 // bytes_per_element(cfg.dtype)
+    src = torch.rand(numel, dtype=dt, device=ctx.torch_device)  # random, never zeros
+    dst = torch.empty_like(src)
+    dst.copy_(src)  # touch every page before timing
+    nbytes = src.numel() * src.element_size()
+
+    def step() -> None:
+        dst.copy_(src)
+
+    return Prepared(
+        step=step,
+        work=Work(bytes=2.0 * nbytes, bytes_convention="read + write"),
+        info={"bytes_per_buffer": nbytes},
+    )
