@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chipbench.platform.device import EVENT_TIMED, synchronize
+
 BACKENDS = {"cuda": "nccl", "rocm": "nccl", "xpu": "xccl"}
 """Device kind -> c10d backend; every other kind (cpu, mps) uses gloo."""
 
@@ -61,7 +63,7 @@ def init_from_env(kind: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> DistInfo:
     rank, world, local, local_world, node = got
     backend = backend_for(kind)
     kwargs: dict[str, Any] = {}
-    if kind in ("cuda", "rocm"):
+    if kind in EVENT_TIMED:  # ROCm: torch's cuda API
         torch.cuda.set_device(local)
         kwargs["device_id"] = torch.device("cuda", local)
     elif kind == "xpu":
@@ -219,10 +221,9 @@ def comm_time_per_step(step: Callable[[], Any], kind: str, steps: int) -> float 
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    gpu = kind in ("cuda", "rocm")
+    gpu = kind in EVENT_TIMED
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
-    if gpu:
-        torch.cuda.synchronize()
+    synchronize(kind)
     prof: Any = None
     why = ""
     try:
@@ -232,8 +233,7 @@ def comm_time_per_step(step: Callable[[], Any], kind: str, steps: int) -> float 
         prof, why = None, f"torch.profiler did not start: {type(exc).__name__}: {exc}"
     for _ in range(steps):
         step()
-    if gpu:
-        torch.cuda.synchronize()
+    synchronize(kind)
     if prof is None:
         return why
     prof.__exit__(None, None, None)

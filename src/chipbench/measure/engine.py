@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from chipbench.core.config import check
 from chipbench.core.stats import rel_ci_halfwidth
-from chipbench.platform.device import Device, Step
+from chipbench.platform.device import EVENT_TIMED, Device, Step
 
 
 class Lockstep(Protocol):
@@ -151,7 +151,7 @@ def measure(
 
         iterations = max(1, math.ceil(opt.min_sample_s / est)) if est > 0 else 1
         per_round = 1
-        if device.kind in ("cuda", "rocm"):
+        if device.kind in EVENT_TIMED:
             per_round = int(min(64, max(1, opt.round_s // max(est * iterations, 1e-9))))
 
         samples: list[float] = []

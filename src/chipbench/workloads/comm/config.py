@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from chipbench.core.config import check
 from chipbench.core.contract import Description
-from chipbench.core.dtypes import BYTES_PER_ELEMENT
+from chipbench.core.dtypes import BYTES_PER_ELEMENT, ConcreteDType
 
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast")
 
@@ -38,7 +37,7 @@ class CommConfig:
     size_bytes: int = 1 << 20
     """Message size S as nccl-tests counts it (see the module docstring); rounded down to a multiple of
     the element size times the number of ranks."""
-    dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
+    dtype: ConcreteDType = "fp32"
     """Element type of the buffers (and of the reduction)."""
     check_values: bool = True
     """Check the collective's result for value once before timing."""

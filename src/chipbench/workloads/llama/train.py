@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
-from chipbench.platform.device import device_type
+from chipbench.platform.device import device_type, torch_dtype
 from chipbench.workloads.common import autocast, layout_info
 from chipbench.workloads.llama.accounting import flop_convention_text
 from chipbench.workloads.llama.batch import random_tokens, rank_shape
@@ -37,7 +37,7 @@ def _parallelize(model: Any, cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, di
     (fully_shard per transformer block, then the root) or DDP. Returns (module to train, info)."""
     import torch
 
-    low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.dtype)
+    low = torch_dtype(cfg.dtype) if cfg.dtype in ("bf16", "fp16") else None
     if cfg.parallel == "ddp":
         from torch.nn.parallel import DistributedDataParallel
 
