@@ -34,6 +34,7 @@ BUILDERS = {
     "chipbench.models.dlrm": {
         f"dlrm.{n}" for n in ("train_step", "inference", "embedding", "mlp", "interaction")
     },
+    "chipbench.models.dlrm_embeddings": {"dlrm.train_step", "dlrm.inference", "dlrm.embedding"},
     "chipbench.models.dlrm_sharding": {"dlrm.train_step", "dlrm.inference", "dlrm.embedding"},
     "chipbench.models.llama": {"llama.train_step", "llama.forward"},
 }
