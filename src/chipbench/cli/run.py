@@ -38,11 +38,11 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if not self.quiet and not plain():
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich import progress as bar
 
-            self.bar = Progress(
-                TextColumn("{task.description}", markup=False), BarColumn(),
-                TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            self.bar = bar.Progress(
+                bar.TextColumn("{task.description}", markup=False), bar.BarColumn(),
+                bar.TextColumn("{task.completed}/{task.total}"), bar.TimeElapsedColumn(), bar.TimeRemainingColumn(),
             )  # fmt: skip
             self.bar.__enter__()
             self.task = self.bar.add_task("starting", total=self.total)
