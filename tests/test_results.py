@@ -94,7 +94,17 @@ def test_default_path_has_machine_and_commit(tmp_path: Path) -> None:
 
 def test_markdown_summary() -> None:
     md = render.to_markdown(_doc())
-    assert "| calib.matmul[dtype=fp32,m=1024] |" in md and "ERROR crash" in md
+    # Names render as themselves: Markdown's brackets escaped, never a link or markup.
+    assert "| calib.matmul\\[dtype=fp32,m=1024\\] |" in md and "ERROR crash" in md
+
+
+def test_markdown_and_terminal_escape_strings_from_files() -> None:
+    from chipbench.core import text
+
+    hostile = "b<img src=x>|[x](http://e)\x1b[31m*`"
+    md = text.markdown(hostile)
+    assert "<" not in md and "\x1b" not in md and "\\|" in md and "\\[x\\]" in md
+    assert text.terminal(hostile) == "b<img src=x>|[x](http://e)\\x1b[31m*`"
 
 
 @pytest.mark.parametrize(
@@ -102,7 +112,7 @@ def test_markdown_summary() -> None:
     [
         ("{not json", "not valid JSON"),
         ('{"benchmarks": 3}', "no 'benchmarks' list"),
-        ('{"benchmarks": [{"name": "x", "stats": {}}]}', "without name or raw stats"),
+        ('{"benchmarks": [{"name": "x", "stats": {}}]}', "no raw samples"),
         ('{"benchmarks": [], "chipbench": {"schema_version": 99}}', "newer than this chipbench"),
     ],
 )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chipbench import workloads
-from chipbench.cli.output import print_table
+from chipbench.cli.output import print_table, say
 from chipbench.core.config import parse_sets
 from chipbench.core.errors import UsageError
 from chipbench.core.fileio import atomic_write_text
@@ -51,7 +51,7 @@ def report(
         print(json.dumps(to_json(comps, **extra, cross_machine=label, exit_code=code), indent=2))
     else:
         if label:
-            print(label)
+            say(label)
         print_table(title, list(COLUMNS), rows(comps))
         print(summary_line(comps))
     return code
@@ -107,7 +107,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
         print(f"round {r}/{args.rounds} done ({elapsed:.0f} s)", file=sys.stderr, flush=True)
 
     def on_error(side: str, case: str, message: str) -> None:
-        print(f"[{side.upper()}] {case}: ERROR {message}", file=sys.stderr)
+        say(f"[{side.upper()}] {case}: ERROR {message}", err=True)
 
     got = ab.run_ab(
         cases,

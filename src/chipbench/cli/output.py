@@ -7,6 +7,7 @@ import os
 import sys
 from typing import NoReturn
 
+from chipbench.core import text
 from chipbench.core.errors import UsageError
 
 EXIT_OK = 0
@@ -34,17 +35,24 @@ def print_table(title: str, columns: tuple[str, ...] | list[str], rows: list[lis
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=Text(title), show_lines=False)
+    # Strings from results files are never read as markup, and their control characters are shown
+    # escaped (rich passes ANSI escapes through).
+    table = Table(title=Text(text.terminal(title)), show_lines=False)
     for c in columns:
         table.add_column(c, overflow="fold")
     for r in rows:
-        table.add_row(*(Text(c) for c in r))  # names from results files are never read as markup
+        table.add_row(*(Text(text.terminal(c)) for c in r))
     Console(width=None if not plain() else 160).print(table)
 
 
 def error(message: str) -> None:
-    print(f"chipbench: error: {message}", file=sys.stderr)
+    print(f"chipbench: error: {text.terminal(message)}", file=sys.stderr)
 
 
 def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    print(f"warning: {text.terminal(message)}", file=sys.stderr)
+
+
+def say(message: str, err: bool = False) -> None:
+    """A line of output whose parts may come from results files: control characters escaped."""
+    print(text.terminal(message), file=sys.stderr if err else sys.stdout, flush=True)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from chipbench import workloads
-from chipbench.cli.output import EXIT_INTERRUPTED, error, plain, print_table, warn
+from chipbench.cli.output import EXIT_INTERRUPTED, error, plain, print_table, say, warn
+from chipbench.core import text
 from chipbench.core.cases import Case
 from chipbench.core.config import parse_sets
 from chipbench.core.dtypes import DTYPE_CHOICES
@@ -70,9 +71,9 @@ class Progress:
         else:
             line = f"[{self.i}/{self.total}] {oc.case.name}: ERROR {oc.payload.get('error_type')}: {oc.payload.get('message')}"
         if self.bar is not None:
-            self.bar.console.print(line, markup=False, highlight=False)
+            self.bar.console.print(text.terminal(line), markup=False, highlight=False)
         else:
-            print(line, flush=True)
+            say(line)
 
 
 def run_cases(

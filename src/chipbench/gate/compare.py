@@ -27,13 +27,18 @@ from typing import Any
 
 import numpy as np
 
+from chipbench.core import text
 from chipbench.gate.thresholds import DEFAULT_THRESHOLD, Thresholds
-from chipbench.results.files import load_doc, result_files
+from chipbench.results.files import load, result_files
 
 MIN_SAMPLES = 5  # fewer samples per side than this never give a definite verdict
 RANK_ALPHA = 0.05
 N_BOOT = 4000
 SEED = 20240607
+MAX_BOOT_SAMPLES = 20_000
+"""A run with more samples is bootstrapped on a seeded random subset of this many (without replacement),
+so the gate never stalls on a huge file: the interval is then a little wider than the whole run would
+give (conservative); the ratio of medians and the rank test still use every sample."""
 STACK_PACKAGES = ("torch", "fbgemm-gpu", "fbgemm-gpu-cpu", "torchrec")
 
 VERDICTS = (
@@ -75,7 +80,7 @@ def load_side(paths: Iterable[Path]) -> Side:
     files: list[Path] = []
     for p in paths:
         files.extend(result_files(Path(p)))
-    docs = [load_doc(f) for f in files]
+    docs = [load(f) for f in files]
     entries: dict[str, Entry] = {}
     for doc in docs:
         for b in doc["benchmarks"]:
@@ -166,6 +171,10 @@ def _as_runs(x: Samples) -> list[np.ndarray]:
     return [np.asarray(x, dtype=float)]
 
 
+def _subset(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return x if x.size <= MAX_BOOT_SAMPLES else rng.choice(x, MAX_BOOT_SAMPLES, replace=False)
+
+
 def ratio_ci(
     base: Samples, new: Samples, *, confidence: float = 0.95, n_boot: int = N_BOOT, seed: int = SEED
 ) -> tuple[float, float, float]:
@@ -175,8 +184,9 @@ def ratio_ci(
     """
     rng = np.random.default_rng(seed)
     rb, rn = _as_runs(base), _as_runs(new)
+    ratio = float(np.median(np.concatenate(rn)) / np.median(np.concatenate(rb)))
+    rb, rn = [_subset(r, rng) for r in rb], [_subset(r, rng) for r in rn]
     b, n = np.concatenate(rb), np.concatenate(rn)
-    ratio = float(np.median(n) / np.median(b))
     hier = len(rb) > 1 or len(rn) > 1
     nb = min(n_boot, 2000) if hier else n_boot
     mb = _boot_medians_runs(rb, rng, nb) if len(rb) > 1 else _boot_medians(b, rng, nb)
@@ -407,9 +417,9 @@ def summary_line(comps: list[Comparison]) -> str:
 
 def to_markdown(title: str, comps: list[Comparison], label: str | None = None) -> str:
     icon = {"regression": "🔴 ", "improvement": "🟢 ", "inconclusive": "🟡 "}
-    lines = [f"### {title}", ""]
+    lines = [f"### {text.markdown(title)}", ""]
     if label:
-        lines += [f"**{label}**", ""]
+        lines += [f"**{text.markdown(label)}**", ""]
     lines += [
         f"{summary_line(comps)}",
         "",
@@ -418,7 +428,7 @@ def to_markdown(title: str, comps: list[Comparison], label: str | None = None) -
     ]
     for c, r in zip(comps, rows(comps), strict=True):
         r[7] = icon.get(c.verdict, "") + r[7]
-        lines.append("| " + " | ".join(x.replace("|", "\\|") for x in r) + " |")
+        lines.append("| " + " | ".join(text.markdown(x) for x in r) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -32,8 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from chipbench.core import text
 from chipbench.core.errors import UsageError
-from chipbench.results.files import load_doc, result_files
+from chipbench.results.files import load, result_files
 
 
 @dataclass
@@ -78,7 +79,7 @@ def load_history(root: Path, machine_id: str | None = None) -> tuple[str, list[t
     """(machine id, [(file, doc)] in commit-time order) for every results file under root."""
     if not root.exists():
         raise UsageError(f"history folder {root} does not exist")
-    docs = [(f, load_doc(f)) for f in result_files(root)]
+    docs = [(f, load(f)) for f in result_files(root)]
     ids: dict[str, int] = {}
     for _, d in docs:
         mid = _machine(d)
@@ -213,10 +214,10 @@ def rows(cps: list[ChangePoint]) -> list[list[str]]:
 
 def to_markdown(title: str, cps: list[ChangePoint]) -> str:
     lines = [
-        f"### {title}",
+        f"### {text.markdown(title)}",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join("---" for _ in COLUMNS) + "|",
     ]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows(cps)]
+    lines += ["| " + " | ".join(text.markdown(c) for c in r) + " |" for r in rows(cps)]
     return "\n".join(lines) + "\n"

@@ -4,13 +4,12 @@ corrupt or foreign file."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
-import chipbench
 from chipbench.core.errors import UsageError
 from chipbench.core.fileio import atomic_write_json, atomic_write_text
+from chipbench.results import validate
 from chipbench.results.render import to_markdown
 
 
@@ -26,31 +25,13 @@ def write(doc: dict[str, Any], path: Path) -> Path:
 
 
 def load(path: Path) -> dict[str, Any]:
-    """Load and validate a results file; a missing or corrupt file raises a one-line UsageError."""
+    """Load a results file through the strict reader (`validate`): a missing, unreadable, corrupt or
+    hostile file raises a one-line UsageError naming the file and the field."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read results file {path}: {exc.strerror or exc}") from None
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise UsageError(
-            f"results file {path} is not valid JSON ({exc}); re-run `chipbench run` to make a new one"
-        ) from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-        raise UsageError(
-            f"results file {path} has no 'benchmarks' list; is it a chipbench or pytest-benchmark file?"
-        )
-    meta = doc.get("chipbench")
-    if isinstance(meta, dict) and meta.get("schema_version", 0) > chipbench.SCHEMA_VERSION:
-        raise UsageError(
-            f"results file {path} has schema {meta['schema_version']}, newer than this chipbench "
-            f"({chipbench.SCHEMA_VERSION}); upgrade chipbench"
-        )
-    for b in doc["benchmarks"]:
-        if not isinstance(b, dict) or "name" not in b or "data" not in (b.get("stats") or {}):
-            raise UsageError(f"results file {path} has a benchmark entry without name or raw stats data")
-    return doc
+    return validate.parse(raw, path)
 
 
 def write_markdown(doc: dict[str, Any], path: Path) -> None:
@@ -67,18 +48,3 @@ def result_files(path: Path) -> list[Path]:
     if not path.exists():
         raise UsageError(f"results file {path} does not exist")
     return [path]
-
-
-def load_doc(path: Path) -> dict[str, Any]:
-    """`load`, with a clearer message for pytest-benchmark files saved without raw data."""
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raw = None  # results.load gives the one-line message
-    if isinstance(raw, dict) and isinstance(raw.get("benchmarks"), list) and "chipbench" not in raw:
-        for b in raw["benchmarks"]:
-            if isinstance(b, dict) and isinstance(b.get("stats"), dict) and "data" not in b["stats"]:
-                raise UsageError(
-                    f"pytest-benchmark file {path} has no raw samples; save with --benchmark-save-data"
-                )
-    return load(path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chipbench.core import text
+
 
 def _fmt(v: float | None, digits: int = 3) -> str:
     if v is None:
@@ -64,17 +66,20 @@ def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
 
 
 def to_markdown(doc: dict[str, Any]) -> str:
-    meta = doc.get("chipbench", {})
-    dev = doc["machine_info"].get("device", {})
+    meta = doc.get("chipbench") or {}
+    mi = doc.get("machine_info") or {}
+    dev = mi.get("device") or {}
+    md = text.markdown
+    commit = str((doc.get("commit_info") or {}).get("id") or "?")[:12]
     lines = [
-        f"### chipbench results: {dev.get('name', '?')} ({dev.get('kind', '?')})",
+        f"### chipbench results: {md(dev.get('name', '?'))} ({md(dev.get('kind', '?'))})",
         "",
-        f"machine `{meta.get('machine_id', '?')}`, commit `{(doc.get('commit_info') or {}).get('id', '?')[:12]}`, "
-        f"torch {doc['machine_info'].get('packages', {}).get('torch', '?')}, {doc.get('datetime', '')}",
+        f"machine {md(meta.get('machine_id', '?'))}, commit {md(commit)}, "
+        f"torch {md((mi.get('packages') or {}).get('torch', '?'))}, {md(doc.get('datetime', ''))}",
         "",
         "| " + " | ".join(SUMMARY_COLUMNS) + " |",
         "|" + "|".join("---" for _ in SUMMARY_COLUMNS) + "|",
     ]
     for row in summary_rows(doc):
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+        lines.append("| " + " | ".join(text.markdown(c) for c in row) + " |")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,25 @@
+"""Strings from results files (anyone's) made safe to show: on a terminal no control character (an ANSI
+escape could recolour or rewrite the screen) and in Markdown no markup or HTML."""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MARKDOWN = re.compile(r"([\\`*_\[\]|~])")
+
+
+def _escape_control(m: re.Match[str]) -> str:
+    return m.group(0).encode("unicode_escape").decode("ascii")
+
+
+def terminal(text: object) -> str:
+    """`text` with every control character shown as its escape (\\x1b, \\n, ...)."""
+    return _CONTROL.sub(_escape_control, str(text))
+
+
+def markdown(text: object) -> str:
+    """`text` for a Markdown table cell: controls escaped, HTML's <, > and & as entities, Markdown's
+    punctuation backslash-escaped, so a name renders as itself and never as markup or a link."""
+    s = terminal(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN.sub(r"\\\1", s)

@@ -1,0 +1,205 @@
+"""The one strict reader of results files: they come from anyone (other machines, pull requests), so every
+field chipbench reads is type-checked before use, and anything else is one line naming the file and the
+field.
+
+Accepted: UTF-8 JSON (a byte-order mark is skipped), nested at most `MAX_DEPTH` deep, no NaN or infinity,
+a `benchmarks` list whose entries have a unique non-empty `name` and raw samples (`stats.data`) that are
+finite positive numbers (no booleans, no strings); what chipbench's own files add (`chipbench`,
+`machine_info`, `commit_info`, `extra_info`) has the types chipbench writes, and a schema version this
+chipbench knows. pytest-benchmark's own files pass when saved with `--benchmark-save-data`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, NoReturn
+
+import chipbench
+from chipbench.core import text
+from chipbench.core.errors import UsageError
+
+MAX_DEPTH = 64
+"""Deepest nesting of lists and objects accepted (chipbench's own files stay under 12)."""
+MAX_NAME = 1000
+"""Longest benchmark name accepted, in characters."""
+
+
+class _Bad(Exception):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+
+
+def _fail(field: str, problem: str) -> NoReturn:
+    raise _Bad(field, problem)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def parse(raw: bytes, path: Path) -> dict[str, Any]:
+    """The document in `raw` (the bytes of `path`), checked; a one-line UsageError otherwise."""
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"results file {path} is not UTF-8 text (undecodable byte at offset {exc.start}); "
+            "is it a chipbench or pytest-benchmark JSON file?"
+        ) from None
+    try:
+        doc = json.loads(decoded.removeprefix("\ufeff"), parse_constant=_reject_constant)
+    except RecursionError:
+        raise UsageError(f"results file {path} is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:
+        raise UsageError(
+            f"results file {path} is not valid JSON ({str(exc)[:200]}); re-run `chipbench run` to make a new one"
+        ) from None
+    try:
+        _depth(doc)
+        check_document(doc)
+    except _Bad as exc:
+        raise UsageError(f"results file {path}: {text.terminal(exc)}") from None
+    return doc  # type: ignore[no-any-return]
+
+
+def _depth(doc: Any) -> None:
+    stack = [(doc, 1)]
+    while stack:
+        x, d = stack.pop()
+        if d > MAX_DEPTH:
+            _fail("the document", f"is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(x, dict):
+            stack.extend((v, d + 1) for v in x.values() if isinstance(v, (dict, list)))
+        elif isinstance(x, list):
+            stack.extend((v, d + 1) for v in x if isinstance(v, (dict, list)))
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _opt(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], field: str) -> Any:
+    """obj[key] when present and not None, checked to be of `kind`."""
+    v = obj.get(key)
+    if v is not None and (not isinstance(v, kind) or (isinstance(v, bool) and bool not in _tuple(kind))):
+        _fail(f"{field}.{key}", f"must be {_kind_name(kind)}, not {type(v).__name__}")
+    return v
+
+
+def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", int: "an integer", bool: "true or false"}
+    return " or ".join(names.get(k, k.__name__) for k in _tuple(kind))
+
+
+def check_document(doc: Any) -> None:
+    """Raise _Bad naming the first field that is not what chipbench reads."""
+    if not isinstance(doc, dict):
+        _fail("the document", f"must be a JSON object, not {type(doc).__name__}")
+    if not isinstance(doc.get("benchmarks"), list):
+        _fail("the document", "has no 'benchmarks' list; is it a chipbench or pytest-benchmark file?")
+    _opt(doc, "datetime", str, "the document")
+    meta = _opt(doc, "chipbench", dict, "the document")
+    if meta is not None:
+        _check_meta(meta)
+    mi = _opt(doc, "machine_info", dict, "the document")
+    if mi is not None:
+        _check_machine_info(mi)
+    ci = _opt(doc, "commit_info", dict, "the document")
+    if ci is not None:
+        for key in ("id", "time", "branch"):
+            _opt(ci, key, str, "commit_info")
+    names: set[str] = set()
+    for i, b in enumerate(doc["benchmarks"]):
+        field = f"benchmarks[{i}]"
+        if not isinstance(b, dict):
+            _fail(field, f"must be an object, not {type(b).__name__}")
+        name = b.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
+            _fail(f"{field}.name", f"must be a non-empty string of at most {MAX_NAME} characters")
+        if name in names:
+            _fail(f"{field}.name", f"{name[:80]!r} appears twice in one file")
+        names.add(name)
+        _check_benchmark(b, f"benchmarks[{i}] ({name[:80]})")
+
+
+def _check_meta(meta: dict[str, Any]) -> None:
+    v = meta.get("schema_version", 1)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        _fail("chipbench.schema_version", "must be a positive integer")
+    if v > chipbench.SCHEMA_VERSION:
+        _fail(
+            "chipbench.schema_version",
+            f"is {v}, newer than this chipbench ({chipbench.SCHEMA_VERSION}); upgrade chipbench",
+        )
+    _opt(meta, "machine_id", str, "chipbench")
+    _opt(meta, "suite", str, "chipbench")
+    _opt(meta, "interrupted", bool, "chipbench")
+    errors = _opt(meta, "errors", list, "chipbench")
+    for i, e in enumerate(errors or []):
+        if not isinstance(e, dict):
+            _fail(f"chipbench.errors[{i}]", "must be an object")
+        for key in ("name", "error_type", "message"):
+            _opt(e, key, str, f"chipbench.errors[{i}]")
+
+
+def _check_machine_info(mi: dict[str, Any]) -> None:
+    for key in ("chipbench_machine_id", "machine", "node", "system"):
+        _opt(mi, key, str, "machine_info")
+    dev = _opt(mi, "device", dict, "machine_info")
+    if dev is not None:
+        _opt(dev, "name", str, "machine_info.device")
+        _opt(dev, "kind", str, "machine_info.device")
+        count = _opt(dev, "count", int, "machine_info.device")
+        if count is not None and count < 1:
+            _fail("machine_info.device.count", "must be >= 1")
+    cpu = _opt(mi, "cpu", dict, "machine_info")
+    if cpu is not None:
+        _opt(cpu, "brand_raw", str, "machine_info.cpu")
+    packages = _opt(mi, "packages", dict, "machine_info")
+    for k, v in (packages or {}).items():
+        if v is not None and not isinstance(v, str):
+            _fail(f"machine_info.packages.{k}", "must be a version string or null")
+
+
+def _check_benchmark(b: dict[str, Any], field: str) -> None:
+    _opt(b, "group", str, field)
+    _opt(b, "params", dict, field)
+    st = b.get("stats")
+    if not isinstance(st, dict):
+        _fail(f"{field}.stats", "must be an object with the raw samples in 'data'")
+    data = st.get("data")
+    if data is None:
+        _fail(
+            f"{field}.stats",
+            "has no raw samples ('data'); a pytest-benchmark file must be saved with --benchmark-save-data",
+        )
+    if not isinstance(data, list) or not data:
+        _fail(f"{field}.stats.data", "must be a non-empty list of seconds per step")
+    for j, v in enumerate(data):
+        if not _number(v) or v <= 0:
+            _fail(
+                f"{field}.stats.data[{j}]",
+                f"must be a finite positive number of seconds, not {json.dumps(v)[:40]}",
+            )
+    for key in ("median", "mean", "min", "max"):
+        v = st.get(key)
+        if v is not None and (not _number(v) or v < 0):
+            _fail(f"{field}.stats.{key}", "must be a finite number >= 0")
+    extra = _opt(b, "extra_info", dict, field)
+    if extra is not None:
+        _opt(extra, "version_hash", str, f"{field}.extra_info")
+        _opt(extra, "config", dict, f"{field}.extra_info")
+        _opt(extra, "info", dict, f"{field}.extra_info")
+        world = _opt(extra, "world_size", int, f"{field}.extra_info")
+        if world is not None and world < 1:
+            _fail(f"{field}.extra_info.world_size", "must be >= 1")
+        metrics = _opt(extra, "metrics", dict, f"{field}.extra_info")
+        for k, v in (metrics or {}).items():
+            if not _number(v):
+                _fail(f"{field}.extra_info.metrics.{k}", "must be a finite number")
