@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chipbench import workloads
-from chipbench.cli.output import print_table, say
+from chipbench.cli.output import count, finite, print_table, say, seconds
 from chipbench.core.config import parse_sets
 from chipbench.core.errors import UsageError
 from chipbench.core.fileio import atomic_write_text
@@ -166,7 +166,7 @@ def _gate_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--threshold", default="5%", help="relative change that counts (default 5%%; 2.5%%, 0.05)")
     s.add_argument("--thresholds", type=Path, metavar="FILE.toml", help="per-benchmark thresholds")
     s.add_argument(
-        "--noise-floor-us", type=float, metavar="US", help="differences of medians below this are unchanged"
+        "--noise-floor-us", type=finite, metavar="US", help="differences of medians below this are unchanged"
     )
     s.add_argument("--strict", action="store_true", help="exit 3 when something is inconclusive")
     s.add_argument("--markdown", type=Path, metavar="PATH", help="write the verdict table as Markdown")
@@ -196,9 +196,9 @@ def add_parsers(sub: Any) -> None:
     )
     s.add_argument("--suite", choices=SUITES)
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
-    s.add_argument("--rounds", type=int, default=5, help="interleaved rounds per side (default 5)")
+    s.add_argument("--rounds", type=count, default=5, help="interleaved rounds per side (default 5)")
     s.add_argument(
-        "--time-budget", type=float, default=0.3, metavar="SECONDS", help="per case and round (default 0.3)"
+        "--time-budget", type=seconds, default=0.3, metavar="SECONDS", help="per case and round (default 0.3)"
     )
     s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     s.add_argument("--output-dir", type=Path, metavar="DIR", help="where a.json and b.json go")
@@ -210,7 +210,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--benchmark", metavar="GLOB", help="only benchmarks whose name or group matches")
     s.add_argument("--machine-id", help="the machine to analyse when DIR holds several")
     s.add_argument("--min-magnitude", default="5%", help="smallest change of the median that counts (5%%)")
-    s.add_argument("--p-value", type=float, default=0.01, help="Welch t-test significance level (0.01)")
+    s.add_argument("--p-value", type=finite, default=0.01, help="Welch t-test significance level (0.01)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--markdown", type=Path, metavar="PATH")
     s.set_defaults(func=cmd_history)

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from chipbench import workloads
-from chipbench.cli.output import print_table
+from chipbench.cli.output import count, print_table
 from chipbench.core.config import config_dict, parse_sets
 from chipbench.core.errors import UsageError
 from chipbench.core.registry import SUITES
@@ -104,9 +104,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--set", action="append", metavar="KEY=VALUE")
     s.add_argument("--json", action="store_true")
     s.add_argument(
-        "--nproc-per-node", type=int, metavar="N", help="show the layout over N processes per node"
+        "--nproc-per-node", type=count, metavar="N", help="show the layout over N processes per node"
     )
-    s.add_argument("--nnodes", type=int, default=1, metavar="M", help="...on M nodes (default 1)")
+    s.add_argument("--nnodes", type=count, default=1, metavar="M", help="...on M nodes (default 1)")
     s.add_argument(
         "--device",
         default="auto",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import NoReturn
@@ -17,6 +18,49 @@ EXIT_USAGE = 2
 """Bad input: one line on stderr, nothing run or written."""
 EXIT_INCONCLUSIVE = 3
 EXIT_INTERRUPTED = 130
+
+
+def seconds(text: str) -> float:
+    """A flag's duration: a finite number of seconds > 0 (argparse turns the error into one line)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+    return v
+
+
+def count(text: str) -> int:
+    """A flag's count or size: a whole number >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
+    if not 1 <= v <= 2**31:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 2^31, got {text[:40]!r}")
+    return v
+
+
+def index(text: str) -> int:
+    """A flag's index: a whole number >= 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
+    if not 0 <= v < 2**31:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2^31, got {text[:40]!r}")
+    return v
+
+
+def finite(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return v
 
 
 class Parser(argparse.ArgumentParser):

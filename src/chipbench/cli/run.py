@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chipbench import workloads
-from chipbench.cli.output import EXIT_INTERRUPTED, error, plain, print_table, say, warn
+from chipbench.cli.output import EXIT_INTERRUPTED, count, error, index, plain, print_table, say, seconds, warn
 from chipbench.core import text
 from chipbench.core.cases import Case
 from chipbench.core.config import parse_sets
@@ -270,7 +270,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     probe.close()
     kind = hello["kind"]
     gpu = kind != "cpu"
-    size = args.size or (8192 if gpu else 2048)
+    size = args.size if args.size is not None else (8192 if gpu else 2048)
     dtypes = ["fp32", "bf16"] + (["fp16"] if gpu else [])
     sizes = dict.fromkeys(dtypes, size)
     native, _ = hardware.native_bf16(hello["env"])
@@ -278,7 +278,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         # Emulated bf16 runs about 1 GFLOP/s: 2048^3 would take minutes a step. A smaller product
         # still shows the emulation's rate, which is what `dtype=auto` needs to see.
         sizes["bf16"] = 512
-    copy_mib = args.copy_mib or (2048 if gpu else 512)
+    copy_mib = args.copy_mib if args.copy_mib is not None else (2048 if gpu else 512)
     cases = [Case("calib.matmul", {"m": n, "n": n, "k": n, "dtype": d}) for d, n in sizes.items()]
     cases.append(Case("calib.copy", {"size_mib": copy_mib}))
     done = run_cases(
@@ -333,10 +333,10 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES)
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
-    s.add_argument("--time-budget", type=float, metavar="SECONDS", help="timed-round budget per benchmark")
+    s.add_argument("--time-budget", type=seconds, metavar="SECONDS", help="timed-round budget per benchmark")
     s.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         metavar="SECONDS",
         help="kill a benchmark after this long (default 20x budget, >= 120 s)",
     )
@@ -353,16 +353,16 @@ def add_parsers(sub: Any) -> None:
         metavar="N",
         help="processes on this node (one per device); a list (1,2,4) runs each count and adds scaling efficiency",
     )
-    g.add_argument("--nnodes", type=int, default=1, metavar="M", help="nodes in the job (default 1)")
+    g.add_argument("--nnodes", type=count, default=1, metavar="M", help="nodes in the job (default 1)")
     g.add_argument(
-        "--node-rank", type=int, default=0, metavar="R", help="this node's rank; node 0 writes results"
+        "--node-rank", type=index, default=0, metavar="R", help="this node's rank; node 0 writes results"
     )
     g.add_argument(
         "--rdzv-endpoint", metavar="HOST:PORT", help="node 0's address and a free port (multi-node)"
     )
     g.add_argument(
         "--dist-timeout",
-        type=float,
+        type=seconds,
         default=300.0,
         metavar="SECONDS",
         help="collective time-out: a rank waiting this long on a dead or hung peer fails (default 300)",
@@ -371,9 +371,9 @@ def add_parsers(sub: Any) -> None:
 
     s = sub.add_parser("calibrate", help="measure and store this machine's matmul and copy ceilings")
     s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    s.add_argument("--time-budget", type=float, default=3.0, metavar="SECONDS")
-    s.add_argument("--size", type=int, help="matmul size (default 8192 on GPUs, 2048 on CPUs)")
-    s.add_argument("--copy-mib", type=int, help="copy buffer size (default 2048 MiB on GPUs, 512 on CPUs)")
+    s.add_argument("--time-budget", type=seconds, default=3.0, metavar="SECONDS")
+    s.add_argument("--size", type=count, help="matmul size (default 8192 on GPUs, 2048 on CPUs)")
+    s.add_argument("--copy-mib", type=count, help="copy buffer size (default 2048 MiB on GPUs, 512 on CPUs)")
     s.add_argument("--cache-dir", type=Path, help="where ceilings are stored (default: the user's cache dir)")
     s.add_argument("--output", type=Path, metavar="PATH", help="results file of the calibration runs")
     s.set_defaults(func=cmd_calibrate)

@@ -82,10 +82,14 @@ def build_cases(
         suite = "smoke"
     if suite is not None:
         cases = suite_cases(suite, benches or None, world)
-        if benches and not cases:
-            # A named benchmark outside the suite runs once at its defaults.
-            cases = [Case(b, {}) for b in benches]
+        missing = [b for b in benches if not any(c.bench == b for c in cases)]
+        if missing:
+            raise UsageError(
+                f"{missing[0]} has no case in the {suite} suite; run it without --suite (once, at its "
+                f"defaults) or see `chipbench list --suite {suite}`"
+            )
     else:
+        # Named benchmarks without a suite run once each, at their defaults.
         cases = [Case(b, {}) for b in benches]
     out = []
     for c in cases:

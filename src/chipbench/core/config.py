@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -27,6 +29,41 @@ def parse_sets(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+MAX_INT = 2**62
+"""Largest magnitude an integer field takes (larger values overflow torch's int64 sizes)."""
+_SEPARATOR = re.compile(r",|(?<=\d)-(?=\d)")
+"""Tuple items: `13,512,64` or `13-512-64`; a '-' between digits separates, a leading one is a sign."""
+
+
+def parse_int(name: str, value: str) -> int:
+    """An exact integer: '64', '1_000', '1e6' (integral), never a fraction or an out-of-range value."""
+    text = value.strip()
+    try:
+        n = int(text.replace("_", ""))
+    except ValueError:
+        try:
+            f = float(text)
+        except ValueError:
+            raise UsageError(f"{name}={value!r} is not a valid int") from None
+        if not math.isfinite(f) or f != int(f):
+            raise UsageError(f"{name}={value!r} is not a valid int (a whole number)") from None
+        n = int(f)
+    if abs(n) > MAX_INT:
+        raise UsageError(f"{name}={value[:40]!r} is out of range (at most 2^62 in magnitude)")
+    return n
+
+
+def parse_float(name: str, value: str) -> float:
+    """A finite float: never nan or inf (nor a number too large to be finite)."""
+    try:
+        f = float(value)
+    except ValueError:
+        raise UsageError(f"{name}={value!r} is not a valid float") from None
+    if not math.isfinite(f):
+        raise UsageError(f"{name}={value[:40]!r} is not a finite number")
+    return f
+
+
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
     if not isinstance(value, str):
         return value
@@ -43,23 +80,19 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         return value
     if origin in (tuple, list):
         inner = args[0] if args else str
-        parts = [p for p in value.replace("-", ",").split(",") if p.strip()] if value else []
+        parts = [p for p in _SEPARATOR.split(value) if p.strip()] if value.strip() else []
         return tuple(_coerce(name, p.strip(), inner) for p in parts)
-    try:
-        if annotation is bool:
-            low = value.lower()
-            if low in _TRUE:
-                return True
-            if low in _FALSE:
-                return False
-            raise ValueError
-        if annotation is int:
-            return int(float(value)) if value.replace(".", "", 1).isdigit() else int(value)
-        if annotation is float:
-            return float(value)
-    except ValueError:
-        kind = getattr(annotation, "__name__", str(annotation))
-        raise UsageError(f"{name}={value!r} is not a valid {kind}") from None
+    if annotation is bool:
+        low = value.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise UsageError(f"{name}={value!r} is not a valid bool")
+    if annotation is int:
+        return parse_int(name, value)
+    if annotation is float:
+        return parse_float(name, value)
     return value
 
 
