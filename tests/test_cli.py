@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ def test_run_writes_results_and_markdown(tmp_path: Path) -> None:
     names = [b["name"] for b in doc["benchmarks"]]
     assert names == ["calib.copy[size_mib=16]", "calib.matmul[dtype=fp32,k=256,m=256,n=256]"]
     assert all(len(b["stats"]["data"]) >= 5 for b in doc["benchmarks"])
-    assert "calib.copy[size_mib=16]" in md.read_text() and "[1/2]" in p.stdout
+    assert "calib.copy\\[size\\_mib=16\\]" in md.read_text() and "[1/2]" in p.stdout
 
 
 def test_default_output_path(tmp_path: Path) -> None:
@@ -170,3 +171,37 @@ def test_ctrl_c_saves_what_finished(tmp_path: Path) -> None:
     saved = files.load(out)
     assert [b["name"] for b in saved["benchmarks"]] == ["selftest.busy"]
     assert saved["chipbench"]["interrupted"] is True
+
+
+def test_output_paths_checked_before_any_benchmark_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chipbench.execution import pools
+
+    def no_worker(*a: object, **k: object) -> None:
+        raise AssertionError("a worker started before the output paths were checked")
+
+    monkeypatch.setattr(pools.WorkerPool, "launch", no_worker)
+    monkeypatch.chdir(tmp_path)
+    a_file = tmp_path / "f.txt"
+    a_file.write_text("x")
+    cases = [
+        (["run", "selftest.busy", "--output", str(tmp_path)], "is a folder"),
+        (["run", "selftest.busy", "--output", str(a_file / "r.json")], "is a file, not a folder"),
+        (["run", "selftest.busy", "--markdown", str(a_file / "r.md")], "is a file, not a folder"),
+        (["calibrate", "--output", str(a_file / "c.json")], "is a file, not a folder"),
+        (["ab", "--a", sys.executable, "--b", sys.executable, "--output-dir", str(a_file)], "is a file, not"),
+        (["compare", "a.json", "b.json", "--markdown", str(a_file / "x.md")], "is a file, not a folder"),
+    ]
+    for args, msg in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert msg in err and "\n" not in err, (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
+
+
+def test_existing_output_is_warned_about(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    out.write_text("{}")
+    p = run_cli("run", "selftest.busy", "--time-budget", "0.05", "--output", str(out))
+    assert p.returncode == 0 and "exists and will be replaced" in p.stderr

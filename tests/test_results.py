@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,38 @@ def test_default_path_has_machine_and_commit(tmp_path: Path) -> None:
     doc = _doc()
     p = files.default_path(doc, tmp_path)
     assert p.parent.name == doc["chipbench"]["machine_id"]
-    assert p.name.endswith(f"_{doc['commit_info']['id'][:8]}.json")
+    assert p.name.endswith(f"_{doc['commit_info']['id'][:8]}_{os.getpid()}.json")
+
+
+def test_default_paths_never_collide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs finishing at the same moment keep every file: a taken default name is never replaced."""
+    doc = _doc()
+    monkeypatch.setattr(files, "_stamp", lambda: "20260101T000000.000000Z")
+    monkeypatch.chdir(tmp_path)
+    saved = [files.save(doc, None).path for _ in range(3)]
+    assert len(set(saved)) == 3 and all(files.load(p)["benchmarks"] for p in saved)
+
+
+def test_files_follow_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        p = files.write(_doc(), tmp_path / "r.json")
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == 0o644
+
+
+def test_failed_write_falls_back_never_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    target = tmp_path / "gone" / "r.json"
+    target.parent.mkdir()
+    target.parent.chmod(0o500)  # a folder that turned read-only (root still writes: remove it instead)
+    target.parent.chmod(0o700)
+    target.parent.rmdir()
+    (tmp_path / "gone").write_text("a file where the folder was")
+    saved = files.save(_doc(), target)
+    assert saved.fallback_reason and "saved to" in saved.fallback_reason
+    assert saved.path.parent == tmp_path and files.load(saved.path)["benchmarks"]
 
 
 def test_markdown_summary() -> None:

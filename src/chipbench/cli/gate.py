@@ -14,7 +14,7 @@ from chipbench import workloads
 from chipbench.cli.output import count, finite, print_table, say, seconds
 from chipbench.core.config import parse_sets
 from chipbench.core.errors import UsageError
-from chipbench.core.fileio import atomic_write_text
+from chipbench.core.fileio import atomic_write_text, check_writable
 from chipbench.core.registry import SUITES
 from chipbench.gate import ab, history
 from chipbench.gate.compare import (
@@ -66,6 +66,8 @@ def _thresholds(args: argparse.Namespace) -> Thresholds:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     th = _thresholds(args)
+    if args.markdown:
+        check_writable(args.markdown, "--markdown")
     base = load_side([args.base])
     new = load_side([args.new])
     if not set(base.entries) & set(new.entries):
@@ -102,6 +104,9 @@ def cmd_ab(args: argparse.Namespace) -> int:
     if not cases:
         raise UsageError("nothing to run: no benchmark matches; see `chipbench list`")
     out_dir = args.output_dir or Path("results") / f"ab-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
+    check_writable(out_dir, "--output-dir", folder=True)
+    if args.markdown:
+        check_writable(args.markdown, "--markdown")
 
     def on_round(r: int, elapsed: float) -> None:
         print(f"round {r}/{args.rounds} done ({elapsed:.0f} s)", file=sys.stderr, flush=True)
@@ -139,6 +144,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     mag = parse_threshold(args.min_magnitude, "--min-magnitude")
+    if args.markdown:
+        check_writable(args.markdown, "--markdown")
     if not 0 < args.p_value < 1:
         raise UsageError(f"--p-value must be between 0 and 1, got {args.p_value}")
     mid, docs = history.load_history(args.dir, args.machine_id)

@@ -17,9 +17,10 @@ from chipbench.core.cases import Case
 from chipbench.core.config import parse_sets
 from chipbench.core.dtypes import DTYPE_CHOICES
 from chipbench.core.errors import StartFailed, UsageError
+from chipbench.core.fileio import check_writable
 from chipbench.core.registry import SUITES
 from chipbench.execution.pools import DistWorkerPool, Launch, WorkerPool, kill_tree
-from chipbench.execution.session import Executed, Session, execute
+from chipbench.execution.session import Executed, Session, execute, hold_signals
 from chipbench.platform import ceilings, hardware
 from chipbench.platform.device import DEVICE_CHOICES
 from chipbench.results import document, files
@@ -147,8 +148,22 @@ def _sigterm_as_interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
+def check_outputs(output: Path | None, markdown: Path | None) -> None:
+    """Before any worker starts: every output path can be written (one line otherwise), and an existing
+    --output is about to be replaced (a warning)."""
+    if output is not None:
+        check_writable(output, "--output")
+        if output.exists():
+            warn(f"--output {output} exists and will be replaced when this run finishes")
+    else:
+        check_writable(Path("results"), "the results folder", folder=True)
+    if markdown is not None:
+        check_writable(markdown, "--markdown")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    check_outputs(args.output, args.markdown)
 
     worlds = _nprocs(args.nproc_per_node)
     if len(worlds) > 1 and (args.nnodes > 1 or args.rdzv_endpoint):
@@ -178,13 +193,24 @@ def cmd_run(args: argparse.Namespace) -> int:
             break
     if not docs:
         return code
-    merged = document.merge_runs(docs)
-    merged["chipbench"]["runs"] += failed
-    path = files.write(merged, args.output or files.default_path(merged))
-    if args.markdown:
-        files.write_markdown(merged, args.markdown)
-    _report(merged, path, code)
+    with hold_signals() as held:
+        merged = document.merge_runs(docs)
+        merged["chipbench"]["runs"] += failed
+        saved = files.save(merged, args.output)
+        if saved.fallback_reason:
+            warn(saved.fallback_reason)
+        if args.markdown:
+            _write_markdown(merged, args.markdown, saved.path)
+    code = EXIT_INTERRUPTED if held.received else code
+    _report(merged, saved.path, code)
     return code
+
+
+def _write_markdown(doc: dict[str, Any], path: Path, results: Path) -> None:
+    try:
+        files.write_markdown(doc, path)
+    except OSError as exc:
+        warn(f"could not write {path} ({exc.strerror or exc}); the results are in {results}")
 
 
 def _run_one(args: argparse.Namespace, spec: Launch | None, write: bool) -> Executed:
@@ -252,7 +278,11 @@ def _report(doc: dict[str, Any], path: Path | None, code: int) -> None:
     if path:
         print(f"results: {path}")
     if code == EXIT_INTERRUPTED:
-        print("interrupted: saved the benchmarks that finished", file=sys.stderr)
+        n = len(doc["benchmarks"]) + len(doc["chipbench"]["errors"])
+        if path:
+            say(f"interrupted: saved the {n} benchmark(s) that finished to {path}", err=True)
+        else:
+            say("interrupted: no benchmark had finished; nothing was saved", err=True)
     elif code:
         for e in doc["chipbench"]["errors"]:
             error(f"{e['name']}: {e['error_type']}: {e['message']}")
@@ -265,6 +295,8 @@ def _report(doc: dict[str, Any], path: Path | None, code: int) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.cache_dir:
         os.environ["CHIPBENCH_CACHE_DIR"] = str(args.cache_dir)
+    check_outputs(args.output, None)
+    check_writable(ceilings.cache_dir(), "the ceilings cache", folder=True)
     probe = Session(WorkerPool(args.device), time_budget_s=args.time_budget, timeout_s=60.0)
     hello = probe.start()
     probe.close()

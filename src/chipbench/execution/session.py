@@ -8,9 +8,12 @@ the next case gets a fresh worker.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,20 +207,56 @@ def execute(
         if on_done:
             on_done(oc)
 
-    run = session.run(cases, on_start, done)
-    doc = session.document(run, suite=suite, argv=argv)
-    doc["chipbench"]["load_avg_1m"] = {"start": load_start, "end": load_avg()}
-    if first_done:
-        # From process creation (interpreter start, imports, worker start) to the first finished benchmark.
-        doc["chipbench"]["startup_to_first_result_s"] = first_done[0] - process_age_origin()
-    path = None
-    if run.outcomes and write:
-        path = files.write(doc, output or files.default_path(doc))
-        if markdown:
-            files.write_markdown(doc, markdown)
+    run = session.run(cases, on_start, done)  # Ctrl-C until here stops the run; what finished is kept
+    with hold_signals() as held:  # a Ctrl-C or SIGTERM from here on waits for the save
+        doc = session.document(run, suite=suite, argv=argv)
+        doc["chipbench"]["load_avg_1m"] = {"start": load_start, "end": load_avg()}
+        if first_done:
+            # From process creation (interpreter start, imports, worker start) to the first finished benchmark.
+            doc["chipbench"]["startup_to_first_result_s"] = first_done[0] - process_age_origin()
+        saved = None
+        if run.outcomes and write:
+            saved = files.save(doc, output)
+            if saved.fallback_reason and on_warning:
+                on_warning(saved.fallback_reason)
+            if markdown:
+                try:
+                    files.write_markdown(doc, markdown)
+                except OSError as exc:
+                    if on_warning:
+                        on_warning(
+                            f"could not write {markdown} ({exc.strerror or exc}); the results are in {saved.path}"
+                        )
     failed = len(doc["chipbench"]["errors"])
-    code = 130 if run.interrupted else (1 if failed else 0)
-    return Executed(doc, path, code)
+    code = 130 if run.interrupted or held.received else (1 if failed else 0)
+    return Executed(doc, saved.path if saved else None, code)
+
+
+class Held:
+    """The signals that arrived while held."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+
+
+@contextlib.contextmanager
+def hold_signals() -> Iterator[Held]:
+    """SIGINT and SIGTERM are noted, not acted on, inside the block (in the main thread): the results
+    document is built and written whole, then the caller sees that an interrupt came."""
+    held = Held()
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+
+    def note(signum: int, frame: object) -> None:
+        held.received.append(signum)
+
+    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def load_avg() -> float | None:

@@ -153,7 +153,7 @@ def run_ab(
         run = RunOutcome(session.env, session.kind, session.free_memory_bytes, outcomes)
         doc = session.document(run, suite=suite, argv=argv, commit_info=commit_of(pythons[side]))
         doc["chipbench"]["ab"] = {"side": side.upper(), "python": pythons[side], "rounds": rounds}
-        paths[side] = files.write(doc, out_dir / f"{side}.json")
+        paths[side] = files.save(doc, out_dir / f"{side}.json").path
         sides[side] = Side([paths[side]], [doc], entries)
     stacks = {s: _stack(sessions[s].env) for s in ("a", "b")}
     label = f"A: {pythons['a']} ({stacks['a']}); B: {pythons['b']} ({stacks['b']})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,14 +40,29 @@ class Ceilings:
         """The ceilings in a stored dict, or None when it is not one (a damaged or foreign file)."""
         if not isinstance(data, dict) or not isinstance(data.get("machine_id"), str):
             return None
-        names = {f.name for f in dataclasses.fields(cls)}
-        try:
-            c = cls(**{k: v for k, v in data.items() if k in names})
-            matmul = {str(k): float(v) for k, v in (c.matmul_tflops or {}).items()}
-            copy = float(c.copy_gbps) if c.copy_gbps is not None else None
-        except (TypeError, ValueError, AttributeError):
+        matmul = data.get("matmul_tflops") or {}
+        copy = data.get("copy_gbps")
+        if not isinstance(matmul, dict) or not all(_rate(v) for v in matmul.values()):
             return None
-        return dataclasses.replace(c, matmul_tflops=matmul, copy_gbps=copy)
+        if copy is not None and not _rate(copy):
+            return None
+        sizes = data.get("matmul_sizes") or {}
+        if not isinstance(sizes, dict):
+            return None
+        texts = {k: data.get(k) for k in ("measured_at", "device", "torch", "results_file")}
+        if any(v is not None and not isinstance(v, str) for v in texts.values()):
+            return None
+        ints = {k: data.get(k) for k in ("matmul_size", "copy_mib")}
+        if any(v is not None and (not isinstance(v, int) or isinstance(v, bool)) for v in ints.values()):
+            return None
+        return cls(
+            machine_id=data["machine_id"], matmul_tflops={str(k): float(v) for k, v in matmul.items()},
+            copy_gbps=float(copy) if copy is not None else None, matmul_sizes=dict(sizes), **texts, **ints,
+        )  # fmt: skip
+
+
+def _rate(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
 
 
 def cache_dir() -> Path:
@@ -68,8 +84,8 @@ def load(machine_id: str, root: Path | None = None) -> Ceilings | None:
     p = path_for(machine_id, root)
     try:
         data = json.loads(p.read_text())
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError, RecursionError):
+        return None  # a damaged cache is no calibration: the run goes on and says "run calibrate"
     c = Ceilings.from_json(data)
     return c if c is not None and c.machine_id == machine_id else None
 

@@ -4,6 +4,9 @@ corrupt or foreign file."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +16,41 @@ from chipbench.results import validate
 from chipbench.results.render import to_markdown
 
 
+def _stamp() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
 def default_path(doc: dict[str, Any], root: Path = Path("results")) -> Path:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    commit = (doc.get("commit_info") or {}).get("id") or "unknown"
-    return root / doc["chipbench"]["machine_id"] / f"{stamp}_{commit[:8]}.json"
+    """results/<machine id>/<UTC time to the microsecond>_<commit>_<pid>.json: two runs never share it
+    (and `save` never replaces a file at a default path)."""
+    commit = str((doc.get("commit_info") or {}).get("id") or "unknown")
+    return root / doc["chipbench"]["machine_id"] / f"{_stamp()}_{commit[:8]}_{os.getpid()}.json"
 
 
-def write(doc: dict[str, Any], path: Path) -> Path:
-    atomic_write_json(path, doc)
-    return path
+def write(doc: dict[str, Any], path: Path, *, exclusive: bool = False) -> Path:
+    """Write atomically; returns the path written (with exclusive=True, the next free name)."""
+    return atomic_write_json(path, doc, exclusive=exclusive)
+
+
+@dataclass(frozen=True)
+class Saved:
+    path: Path
+    """Where the document is."""
+    fallback_reason: str | None = None
+    """Why it is not where it was asked to go (the write failed: a full disk, a vanished folder)."""
+
+
+def save(doc: dict[str, Any], path: Path | None) -> Saved:
+    """Write the document to `path` (None: a default path, never replacing a file). If that write fails,
+    it goes to a file in the temporary folder instead, and the reason says so: what finished is never
+    lost to a failed write."""
+    target = path if path is not None else default_path(doc)
+    try:
+        return Saved(write(doc, target, exclusive=path is None))
+    except OSError as exc:
+        fallback = Path(tempfile.gettempdir()) / f"chipbench-results-{_stamp()}-{os.getpid()}.json"
+        written = write(doc, fallback, exclusive=True)
+        return Saved(written, f"could not write {target} ({exc.strerror or exc}); saved to {written} instead")
 
 
 def load(path: Path) -> dict[str, Any]:
