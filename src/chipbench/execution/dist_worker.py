@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from chipbench.execution import process_groups
+from chipbench.execution import lifeline, process_groups
 from chipbench.execution.protocol import Reply, RunMessage
 from chipbench.execution.worker import error_reply, measure_case, prepare
 from chipbench.platform import hardware
@@ -70,9 +71,40 @@ def _run_case(
     return measure_case(msg, kind, case, info, lock)
 
 
+def _register(rank: int) -> None:
+    """rank<N>.pid in the job's folder: the parent reaches this rank even when torchrun is gone."""
+    d = os.environ.get("CHIPBENCH_DIST_DIR")
+    if d and Path(d).is_dir():
+        (Path(d) / f"rank{rank}.pid").write_text(str(os.getpid()))
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """torchrun stops the ranks with SIGTERM (also when chipbench died and the lifeline ended torchrun):
+    the last one out removes the job's folder if its chipbench is gone."""
+    parent = lifeline.expected_parent()
+    d = os.environ.get("CHIPBENCH_DIST_DIR")
+    if d and parent is not None and not _alive(parent):
+        shutil.rmtree(d, ignore_errors=True)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)  # end as SIGTERM does: torchrun reads it as a stopped survivor
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def main(device_req: str, address: str, timeout_s: float) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    lifeline.die_with_parent(signal.SIGKILL)  # the parent is torchrun's agent
     rank = int(os.environ.get("RANK", "0"))
+    _register(rank)
     case_name: str | None = None
     try:
         kind = hardware.resolve_device(device_req, hardware.available_kinds())

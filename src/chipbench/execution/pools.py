@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from chipbench.core.errors import UsageError
+from chipbench.execution.lifeline import PARENT_ENV
 from chipbench.execution.process_groups import is_symptom, is_timeout
 from chipbench.execution.protocol import Hello, Message, Reply
 
@@ -54,7 +55,7 @@ class WorkerPool:
             [self.python, "-m", "chipbench.worker", str(fd), self.device],
             pass_fds=(fd,),
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())},
             cwd=self.cwd,
         )
         child.close()
@@ -163,8 +164,9 @@ class Launch:
 
     def command(self, python: str, device: str, address: str) -> list[str]:
         """torchrun running chipbench's rank program; `address` is rank 0's socket to the parent."""
+        # Through the lifeline: torchrun gets SIGTERM (and stops its ranks) when chipbench dies.
         return [
-            python, *self.torchrun_args(),
+            python, "-m", "chipbench.execution.lifeline", "--", python, *self.torchrun_args(),
             "-m", "chipbench.execution.dist_worker", device, address, str(self.collective_timeout_s),
         ]  # fmt: skip
 
@@ -193,6 +195,49 @@ def kill_tree(proc: subprocess.Popen[Any]) -> None:
         proc.wait(timeout=10)
 
 
+DIST_DIR_PREFIX = "chipbench-dist-"
+"""Temporary folders of torchrun jobs: chipbench-dist-<pid of the chipbench that owns it>-XXXX."""
+
+
+def kill_ranks(folder: Path) -> None:
+    """Kill the ranks that registered in `folder` (rank<N>.pid), each through its session (torchrun
+    starts every rank in a session of its own), if it is still one of this job's ranks."""
+    import psutil
+
+    for f in folder.glob("rank*.pid"):
+        try:
+            pid = int(f.read_text())
+            if psutil.Process(pid).environ().get("CHIPBENCH_DIST_DIR") != str(folder):
+                continue  # the pid was reused by another process
+            os.killpg(pid, signal.SIGKILL)
+        except (OSError, ValueError, psutil.Error):
+            continue
+
+
+def remove_stale_dirs() -> None:
+    """Remove the temporary folders of jobs whose chipbench died without cleaning up (kill -9), after
+    killing any rank still registered there."""
+    import psutil
+
+    for d in Path(tempfile.gettempdir()).glob(f"{DIST_DIR_PREFIX}*"):
+        owner = d.name[len(DIST_DIR_PREFIX) :].split("-", 1)[0]
+        if not owner.isdigit() or psutil.pid_exists(int(owner)):
+            continue
+        kill_ranks(d)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _agent_died(code: int | None, fallback: str | None) -> str:
+    """The message for a job whose torchrun agent ended without any rank reporting an error."""
+    if code is None and fallback:
+        m = re.search(r"code (-?\d+)", fallback)
+        code = int(m.group(1)) if m else None
+    how = f"exit code {code}"
+    if code is not None and code < 0:
+        how = f"killed by signal {-code} (from outside, or out of memory)"
+    return f"the torchrun agent ended ({how}) and no rank reported an error; its ranks were stopped"
+
+
 # torchrun's failure summary: "rank      : 1 (local_rank: 1)" then "exitcode  : 3 (pid: 4466)".
 _FAILURE = re.compile(r"rank\s*:\s*(\d+)\s*\(local_rank.*?\n\s*exitcode\s*:\s*(-?\d+)")
 
@@ -212,13 +257,17 @@ class DistWorkerPool(WorkerPool):
 
     def launch(self) -> None:
         self._clean_dir()  # the previous job's error files were read when it failed
-        self.dir = Path(tempfile.mkdtemp(prefix="chipbench-dist-"))
+        remove_stale_dirs()
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{DIST_DIR_PREFIX}{os.getpid()}-"))
         address = str(self.dir / "ctl.sock")
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(address)
         self.listener.listen(1)
         cmd = self.spec.command(self.python, self.device, address)
-        env = {**os.environ, **self.spec.env(), "PYTHONUNBUFFERED": "1", "CHIPBENCH_DIST_DIR": str(self.dir)}
+        env = {
+            **os.environ, **self.spec.env(), "PYTHONUNBUFFERED": "1", "CHIPBENCH_DIST_DIR": str(self.dir),
+            PARENT_ENV: str(os.getpid()),
+        }  # fmt: skip
         # Its own session, so a time-out kills torchrun's whole process tree, ranks included.
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True
@@ -337,12 +386,14 @@ class DistWorkerPool(WorkerPool):
         return {
             "type": "error",
             "error_type": "crash",
-            "message": fallback or f"torchrun exited with code {code}",
+            "message": _agent_died(code, fallback),
         }
 
     def kill(self) -> None:
         if self.proc is not None:
             kill_tree(self.proc)
+        if self.dir is not None:
+            kill_ranks(self.dir)  # ranks whose torchrun agent is gone are no longer its children
         if self.listener is not None:
             self.listener.close()
             self.listener = None

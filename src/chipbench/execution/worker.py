@@ -17,6 +17,7 @@ from chipbench.core.config import config_dict
 from chipbench.core.contract import Prepared, RunContext
 from chipbench.core.errors import DoesNotFit
 from chipbench.core.registry import Benchmark
+from chipbench.execution.lifeline import die_with_parent, expected_parent
 from chipbench.execution.process_groups import COMM_SOURCE, DistInfo, Lockstep, comm_time_per_step
 from chipbench.execution.protocol import Hello, Reply, RunMessage
 from chipbench.measure.engine import Measurement, MeasureOptions, measure
@@ -132,8 +133,10 @@ def _profile_comm(step: Any, kind: str, dist: DistInfo, lockstep: Lockstep, m: M
 
 
 def worker_main(conn: Connection, device_req: str) -> None:
-    # The parent handles Ctrl-C (it saves what finished); the worker just gets terminated.
+    # The parent handles Ctrl-C (it saves what finished); the worker just gets terminated, and dies
+    # with the parent if that is killed outright.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(signal.SIGKILL, expected_parent())
     try:
         h = hello(device_req)
     except Exception as exc:
