@@ -205,3 +205,31 @@ def test_existing_output_is_warned_about(tmp_path: Path) -> None:
     out.write_text("{}")
     p = run_cli("run", "selftest.busy", "--time-budget", "0.05", "--output", str(out))
     assert p.returncode == 0 and "exists and will be replaced" in p.stderr
+
+
+def test_interrupt_during_the_save_waits_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second Ctrl-C (or SIGTERM) while the results are written is held: the file is written whole,
+    then the run reports the interrupt."""
+    import os
+    import signal
+
+    from chipbench.core.cases import Case
+    from chipbench.execution.pools import WorkerPool
+    from chipbench.execution.session import execute
+    from chipbench.results import files as results_files
+
+    real_save = results_files.save
+
+    def interrupted_save(doc: dict, path: Path | None) -> results_files.Saved:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_save(doc, path)
+
+    monkeypatch.setattr(results_files, "save", interrupted_save)
+    out = tmp_path / "r.json"
+    got = execute(
+        [Case("selftest.busy", {})], pool=WorkerPool("cpu"), time_budget_s=0.05, timeout_s=60, suite=None,
+        argv=["chipbench"], output=out,
+    )  # fmt: skip
+    assert got.exit_code == 130 and got.path == out
+    assert [b["name"] for b in files.load(out)["benchmarks"]] == ["selftest.busy"]
