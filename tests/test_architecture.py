@@ -93,9 +93,9 @@ def test_import_contracts_hold() -> None:
     assert "0 broken" in p.stdout
 
 
-# Programs of their own besides the CLI: the worker entry point and a torchrun rank, whose stderr
-# torchrun relays (a rank's error line), read their arguments and may write to their stderr.
-PROCESS_ENTRIES = {"worker.py", "__main__.py", "execution/dist_worker.py"}
+# Programs of their own besides the CLI: the worker entry point, a torchrun rank (whose stderr torchrun
+# relays: a rank's error line) and the lifeline wrapper read their arguments and may write to stderr.
+PROCESS_ENTRIES = {"worker.py", "__main__.py", "execution/dist_worker.py", "execution/lifeline.py"}
 
 
 def test_only_the_cli_prints_or_reads_the_command_line() -> None:

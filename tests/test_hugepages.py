@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
-from chipbench import workloads
 from chipbench.core.contract import RunContext
 from chipbench.core.errors import UsageError
 from chipbench.platform import hugepages
@@ -101,13 +104,28 @@ def test_hugepages_on_where_it_cannot_apply_is_a_usage_error(monkeypatch):
         wl.check_hugepages(cfg, CPU)
 
 
+_PLACEMENT = """
+import json, sys
+from chipbench import workloads
+from chipbench.core.contract import RunContext
+from chipbench.workloads import dlrm as wl
+cfg = wl.DLRMConfig(
+    preset="tiny", rows=(300_000,), backend="torch", embedding_optimizer="adagrad", hugepages=sys.argv[1],
+    num_batches=1,
+)
+ctx = RunContext(device="cpu", torch_device="cpu", seed=0)
+print(json.dumps(workloads.get("dlrm.train_step").setup(cfg, ctx).info["hugepages"]))
+"""
+
+
 @pytest.mark.parametrize("setting", ["off", "auto"])
 def test_dlrm_records_the_placement(setting):
-    cfg = wl.DLRMConfig(
-        preset="tiny", rows=(300_000,), backend="torch", embedding_optimizer="adagrad", hugepages=setting,
-        num_batches=1,
-    )  # fmt: skip
-    placement = workloads.get("dlrm.train_step").setup(cfg, CPU).info["hugepages"]
+    # A fresh process: memory advised by earlier tests (glibc reuses freed heap ranges, which keep their
+    # MADV_HUGEPAGE) would give setting=off's tables huge pages here.
+    out = subprocess.run(
+        [sys.executable, "-c", _PLACEMENT, setting], capture_output=True, text=True, timeout=300, check=True
+    )
+    placement = json.loads(out.stdout.strip().splitlines()[-1])
     assert placement["setting"] == setting
     # tiny has 4 tables: 300k rows x 16 x 4 bytes = 18.3 MiB each, and Adagrad's state as much again
     assert placement["table_bytes"] == 2 * 4 * 300_000 * 16 * 4
