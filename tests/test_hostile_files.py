@@ -165,7 +165,7 @@ FIELDS = [
 ]  # fmt: skip
 
 
-@settings(max_examples=8000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(field=st.sampled_from(FIELDS), value=JSON)
 def test_mutated_documents_load_or_fail_in_one_line(field: str, value: Any) -> None:
     raw = _with(field, value)
@@ -226,3 +226,29 @@ def test_compare_of_generated_files_end_to_end(tmp_path: Path, capsys: pytest.Ca
     assert out["summary"]["regression"] == 6
     side = compare.load_side([base])
     assert compare.compare_sides(side, side, Thresholds(), n_boot=200)[0].verdict != "regression"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"machine_id": "m", "matmul_tflops": "fast"},
+        {"machine_id": "m", "matmul_tflops": {"fp32": "1"}},
+        {"machine_id": "m", "matmul_tflops": {"fp32": float("nan")}},
+        {"machine_id": "m", "matmul_tflops": {"fp32": True}},
+        {"machine_id": "m", "copy_gbps": -3},
+        {"machine_id": "m", "matmul_sizes": [1]},
+        {"machine_id": "m", "device": 7},
+        {"machine_id": 5},
+        [],
+    ],
+)
+def test_a_damaged_ceilings_cache_is_no_calibration(data: Any, tmp_path: Path) -> None:
+    from chipbench.platform import ceilings
+
+    assert ceilings.Ceilings.from_json(data) is None
+    p = ceilings.path_for("m", tmp_path)
+    p.parent.mkdir(parents=True)
+    p.write_text(json.dumps(data))
+    assert ceilings.load("m", tmp_path) is None
+    p.write_text("[" * 100_000)
+    assert ceilings.load("m", tmp_path) is None
