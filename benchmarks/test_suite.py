@@ -47,6 +47,7 @@ def test_benchmark(benchmark: Any, case: Case, chipbench_env: dict[str, Any]) ->
         dtype=getattr(cfg, "dtype", None),
         ceilings=chipbench_env["ceilings"],
         peak_mem_bytes=None,
+        tf32=bool((chipbench_env.get("tf32") or {}).get("effective")),
     )
     benchmark.extra_info.update(
         {

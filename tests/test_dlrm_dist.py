@@ -242,3 +242,18 @@ def test_rank_rows_reassemble_the_global_batch():
     values = torch.cat([torch.cat([pt[t] for pt in per_table]) for t in range(f)])
     assert torch.equal(values, sp.values)
     assert all(p.batch_size == 4 for p in parts)
+
+
+def test_plain_torch_across_processes_on_an_accelerator_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No torchrec on a GPU image: DDP would all-reduce sparse gradients over NCCL, which cannot."""
+    from chipbench.models import dlrm_embeddings
+
+    monkeypatch.setattr(dlrm_embeddings, "torchrec_available", lambda: (False, "torchrec not installed"))
+    for kind in ("cuda", "rocm", "xpu"):
+        with pytest.raises(UsageError, match="needs a sparse all-reduce"):
+            wl.choose_backend("auto", kind, "adagrad", world_size=2)
+        assert wl.choose_backend("auto", kind, "adagrad", world_size=1)[0] == "torch"
+    assert wl.choose_backend("torch", "cpu", "adagrad", world_size=2)[0] == "torch"  # gloo can
+    cfg = wl.DLRMConfig(preset="tiny")
+    with pytest.raises(UsageError, match="needs a sparse all-reduce"):
+        workloads.get("dlrm.train_step").plan(cfg, 2, "cuda")

@@ -53,6 +53,7 @@ def prepare(
 
     b = workloads.get(bench_name)
     cfg = b.config(overrides)
+    device.release_cached(kind)  # earlier cases' cached blocks would count as used below
     torch.manual_seed(seed)
     free = hardware.free_memory_bytes(kind)
     ctx = RunContext(device=kind, torch_device=device.torch_device(kind), seed=seed)
@@ -73,14 +74,17 @@ def prepare(
 def error_reply(exc: BaseException) -> Reply:
     """A case's error entry: type (oom and does_not_fit named), first line of the message, traceback."""
     oom = "OutOfMemoryError" in type(exc).__name__ or "out of memory" in str(exc).lower()
+    fatal = not oom and device.is_fatal_device_error(f"{type(exc).__name__}: {exc}")
     kind = "does_not_fit" if isinstance(exc, DoesNotFit) else ("oom" if oom else type(exc).__name__)
     text = str(exc).strip()
     return {
         "type": "error",
-        "error_type": kind,
+        "error_type": "device_error" if fatal else kind,
         "message": text.splitlines()[0][:500] if text else type(exc).__name__,
         "traceback": None if isinstance(exc, DoesNotFit) else traceback.format_exc()[-4000:],
-        "restart": oom,  # free the allocator's cache by starting afresh
+        # A fresh process frees the allocator's cache (OOM) or a poisoned device context (an illegal
+        # address, a device-side assert, a CUBLAS or NCCL failure would fail every later case).
+        "restart": oom or fatal,
     }
 
 

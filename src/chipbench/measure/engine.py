@@ -115,6 +115,7 @@ def measure(
     opt = options or MeasureOptions()
     clock = time.perf_counter
     t_start = clock()
+    gc.collect()  # before the reset: garbage of earlier cases must not count in this one's peak
     device.reset_peak_memory()
 
     device.synchronize()

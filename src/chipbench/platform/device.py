@@ -4,6 +4,7 @@ device kind. Every benchmark is timed through `Device.time_samples` (the engine 
 from __future__ import annotations
 
 import contextlib
+import gc
 import re
 import resource
 import sys
@@ -48,6 +49,31 @@ def synchronize(kind: str) -> None:
     """Wait for the device's queued work (no-op on the CPU)."""
     if kind != "cpu":
         _module(kind).synchronize()
+
+
+def release_cached(kind: str) -> None:
+    """Free what earlier cases left: objects in reference cycles (FSDP2/DDP models hold some), then the
+    caching allocator's unused blocks, so free memory and the next peak are this case's alone."""
+    gc.collect()
+    if kind == "cpu":
+        return
+    mod = _module(kind)
+    empty = getattr(mod, "empty_cache", None) if mod is not None else None
+    if empty is not None:
+        empty()
+
+
+FATAL_DEVICE_ERRORS = (
+    "cuda error", "illegal memory access", "device-side assert", "cublas_status", "cudnn_status",
+    "nccl error", "ncclunhandledcudaerror", "hip error", "hipErrorIllegalAddress".lower(),
+    "misaligned address", "unspecified launch failure", "ur_result_error", "level_zero",
+)  # fmt: skip
+"""Errors after which a device context is poisoned: every later case in the same process would fail."""
+
+
+def is_fatal_device_error(message: str) -> bool:
+    low = message.lower()
+    return any(p in low for p in FATAL_DEVICE_ERRORS)
 
 
 Step = Callable[[], Any]

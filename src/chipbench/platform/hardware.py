@@ -201,6 +201,21 @@ def git_commit() -> dict[str, Any]:
     }
 
 
+def tf32_info(kind: str) -> dict[str, Any]:
+    """Whether fp32 matmuls run as TF32 here, and why: torch's allow_tf32 and float32 matmul precision,
+    or the TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 that NGC images set (it overrides both)."""
+    if kind != "cuda":
+        return {"effective": False, "reason": "TF32 applies to NVIDIA GPUs only"}
+    import torch
+
+    if os.environ.get("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE") == "1":
+        return {"effective": True, "reason": "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 in the environment"}
+    allow = bool(torch.backends.cuda.matmul.allow_tf32)
+    precision = torch.get_float32_matmul_precision()
+    on = allow or precision != "highest"
+    return {"effective": on, "reason": f"torch allow_tf32={allow}, float32_matmul_precision={precision}"}
+
+
 def environment(kind: str) -> dict[str, Any]:
     """Everything a result needs to be compared fairly: device, CPU, software stack, commit."""
     import torch
@@ -217,6 +232,7 @@ def environment(kind: str) -> dict[str, Any]:
         "torch_build": {"cuda": torch.version.cuda, "hip": torch.version.hip, "debug": torch.version.debug},
         "chipbench": {"version": chipbench.__version__, "commit": git_commit()["id"]},
         "hostname": platform.node(),
+        "tf32": tf32_info(kind),
     }
 
 

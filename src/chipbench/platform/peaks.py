@@ -6,6 +6,7 @@ measured ceiling (`chipbench calibrate`), never to another chip's figure.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -21,22 +22,27 @@ class Peak:
     """Memory bandwidth in TB/s."""
 
 
-# Match order matters: the first pattern contained in the lower-cased device name wins.
-_PEAKS: list[tuple[tuple[str, ...], Peak]] = [
-    (("h100", "pcie"), Peak("H100 PCIe", {"bf16": 756, "fp16": 756, "tf32": 378, "fp32": 51.2}, 2.0)),
-    (("h100",), Peak("H100 SXM", {"bf16": 989.4, "fp16": 989.4, "tf32": 494.7, "fp32": 66.9}, 3.35)),
-    (("h200",), Peak("H200 SXM", {"bf16": 989.4, "fp16": 989.4, "tf32": 494.7, "fp32": 66.9}, 4.8)),
-    (("a100", "80gb"), Peak("A100 SXM 80GB", {"bf16": 312, "fp16": 312, "tf32": 156, "fp32": 19.5}, 2.039)),
-    (("mi300x",), Peak("MI300X", {"bf16": 1307.4, "fp16": 1307.4, "tf32": 653.7, "fp32": 163.4}, 5.3)),
-    ((" l4",), Peak("L4", {"bf16": 121, "fp16": 121, "tf32": 60, "fp32": 30.3}, 0.3)),
-]
+# The first pattern that matches the lower-cased device name wins; each names its word exactly, so a
+# sibling without a row (H100 NVL, H200 NVL, GH200, A100 40GB or PCIe, L40S) gets no peak rather than a
+# neighbour's figure: only the rows of shared/reference.md are known.
+_PEAKS: list[tuple[re.Pattern[str], Peak]] = [
+    (re.compile(r"\bh100\b.*\bpcie\b"), Peak("H100 PCIe", {"bf16": 756, "fp16": 756, "tf32": 378, "fp32": 51.2}, 2.0)),
+    (re.compile(r"\bh100\b(?!.*\b(nvl|pcie)\b)"),
+     Peak("H100 SXM", {"bf16": 989.4, "fp16": 989.4, "tf32": 494.7, "fp32": 66.9}, 3.35)),
+    (re.compile(r"\bh200\b(?!.*\bnvl\b)"),
+     Peak("H200 SXM", {"bf16": 989.4, "fp16": 989.4, "tf32": 494.7, "fp32": 66.9}, 4.8)),
+    (re.compile(r"\ba100\b(?!.*pcie).*\b80gb\b"),
+     Peak("A100 SXM 80GB", {"bf16": 312, "fp16": 312, "tf32": 156, "fp32": 19.5}, 2.039)),
+    (re.compile(r"\bmi300x\b"), Peak("MI300X", {"bf16": 1307.4, "fp16": 1307.4, "tf32": 653.7, "fp32": 163.4}, 5.3)),
+    (re.compile(r"\bl4\b"), Peak("L4", {"bf16": 121, "fp16": 121, "tf32": 60, "fp32": 30.3}, 0.3)),
+]  # fmt: skip
 
 
 def lookup(device_name: str) -> Peak | None:
     """The published peak of a device model, or None when it is not in the table."""
-    low = " " + device_name.lower()
-    for patterns, peak in _PEAKS:
-        if all(p in low for p in patterns):
+    low = device_name.lower().replace("-", " ")
+    for pattern, peak in _PEAKS:
+        if pattern.search(low):
             return peak
     return None
 

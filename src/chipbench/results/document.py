@@ -92,6 +92,7 @@ def build(
             ceilings=ceilings,
             peak_mem_bytes=m["peak_mem_bytes"],
             world_size=world,
+            tf32=bool((env.get("tf32") or {}).get("effective")),
         )
         comm = m.get("extra", {}).get("comm_s_per_step_by_rank")
         if comm:

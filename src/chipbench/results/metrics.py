@@ -27,6 +27,7 @@ def derive_metrics(
     ceilings: Ceilings | None,
     peak_mem_bytes: int | None,
     world_size: int = 1,
+    tf32: bool = False,
 ) -> Derived:
     """Derived metrics with units in their names, and why any is absent.
 
@@ -54,7 +55,8 @@ def derive_metrics(
         if w > 1:
             m["tflops_per_device"] = tflops
         if dtype:
-            peak, why = peaks.peak_tflops(device_name, dtype)
+            # fp32 matmuls that run as TF32 (allow_tf32, NGC's override) are measured against TF32's peak.
+            peak, why = peaks.peak_tflops(device_name, dtype, tf32=tf32)
             if peak:
                 m["share_of_peak_flops"] = tflops / peak
                 if work.model_flops:

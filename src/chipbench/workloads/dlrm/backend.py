@@ -16,11 +16,31 @@ DDP_EMBEDDINGS = "replicated on every rank (DistributedDataParallel); sparse gra
 """How the tables are laid out across processes on the torch backend (a fact of the layout)."""
 
 
+SPARSE_ALLREDUCE = ("cpu", "mps")
+"""Device kinds whose process-group backend (gloo) all-reduces sparse gradients; NCCL/RCCL (cuda, rocm)
+and XCCL (xpu) cannot, so plain torch's sparse embedding gradients cannot cross processes there."""
+
+
 def choose_backend(
     requested: str, device_kind: str, embedding_optimizer: str = "sgd", world_size: int = 1
 ) -> tuple[Backend, str]:
     """(backend, why). auto picks, per component, what was measured fastest and correct on the device;
-    across processes (world_size > 1) it picks torchrec (DistributedModelParallel) where it imports."""
+    across processes (world_size > 1) it picks torchrec (DistributedModelParallel) where it imports.
+    Plain torch across processes on an accelerator is refused in one line: DDP would all-reduce its
+    sparse embedding gradients over NCCL, which has no sparse all-reduce (the first backward fails)."""
+    backend, why = _choose(requested, device_kind, embedding_optimizer, world_size)
+    if backend == "torch" and world_size > 1 and device_kind not in SPARSE_ALLREDUCE:
+        raise UsageError(
+            f"DLRM with backend torch across {world_size} processes on {device_kind} needs a sparse "
+            f"all-reduce, which {device_kind}'s collectives lack ({why}); install torchrec and FBGEMM "
+            "(backend=torchrec shards the tables) or run one process"
+        )
+    return backend, why
+
+
+def _choose(
+    requested: str, device_kind: str, embedding_optimizer: str, world_size: int
+) -> tuple[Backend, str]:
     from chipbench.models.dlrm_embeddings import torchrec_available
 
     if requested == "torch":

@@ -1,0 +1,104 @@
+"""The accelerator paths, proven as far as a CPU can: cache emptying order, which errors restart the
+worker, TF32 and the peak it is measured against, peak-table matching."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chipbench.execution.worker import error_reply
+from chipbench.measure import engine
+from chipbench.platform import device, peaks
+
+
+def test_garbage_and_cache_go_before_the_peak_reset(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    class FakeDevice(device.Device):
+        def reset_peak_memory(self) -> None:
+            calls.append("reset")
+
+        def peak_memory(self) -> tuple[int | None, str]:
+            return 0, "fake"
+
+    monkeypatch.setattr(engine.gc, "collect", lambda *a: calls.append("collect") or 0)
+    engine.measure(lambda: None, FakeDevice("cpu"), engine.MeasureOptions(time_budget_s=0.01, min_rounds=1))
+    assert calls.index("collect") < calls.index("reset")
+
+
+def test_release_cached_collects_then_empties_the_allocator(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    calls: list[str] = []
+    monkeypatch.setattr(device.gc, "collect", lambda *a: calls.append("collect") or 0)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
+    device.release_cached("cuda")
+    assert calls == ["collect", "empty_cache"]
+    calls.clear()
+    device.release_cached("cpu")
+    assert calls == ["collect"]
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "restart"),
+    [
+        (RuntimeError("CUDA error: an illegal memory access was encountered"), "device_error", True),
+        (RuntimeError("CUDA error: device-side assert triggered"), "device_error", True),
+        (RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED when calling cublasGemmEx"), "device_error", True),
+        (RuntimeError("NCCL error in: ProcessGroupNCCL.cpp, unhandled cuda error"), "device_error", True),
+        (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "oom", True),
+        (ValueError("lookups must be >= 1"), "ValueError", False),
+    ],
+)
+def test_which_errors_restart_the_worker(exc: Exception, kind: str, restart: bool) -> None:
+    try:
+        raise exc
+    except Exception as e:
+        reply: dict[str, Any] = dict(error_reply(e))
+    assert reply["error_type"] == kind and reply["restart"] is restart
+
+
+@pytest.mark.parametrize(
+    ("name", "expect"),
+    [
+        ("NVIDIA H100 80GB HBM3", "H100 SXM"),
+        ("NVIDIA H100 PCIe", "H100 PCIe"),
+        ("NVIDIA H200", "H200 SXM"),
+        ("NVIDIA A100-SXM4-80GB", "A100 SXM 80GB"),
+        ("AMD Instinct MI300X", "MI300X"),
+        ("NVIDIA L4", "L4"),
+        # Not in the reference table: no peak (the measured ceiling stands in), never a sibling's figure.
+        ("NVIDIA H100 NVL", None),
+        ("NVIDIA H200 NVL", None),
+        ("NVIDIA GH200 480GB", None),
+        ("NVIDIA A100-SXM4-40GB", None),
+        ("NVIDIA L40S", None),
+        ("AMD EPYC", None),
+    ],
+)
+def test_every_peak_row_and_its_near_misses(name: str, expect: str | None) -> None:
+    got = peaks.lookup(name)
+    assert (got.name if got else None) == expect
+
+
+def test_tf32_is_measured_against_the_tf32_peak() -> None:
+    from chipbench.core.contract import Work
+    from chipbench.results.metrics import derive_metrics
+
+    st = {"p50": 1.0, "p90": 1.0, "p99": 1.0}
+    work = Work(flops=100e12, model_flops=True)
+    kw: dict[str, Any] = {"device_name": "NVIDIA H100 80GB HBM3", "dtype": "fp32", "ceilings": None}
+    fp32 = derive_metrics(work, 1.0, st, peak_mem_bytes=None, **kw).metrics
+    tf32 = derive_metrics(work, 1.0, st, peak_mem_bytes=None, tf32=True, **kw).metrics
+    assert fp32["mfu"] == pytest.approx(100 / 66.9) and tf32["mfu"] == pytest.approx(100 / 494.7)
+
+
+def test_tf32_setting_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chipbench.platform import hardware
+
+    monkeypatch.delenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", raising=False)
+    assert hardware.tf32_info("cpu") == {"effective": False, "reason": "TF32 applies to NVIDIA GPUs only"}
+    monkeypatch.setenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "1")
+    got = hardware.tf32_info("cuda")
+    assert got["effective"] is True and "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE" in got["reason"]
