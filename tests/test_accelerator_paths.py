@@ -102,3 +102,32 @@ def test_tf32_setting_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "1")
     got = hardware.tf32_info("cuda")
     assert got["effective"] is True and "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE" in got["reason"]
+
+
+def test_fp32_grouped_query_attention_counts_its_score_matrices() -> None:
+    from chipbench import workloads
+
+    b = workloads.get("llama.attention")
+    ov = {"flavor": "llama3-8b", "seq_len": 8192, "batch_size": 1, "mode": "fwd"}
+    fp32 = b.describe(b.config({**ov, "dtype": "fp32"}))
+    bf16 = b.describe(b.config({**ov, "dtype": "bf16"}))
+    scores = 1 * 32 * 8192 * 8192 * 4 * 2  # B x H x T^2 fp32 scores and softmax
+    assert fp32.facts["score_matrix_bytes"] == scores and "score_matrix_bytes" not in bf16.facts
+    assert fp32.memory_bytes_estimate is not None and fp32.memory_bytes_estimate > scores
+    train = workloads.get("llama.train_step")
+    cfg = {"flavor": "llama3-8b", "n_layers": 2, "seq_len": 2048}
+    extra = train.describe(train.config({**cfg, "dtype": "fp32"})).memory_bytes_estimate
+    same = train.describe(train.config({**cfg, "dtype": "fp32", "n_kv_heads": 32})).memory_bytes_estimate
+    assert extra is not None and same is not None and extra > same  # GQA adds the score matrices per layer
+
+
+def test_compile_without_a_compiler_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from chipbench.core.errors import UsageError
+    from chipbench.workloads.common import check_compiler
+
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(UsageError, match="compile=true needs a C compiler"):
+        check_compiler()

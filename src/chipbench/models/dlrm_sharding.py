@@ -240,4 +240,5 @@ def ddp_module(model: nn.Module, device: Any) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     dev = torch.device(device)
-    return DistributedDataParallel(model, device_ids=None if dev.type == "cpu" else [dev])
+    # device_ids names one CUDA/XPU device; DDP rejects it for the CPU and MPS.
+    return DistributedDataParallel(model, device_ids=[dev] if dev.type in ("cuda", "xpu") else None)

@@ -67,3 +67,24 @@ def generator(ctx: RunContext, offset: int = 0, on_device: bool = False) -> Any:
     import torch
 
     return torch.Generator(device=ctx.torch_device if on_device else "cpu").manual_seed(ctx.seed + offset)
+
+
+def check_compiler() -> None:
+    """torch.compile generates C++ (CPU) or Triton (GPU) code that needs a C compiler and Python's
+    headers: without them the first step fails deep inside inductor. One line before the case instead."""
+    import os
+    import shutil
+    import sysconfig
+    from pathlib import Path
+
+    cc = os.environ.get("CC") or next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+    if not cc or not shutil.which(cc.split()[0]):
+        raise UsageError(
+            "compile=true needs a C compiler (cc, gcc or clang, or $CC); install one or set compile=false"
+        )
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not headers.exists():
+        raise UsageError(
+            f"compile=true needs Python's headers ({headers} is missing: the python3-dev package); "
+            "install them or set compile=false"
+        )

@@ -128,7 +128,9 @@ class DLRMConfig:
     embedding_bag forward, exact SGD by index_add_ on FBGEMM's tables, TorchRec dense modules); auto picks
     and records."""
     dtype: DType = "auto"
-    """fp32 (auto) for all; bf16 / fp16 autocast the dense parts, embeddings stay fp32."""
+    """auto: fp32 on CPUs (bf16 autocast slowed DLRM's small matmuls there), the device's choice
+    elsewhere (bf16 autocast on GPUs with bf16 units); the value used is in the result's config.
+    bf16 / fp16 autocast the dense parts; embeddings stay fp32."""
     num_batches: int = 4
     """Distinct batches generated before timing and cycled, so caches do not flatter the figures."""
     sharding: Sharding = "auto"

@@ -20,8 +20,9 @@ def zipf_ranks(n: int, count: int, alpha: float, gen: Any, device: Any) -> Any:
     (inverse CDF), so its rank-frequency log-log slope is -alpha."""
     import torch
 
-    # float64 for exact ranks up to 40M rows; MPS has no float64 (float32 blurs only the coldest ranks)
-    fdt = torch.float32 if torch.device(device).type == "mps" else torch.float64
+    # float64 for exact ranks up to 40M rows; MPS and some XPUs have no float64 (float32 blurs only the
+    # coldest ranks there)
+    fdt = torch.float32 if torch.device(device).type in ("mps", "xpu") else torch.float64
     u = torch.rand(count, generator=gen, device=device, dtype=fdt)
     if abs(alpha - 1.0) < 1e-9:
         x = torch.exp(u * math.log(n + 1.0))

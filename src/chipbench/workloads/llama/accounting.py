@@ -44,8 +44,24 @@ def flop_convention_text(conv: str, training: bool = True) -> str:
     )
 
 
+def math_attention_bytes(s: Shape, dtype: str, training: bool) -> int:
+    """Bytes of the full (B, H, T, T) score matrices one attention call builds when SDPA falls back to its
+    math path: fp32 with grouped-query heads (the flash kernels take bf16/fp16 only); 0 otherwise.
+    Scores and softmax forward, and their gradients in training."""
+    if dtype not in ("fp32", "auto") or s.n_kv_heads == s.n_heads:
+        return 0
+    return s.batch_size * s.n_heads * s.seq_len * s.seq_len * 4 * (4 if training else 2)
+
+
 def activation_bytes(s: Shape, dtype: str, checkpointing: bool, training: bool) -> int:
-    """Rough bytes of activations: what backward keeps per layer, plus the logits and their gradient."""
+    """Rough bytes of activations: what backward keeps per layer, plus the logits and their gradient,
+    plus the score matrices of fp32 grouped-query attention (`math_attention_bytes`)."""
+    return _activation_bytes(s, dtype, checkpointing, training) + math_attention_bytes(s, dtype, training) * (
+        s.n_layers if training and not checkpointing else 1
+    )
+
+
+def _activation_bytes(s: Shape, dtype: str, checkpointing: bool, training: bool) -> int:
     b = bytes_per_element(dtype)
     kv = s.n_kv_heads * s.head_dim
     per_token_layer = b * (8 * s.dim + 3 * kv + 4 * s.ffn_hidden) + 4 * s.dim  # + fp32 residual

@@ -18,6 +18,7 @@ from chipbench.workloads.llama.accounting import (
     gemm_dims,
     gemm_flops,
     layer_numel,
+    math_attention_bytes,
 )
 from chipbench.workloads.llama.config import (
     AdamwConfig,
@@ -112,10 +113,12 @@ def attention_describe(cfg: AttentionConfig) -> Description:
     s = cfg.shape()
     b = bytes_per_element(cfg.dtype)
     qkvo = b * s.tokens * s.head_dim * (2 * s.n_heads + 2 * s.n_kv_heads)
-    return Description(
-        memory_bytes_estimate=qkvo * (1 if cfg.mode == "fwd" else 3),
-        facts={"flops_per_step": attention_flops(cfg)},
-    )
+    scores = math_attention_bytes(s, cfg.dtype, training=cfg.mode == "fwd_bwd")
+    facts: dict[str, Any] = {"flops_per_step": attention_flops(cfg)}
+    if scores:
+        facts["score_matrix_bytes"] = scores
+        facts["note"] = "fp32 grouped-query attention: SDPA's math path builds the B x H x T^2 scores on GPUs"
+    return Description(memory_bytes_estimate=qkvo * (1 if cfg.mode == "fwd" else 3) + scores, facts=facts)
 
 
 def elementwise_describe(passes: tuple[int, int]) -> Callable[[MicroConfig], Description]:

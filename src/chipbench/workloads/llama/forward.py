@@ -6,7 +6,7 @@ from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
 from chipbench.platform.device import torch_dtype
-from chipbench.workloads.common import layout_info
+from chipbench.workloads.common import check_compiler, layout_info
 from chipbench.workloads.llama.accounting import flop_convention_text
 from chipbench.workloads.llama.batch import random_tokens, rank_shape
 from chipbench.workloads.llama.config import LlamaConfig
@@ -24,6 +24,8 @@ def forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
     with torch.device(ctx.torch_device):
         model = Transformer(s.model_args())
     model = model.to(torch_dtype(cfg.dtype)).eval()  # inference: weights in the run dtype
+    if cfg.compile:
+        check_compiler()
     fwd = torch.compile(model) if cfg.compile else model
     tokens = random_tokens(s, ctx, extra=0, global_batch=split.global_batch)  # (B, T)
 

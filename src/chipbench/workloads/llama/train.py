@@ -9,7 +9,7 @@ from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
 from chipbench.platform.device import device_type, torch_dtype
-from chipbench.workloads.common import autocast, layout_info
+from chipbench.workloads.common import autocast, check_compiler, layout_info
 from chipbench.workloads.llama.accounting import flop_convention_text
 from chipbench.workloads.llama.batch import random_tokens, rank_shape
 from chipbench.workloads.llama.config import LlamaConfig
@@ -112,6 +112,8 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Any, dict[str,
 
     opt = adamw(impl)
     scaler = torch.amp.GradScaler(dev_type) if cfg.dtype == "fp16" else None
+    if cfg.compile:
+        check_compiler()
     fwd = torch.compile(model) if cfg.compile else model
     amp = autocast(cfg.dtype, ctx)
     info: dict[str, Any] = {}
