@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine: `make bench` and `make test`.
 PYTHON ?= python3
 TORCH ?= auto
+DEV ?= 0
 VENV := .venv
 BIN := $(VENV)/bin
 SUITE ?= default
@@ -8,7 +9,7 @@ SUITE ?= default
 .PHONY: setup bench smoke test lint format calibrate clean pytest-bench
 
 setup:
-	@TORCH=$(TORCH) PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
+	@TORCH=$(TORCH) PYTHON=$(PYTHON) VENV=$(VENV) DEV=$(DEV) bash scripts/setup.sh
 
 bench: setup
 	$(BIN)/chipbench run --suite $(SUITE)
@@ -19,6 +20,7 @@ smoke: setup
 calibrate: setup
 	$(BIN)/chipbench calibrate
 
+lint: DEV = 1
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
@@ -29,6 +31,7 @@ format: setup
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
+test: DEV = 1
 test: setup lint
 	$(BIN)/python -m pytest -q tests
 	$(BIN)/python -m pytest -q benchmarks --benchmark-disable -p no:cacheprovider

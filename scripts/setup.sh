@@ -4,8 +4,11 @@
 #   auto    cuda when nvidia-smi lists a GPU, else cpu (default)
 #   cpu     torch CPU build + fbgemm-gpu-cpu + torchrec (installed without its CUDA-only requirement)
 #   cuda    torch + fbgemm-gpu + torchrec CUDA builds
-#   system  keep the torch already installed for $PYTHON (venv with system site-packages), install
-#           chipbench around it; nothing is downloaded when its dependencies are present
+#   system  keep the torch already installed for $PYTHON, even when $PYTHON is itself a virtual
+#           environment's (the new .venv sees that interpreter's site-packages through a .pth file);
+#           chipbench is linked in without a build step; its run-time needs must be present or
+#           installable (with PIP_NO_INDEX=1 nothing is downloaded); the missing ones are listed.
+# auto keeps an existing system set-up. DEV=1 (make test) also needs the test and lint tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${TORCH:-auto}
@@ -17,24 +20,35 @@ source scripts/stack.env
 die() { echo "setup: $*" >&2; exit 2; }
 
 if [ "$MODE" = auto ]; then
-  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then MODE=cuda; else MODE=cpu; fi
+  if [ -f "$VENV/.chipbench-setup" ] && [ "$(cut -d' ' -f1 "$VENV/.chipbench-setup")" = system ]; then
+    MODE=system  # keep the torch a system set-up chose: never download another over it
+    PY=$(sed -n 's/^python=//p' "$VENV/.chipbench-system" 2>/dev/null || echo "$PY")
+  elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then MODE=cuda; else MODE=cpu; fi
 fi
 case "$MODE" in cpu|cuda|system) ;; *) die "unknown TORCH=$MODE; use auto, cpu, cuda or system" ;; esac
 
+RUNTIME_MODULES="numpy scipy rich psutil platformdirs ruptures typing_extensions torch chipbench"
+DEV_MODULES="pytest pytest_benchmark mypy importlinter hypothesis yaml"
+DEV=${DEV:-0}
 stamp="$MODE $(cat scripts/setup.sh scripts/stack.env pyproject.toml | sha256sum | cut -c1-16)"
-if [ -f "$VENV/.chipbench-setup" ] && [ "$(cat "$VENV/.chipbench-setup")" = "$stamp" ] \
-   && "$VENV/bin/python" -c "import torch, chipbench" >/dev/null 2>&1; then
+have() { "$VENV/bin/python" -c "import $(echo "$1" | tr ' ' ',')" >/dev/null 2>&1; }
+if [ -f "$VENV/.chipbench-setup" ] && [ "$(cat "$VENV/.chipbench-setup")" = "$stamp" ] && have "$RUNTIME_MODULES" \
+   && { [ "$DEV" != 1 ] || { have "$DEV_MODULES" && [ -x "$VENV/bin/ruff" ]; }; }; then
   echo "setup: $VENV is up to date ($MODE)"
   exit 0
 fi
 
-echo "setup: creating $VENV for mode '$MODE' with $($PY --version 2>&1)"
+echo "setup: creating $VENV for mode '$MODE' with $($PY --version 2>&1) ($(command -v "$PY" || echo "$PY"))"
 rm -f "$VENV/.chipbench-setup"
 if [ "$MODE" = system ]; then
-  "$PY" -c "import torch" 2>/dev/null || die "TORCH=system needs torch installed for $PY; none found (use TORCH=cpu or TORCH=cuda)"
-  [ -d "$VENV" ] || "$PY" -m venv --system-site-packages "$VENV"
-else
+  "$PY" -c "import torch" 2>/dev/null || die "TORCH=system needs torch installed for $PY; none found (give PYTHON=/path/to/python, or use TORCH=cpu or TORCH=cuda)"
   [ -d "$VENV" ] || "$PY" -m venv "$VENV"
+  # `venv --system-site-packages` run from a virtual environment's python links the base interpreter's
+  # packages, not that environment's: list the interpreter's own site-packages in a .pth instead.
+  site=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+  "$PY" -c "import site, sys; print('\n'.join(p for p in [*site.getsitepackages(), site.getusersitepackages()] if p))" \
+    > "$site/chipbench-system-site.pth"
+  printf 'python=%s\n' "$(command -v "$PY" || echo "$PY")" > "$VENV/.chipbench-system"
 fi
 pip() {
   # Drop pip's notes about unreadable local index folders (a property of some machines' pip config).
@@ -73,10 +87,23 @@ case "$MODE" in
 esac
 
 if [ "$MODE" = system ]; then
-  # No network is assumed: build with the setuptools already present and use installed dependencies.
-  pip install -q --no-build-isolation -c "$constraints" -e ".[dev]" 2>/dev/null \
-    || pip install -q --no-build-isolation --no-deps -c "$constraints" -e . \
-    || die "could not install chipbench into $VENV"
+  # No build step (a fresh venv may lack setuptools, and the machine the network): the source folder on
+  # the path and the console script, as an editable install would make them.
+  echo "$(pwd)/src" > "$site/chipbench-src.pth"
+  printf '#!%s\nimport sys\nfrom chipbench.cli import main\nsys.exit(main())\n' "$(cd "$VENV" && pwd)/bin/python" \
+    > "$VENV/bin/chipbench"
+  chmod +x "$VENV/bin/chipbench"
+  need=$RUNTIME_MODULES
+  [ "$DEV" = 1 ] && need="$need $DEV_MODULES"
+  missing=$(for m in $need; do have "$m" || echo "$m"; done | tr '\n' ' ')
+  if [ -n "$missing" ] && [ "${PIP_NO_INDEX:-}" != 1 ]; then
+    # What is missing, from the index, never replacing the torch that is there.
+    pip install -q "${extra[@]}" -c "$constraints" numpy scipy rich psutil platformdirs ruptures typing_extensions \
+      $([ "$DEV" = 1 ] && echo "pytest pytest-benchmark ruff mypy pyyaml import-linter==2.16 hypothesis==6.170.17") \
+      || true
+    missing=$(for m in $need; do have "$m" || echo "$m"; done | tr '\n' ' ')
+  fi
+  [ -z "$missing" ] || die "TORCH=system: $PY's environment lacks $missing(install them there, or give wheels with PIP_ARGS=\"--find-links DIR\"); nothing was marked set up"
 else
   pip install -q "${extra[@]}" --no-build-isolation -c "$constraints" -e ".[dev]"
 fi
