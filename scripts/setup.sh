@@ -44,9 +44,12 @@ if [ "$MODE" = system ]; then
   "$PY" -c "import torch" 2>/dev/null || die "TORCH=system needs torch installed for $PY; none found (give PYTHON=/path/to/python, or use TORCH=cpu or TORCH=cuda)"
   [ -d "$VENV" ] || "$PY" -m venv "$VENV"
   # `venv --system-site-packages` run from a virtual environment's python links the base interpreter's
-  # packages, not that environment's: list the interpreter's own site-packages in a .pth instead.
+  # packages, not that environment's: list the interpreter's own import path in a .pth instead.
   site=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-  "$PY" -c "import site, sys; print('\n'.join(p for p in [*site.getsitepackages(), site.getusersitepackages()] if p))" \
+  # Its whole import path but the standard library: site-packages and what their own .pth files add.
+  "$PY" -c "import os, sys, sysconfig
+std = {sysconfig.get_paths()[k] for k in ('stdlib', 'platstdlib')}
+print('\n'.join(p for p in sys.path if p and os.path.isdir(p) and p not in std and 'lib-dynload' not in p))" \
     > "$site/chipbench-system-site.pth"
   printf 'python=%s\n' "$(command -v "$PY" || echo "$PY")" > "$VENV/.chipbench-system"
 fi

@@ -1,0 +1,104 @@
+"""`TORCH=system` the way a GPU image has it: torch in a virtual environment of its own, no index. The set-up
+must see that environment's torch, link chipbench in without a build or a download, keep that torch on
+later `make` calls (auto), and name what is missing instead of marking itself set up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNTIME = ["numpy", "scipy", "rich", "psutil", "platformdirs", "ruptures", "typing_extensions"]
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+
+
+def _checkout(dest: Path) -> Path:
+    skip = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*_cache", ".benchmarks", "*.egg-info")
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        top = {"results"} if Path(folder) == ROOT else set()  # the baselines, not src/chipbench/results
+        return set(skip(folder, names)) | (top & set(names))
+
+    shutil.copytree(ROOT, dest, ignore=ignore)
+    return dest
+
+
+def _make(repo: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    return subprocess.run(
+        ["make", "-C", str(repo), *args], capture_output=True, text=True, timeout=900,
+        env={**clean, "CI": "true", "PIP_NO_INDEX": "1", **env},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def system_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtual environment holding torch (the CPU wheel of this project's pin) and chipbench's run-time
+    needs, as a GPU image's /opt/torch/.venv holds its CUDA torch."""
+    env = tmp_path_factory.mktemp("image") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, timeout=120)
+    torch_pin = next(
+        line.split("=", 1)[1] for line in (ROOT / "scripts/stack.env").read_text().splitlines()
+        if line.startswith("TORCH_VERSION=")
+    )  # fmt: skip
+    subprocess.run(
+        [str(env / "bin/python"), "-m", "pip", "install", "-q", f"torch=={torch_pin}+cpu", *RUNTIME],
+        check=True, timeout=600, capture_output=True,
+    )  # fmt: skip
+    return env / "bin/python"
+
+
+def test_system_setup_offline_and_a_smoke_run(system_python: Path, tmp_path: Path) -> None:
+    repo = _checkout(tmp_path / "repo")
+    p = _make(repo, "setup", TORCH="system", PYTHON=str(system_python))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "done (system)" in p.stdout and str(system_python) in p.stdout
+    assert not list((repo / ".venv").glob("lib/python*/site-packages/torch"))  # the image's torch, not a copy
+    p = _make(repo, "smoke")  # TORCH=auto keeps the system set-up: nothing downloaded over it
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "up to date (system)" in p.stdout
+    assert list((repo / "results").rglob("*.json"))
+
+
+def test_system_setup_names_what_is_missing(system_python: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", str(bare)], check=True, timeout=120)
+    # torch without chipbench's other needs: the image's torch seen through a .pth, nothing else
+    site = subprocess.run(
+        [str(bare / "bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    torch_dir = subprocess.run(
+        [str(system_python), "-c", "import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    only = tmp_path / "only-torch"
+    only.mkdir()
+    for name in os.listdir(torch_dir):
+        if name.startswith(
+            (
+                "torch",
+                "typing_extensions",
+                "sympy",
+                "mpmath",
+                "networkx",
+                "jinja2",
+                "markupsafe",
+                "filelock",
+                "fsspec",
+            )
+        ):
+            (only / name).symlink_to(Path(torch_dir) / name)
+    (Path(site) / "image.pth").write_text(str(only) + "\n")
+    repo = _checkout(tmp_path / "repo")
+    p = _make(repo, "setup", TORCH="system", PYTHON=str(bare / "bin/python"))
+    assert p.returncode == 2, p.stdout + p.stderr
+    err = next((line for line in p.stderr.splitlines() if line.startswith("setup:")), p.stdout + p.stderr)
+    assert "lacks" in err and "numpy" in err and "scipy" in err and "rich" in err
+    assert not (repo / ".venv/.chipbench-setup").exists()
