@@ -131,3 +131,16 @@ def test_compile_without_a_compiler_is_one_line(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(UsageError, match="compile=true needs a C compiler"):
         check_compiler()
+
+
+def test_tables_fitted_to_a_gpu_use_more_of_its_memory() -> None:
+    from chipbench.workloads import dlrm
+
+    cfg = dlrm.DLRMConfig(preset="dcnv2", max_rows=-1, batch_size=256)
+    free = 80 * 2**30
+    cpu, gpu = dlrm.fit(cfg, free, "cpu")["max_rows"], dlrm.fit(cfg, free, "cuda")["max_rows"]
+    assert gpu > cpu > 0
+    assert (
+        dlrm.arithmetic(dlrm.DLRMConfig(preset="dcnv2", max_rows=gpu, batch_size=256)).memory_bytes
+        <= 0.5 * free
+    )

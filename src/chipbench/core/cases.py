@@ -50,7 +50,7 @@ def resolve_case(case: Case, kind: str, device_dtype: tuple[str, str], free_byte
     if getattr(b.config(ov), "dtype", None) == "auto":
         ov["dtype"] = b.resolve_auto_dtype(kind, device_dtype)[0]
     if b.fit is not None:
-        ov.update(b.fit(b.config(ov), free_bytes))
+        ov.update(b.fit(b.config(ov), free_bytes, kind))
     return Case(case.bench, ov)
 
 

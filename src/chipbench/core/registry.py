@@ -54,8 +54,9 @@ class Benchmark(Generic[C]):
     timed: tuple[str, ...] = ()
     """Modules whose code the step runs besides the one that defines `setup` (the models it builds,
     the data and backend code of its family): with the engine, what the version hash covers."""
-    fit: Callable[[C, int], dict[str, Any]] | None = None
-    """(config, free memory bytes) -> overrides that fit the case to the device (e.g. a table-row cap)."""
+    fit: Callable[[C, int, str], dict[str, Any]] | None = None
+    """(config, free memory bytes, device kind) -> overrides that fit the case to the device (e.g. a
+    table-row cap)."""
     auto_dtype: dict[str, str] = field(default_factory=dict)
     """Device kind -> dtype that `dtype=auto` means for this benchmark, where the device-wide choice
     does not suit it (e.g. DLRM's small matmuls under bf16 autocast on CPUs); recorded with its reason."""

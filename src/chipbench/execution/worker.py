@@ -113,11 +113,17 @@ def measure_case(
 
 def run_case(msg: RunMessage, kind: str) -> Reply:
     """Set up and measure one case in this process; any failure becomes an error entry."""
+    case = None
     try:
         case = prepare(msg["bench"], msg["overrides"], kind, msg.get("seed", 0))
         return measure_case(msg, kind, case)
     except Exception as exc:
         return error_reply(exc)
+    finally:
+        # Hand the memory back now, not at the next case: `ab` runs another worker on the same device
+        # in between.
+        case = None
+        device.release_cached(kind)
 
 
 def _profile_comm(step: Any, kind: str, dist: DistInfo, lockstep: Lockstep, m: Measurement) -> None:

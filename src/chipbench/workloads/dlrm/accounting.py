@@ -198,11 +198,17 @@ def _nice_floor(n: int) -> int:
     return max(m * k for m in (1, 2, 5) if m * k <= n)
 
 
-def fit(cfg: DLRMConfig, free_bytes: int) -> dict[str, Any]:
-    """Overrides that make a `max_rows=-1` case fit the device (empty for any other case)."""
+FIT_SHARE_ACCELERATOR = 0.5
+"""On a GPU (or other accelerator) the tables may take half of free device memory: its memory is the
+figure of merit, and building tables there takes seconds, not minutes."""
+
+
+def fit(cfg: DLRMConfig, free_bytes: int, kind: str = "cpu") -> dict[str, Any]:
+    """Overrides that make a `max_rows=-1` case fit the device (empty for any other case); the cap used
+    is in the result's config."""
     if cfg.max_rows != -1:
         return {}
-    budget = FIT_SHARE * free_bytes
+    budget = (FIT_SHARE if kind in ("cpu", "mps") else FIT_SHARE_ACCELERATOR) * free_bytes
     uncapped = dataclasses.replace(cfg, max_rows=0)
     if arithmetic(uncapped).memory_bytes <= budget:
         return {"max_rows": 0}
