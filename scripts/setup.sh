@@ -115,5 +115,9 @@ if [ "$MODE" = cpu ] && pip list 2>/dev/null | grep -qiE '^nvidia-|^fbgemm[-_]gp
   die "a CUDA package was installed on a CPU-only setup: $(pip list 2>/dev/null | grep -iE '^nvidia-|^fbgemm[-_]gpu ' | tr '\n' ' ')"
 fi
 
+need=$RUNTIME_MODULES
+[ "$DEV" = 1 ] && need="$need $DEV_MODULES"
+missing=$(for m in $need; do have "$m" || echo "$m"; done | tr '\n' ' ')
+[ -z "$missing" ] || die "$VENV cannot import $missing(see the pip messages above); nothing was marked set up"
 echo "$stamp" > "$VENV/.chipbench-setup"
 echo "setup: done ($MODE); $("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)')"
