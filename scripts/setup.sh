@@ -52,6 +52,8 @@ std = {sysconfig.get_paths()[k] for k in ('stdlib', 'platstdlib')}
 print('\n'.join(p for p in sys.path if p and os.path.isdir(p) and p not in std and 'lib-dynload' not in p))" \
     > "$site/chipbench-system-site.pth"
   printf 'python=%s\n' "$(command -v "$PY" || echo "$PY")" > "$VENV/.chipbench-system"
+else
+  [ -d "$VENV" ] || "$PY" -m venv "$VENV"
 fi
 pip() {
   # Drop pip's notes about unreadable local index folders (a property of some machines' pip config).
