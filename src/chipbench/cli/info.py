@@ -21,8 +21,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(c.name)
         return 0
     for name, b in workloads.registry().items():
-        suites = ",".join(s for s in SUITES if b.suites.get(s))
-        print(f"{name:28s} {b.doc}  [suites: {suites}]")
+        suites = ",".join(s for s in SUITES if b.suites.get(s)) or "none"
+        needs = (
+            f"; needs {b.needs_world}+ processes: --nproc-per-node {b.needs_world}"
+            if b.needs_world > 1
+            else ""
+        )
+        print(f"{name:28s} {b.doc}  [suites: {suites}{needs}]")
     return 0
 
 

@@ -10,8 +10,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from chipbench import workloads
-from chipbench.cli.output import EXIT_INTERRUPTED, count, error, index, plain, print_table, say, seconds, warn
+from chipbench.cli.output import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    count,
+    error,
+    index,
+    plain,
+    print_table,
+    say,
+    seconds,
+    warn,
+)
 from chipbench.core import text
 from chipbench.core.cases import Case
 from chipbench.core.config import parse_sets
@@ -66,9 +79,8 @@ class Progress:
             return
         if oc.ok:
             m = oc.payload["measurement"]
-            samples = sorted(m["samples"])
-            med = samples[len(samples) // 2]
-            line = f"[{self.i}/{self.total}] {oc.case.name}: median {med * 1e3:.4g} ms over {len(samples)} samples"
+            med = float(np.median(m["samples"]))  # the table's median (interpolated), the same figure
+            line = f"[{self.i}/{self.total}] {oc.case.name}: median {med * 1e3:.4g} ms over {len(m['samples'])} samples"
         else:
             line = f"[{self.i}/{self.total}] {oc.case.name}: ERROR {oc.payload.get('error_type')}: {oc.payload.get('message')}"
         if self.bar is not None:
@@ -275,6 +287,9 @@ def _run(args: argparse.Namespace, pool: WorkerPool, world: int = 1, write: bool
 
 def _report(doc: dict[str, Any], path: Path | None, code: int) -> None:
     print_table("chipbench results", list(SUMMARY_COLUMNS), summary_rows(doc))
+    for b in doc["benchmarks"]:
+        for flag in b["extra_info"].get("flags", []):
+            warn(f"{b['name']}: {flag}")
     if path:
         print(f"results: {path}")
     if code == EXIT_INTERRUPTED:
@@ -336,21 +351,33 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             copy = m["gbps"]
             rows.append([f"copy {copy_mib} MiB (read + write)", f"{copy:.1f} GB/s"])
     mid = hardware.machine_id(hello["env"])
-    if matmul or copy:
-        stored = ceilings.save(
-            ceilings.Ceilings(
-                machine_id=mid,
-                measured_at=done.doc["datetime"],
-                device=hello["env"]["device"]["name"],
-                matmul_tflops=matmul,
-                matmul_size=size,
-                matmul_sizes=sizes,
-                copy_gbps=copy,
-                copy_mib=copy_mib,
-                torch=hello["env"]["packages"]["torch"],
-                results_file=str(done.path) if done.path else None,
-            )
+    load = (done.doc["chipbench"].get("load_avg_1m") or {}).get("start")
+    cores = hello["env"]["cpu"]["logical_cores"] or 1
+    if load is not None and load >= cores:
+        # Other processes on the cores stall the measurement: such a ceiling would inflate every share.
+        print_table(f"ceilings of {mid}", ["ceiling", "value"], rows)
+        warn(
+            f"not stored: the machine was busy (1-minute load {load:.1f} on {cores} cores); rerun when quiet"
         )
+        return EXIT_FAILED
+    if matmul or copy:
+        new = ceilings.Ceilings(
+            machine_id=mid,
+            measured_at=done.doc["datetime"],
+            device=hello["env"]["device"]["name"],
+            matmul_tflops=matmul,
+            matmul_size=size,
+            matmul_sizes=sizes,
+            copy_gbps=copy,
+            copy_mib=copy_mib,
+            torch=hello["env"]["packages"]["torch"],
+            results_file=str(done.path) if done.path else None,
+            load_avg_1m=load,
+        )
+        best, kept = ceilings.best_of(ceilings.load(mid), new)
+        stored = ceilings.save(best)
+        for what in kept:
+            rows.append([what, "kept the earlier, higher figure (same torch): a ceiling is the best seen"])
         rows.append(["stored", str(stored)])
     print_table(f"ceilings of {mid}", ["ceiling", "value"], rows)
     return done.exit_code

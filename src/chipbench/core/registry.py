@@ -6,6 +6,7 @@ holds them (it never imports a workload), so the registry is read through `chipb
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Callable
@@ -108,5 +109,7 @@ def registered() -> dict[str, Benchmark[Any]]:
 def get(name: str) -> Benchmark[Any]:
     reg = registered()
     if name not in reg:
-        raise UsageError(f"unknown benchmark {name!r}; run `chipbench list` (known: {', '.join(reg)})")
+        near = difflib.get_close_matches(name, list(reg), n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        raise UsageError(f"unknown benchmark {name!r}; {hint}run `chipbench list` (known: {', '.join(reg)})")
     return reg[name]

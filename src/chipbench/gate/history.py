@@ -36,6 +36,9 @@ from chipbench.core import text
 from chipbench.core.errors import UsageError
 from chipbench.results.files import load, result_files
 
+MIN_POINTS = 4
+"""Fewest results of a benchmark in which a change point can be found (two on each side)."""
+
 
 @dataclass
 class Point:
@@ -149,7 +152,7 @@ def detect(
     from scipy.stats import ttest_ind
 
     x = np.array([p.median_s for p in points])
-    if x.size < 4:
+    if x.size < MIN_POINTS:
         return []
     cps = candidates(np.log(x))
     while True:

@@ -31,6 +31,8 @@ class Ceilings:
     copy_mib: int | None = None
     torch: str | None = None
     results_file: str | None = None
+    load_avg_1m: float | None = None
+    """The machine's 1-minute load when calibrating started (a busy machine is refused)."""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -52,17 +54,42 @@ class Ceilings:
         texts = {k: data.get(k) for k in ("measured_at", "device", "torch", "results_file")}
         if any(v is not None and not isinstance(v, str) for v in texts.values()):
             return None
+        load = data.get("load_avg_1m")
+        if load is not None and not (
+            isinstance(load, (int, float)) and not isinstance(load, bool) and math.isfinite(load)
+        ):
+            return None
         ints = {k: data.get(k) for k in ("matmul_size", "copy_mib")}
         if any(v is not None and (not isinstance(v, int) or isinstance(v, bool)) for v in ints.values()):
             return None
         return cls(
             machine_id=data["machine_id"], matmul_tflops={str(k): float(v) for k, v in matmul.items()},
             copy_gbps=float(copy) if copy is not None else None, matmul_sizes=dict(sizes), **texts, **ints,
+            load_avg_1m=float(load) if load is not None else None,
         )  # fmt: skip
 
 
 def _rate(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def best_of(old: Ceilings | None, new: Ceilings) -> tuple[Ceilings, list[str]]:
+    """The ceilings to store: the new ones, except where the stored ones of the same torch are higher
+    (a ceiling is the best the machine was seen to do; a busier run must not lower it). Returns what
+    was kept from `old`."""
+    if old is None or old.torch != new.torch:
+        return new, []
+    matmul = dict(new.matmul_tflops)
+    kept = []
+    for dtype, v in old.matmul_tflops.items():
+        if v > matmul.get(dtype, 0.0) and old.matmul_sizes.get(dtype) == new.matmul_sizes.get(dtype):
+            matmul[dtype] = v
+            kept.append(f"matmul {dtype}")
+    copy = new.copy_gbps
+    if old.copy_gbps and (copy is None or old.copy_gbps > copy) and old.copy_mib == new.copy_mib:
+        copy = old.copy_gbps
+        kept.append("copy")
+    return dataclasses.replace(new, matmul_tflops=matmul, copy_gbps=copy), kept
 
 
 def cache_dir() -> Path:

@@ -94,6 +94,11 @@ def build(
             world_size=world,
             tf32=bool((env.get("tf32") or {}).get("effective")),
         )
+        flags = [
+            f"{k} is {v:.0%}, above 100%: a counting error or a stale ceiling (rerun `chipbench calibrate`)"
+            for k, v in metrics.items()
+            if (k.startswith("share_of_") or k == "mfu") and v > 1.0
+        ]
         comm = m.get("extra", {}).get("comm_s_per_step_by_rank")
         if comm:
             # The busiest rank's time in collectives over the (slowest-rank) median step.
@@ -116,6 +121,7 @@ def build(
                     "dtype": dtype,
                     "metrics": metrics,
                     "unavailable": missing,
+                    "flags": flags,
                     "work": p["work"],
                     "info": p["info"],
                     "measurement": {k: v for k, v in m.items() if k != "samples"},

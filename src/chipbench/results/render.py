@@ -15,6 +15,9 @@ def _fmt(v: float | None, digits: int = 3) -> str:
     return f"{v:.{digits}g}" if abs(v) < 1e5 else f"{v:.3e}"
 
 
+UNSTABLE_CI_PCT = 20.0
+"""Above this half-width of the median's 95% CI (in % of the median), the table says "unstable"."""
+
 SUMMARY_COLUMNS = (
     "benchmark",
     "median_ms",
@@ -35,7 +38,9 @@ def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
         m = b["extra_info"]["metrics"]
         st = b["stats"]
         lo, hi = st.get("median_ci95") or [None, None]
-        ci = f"{(hi - lo) / 2 / st['median'] * 100:.1f}%" if lo is not None and hi is not None else "-"
+        half = (hi - lo) / 2 / st["median"] * 100 if lo is not None and hi is not None else None
+        # A median known to worse than +-20% is noise, not a figure to read: flagged instead.
+        ci = "-" if half is None else (f"{half:.1f}%" if half <= UNSTABLE_CI_PCT else "unstable")
         tput = ""
         if "tokens_per_s" in m:
             tput = f"{_fmt(m['tokens_per_s'])} tok/s"
@@ -56,7 +61,7 @@ def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
                 tput or "-",
                 _fmt(m.get("tflops")),
                 gbps,
-                f"{share * 100:.0f}%" if share is not None else "-",
+                "-" if share is None else f"{share * 100:.0f}%" + ("!" if share > 1.0 else ""),
                 _fmt(m.get("peak_mem_gib")),
             ]
         )

@@ -1,0 +1,103 @@
+"""What a newcomer meets: suggestions for a mistyped name, what a listed benchmark needs, verdicts across
+machines that never gate, why a history is empty, unstable and impossible figures flagged, ceilings that
+a busy machine cannot lower."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chipbench.cli import main
+from chipbench.platform.ceilings import Ceilings, best_of
+from tests.test_compare import MACHINE, write_results
+
+
+def test_a_mistyped_benchmark_gets_suggestions(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "dlrm.train"]) == 2
+    assert "did you mean dlrm.train_step" in capsys.readouterr().err
+
+
+def test_list_says_what_needs_several_processes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("comm.all_reduce"))
+    assert "needs 2+ processes: --nproc-per-node 2" in line
+
+
+def test_cross_machine_compare_is_information_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    data = {"b.x": rng.lognormal(np.log(1e-3), 0.01, 30)}
+    base = write_results(tmp_path / "a.json", data)
+    other = {**MACHINE, "chipbench_machine_id": "cpu-other-4c"}
+    new = write_results(tmp_path / "b.json", {"b.x": data["b.x"] * 1.5}, machine=other)
+    assert main(["compare", str(base), str(new), "--allow-cross-machine"]) == 0  # a 50% gap, still exit 0
+    assert "regression" in capsys.readouterr().out
+
+
+def test_history_of_one_commit_says_why_it_is_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_results(tmp_path / "a.json", {"b.x": [1e-3] * 5})
+    assert main(["history", str(tmp_path)]) == 0
+    assert "fewer than 4 results" in capsys.readouterr().out
+
+
+def test_unstable_and_impossible_figures_are_flagged() -> None:
+    from chipbench.results.render import summary_rows
+
+    doc = {
+        "benchmarks": [
+            {"name": "a", "stats": {"median": 1.0, "median_ci95": [0.5, 1.8], "rounds": 5},
+             "extra_info": {"metrics": {"share_of_ceiling_flops": 1.68}}},
+        ],
+        "chipbench": {"errors": []},
+    }  # fmt: skip
+    (row,) = summary_rows(doc)
+    assert row[2] == "unstable" and row[7] == "168%!"
+
+
+def test_a_share_above_100_percent_is_flagged_in_the_results() -> None:
+    from tests.test_results import _doc
+
+    doc = _doc()  # ceilings of 0.4 TFLOP/s fp32 against a step of 2 GFLOP in about 10 ms: 50%
+    assert doc["benchmarks"][0]["extra_info"]["flags"] == []
+    from chipbench.platform import hardware
+    from chipbench.platform.ceilings import Ceilings as C
+    from chipbench.results import document
+    from tests.test_results import _run_outcome
+
+    low = C("cpu-test", matmul_tflops={"fp32": 0.05}, copy_gbps=1.0)
+    doc = document.build(_run_outcome(), ceilings=low, suite=None, argv=[], commit_info=hardware.git_commit())
+    flags = doc["benchmarks"][0]["extra_info"]["flags"]
+    assert any("share_of_ceiling_flops" in f and "above 100%" in f for f in flags)
+
+
+def test_ceilings_keep_the_best_seen_with_the_same_torch() -> None:
+    old = Ceilings("m", matmul_tflops={"fp32": 0.22, "bf16": 0.9}, matmul_sizes={"fp32": 2048, "bf16": 2048},
+                   copy_gbps=46.0, copy_mib=512, torch="2.13.0")  # fmt: skip
+    busy = Ceilings("m", matmul_tflops={"fp32": 0.10, "bf16": 0.95}, matmul_sizes={"fp32": 2048, "bf16": 2048},
+                    copy_gbps=20.0, copy_mib=512, torch="2.13.0")  # fmt: skip
+    best, kept = best_of(old, busy)
+    assert best.matmul_tflops == {"fp32": 0.22, "bf16": 0.95} and best.copy_gbps == 46.0
+    assert kept == ["matmul fp32", "copy"]
+    other_torch = Ceilings("m", matmul_tflops={"fp32": 0.10}, torch="2.14.0")
+    assert best_of(old, other_torch) == (other_torch, [])
+
+
+def test_calibrate_on_a_busy_machine_stores_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chipbench.execution import session
+
+    monkeypatch.setattr(session, "load_avg", lambda: 64.0)
+    cache = tmp_path / "cache"
+    args = ["calibrate", "--size", "128", "--copy-mib", "4", "--time-budget", "0.05", "--cache-dir", str(cache),
+            "--output", str(tmp_path / "c.json")]  # fmt: skip
+    assert main(args) == 1
+    assert "not stored: the machine was busy" in capsys.readouterr().err
+    assert not list(cache.rglob("*.json"))
+    json.loads((tmp_path / "c.json").read_text())  # the measurements themselves are kept
