@@ -101,3 +101,21 @@ def test_calibrate_on_a_busy_machine_stores_nothing(
     assert "not stored: the machine was busy" in capsys.readouterr().err
     assert not list(cache.rglob("*.json"))
     json.loads((tmp_path / "c.json").read_text())  # the measurements themselves are kept
+
+
+def test_headline_in_human_units_names_its_ceiling() -> None:
+    from chipbench.results.render import headline, human
+
+    assert human(3.1e6, "samples/s") == "3.1 M samples/s" and human(5.81e10, "B/s") == "58.1 GB/s"
+    doc = {
+        "benchmarks": [
+            {"name": "dlrm.train_step[x]", "group": "dlrm.train_step",
+             "extra_info": {"dtype": "fp32", "metrics": {"samples_per_s": 3.1e6, "step_ms_p99": 12.4, "tflops": 0.1,
+                                                          "share_of_ceiling_flops": 0.42, "peak_mem_gib": 12.4}}},
+            {"name": "selftest.busy", "group": "selftest.busy", "extra_info": {"metrics": {}}},
+        ],
+        "chipbench": {"ceilings": {"measured_at": "2026-11-29T03:00:00+00:00"}},
+    }  # fmt: skip
+    (row,) = headline(doc)
+    assert row[1] == "3.1 M samples/s" and row[2] == "12.4 ms" and row[5] == "12.4 GiB"
+    assert row[4] == "42% of the fp32 matmul ceiling (2026-11-29)"

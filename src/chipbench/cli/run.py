@@ -38,7 +38,7 @@ from chipbench.platform import ceilings, hardware
 from chipbench.platform.device import DEVICE_CHOICES
 from chipbench.results import document, files
 from chipbench.results.outcomes import CaseOutcome
-from chipbench.results.render import SUMMARY_COLUMNS, summary_rows
+from chipbench.results.render import HEADLINE_COLUMNS, SUMMARY_COLUMNS, headline, summary_rows
 
 SUITE_BUDGET_S = {"smoke": 0.3, "default": 3.0, "full": 10.0}
 
@@ -286,6 +286,9 @@ def _run(args: argparse.Namespace, pool: WorkerPool, world: int = 1, write: bool
 
 
 def _report(doc: dict[str, Any], path: Path | None, code: int) -> None:
+    top = headline(doc)
+    if top:
+        print_table("headline", list(HEADLINE_COLUMNS), top)
     print_table("chipbench results", list(SUMMARY_COLUMNS), summary_rows(doc))
     for b in doc["benchmarks"]:
         for flag in b["extra_info"].get("flags", []):

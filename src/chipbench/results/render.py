@@ -88,3 +88,57 @@ def to_markdown(doc: dict[str, Any]) -> str:
     for row in summary_rows(doc):
         lines.append("| " + " | ".join(text.markdown(c) for c in row) + " |")
     return "\n".join(lines) + "\n"
+
+
+HEADLINE_GROUPS = (
+    "dlrm.train_step", "dlrm.inference", "dlrm.embedding", "llama.train_step", "llama.forward",
+    "calib.matmul", "calib.copy",
+)  # fmt: skip
+"""The whole steps and the figures a hardware engineer asks for first, in this order."""
+
+
+def human(v: float, unit: str) -> str:
+    """3.1e6 samples/s -> '3.1 M samples/s'; 5.8e10 B/s -> '58 GB/s' (SI prefixes join symbols)."""
+    gap = "" if unit[:1].isupper() else " "
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g} {prefix}{gap}{unit}"
+    return f"{v:.3g} {unit}"
+
+
+def headline(doc: dict[str, Any]) -> list[list[str]]:
+    """One row per whole-step benchmark: throughput, p99 latency, compute, share of the device's limits
+    (which ceiling, measured when), peak memory; in human units."""
+    ceil = (doc.get("chipbench") or {}).get("ceilings") or {}
+    when = str(ceil.get("measured_at") or "")[:10]
+    rows = []
+    for group in HEADLINE_GROUPS:
+        for b in doc["benchmarks"]:
+            if b.get("group") != group:
+                continue
+            m = b["extra_info"]["metrics"]
+            dtype = b["extra_info"].get("dtype") or ""
+            tput = (
+                human(m["gbps"] * 1e9, "B/s") if group in ("dlrm.embedding", "calib.copy") and "gbps" in m
+                else human(m["tokens_per_s"], "tokens/s") if "tokens_per_s" in m
+                else human(m["samples_per_s"], "samples/s") if "samples_per_s" in m
+                else human(m["gbps"] * 1e9, "B/s") if "gbps" in m else "-"
+            )  # fmt: skip
+            compute = human(m["tflops"] * 1e12, "FLOP/s") if "tflops" in m else "-"
+            if "mfu" in m:
+                limit = f"MFU {m['mfu'] * 100:.0f}% ({dtype} peak)"
+            elif "share_of_ceiling_flops" in m:
+                limit = f"{m['share_of_ceiling_flops'] * 100:.0f}% of the {dtype} matmul ceiling ({when})"
+            elif "share_of_ceiling_bw" in m:
+                limit = f"{m['share_of_ceiling_bw'] * 100:.0f}% of the copy bandwidth ceiling ({when})"
+            else:
+                limit = "no ceiling: run `chipbench calibrate`"
+            mem = m.get("peak_mem_gib")
+            rows.append([
+                b["name"], tput, f"{m['step_ms_p99']:.3g} ms" if "step_ms_p99" in m else "-", compute, limit,
+                f"{mem:.3g} GiB" if mem is not None else "-",
+            ])  # fmt: skip
+    return rows
+
+
+HEADLINE_COLUMNS = ("benchmark", "throughput", "p99 step", "compute", "of the device's limits", "peak memory")
