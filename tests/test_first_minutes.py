@@ -119,3 +119,29 @@ def test_headline_in_human_units_names_its_ceiling() -> None:
     (row,) = headline(doc)
     assert row[1] == "3.1 M samples/s" and row[2] == "12.4 ms" and row[5] == "12.4 GiB"
     assert row[4] == "42% of the fp32 matmul ceiling (2026-11-29)"
+
+
+def test_describe_resolves_for_this_machine_and_says_if_it_fits(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["describe", "dlrm.train_step", "--set", "preset=model1", "--set", "max_rows=-1", "--json"]) == 0
+    )
+    d = json.loads(capsys.readouterr().out)
+    assert d["config"]["dtype"] in ("fp32", "bf16") and d["config"]["max_rows"] > 0  # as `run` resolves them
+    assert d["fits_here"].startswith("yes: needs about") and d["memory_estimate"].endswith("GiB")
+    assert (
+        d["parameters_human"].endswith("M")
+        and d["resolved_for"]["resolved"]["max_rows"] == d["config"]["max_rows"]
+    )
+    big = [
+        "describe",
+        "calib.matmul",
+        "--set",
+        "m=400000",
+        "--set",
+        "n=400000",
+        "--set",
+        "k=400000",
+        "--json",
+    ]
+    assert main(big) == 0
+    assert json.loads(capsys.readouterr().out)["fits_here"].startswith("no: needs about")

@@ -8,11 +8,13 @@ from typing import Any
 
 from chipbench import workloads
 from chipbench.cli.output import count, print_table
+from chipbench.core.cases import Case, memory_estimate
 from chipbench.core.config import config_dict, parse_sets
 from chipbench.core.errors import UsageError
 from chipbench.core.registry import SUITES
 from chipbench.platform import ceilings, hardware, peaks
 from chipbench.platform.device import DEVICE_CHOICES
+from chipbench.results.render import human
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -31,26 +33,62 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
 def cmd_describe(args: argparse.Namespace) -> int:
     b = workloads.get(args.bench)
-    cfg = b.config(parse_sets(args.set))
+    overrides: dict[str, Any] = dict(parse_sets(args.set))
+    b.config(overrides)  # bad keys and values: one line before anything is imported
+    world = (args.nproc_per_node or 1) * args.nnodes
+    # Resolved as `run` would on this machine's device (dtype=auto, sizes fitted to free memory); a
+    # --device this machine lacks is described as asked, with nothing resolved.
+    kind, here = args.device if args.device != "auto" else "cpu", None
+    try:
+        kind = hardware.resolve_device(args.device, hardware.available_kinds())
+        env = hardware.environment(kind)
+        free = hardware.free_memory_bytes(kind)
+        device_dtype = hardware.auto_dtype(env, ceilings.load(hardware.machine_id(env)))
+        concrete = workloads.resolve_case(Case(b.name, overrides), kind, device_dtype, free)
+        here = (
+            hardware.machine_id(env),
+            free,
+            {k: v for k, v in concrete.overrides.items() if overrides.get(k) != v},
+        )
+        overrides = concrete.overrides
+    except UsageError:
+        if args.device == "auto":
+            raise
+    cfg = b.config(overrides)
+    described = b.describe(cfg)
     out: dict[str, Any] = {
         "benchmark": b.name,
         "doc": b.doc,
         "config": config_dict(cfg),
-        **b.describe(cfg).as_dict(),
+        **described.as_dict(),
     }
+    if described.memory_bytes_estimate is not None:
+        out["memory_estimate"] = _gib(described.memory_bytes_estimate)
+    for key in ("parameters", "embedding_parameters", "dense_parameters"):
+        if isinstance(out.get(key), int):
+            out[f"{key}_human"] = human(out[key], "").strip()
     out["version_hash"] = b.version_hash(cfg)
-    world = (args.nproc_per_node or 1) * args.nnodes
-    if world < 1:
-        raise UsageError("--nproc-per-node and --nnodes must be >= 1")
     if world > 1:
         if b.plan is None:
             out["plan"] = f"{b.name} runs one copy per process (no sharding): each rank holds it all"
         else:
-            kind = args.device if args.device != "auto" else "cpu"
             out["plan"] = b.plan(cfg, world, kind).as_dict()
         out["world_size"] = world
+    if here is None:
+        out["fits_here"] = f"not checked: {kind} is not this machine's device"
+    else:
+        mid, free, resolved = here
+        est = memory_estimate(b, cfg, world, kind)
+        per = " per process" if world > 1 else ""
+        fits = "unknown (no estimate)" if est is None else ("yes" if est <= free else "no")
+        out["resolved_for"] = {"machine_id": mid, "device": kind, "resolved": resolved}
+        out["fits_here"] = f"{fits}: needs about {_gib(est or 0)}{per}, {_gib(free)} free" if est else fits
     if args.json:
         print(json.dumps(out, indent=2, default=str))
     else:
@@ -116,7 +154,7 @@ def add_parsers(sub: Any) -> None:
         "--device",
         default="auto",
         choices=DEVICE_CHOICES,
-        help="device kind the plan is for (default cpu; nothing is allocated)",
+        help="device kind to describe for (default: this machine's; nothing is allocated)",
     )
     s.set_defaults(func=cmd_describe)
 
