@@ -95,7 +95,8 @@ def build(
             tf32=bool((env.get("tf32") or {}).get("effective")),
         )
         flags = [
-            f"{k} is {v:.0%}, above 100%: a counting error or a stale ceiling (rerun `chipbench calibrate`)"
+            f"{k} is {v:.0%}, above 100%: a counting error, a stale ceiling (rerun `chipbench calibrate`) "
+            "or data that fit in a cache the ceiling's did not"
             for k, v in metrics.items()
             if (k.startswith("share_of_") or k == "mfu") and v > 1.0
         ]
