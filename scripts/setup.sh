@@ -28,7 +28,7 @@ fi
 case "$MODE" in cpu|cuda|system) ;; *) die "unknown TORCH=$MODE; use auto, cpu, cuda or system" ;; esac
 
 RUNTIME_MODULES="numpy scipy rich psutil platformdirs ruptures typing_extensions torch chipbench"
-DEV_MODULES="pytest pytest_benchmark mypy importlinter hypothesis yaml"
+DEV_MODULES="pytest pytest_benchmark mypy importlinter hypothesis yaml check_jsonschema"
 DEV=${DEV:-0}
 stamp="$MODE $(cat scripts/setup.sh scripts/stack.env pyproject.toml | sha256sum | cut -c1-16)"
 have() { "$VENV/bin/python" -c "import $(echo "$1" | tr ' ' ',')" >/dev/null 2>&1; }
@@ -104,7 +104,7 @@ if [ "$MODE" = system ]; then
   if [ -n "$missing" ] && [ "${PIP_NO_INDEX:-}" != 1 ]; then
     # What is missing, from the index, never replacing the torch that is there.
     pip install -q "${extra[@]}" -c "$constraints" numpy scipy rich psutil platformdirs ruptures typing_extensions \
-      $([ "$DEV" = 1 ] && echo "pytest pytest-benchmark ruff mypy pyyaml import-linter==2.16 hypothesis==6.170.17") \
+      $([ "$DEV" = 1 ] && echo "pytest pytest-benchmark ruff mypy pyyaml import-linter==2.16 hypothesis==6.170.17 check-jsonschema==0.39.0") \
       || true
     missing=$(for m in $need; do have "$m" || echo "$m"; done | tr '\n' ' ')
   fi

@@ -4,6 +4,7 @@ later `make` calls (auto), and name what is missing instead of marking itself se
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -102,3 +103,21 @@ def test_system_setup_names_what_is_missing(system_python: Path, tmp_path: Path)
     err = next((line for line in p.stderr.splitlines() if line.startswith("setup:")), p.stdout + p.stderr)
     assert "lacks" in err and "numpy" in err and "scipy" in err and "rich" in err
     assert not (repo / ".venv/.chipbench-setup").exists()
+
+
+def test_the_framework_recipe_two_environments_one_chipbench(system_python: Path, tmp_path: Path) -> None:
+    """README "Gating a framework": one fixed chipbench checkout set up over two environments (here both
+    the same torch), then `chipbench ab` between them; the hashes match, so the verdicts are real."""
+    repo = _checkout(tmp_path / "repo")
+    for side in ("base", "head"):
+        p = _make(repo, "setup", f"VENV={tmp_path / f'cb-{side}'}", TORCH="system", PYTHON=str(system_python))
+        assert p.returncode == 0, p.stdout + p.stderr
+    ab = subprocess.run(
+        [str(tmp_path / "cb-head/bin/chipbench"), "ab", "--a", str(tmp_path / "cb-base"), "--b",
+         str(tmp_path / "cb-head"), "selftest.busy", "--rounds", "2", "--time-budget", "0.05",
+         "--output-dir", str(tmp_path / "ab"), "--json"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "CI": "true"},
+    )  # fmt: skip
+    assert ab.returncode == 0, ab.stdout[-3000:] + ab.stderr[-3000:]
+    (row,) = json.loads(ab.stdout)["results"]
+    assert row["verdict"] != "not comparable" and row["verdict"] != "regression"
