@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUITE ?= default
 
-.PHONY: setup bench smoke test lint format calibrate clean pytest-bench
+.PHONY: setup bench smoke test lint format calibrate clean pytest-bench gpu-check
 
 setup:
 	@TORCH=$(TORCH) PYTHON=$(PYTHON) VENV=$(VENV) DEV=$(DEV) bash scripts/setup.sh
@@ -19,6 +19,11 @@ smoke: setup
 
 calibrate: setup
 	$(BIN)/chipbench calibrate
+
+# The first run on a GPU (scripts/gpu-check.sh): OUT=folder for its results and log.
+OUT ?= gpu-check
+gpu-check:
+	bash scripts/gpu-check.sh $(OUT)
 
 lint: DEV = 1
 lint: setup

@@ -356,7 +356,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     mid = hardware.machine_id(hello["env"])
     load = (done.doc["chipbench"].get("load_avg_1m") or {}).get("start")
     cores = hello["env"]["cpu"]["logical_cores"] or 1
-    if load is not None and load >= cores:
+    if load is not None and load >= cores and not args.allow_busy:
         # Other processes on the cores stall the measurement: such a ceiling would inflate every share.
         print_table(f"ceilings of {mid}", ["ceiling", "value"], rows)
         warn(
@@ -438,4 +438,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--copy-mib", type=count, help="copy buffer size (default 2048 MiB on GPUs, 512 on CPUs)")
     s.add_argument("--cache-dir", type=Path, help="where ceilings are stored (default: the user's cache dir)")
     s.add_argument("--output", type=Path, metavar="PATH", help="results file of the calibration runs")
+    s.add_argument(
+        "--allow-busy",
+        action="store_true",
+        help="store even when the machine looks busy (the load is recorded)",
+    )
     s.set_defaults(func=cmd_calibrate)
