@@ -20,7 +20,7 @@ source scripts/stack.env
 die() { echo "setup: $*" >&2; exit 2; }
 
 if [ "$MODE" = auto ]; then
-  if [ -f "$VENV/.chipbench-setup" ] && [ "$(cut -d' ' -f1 "$VENV/.chipbench-setup")" = system ]; then
+  if [ -f "$VENV/.chipbench-system" ]; then  # a system set-up, even one that did not finish
     MODE=system  # keep the torch a system set-up chose: never download another over it
     PY=$(sed -n 's/^python=//p' "$VENV/.chipbench-system" 2>/dev/null || echo "$PY")
   elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then MODE=cuda; else MODE=cpu; fi
@@ -31,6 +31,7 @@ RUNTIME_MODULES="numpy scipy rich psutil platformdirs ruptures typing_extensions
 DEV_MODULES="pytest pytest_benchmark mypy importlinter hypothesis yaml check_jsonschema"
 DEV=${DEV:-0}
 stamp="$MODE $(cat scripts/setup.sh scripts/stack.env pyproject.toml | sha256sum | cut -c1-16)"
+[ "$MODE" = system ] && stamp="$stamp $(command -v "$PY" || echo "$PY")"  # another interpreter: set up again
 have() { "$VENV/bin/python" -c "import $(echo "$1" | tr ' ' ',')" >/dev/null 2>&1; }
 if [ -f "$VENV/.chipbench-setup" ] && [ "$(cat "$VENV/.chipbench-setup")" = "$stamp" ] && have "$RUNTIME_MODULES" \
    && { [ "$DEV" != 1 ] || { have "$DEV_MODULES" && [ -x "$VENV/bin/ruff" ]; }; }; then
@@ -39,9 +40,18 @@ if [ -f "$VENV/.chipbench-setup" ] && [ "$(cat "$VENV/.chipbench-setup")" = "$st
 fi
 
 echo "setup: creating $VENV for mode '$MODE' with $($PY --version 2>&1) ($(command -v "$PY" || echo "$PY"))"
-rm -f "$VENV/.chipbench-setup"
 if [ "$MODE" = system ]; then
   "$PY" -c "import torch" 2>/dev/null || die "TORCH=system needs torch installed for $PY; none found (give PYTHON=/path/to/python, or use TORCH=cpu or TORCH=cuda)"
+fi
+# A venv of another mode is emptied first: its own torch would shadow the system's, or the system's
+# packages would leak into a cpu/cuda venv through the .pth files.
+if [ -d "$VENV" ] && { { [ "$MODE" = system ] && [ ! -f "$VENV/.chipbench-system" ]; } \
+                       || { [ "$MODE" != system ] && [ -f "$VENV/.chipbench-system" ]; }; }; then
+  echo "setup: $VENV was set up for another mode; emptying it"
+  "$PY" -m venv --clear "$VENV"
+fi
+rm -f "$VENV/.chipbench-setup"
+if [ "$MODE" = system ]; then
   [ -d "$VENV" ] || "$PY" -m venv "$VENV"
   # `venv --system-site-packages` run from a virtual environment's python links the base interpreter's
   # packages, not that environment's: list the interpreter's own import path in a .pth instead.
@@ -65,11 +75,11 @@ read -r -a extra <<< "${PIP_ARGS:-}"
 
 case "$MODE" in
   cpu)
-    pip install -q "${extra[@]}" setuptools numpy "torch==${TORCH_VERSION}+cpu" \
+    pip install -q ${extra[@]+"${extra[@]}"} setuptools numpy "torch==${TORCH_VERSION}+cpu" \
       || die "could not install torch==${TORCH_VERSION}+cpu; give PyTorch's CPU wheel index with PIP_ARGS=\"--extra-index-url URL\""
     ;;
   cuda)
-    pip install -q "${extra[@]}" setuptools numpy "torch==${TORCH_VERSION}"
+    pip install -q ${extra[@]+"${extra[@]}"} setuptools numpy "torch==${TORCH_VERSION}"
     ;;
 esac
 
@@ -80,13 +90,13 @@ echo "setup: using $(cat "$constraints")"
 
 case "$MODE" in
   cpu)
-    pip install -q "${extra[@]}" -c "$constraints" "fbgemm-gpu-cpu==${FBGEMM_VERSION}"
+    pip install -q ${extra[@]+"${extra[@]}"} -c "$constraints" "fbgemm-gpu-cpu==${FBGEMM_VERSION}"
     # torchrec's metadata requires the CUDA package fbgemm-gpu: install it alone, then its real needs.
-    pip install -q "${extra[@]}" -c "$constraints" --no-deps "torchrec==${TORCHREC_VERSION}"
-    pip install -q "${extra[@]}" -c "$constraints" tensordict "torchmetrics==${TORCHMETRICS_VERSION}" tqdm pyre-extensions
+    pip install -q ${extra[@]+"${extra[@]}"} -c "$constraints" --no-deps "torchrec==${TORCHREC_VERSION}"
+    pip install -q ${extra[@]+"${extra[@]}"} -c "$constraints" tensordict "torchmetrics==${TORCHMETRICS_VERSION}" tqdm pyre-extensions
     ;;
   cuda)
-    pip install -q "${extra[@]}" -c "$constraints" "fbgemm-gpu==${FBGEMM_VERSION}" "torchrec==${TORCHREC_VERSION}" \
+    pip install -q ${extra[@]+"${extra[@]}"} -c "$constraints" "fbgemm-gpu==${FBGEMM_VERSION}" "torchrec==${TORCHREC_VERSION}" \
       "torchmetrics==${TORCHMETRICS_VERSION}"
     ;;
 esac
@@ -103,17 +113,23 @@ if [ "$MODE" = system ]; then
   missing=$(for m in $need; do have "$m" || echo "$m"; done | tr '\n' ' ')
   if [ -n "$missing" ] && [ "${PIP_NO_INDEX:-}" != 1 ]; then
     # What is missing, from the index, never replacing the torch that is there.
-    pip install -q "${extra[@]}" -c "$constraints" numpy scipy rich psutil platformdirs ruptures typing_extensions \
+    pip install -q ${extra[@]+"${extra[@]}"} -c "$constraints" numpy scipy rich psutil platformdirs ruptures typing_extensions \
       $([ "$DEV" = 1 ] && echo "pytest pytest-benchmark ruff mypy pyyaml import-linter==2.16 hypothesis==6.170.17 check-jsonschema==0.39.0") \
       || true
     missing=$(for m in $need; do have "$m" || echo "$m"; done | tr '\n' ' ')
   fi
+  if [ "$DEV" = 1 ] && [ ! -x "$VENV/bin/ruff" ]; then
+    # make lint runs .venv/bin/ruff: the interpreter's own, where it has one
+    pyruff="$(dirname "$(command -v "$PY" || echo "$PY")")/ruff"
+    if [ -x "$pyruff" ]; then ln -sf "$pyruff" "$VENV/bin/ruff"; else missing="${missing}ruff "; fi
+  fi
   [ -z "$missing" ] || die "TORCH=system: $PY's environment lacks $missing(install them there, or give wheels with PIP_ARGS=\"--find-links DIR\"); nothing was marked set up"
 else
-  pip install -q "${extra[@]}" --no-build-isolation -c "$constraints" -e ".[dev]"
+  pip install -q ${extra[@]+"${extra[@]}"} --no-build-isolation -c "$constraints" -e ".[dev]"
 fi
 
-if [ "$MODE" = cpu ] && pip list 2>/dev/null | grep -qiE '^nvidia-|^fbgemm[-_]gpu '; then
+# grep reads all of pip's list (-q would stop early, and pipefail would then see pip killed by SIGPIPE)
+if [ "$MODE" = cpu ] && pip list 2>/dev/null | grep -iE '^nvidia-|^fbgemm[-_]gpu ' >/dev/null; then
   die "a CUDA package was installed on a CPU-only setup: $(pip list 2>/dev/null | grep -iE '^nvidia-|^fbgemm[-_]gpu ' | tr '\n' ' ')"
 fi
 

@@ -252,3 +252,26 @@ def test_a_damaged_ceilings_cache_is_no_calibration(data: Any, tmp_path: Path) -
     assert ceilings.load("m", tmp_path) is None
     p.write_text("[" * 100_000)
     assert ceilings.load("m", tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "msg"),
+    [
+        (
+            b'{"benchmarks": [{"name": "x", "stats": {"data": [1' + b"0" * 400 + b"]}}]}",
+            "finite positive number",
+        ),
+        (b'{"benchmarks": [], "params": {"x": 1e999}}', "not a finite number"),
+    ],
+)
+def test_huge_numbers_are_one_line(raw: bytes, msg: str) -> None:
+    with pytest.raises(UsageError, match=msg):
+        validate.parse(raw, Path("f.json"))
+
+
+def test_invisible_and_unprintable_characters_are_shown_escaped() -> None:
+    from chipbench.core import text
+
+    shown = text.terminal("a\ud800b\u202ec\u2028d\x1b")
+    assert shown == "a\\ud800b\\u202ec\\u2028d\\x1b"
+    shown.encode("utf-8")  # printable anywhere: no lone surrogate left

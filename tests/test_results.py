@@ -173,3 +173,17 @@ def test_interrupted_write_leaves_no_damaged_file(tmp_path: Path, monkeypatch: p
     with pytest.raises(ValueError):  # NaN is not JSON: nothing is written
         atomic_write_json(tmp_path / "n.json", {"x": float("nan")})
     assert not (tmp_path / "n.json").exists()
+
+
+def test_exclusive_names_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    def no_links(*a: object) -> None:
+        raise OSError(errno.EPERM, "hard links not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    first = atomic_write_json(tmp_path / "r.json", {"a": 1}, exclusive=True)
+    second = atomic_write_json(tmp_path / "r.json", {"a": 2}, exclusive=True)
+    assert (first.name, second.name) == ("r.json", "r-2.json")
+    assert json.loads(first.read_text()) == {"a": 1} and json.loads(second.read_text()) == {"a": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r-2.json", "r.json"]

@@ -42,6 +42,13 @@ def atomic_write_text(path: Path, text: str, *, exclusive: bool = False) -> Path
                 os.link(tmp, target)
             except FileExistsError:
                 continue
+            except OSError:
+                # No hard links here (vfat, some network file systems): claim the name, then replace it.
+                try:
+                    os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                except FileExistsError:
+                    continue
+                os.replace(tmp, target)
             return target
         raise FileExistsError(f"no free name next to {path}")
     except BaseException:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]")
+"""Control characters, lone surrogates (unprintable), and the invisible format characters that reorder or
+hide text (bidirectional overrides, zero-width characters, line and paragraph separators)."""
 _MARKDOWN = re.compile(r"([\\`*_\[\]|~])")
 
 
 def _escape_control(m: re.Match[str]) -> str:
-    return m.group(0).encode("unicode_escape").decode("ascii")
+    return m.group(0).encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def terminal(text: object) -> str:

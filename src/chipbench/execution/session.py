@@ -129,9 +129,16 @@ class Session:
                     break  # the next case would fail the same way; what finished is saved
         except KeyboardInterrupt:
             out.interrupted = True
-            self.pool.kill()  # the worker may be mid-step: do not wait for it
-        finally:
+        except BaseException:
             self.pool.close()
+            raise
+        # A second Ctrl-C or SIGTERM (CI cancellation sends both) while the worker is stopped waits:
+        # what finished is kept and saved.
+        with hold_signals() as held:
+            if out.interrupted:
+                self.pool.kill()  # the worker may be mid-step: do not wait for it
+            self.pool.close()
+        out.interrupted = out.interrupted or bool(held.received)
         return out
 
     def document(

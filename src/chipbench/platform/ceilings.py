@@ -70,7 +70,12 @@ class Ceilings:
 
 
 def _rate(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v) and v > 0
+    except OverflowError:
+        return False
 
 
 def best_of(old: Ceilings | None, new: Ceilings) -> tuple[Ceilings, list[str]]:

@@ -39,6 +39,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a finite number")
 
 
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):  # 1e999 parses as infinity without a word
+        raise ValueError(f"{text[:40]} is not a finite number")
+    return v
+
+
 def parse(raw: bytes, path: Path) -> dict[str, Any]:
     """The document in `raw` (the bytes of `path`), checked; a one-line UsageError otherwise."""
     try:
@@ -49,7 +56,9 @@ def parse(raw: bytes, path: Path) -> dict[str, Any]:
             "is it a chipbench or pytest-benchmark JSON file?"
         ) from None
     try:
-        doc = json.loads(decoded.removeprefix("\ufeff"), parse_constant=_reject_constant)
+        doc = json.loads(
+            decoded.removeprefix("\ufeff"), parse_constant=_reject_constant, parse_float=_finite_float
+        )
     except RecursionError:
         raise UsageError(f"results file {path} is nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
@@ -77,7 +86,12 @@ def _depth(doc: Any) -> None:
 
 
 def _number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an integer beyond any float
+        return False
 
 
 def _opt(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], field: str) -> Any:
