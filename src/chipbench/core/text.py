@@ -25,3 +25,12 @@ def markdown(text: object) -> str:
     punctuation backslash-escaped, so a name renders as itself and never as markup or a link."""
     s = terminal(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MARKDOWN.sub(r"\\\1", s)
+
+
+def markdown_table(columns: tuple[str, ...] | list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table: our own header, every cell of `rows` escaped with `markdown`."""
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+        *("| " + " | ".join(markdown(c) for c in row) + " |" for row in rows),
+    ]

@@ -420,15 +420,10 @@ def to_markdown(title: str, comps: list[Comparison], label: str | None = None) -
     lines = [f"### {text.markdown(title)}", ""]
     if label:
         lines += [f"**{text.markdown(label)}**", ""]
-    lines += [
-        f"{summary_line(comps)}",
-        "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "|".join("---" for _ in COLUMNS) + "|",
-    ]
-    for c, r in zip(comps, rows(comps), strict=True):
+    table = rows(comps)
+    for c, r in zip(comps, table, strict=True):
         r[7] = icon.get(c.verdict, "") + r[7]
-        lines.append("| " + " | ".join(text.markdown(x) for x in r) + " |")
+    lines += [summary_line(comps), "", *text.markdown_table(COLUMNS, table)]
     return "\n".join(lines) + "\n"
 
 

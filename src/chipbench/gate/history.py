@@ -216,11 +216,5 @@ def rows(cps: list[ChangePoint]) -> list[list[str]]:
 
 
 def to_markdown(title: str, cps: list[ChangePoint]) -> str:
-    lines = [
-        f"### {text.markdown(title)}",
-        "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "|".join("---" for _ in COLUMNS) + "|",
-    ]
-    lines += ["| " + " | ".join(text.markdown(c) for c in r) + " |" for r in rows(cps)]
+    lines = [f"### {text.markdown(title)}", "", *text.markdown_table(COLUMNS, rows(cps))]
     return "\n".join(lines) + "\n"

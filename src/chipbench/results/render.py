@@ -82,11 +82,8 @@ def to_markdown(doc: dict[str, Any]) -> str:
         f"machine {md(meta.get('machine_id', '?'))}, commit {md(commit)}, "
         f"torch {md((mi.get('packages') or {}).get('torch', '?'))}, {md(doc.get('datetime', ''))}",
         "",
-        "| " + " | ".join(SUMMARY_COLUMNS) + " |",
-        "|" + "|".join("---" for _ in SUMMARY_COLUMNS) + "|",
+        *text.markdown_table(SUMMARY_COLUMNS, summary_rows(doc)),
     ]
-    for row in summary_rows(doc):
-        lines.append("| " + " | ".join(text.markdown(c) for c in row) + " |")
     return "\n".join(lines) + "\n"
 
 
