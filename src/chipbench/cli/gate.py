@@ -96,11 +96,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_ab(args: argparse.Namespace) -> int:
-    th = _thresholds(args)
-    if args.rounds < 1:
-        raise UsageError(f"--rounds must be >= 1, got {args.rounds}")
-    if args.time_budget <= 0:
-        raise UsageError(f"--time-budget must be > 0 seconds, got {args.time_budget}")
+    th = _thresholds(args)  # --rounds and --time-budget: checked by their argparse types (and run_ab)
     pys = {"a": ab.resolve_python(args.a, "--a"), "b": ab.resolve_python(args.b, "--b")}
     cases = workloads.build_cases(args.benchmarks, args.suite, parse_sets(args.set), None)
     if not cases:

@@ -31,26 +31,24 @@ def seconds(text: str) -> float:
     return v
 
 
-def count(text: str) -> int:
-    """A flag's count or size: a whole number >= 1."""
+def _whole(text: str, low: int, high: int) -> int:
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
-    if not 1 <= v <= 2**31:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 2^31, got {text[:40]!r}")
+    if not low <= v <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low} and 2^31, got {text[:40]!r}")
     return v
+
+
+def count(text: str) -> int:
+    """A flag's count or size: a whole number >= 1."""
+    return _whole(text, 1, 2**31)
 
 
 def index(text: str) -> int:
     """A flag's index: a whole number >= 0."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
-    if not 0 <= v < 2**31:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2^31, got {text[:40]!r}")
-    return v
+    return _whole(text, 0, 2**31 - 1)
 
 
 def finite(text: str) -> float:

@@ -141,12 +141,9 @@ def _launch_spec(args: argparse.Namespace, nproc: int | None) -> Launch | None:
     if nproc is None and nnodes == 1 and args.rdzv_endpoint is None:
         return None
     nproc = nproc or 1
-    if nnodes < 1:
-        raise UsageError("--nnodes must be >= 1")
-    if not 0 <= args.node_rank < nnodes:
+    # --nnodes >= 1, --node-rank >= 0 and --dist-timeout > 0 are their argparse types' checks.
+    if args.node_rank >= nnodes:
         raise UsageError(f"--node-rank must be in 0..{nnodes - 1}, got {args.node_rank}")
-    if args.dist_timeout <= 0:
-        raise UsageError(f"--dist-timeout must be > 0 seconds, got {args.dist_timeout}")
     if nproc * nnodes == 1:
         return None
     spec = Launch(nproc, nnodes, args.node_rank, args.rdzv_endpoint, args.dist_timeout)
@@ -266,8 +263,6 @@ def _run(args: argparse.Namespace, pool: WorkerPool, world: int = 1, write: bool
         raise UsageError("nothing to run: no benchmark matches; see `chipbench list`")
     suite = args.suite or (None if args.benchmarks else "smoke")
     budget = args.time_budget if args.time_budget is not None else SUITE_BUDGET_S.get(suite or "default", 3.0)
-    if budget <= 0:
-        raise UsageError(f"--time-budget must be > 0 seconds, got {budget}")
     timeout = args.timeout if args.timeout is not None else max(120.0, 20 * budget)
     done = run_cases(
         cases,
