@@ -275,3 +275,9 @@ def test_invisible_and_unprintable_characters_are_shown_escaped() -> None:
     shown = text.terminal("a\ud800b\u202ec\u2028d\x1b")
     assert shown == "a\\ud800b\\u202ec\\u2028d\\x1b"
     shown.encode("utf-8")  # printable anywhere: no lone surrogate left
+
+
+def test_a_ceilings_cache_with_a_huge_load_is_no_calibration() -> None:
+    from chipbench.platform import ceilings
+
+    assert ceilings.Ceilings.from_json({"machine_id": "m", "load_avg_1m": 10**400}) is None

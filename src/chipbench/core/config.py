@@ -35,6 +35,17 @@ _SEPARATOR = re.compile(r",|(?<=\d)-(?=\d)")
 """Tuple items: `13,512,64` or `13-512-64`; a '-' between digits separates, a leading one is a sign."""
 
 
+def finite_number(x: Any) -> bool:
+    """An int or float (never a bool) that is finite: what a value read from JSON must be to be a figure.
+    An integer too large for any float is not."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
 def parse_int(name: str, value: str) -> int:
     """An exact integer: '64', '1_000', '1e6' (integral), never a fraction or an out-of-range value."""
     text = value.strip()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chipbench.core.config import finite_number
 from chipbench.core.fileio import atomic_write_json
 
 
@@ -55,9 +55,7 @@ class Ceilings:
         if any(v is not None and not isinstance(v, str) for v in texts.values()):
             return None
         load = data.get("load_avg_1m")
-        if load is not None and not (
-            isinstance(load, (int, float)) and not isinstance(load, bool) and math.isfinite(load)
-        ):
+        if load is not None and not finite_number(load):
             return None
         ints = {k: data.get(k) for k in ("matmul_size", "copy_mib")}
         if any(v is not None and (not isinstance(v, int) or isinstance(v, bool)) for v in ints.values()):
@@ -70,12 +68,7 @@ class Ceilings:
 
 
 def _rate(v: Any) -> bool:
-    if not isinstance(v, (int, float)) or isinstance(v, bool):
-        return False
-    try:
-        return math.isfinite(v) and v > 0
-    except OverflowError:
-        return False
+    return finite_number(v) and v > 0
 
 
 def best_of(old: Ceilings | None, new: Ceilings) -> tuple[Ceilings, list[str]]:

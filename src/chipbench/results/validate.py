@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 import chipbench
 from chipbench.core import text
+from chipbench.core.config import finite_number
 from chipbench.core.errors import UsageError
 
 MAX_DEPTH = 64
@@ -83,15 +84,6 @@ def _depth(doc: Any) -> None:
             stack.extend((v, d + 1) for v in x.values() if isinstance(v, (dict, list)))
         elif isinstance(x, list):
             stack.extend((v, d + 1) for v in x if isinstance(v, (dict, list)))
-
-
-def _number(x: Any) -> bool:
-    if not isinstance(x, (int, float)) or isinstance(x, bool):
-        return False
-    try:
-        return math.isfinite(x)
-    except OverflowError:  # an integer beyond any float
-        return False
 
 
 def _opt(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], field: str) -> Any:
@@ -196,14 +188,14 @@ def _check_benchmark(b: dict[str, Any], field: str) -> None:
     if not isinstance(data, list) or not data:
         _fail(f"{field}.stats.data", "must be a non-empty list of seconds per step")
     for j, v in enumerate(data):
-        if not _number(v) or v <= 0:
+        if not finite_number(v) or v <= 0:
             _fail(
                 f"{field}.stats.data[{j}]",
                 f"must be a finite positive number of seconds, not {json.dumps(v)[:40]}",
             )
     for key in ("median", "mean", "min", "max"):
         v = st.get(key)
-        if v is not None and (not _number(v) or v < 0):
+        if v is not None and (not finite_number(v) or v < 0):
             _fail(f"{field}.stats.{key}", "must be a finite number >= 0")
     extra = _opt(b, "extra_info", dict, field)
     if extra is not None:
@@ -215,5 +207,5 @@ def _check_benchmark(b: dict[str, Any], field: str) -> None:
             _fail(f"{field}.extra_info.world_size", "must be >= 1")
         metrics = _opt(extra, "metrics", dict, f"{field}.extra_info")
         for k, v in (metrics or {}).items():
-            if not _number(v):
+            if not finite_number(v):
                 _fail(f"{field}.extra_info.metrics.{k}", "must be a finite number")
