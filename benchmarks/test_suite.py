@@ -54,6 +54,7 @@ def test_benchmark(benchmark: Any, case: Case, chipbench_env: dict[str, Any]) ->
             "benchmark": case.bench,
             "version_hash": b.version_hash(cfg),
             "config": config_dict(cfg),
+            "requested": case.overrides,
             "device": kind,
             "dtype": getattr(cfg, "dtype", None),
             "metrics": {k: v for k, v in metrics.items() if not k.startswith("step_ms")},

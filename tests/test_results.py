@@ -133,10 +133,16 @@ def test_markdown_summary() -> None:
 def test_markdown_and_terminal_escape_strings_from_files() -> None:
     from chipbench.core import text
 
-    hostile = "b<img src=x>|[x](http://e)\x1b[31m*`"
+    hostile = "b<img src=x>|[x](e)\x1b[31m*`"
     md = text.markdown(hostile)
     assert "<" not in md and "\x1b" not in md and "\\|" in md and "\\[x\\]" in md
-    assert text.terminal(hostile) == "b<img src=x>|[x](http://e)\\x1b[31m*`"
+    # What GitHub makes live even when escaped (a URL, a mention, math) goes in a code span: literal there.
+    for live in ("[x](http://e) b<i>|`", "@octocat", "$x$", "fixes #12", "www.example.com"):
+        md = text.markdown(live)
+        fence = md[: len(md) - len(md.lstrip("`"))]
+        assert fence and md.endswith(fence) and "|" not in md.replace("\\|", "")
+    assert text.markdown("a`b|c://d") == "``a`b\\|c://d``"
+    assert text.terminal(hostile) == "b<img src=x>|[x](e)\\x1b[31m*`"
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chipbench.core.errors import UsageError
@@ -16,6 +16,9 @@ class Case:
 
     bench: str
     overrides: dict[str, Any]
+    requested: dict[str, Any] | None = field(default=None, compare=False)
+    """What the user or suite asked for, before `resolve_case` fitted it to the device (None: as
+    `overrides`); results record it so machines that fit a case differently still match by it."""
 
     @property
     def label(self) -> str:
@@ -51,7 +54,7 @@ def resolve_case(case: Case, kind: str, device_dtype: tuple[str, str], free_byte
         ov["dtype"] = b.resolve_auto_dtype(kind, device_dtype)[0]
     if b.fit is not None:
         ov.update(b.fit(b.config(ov), free_bytes, kind))
-    return Case(case.bench, ov)
+    return Case(case.bench, ov, dict(case.overrides) if case.requested is None else case.requested)
 
 
 def suite_cases(suite: str, only: list[str] | None = None, world: int = 1) -> list[Case]:

@@ -20,9 +20,27 @@ def terminal(text: object) -> str:
     return _CONTROL.sub(_escape_control, str(text))
 
 
+_LIVE = re.compile(r"@|\$|://|www\.|#\d", re.IGNORECASE)
+"""What GitHub turns into a mention, a link, math or an issue reference even when escaped: only a code
+span keeps it literal."""
+
+
+def code_span(text: object) -> str:
+    """`text` as an inline code span for a Markdown table cell: nothing inside is read as markup, a
+    mention, a link or math; its pipes are escaped (GitHub tables split on them even there)."""
+    s = terminal(text).replace("|", "\\|")
+    longest = max((len(m) for m in re.findall(r"`+", s)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") or not s.strip(" ") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
 def markdown(text: object) -> str:
     """`text` for a Markdown table cell: controls escaped, HTML's <, > and & as entities, Markdown's
-    punctuation backslash-escaped, so a name renders as itself and never as markup or a link."""
+    punctuation backslash-escaped, so a name renders as itself and never as markup or a link. Text that
+    GitHub would still make live (an @mention, a URL, $math$, #123) becomes a code span."""
+    if _LIVE.search(str(text)):
+        return code_span(text)
     s = terminal(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MARKDOWN.sub(r"\\\1", s)
 

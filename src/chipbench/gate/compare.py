@@ -175,6 +175,17 @@ def _subset(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return x if x.size <= MAX_BOOT_SAMPLES else rng.choice(x, MAX_BOOT_SAMPLES, replace=False)
 
 
+def median_ci_runs(
+    runs: list[np.ndarray], *, confidence: float = 0.95, n_boot: int = 1000, seed: int = SEED
+) -> tuple[float, float]:
+    """A 95% CI of the pooled median of several runs, run-to-run variation included (two-level bootstrap)."""
+    rng = np.random.default_rng(seed)
+    m = _boot_medians_runs([_subset(np.asarray(r, dtype=float), rng) for r in runs], rng, n_boot)
+    a = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(m, [a, 1.0 - a])
+    return float(lo), float(hi)
+
+
 def ratio_ci(
     base: Samples, new: Samples, *, confidence: float = 0.95, n_boot: int = N_BOOT, seed: int = SEED
 ) -> tuple[float, float, float]:

@@ -117,6 +117,9 @@ def build(
                     "benchmark": case.bench,
                     "version_hash": p["version_hash"],
                     "config": cfg,
+                    # What was asked before fitting to this device (dtype=auto, max_rows=-1): the report
+                    # matches machines on it.
+                    "requested": case.overrides if case.requested is None else case.requested,
                     "device": run.kind,
                     "world_size": world,
                     "dtype": dtype,

@@ -145,6 +145,17 @@ def _check_meta(meta: dict[str, Any]) -> None:
         )
     _opt(meta, "machine_id", str, "chipbench")
     _opt(meta, "suite", str, "chipbench")
+    for j, arg in enumerate(_opt(meta, "argv", list, "chipbench") or []):
+        if not isinstance(arg, str):
+            _fail(f"chipbench.argv[{j}]", "must be a string")
+    ceilings = _opt(meta, "ceilings", dict, "chipbench")
+    if ceilings is not None:
+        for k, v in (_opt(ceilings, "matmul_tflops", dict, "chipbench.ceilings") or {}).items():
+            if not finite_number(v) or v <= 0:
+                _fail(f"chipbench.ceilings.matmul_tflops.{k}", "must be a finite positive number")
+        bw = ceilings.get("copy_gbps")
+        if bw is not None and (not finite_number(bw) or bw <= 0):
+            _fail("chipbench.ceilings.copy_gbps", "must be a finite positive number")
     _opt(meta, "interrupted", bool, "chipbench")
     errors = _opt(meta, "errors", list, "chipbench")
     for i, e in enumerate(errors or []):
@@ -205,7 +216,23 @@ def _check_benchmark(b: dict[str, Any], field: str) -> None:
         world = _opt(extra, "world_size", int, f"{field}.extra_info")
         if world is not None and world < 1:
             _fail(f"{field}.extra_info.world_size", "must be >= 1")
+        for key in ("benchmark", "dtype", "device"):
+            _opt(extra, key, str, f"{field}.extra_info")
+        _opt(extra, "requested", dict, f"{field}.extra_info")
         metrics = _opt(extra, "metrics", dict, f"{field}.extra_info")
         for k, v in (metrics or {}).items():
             if not finite_number(v):
                 _fail(f"{field}.extra_info.metrics.{k}", "must be a finite number")
+        for key in ("unavailable", "scaling"):
+            _opt(extra, key, dict, f"{field}.extra_info")
+        for j, flag in enumerate(_opt(extra, "flags", list, f"{field}.extra_info") or []):
+            if not isinstance(flag, str):
+                _fail(f"{field}.extra_info.flags[{j}]", "must be a string")
+        work = _opt(extra, "work", dict, f"{field}.extra_info")
+        if work is not None:
+            for key in ("flops", "bytes", "samples", "tokens"):
+                v = work.get(key)
+                if v is not None and (not finite_number(v) or v < 0):
+                    _fail(f"{field}.extra_info.work.{key}", "must be a finite number >= 0 or null")
+            for key in ("flop_convention", "bytes_convention"):
+                _opt(work, key, str, f"{field}.extra_info.work")

@@ -1,0 +1,72 @@
+"""`chipbench report`: results from any machines on one offline HTML page, and a Markdown summary."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from chipbench.cli.output import say, warn
+from chipbench.core.errors import UsageError
+from chipbench.core.fileio import atomic_write_text, check_writable
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    # Every output path is checked before a file is read, and written whole or not at all.
+    check_writable(args.output, "-o")
+    if args.markdown:
+        check_writable(args.markdown, "--markdown")
+    # Plotting and templates load only for this command (an offline GPU image may lack them).
+    try:
+        from chipbench.report import assemble, page
+    except ImportError as exc:
+        raise UsageError(
+            f"chipbench report needs plotly and jinja2 ({exc}); install them with "
+            "`pip install plotly==7.1.0 jinja2==3.1.6`, or make the page on another machine"
+        ) from None
+
+    rep = assemble.build(
+        args.results,
+        baseline=args.baseline,
+        title=args.title,
+        skip_bad=args.skip_bad,
+        ignore_version_hash=args.ignore_version_hash,
+    )
+    for s in rep.skipped:
+        warn(f"left out {s.reason}")
+    for n in rep.notes:
+        warn(n)
+    html = page.to_html(rep)
+    md = page.to_markdown(rep) if args.markdown else None
+    atomic_write_text(args.output, html)
+    if md is not None:
+        atomic_write_text(args.markdown, md)
+    for h in page.headline(rep):
+        say(h)
+    matched = sum(1 for r in rep.rows if sum(1 for c in r.cells.values() if c.speedup is not None) >= 2)
+    say(
+        f"report: {len(rep.machines)} machine(s), {len(rep.rows)} case(s), {matched} matched across machines; "
+        f"wrote {args.output}" + (f" and {args.markdown}" if args.markdown else "")
+    )
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    s = sub.add_parser(
+        "report", help="one offline HTML page (and Markdown) putting the machines of any results side by side"
+    )
+    s.add_argument("results", nargs="+", type=Path, metavar="RESULTS", help="results files or folders")
+    s.add_argument(
+        "-o", "--output", type=Path, default=Path("report.html"), help="the HTML page (default report.html)"
+    )
+    s.add_argument("--markdown", type=Path, metavar="FILE", help="also write a Markdown summary")
+    s.add_argument(
+        "--baseline", metavar="MACHINE_ID", help="the machine others are normalized to (default: the first)"
+    )
+    s.add_argument("--title", help="the page's title")
+    s.add_argument("--skip-bad", action="store_true", help="leave out bad or foreign files with a warning")
+    s.add_argument(
+        "--ignore-version-hash", action="store_true",
+        help="set cases side by side even where the benchmark's code differs (labelled)",
+    )  # fmt: skip
+    s.set_defaults(func=cmd_report)

@@ -1,0 +1,1 @@
+"""`chipbench report`: results from any machines on one offline page."""

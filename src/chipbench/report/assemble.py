@@ -1,0 +1,443 @@
+"""The data behind `chipbench report`: results files from any machines read, pooled per machine and case,
+matched across machines, and normalized to a baseline machine. No plotting and no printing here.
+
+Glossary:
+- machine: one machine id (device model, count, ISA tier); several results files of it are pooled.
+- case key: what a user asked for (benchmark, requested config, process count). Machines fit some fields
+  to themselves (`dtype=auto`, `max_rows=-1`, batch size), so cases match on the request, and the fitted
+  values are shown side by side with every difference labelled.
+- pooled case: every run of one case on one machine with one version hash; its median, 95% CI and the
+  spread of its run medians.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chipbench.core import stats
+from chipbench.core.config import finite_number
+from chipbench.core.errors import UsageError
+from chipbench.gate.compare import median_ci_runs, ratio_ci
+from chipbench.platform import hardware, peaks
+from chipbench.results.document import base_name
+from chipbench.results.files import load, result_files
+from chipbench.workloads import registry
+
+FITTED_FIELDS = ("dtype", "max_rows", "batch_size")
+"""Config fields chipbench may fit to a machine; a file that predates recording the request is matched
+with these taken as fitted where the suite's own case leaves them open."""
+
+
+def _num(x: Any) -> float | None:
+    return float(x) if finite_number(x) else None
+
+
+def _str(x: Any, default: str = "?") -> str:
+    return x if isinstance(x, str) and x else default
+
+
+def _dict(x: Any) -> dict[str, Any]:
+    return x if isinstance(x, dict) else {}
+
+
+@dataclass(frozen=True)
+class Machine:
+    """One machine, as its results files describe it."""
+
+    id: str
+    """chipbench's machine id (device model, count, ISA tier), or the CPU for a plain pytest-benchmark file."""
+    device: str
+    """Device model name and count, e.g. `NVIDIA H100 80GB HBM3 x8`."""
+    kind: str
+    """cpu, cuda, rocm, mps, xpu."""
+    memory_gib: float | None
+    cpu: str
+    """CPU model, core count and ISA tier (the device's capability on CPUs)."""
+    stack: dict[str, str]
+    """torch, torchrec, fbgemm versions (absent: not installed)."""
+    driver: str
+    commits: tuple[str, ...]
+    dates: tuple[str, ...]
+    """First and last run date (UTC, ISO)."""
+    matmul_tflops: dict[str, float]
+    """Measured matmul ceiling per dtype (`chipbench calibrate`)."""
+    copy_gbps: float | None
+    """Measured copy bandwidth ceiling."""
+    peak_tflops: dict[str, float]
+    """Published dense peaks per dtype; empty when the device is not in the table."""
+    peak_gbps: float | None
+    files: tuple[str, ...]
+
+
+@dataclass
+class Pooled:
+    """Every run of one case on one machine and version hash."""
+
+    machine: str
+    key: str
+    """The case key (see the glossary), as canonical JSON."""
+    bench: str
+    world: int
+    requested: dict[str, Any]
+    requested_known: bool
+    """False when the file predates recording the request and it was inferred from the suite."""
+    resolved: dict[str, Any]
+    """The config as run (fitted values included), from the newest run."""
+    version_hash: str | None
+    runs: list[np.ndarray] = field(default_factory=list)
+    metrics_runs: list[dict[str, float]] = field(default_factory=list)
+    work: dict[str, Any] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    command: str = ""
+    date: str = ""
+    median_s: float = math.nan
+    ci_s: tuple[float, float] = (math.nan, math.nan)
+    run_medians_s: list[float] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Each metric's median over runs."""
+        keys = {k for m in self.metrics_runs for k in m}
+        return {k: float(np.median([m[k] for m in self.metrics_runs if k in m])) for k in sorted(keys)}
+
+    @property
+    def name(self) -> str:
+        label = ",".join(f"{k}={v}" for k, v in sorted(self.requested.items()))
+        suffix = f"@world{self.world}" if self.world > 1 else ""
+        return (f"{self.bench}[{label}]" if label else self.bench) + suffix
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One machine's figure in a matched row, against the baseline."""
+
+    pooled: Pooled
+    speedup: float | None
+    """Baseline median step time over this machine's (> 1: faster than the baseline)."""
+    speedup_ci: tuple[float, float] | None
+    differences: tuple[str, ...]
+    """Fitted values that differ from the baseline's, e.g. `dtype bf16 (baseline fp32)`."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One case across machines."""
+
+    key: str
+    name: str
+    bench: str
+    family: str
+    cells: dict[str, Cell]
+    """Machine id -> its cell."""
+    not_comparable: dict[str, str]
+    """Machine id -> why its figure cannot be set against the baseline's."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Report:
+    title: str
+    machines: list[Machine]
+    baseline: str
+    rows: list[Row]
+    pooled: list[Pooled]
+    skipped: list[Skipped]
+    notes: list[str]
+    """Warnings a reader must see (no common case, superseded runs left out)."""
+
+
+# ---------------------------------------------------------------- reading
+
+
+def collect(paths: list[Path], *, skip_bad: bool) -> tuple[list[tuple[Path, dict[str, Any]]], list[Skipped]]:
+    """Every results file under `paths`, loaded through the strict reader. A bad file is a one-line
+    UsageError, or with `skip_bad` listed and left out."""
+    docs, skipped = [], []
+    for p in paths:
+        for f in result_files(p):
+            if p.is_dir() and _not_results(f):
+                # A folder of results may hold other JSON (a robustness log, a config): not ours to read.
+                skipped.append(Skipped(str(f), f"{f} is JSON but not a results file (no 'benchmarks' list)"))
+                continue
+            try:
+                doc = load(f)
+            except UsageError as exc:
+                if not skip_bad:
+                    raise UsageError(f"{exc} (or pass --skip-bad to leave it out)") from None
+                skipped.append(Skipped(str(f), str(exc)))
+                continue
+            if not doc["benchmarks"]:
+                skipped.append(Skipped(str(f), f"{f} holds no finished benchmark"))
+                continue
+            docs.append((f, doc))
+    if not docs:
+        raise UsageError("no results to report: every file given was empty or bad; run `chipbench run` first")
+    return docs, skipped
+
+
+def _not_results(path: Path) -> bool:
+    """A JSON object without a `benchmarks` list: some other tool's file (a corrupt or hostile results
+    file still goes to the strict reader and its error)."""
+    try:
+        with path.open("rb") as fh:
+            doc = json.loads(fh.read())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and "benchmarks" not in doc
+
+
+def machine_id_of(doc: dict[str, Any]) -> str:
+    """The machine id by today's rule from the recorded environment (older files lack the ISA tier
+    that tells two hosts of one CPU name apart), else as recorded."""
+    mi = _dict(doc.get("machine_info"))
+    env = _dict(doc.get("chipbench")).get("environment")
+    if isinstance(env, dict):
+        try:
+            return hardware.machine_id(env)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            pass  # not the environment chipbench writes: fall back to the recorded id
+    mid = _dict(doc.get("chipbench")).get("machine_id") or mi.get("chipbench_machine_id")
+    if isinstance(mid, str) and mid:
+        return mid
+    cpu = _dict(mi.get("cpu"))
+    return f"{_str(cpu.get('brand_raw'), 'unknown cpu')} ({_str(mi.get('machine'))})"
+
+
+def _machine(mid: str, docs: list[tuple[Path, dict[str, Any]]]) -> Machine:
+    newest = max(docs, key=lambda pd: _str(pd[1].get("datetime"), ""))[1]
+    mi = _dict(newest.get("machine_info"))
+    env = _dict(_dict(newest.get("chipbench")).get("environment"))
+    dev = _dict(mi.get("device"))
+    cpu = _dict(env.get("cpu"))
+    pk = _dict(mi.get("packages"))
+    name = _str(dev.get("name"), _str(_dict(mi.get("cpu")).get("brand_raw")))
+    count = dev.get("count") if isinstance(dev.get("count"), int) else 1
+    mem = _num(dev.get("memory_bytes"))
+    cores = cpu.get("physical_cores") or cpu.get("logical_cores")
+    cpu_text = " ".join(
+        x for x in (_str(cpu.get("model"), ""), f"{cores} cores" if isinstance(cores, int) else "",
+                    _str(dev.get("capability"), "") if dev.get("kind") == "cpu" else "") if x
+    ) or _str(_dict(mi.get("cpu")).get("brand_raw"))  # fmt: skip
+    stack = {
+        k: v for k in ("torch", "torchrec", "fbgemm-gpu", "fbgemm-gpu-cpu") if isinstance(v := pk.get(k), str)
+    }
+    # The best measured ceiling over the files (a busy run's lower figure is not the machine's).
+    matmul: dict[str, float] = {}
+    copy: float | None = None
+    for _, d in docs:
+        c = _dict(_dict(d.get("chipbench")).get("ceilings"))
+        for dtype, v in _dict(c.get("matmul_tflops")).items():
+            if (x := _num(v)) and x > matmul.get(dtype, 0.0):
+                matmul[dtype] = x
+        if (bw := _num(c.get("copy_gbps"))) and bw > (copy or 0.0):
+            copy = bw
+    peak = peaks.lookup(name)
+    dates = sorted(_str(d.get("datetime"), "") for _, d in docs if d.get("datetime"))
+    commits = sorted({_str(_dict(d.get("commit_info")).get("id"), "")[:8] for _, d in docs} - {""})
+    return Machine(
+        id=mid,
+        device=f"{name} x{count}",
+        kind=_str(dev.get("kind")),
+        memory_gib=mem / 2**30 if mem else None,
+        cpu=cpu_text,
+        stack=stack,
+        driver=_str(_dict(env.get("torch_build")).get("driver") or dev.get("driver"), "-"),
+        commits=tuple(commits),
+        dates=(dates[0][:19], dates[-1][:19]) if dates else (),
+        matmul_tflops=matmul,
+        copy_gbps=copy,
+        peak_tflops=dict(peak.tflops) if peak else {},
+        peak_gbps=peak.mem_tbps * 1000.0 if peak else None,
+        files=tuple(str(p) for p, _ in docs),
+    )
+
+
+def infer_requested(bench: str, params: dict[str, Any], suite: str | None) -> tuple[dict[str, Any], bool]:
+    """The request behind a fitted config, for a file that did not record it: the suite case it came
+    from, where exactly one fits (its fields equal, any other field one chipbench fits). Else the config
+    as run, flagged unknown."""
+    b = registry().get(bench)
+    if b is None or suite is None:
+        return dict(params), False
+    found = []
+    for c in b.suites.get(suite, []):
+        same = all(
+            k in params and (params[k] == v or (k in FITTED_FIELDS and v in ("auto", -1)))
+            for k, v in c.items()
+        )
+        if same and set(params) - set(c) <= set(FITTED_FIELDS):
+            found.append(c)
+    if len(found) == 1:
+        return dict(found[0]), False
+    return dict(params), False
+
+
+def case_key(bench: str, requested: dict[str, Any], world: int) -> str:
+    return json.dumps([bench, requested, world], sort_keys=True, default=str)
+
+
+def pool(docs: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Pooled], list[str]]:
+    """Pool runs per machine, case and version hash; where one machine holds several version hashes of a
+    case, the newest is kept and the rest are named in the notes."""
+    groups: dict[tuple[str, str, str | None], Pooled] = {}
+    for _path, doc in sorted(docs, key=lambda pd: _str(pd[1].get("datetime"), "")):
+        mid = machine_id_of(doc)
+        cb = _dict(doc.get("chipbench"))
+        suite = cb.get("suite") if isinstance(cb.get("suite"), str) else None
+        argv = cb.get("argv") if isinstance(cb.get("argv"), list) else []
+        command = " ".join(["chipbench", *argv[1:]]) if argv else "pytest benchmarks (pytest-benchmark)"
+        for b in doc["benchmarks"]:
+            extra = _dict(b.get("extra_info"))
+            bench = _str(extra.get("benchmark"), _str(b.get("group"), base_name(b["name"])))
+            w = extra.get("world_size")
+            world = w if isinstance(w, int) else 1
+            params = _dict(b.get("params")) or _dict(extra.get("config"))
+            if isinstance(extra.get("requested"), dict):
+                requested, known = dict(extra["requested"]), True
+            else:
+                requested, known = infer_requested(bench, params, suite)
+            key = case_key(bench, requested, world)
+            vh = extra.get("version_hash") if isinstance(extra.get("version_hash"), str) else None
+            p = groups.setdefault(
+                (mid, key, vh), Pooled(mid, key, bench, world, requested, known, params, vh)
+            )
+            p.runs.append(np.asarray(b["stats"]["data"], dtype=float))
+            p.metrics_runs.append({k: float(v) for k, v in _dict(extra.get("metrics")).items()})
+            p.resolved = dict(_dict(extra.get("config")) or params)
+            p.work = _dict(extra.get("work"))
+            p.flags = list(extra.get("flags") or [])  # the newest run's
+            p.unavailable = {k: str(v) for k, v in _dict(extra.get("unavailable")).items()}
+            p.command = command
+            p.date = _str(doc.get("datetime"), "")
+    newest: dict[tuple[str, str], Pooled] = {}
+    notes = []
+    for p in groups.values():  # insertion order follows the file dates
+        old = newest.get((p.machine, p.key))
+        if old is not None and old.version_hash != p.version_hash:
+            older = old if old.date <= p.date else p
+            notes.append(
+                f"{p.machine}: {len(older.runs)} older run(s) of {p.name} with another version hash "
+                f"({older.version_hash}) left out"
+            )
+            if older is p:
+                continue
+        newest[(p.machine, p.key)] = p
+    for p in newest.values():
+        allx = np.concatenate(p.runs)
+        p.median_s = float(np.median(allx))
+        p.run_medians_s = [float(np.median(r)) for r in p.runs]
+        p.ci_s = median_ci_runs(p.runs) if len(p.runs) > 1 else stats.median_ci(allx)
+    return list(newest.values()), notes
+
+
+# ---------------------------------------------------------------- matching
+
+
+def _differences(p: Pooled, base: Pooled) -> tuple[str, ...]:
+    out = []
+    for k in sorted(set(p.resolved) | set(base.resolved)):
+        a, b = p.resolved.get(k), base.resolved.get(k)
+        if a != b:  # a field the request set is equal on both sides: only fitted fields differ
+            out.append(f"{k} {a} (baseline {b})")
+    return tuple(out)
+
+
+def match(
+    pooled: list[Pooled], machines: list[str], baseline: str, *, ignore_version_hash: bool
+) -> list[Row]:
+    by_key: dict[str, dict[str, Pooled]] = {}
+    for p in pooled:
+        by_key.setdefault(p.key, {})[p.machine] = p
+    rows = []
+    for key, per in by_key.items():
+        base = per.get(baseline)
+        cells: dict[str, Cell] = {}
+        apart: dict[str, str] = {}
+        for mid in machines:
+            got = per.get(mid)
+            if got is None:
+                continue
+            p = got
+            if base is None:
+                cells[mid] = Cell(p, None, None, ())
+                continue
+            if p is not base and p.version_hash != base.version_hash and not ignore_version_hash:
+                apart[mid] = (
+                    f"code differs: version hash {p.version_hash} vs the baseline's {base.version_hash} "
+                    "(pass --ignore-version-hash to set them side by side anyway)"
+                )
+                cells[mid] = Cell(p, None, None, ())
+                continue
+            if p is base:
+                cells[mid] = Cell(p, 1.0, (1.0, 1.0), ())
+                continue
+            r, lo, hi = ratio_ci(base.runs, p.runs, n_boot=1000)
+            diff = _differences(p, base)
+            if p.version_hash != base.version_hash:  # only with --ignore-version-hash
+                diff = (f"code differs: version hash {p.version_hash} (baseline {base.version_hash})", *diff)
+            cells[mid] = Cell(p, 1.0 / r, (1.0 / hi, 1.0 / lo), diff)
+        any_p = next(iter(per.values()))
+        rows.append(Row(key, any_p.name, any_p.bench, any_p.bench.split(".")[0], cells, apart))
+    rows.sort(key=lambda r: (r.family, r.bench, r.name))
+    return rows
+
+
+def build(
+    paths: list[Path],
+    *,
+    baseline: str | None = None,
+    title: str | None = None,
+    skip_bad: bool = False,
+    ignore_version_hash: bool = False,
+) -> Report:
+    """Read, pool and match every results file under `paths`."""
+    docs, skipped = collect(paths, skip_bad=skip_bad)
+    by_machine: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+    for pd in docs:
+        by_machine.setdefault(machine_id_of(pd[1]), []).append(pd)
+    machines = [_machine(mid, ds) for mid, ds in sorted(by_machine.items())]
+    ids = [m.id for m in machines]
+    if baseline is None:
+        baseline = ids[0]
+    elif baseline not in ids:
+        raise UsageError(
+            f"--baseline {baseline!r} is not among the machines in these results: {', '.join(ids)}"
+        )
+    pooled, notes = pool(docs)
+    rows = match(pooled, ids, baseline, ignore_version_hash=ignore_version_hash)
+    inferred = sum(1 for p in pooled if not p.requested_known)
+    if inferred:
+        notes.append(
+            f"{inferred} case(s) come from files that predate recording the request: it was inferred from "
+            "their suite (the config as run where no suite case fits)"
+        )
+    if len(ids) > 1:
+        for mid in ids:
+            if mid != baseline and not any(mid in r.cells and r.cells[mid].speedup is not None for r in rows):
+                notes.append(
+                    f"{mid} has no case in common with the baseline {baseline} (same benchmark, request and "
+                    "code): its figures are shown alone"
+                )
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return Report(
+        title=title or f"chipbench: {len(ids)} machine(s) side by side ({when})",
+        machines=machines,
+        baseline=baseline,
+        rows=rows,
+        pooled=pooled,
+        skipped=skipped,
+        notes=notes,
+    )

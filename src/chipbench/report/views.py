@@ -1,0 +1,215 @@
+"""What each part of the report page plots, derived from the pooled cases: roofline points against each
+machine's roofs, process-count and message-size sweeps, latency against throughput, energy and price, and
+where each whole step stands against its machine's ceilings. Plain data, unit-tested; `figures` draws it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chipbench.report.assemble import Machine, Pooled
+
+WHOLE_STEPS = ("dlrm.train_step", "dlrm.inference", "llama.train_step", "llama.forward", "hstu.train_step",
+               "hstu.inference")  # fmt: skip
+"""Benchmarks that time a whole model step (the rest are its parts)."""
+ENERGY_METRICS = ("samples_per_joule", "tokens_per_joule")
+PRICE_METRICS = ("samples_per_dollar", "tokens_per_dollar")
+
+
+@dataclass(frozen=True)
+class RooflinePoint:
+    machine: str
+    name: str
+    dtype: str
+    intensity: float
+    """FLOPs per byte moved, in the benchmark's own conventions (named in `convention`)."""
+    tflops: float
+    """Achieved TFLOP/s per device."""
+    roof: float | None
+    """The measured roof at this intensity for this dtype: min(matmul ceiling, intensity x copy GB/s)."""
+    convention: str
+    command: str
+
+    @property
+    def above_roof(self) -> bool:
+        """Above the measured roof: a counting error (or a ceiling measured on a busy machine)."""
+        return self.roof is not None and self.tflops > self.roof
+
+
+def roof(m: Machine, dtype: str, intensity: float) -> float | None:
+    ceil = m.matmul_tflops.get(dtype)
+    if ceil is None or m.copy_gbps is None:
+        return None
+    return min(ceil, intensity * m.copy_gbps / 1000.0)
+
+
+def roofline_points(machine: Machine, pooled: list[Pooled]) -> tuple[list[RooflinePoint], list[str]]:
+    """Points of one machine's benchmarks that count both FLOPs and bytes; the names of those left off."""
+    points, off = [], []
+    for p in pooled:
+        if p.machine != machine.id:
+            continue
+        flops, nbytes = p.work.get("flops"), p.work.get("bytes")
+        conv = str(p.work.get("bytes_convention") or "")
+        m = p.metrics
+        tflops = m.get("tflops_per_device", m.get("tflops"))
+        if not flops or not nbytes or tflops is None or conv.startswith("collective"):
+            off.append(p.name)
+            continue
+        dtype = str(p.resolved.get("dtype") or "fp32")
+        x = float(flops) / float(nbytes)
+        convention = f"FLOPs: {p.work.get('flop_convention') or 'counted'}; bytes: {conv or 'counted'}"
+        points.append(
+            RooflinePoint(
+                machine.id, p.name, dtype, x, tflops, roof(machine, dtype, x), convention, p.command
+            )
+        )
+    return points, off
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    x: float
+    y: float
+    label: str
+    command: str
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a sweep plot: a machine's case over process counts, message sizes or batch sizes."""
+
+    machine: str
+    name: str
+    points: list[SeriesPoint]
+
+
+def _throughput(m: dict[str, float]) -> tuple[str, float] | None:
+    for k in ("samples_per_s", "tokens_per_s", "tflops", "gbps"):
+        if k in m:
+            return k, m[k]
+    return None
+
+
+def scaling_series(pooled: list[Pooled]) -> list[Series]:
+    """Throughput against process count, for cases run at two or more process counts on one machine."""
+    groups: dict[tuple[str, str, str], list[Pooled]] = {}
+    for p in pooled:
+        if not p.bench.startswith("comm."):
+            groups.setdefault((p.machine, p.bench, str(sorted(p.requested.items()))), []).append(p)
+    out = []
+    for (mid, _bench, _req), ps in sorted(groups.items()):
+        if len({p.world for p in ps}) < 2:
+            continue
+        pts = []
+        for p in sorted(ps, key=lambda q: q.world):
+            t = _throughput(p.metrics)
+            if t:
+                eff = p.metrics.get("scaling_efficiency")
+                label = f"{t[0]} {t[1]:.4g} at {p.world} processes" + (
+                    f", scaling efficiency {eff:.0%}" if eff is not None else ""
+                )
+                pts.append(SeriesPoint(p.world, t[1], label, p.command))
+        if len(pts) >= 2:
+            out.append(Series(mid, ps[0].name.rsplit("@world", 1)[0], pts))
+    return out
+
+
+def collective_series(pooled: list[Pooled]) -> list[Series]:
+    """Bus bandwidth against message size per collective, machine and process count."""
+    groups: dict[tuple[str, str, int], list[Pooled]] = {}
+    for p in pooled:
+        if p.bench.startswith("comm.") and "gbps_busbw" in p.metrics:
+            groups.setdefault((p.machine, p.bench, p.world), []).append(p)
+    out = []
+    for (mid, bench, world), ps in sorted(groups.items()):
+        pts = []
+        for p in ps:
+            size = p.work.get("bytes")
+            if size:
+                bw = p.metrics["gbps_busbw"]
+                pts.append(SeriesPoint(float(size), bw, f"{size:.4g} B: bus {bw:.4g} GB/s", p.command))
+        if pts:
+            out.append(Series(mid, f"{bench} x{world}", sorted(pts, key=lambda s: s.x)))
+    return out
+
+
+def latency_series(pooled: list[Pooled]) -> list[Series]:
+    """dlrm.inference (and hstu.inference) batch sweeps: p50 and p99 latency against samples/s."""
+    groups: dict[tuple[str, str, str], list[Pooled]] = {}
+    for p in pooled:
+        if p.bench.endswith(".inference") and "samples_per_s" in p.metrics:
+            rest = {k: v for k, v in p.requested.items() if k != "batch_size"}
+            groups.setdefault((p.machine, p.bench, str(sorted(rest.items()))), []).append(p)
+    out = []
+    for (mid, bench, label), ps in sorted(groups.items()):
+        ps = sorted(ps, key=lambda q: q.metrics["samples_per_s"])
+        for pct in ("p50", "p99"):
+            pts = [
+                SeriesPoint(
+                    q.metrics["samples_per_s"],
+                    q.metrics[f"step_ms_{pct}"],
+                    f"batch {q.resolved.get('batch_size', '?')}: {q.metrics[f'step_ms_{pct}']:.4g} ms {pct}",
+                    q.command,
+                )
+                for q in ps
+                if f"step_ms_{pct}" in q.metrics
+            ]
+            if pts:
+                out.append(Series(mid, f"{bench} {label.strip('[]')} {pct}", pts))
+    return out
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Perf per joule or per dollar of one case on one machine."""
+
+    machine: str
+    name: str
+    metric: str
+    value: float
+
+
+def efficiency(pooled: list[Pooled], metrics: tuple[str, ...]) -> list[Efficiency]:
+    return [Efficiency(p.machine, p.name, k, p.metrics[k]) for p in pooled for k in metrics if k in p.metrics]
+
+
+@dataclass(frozen=True)
+class Limit:
+    """Where one whole step stands against its machine's measured ceilings."""
+
+    machine: str
+    name: str
+    flops_share: float | None
+    bw_share: float | None
+    command: str
+
+    @property
+    def bound(self) -> str:
+        f, b = self.flops_share, self.bw_share
+        if f is None and b is None:
+            return "unknown: no ceiling or no work counted"
+        if b is None or (f is not None and f >= b):
+            return "compute-bound" if f is not None and f >= 0.5 else "compute-leaning, far from the ceiling"
+        return "memory-bound" if b >= 0.5 else "memory-leaning, far from the ceiling"
+
+    @property
+    def over(self) -> bool:
+        return any(s is not None and s > 1.0 for s in (self.flops_share, self.bw_share))
+
+
+def limits(pooled: list[Pooled]) -> list[Limit]:
+    out = []
+    for p in pooled:
+        if p.bench in WHOLE_STEPS:
+            m = p.metrics
+            out.append(
+                Limit(
+                    p.machine,
+                    p.name,
+                    m.get("share_of_ceiling_flops"),
+                    m.get("share_of_ceiling_bw"),
+                    p.command,
+                )
+            )
+    return sorted(out, key=lambda lim: (lim.name, lim.machine))

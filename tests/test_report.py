@@ -1,0 +1,237 @@
+"""`chipbench report`: pooling, matching across machines, normalization, roofline flags and bad input, on
+hand-made results files with known answers."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from chipbench.cli import main
+from chipbench.report import assemble, page, views
+from tests.report_docs import bench, doc, write
+
+A, B = "cpu-test-a-2c-avx2", "gpu-test-b-x1"
+
+
+def _two_machines(tmp_path: Path) -> Path:
+    # B fits dtype=auto to bf16 and max_rows=-1 to a cap; A to fp32 and the whole table.
+    write(tmp_path / A / "1.json", doc(A, [
+        bench("dlrm.train_step", {"preset": "tiny", "max_rows": -1}, {"dtype": "fp32", "max_rows": 0}, median_s=2e-3),
+        bench("llama.forward", {"flavor": "tiny"}, {"dtype": "fp32"}, median_s=4e-3, vh="old"),
+    ]))  # fmt: skip
+    write(tmp_path / B / "1.json", doc(B, [
+        bench("dlrm.train_step", {"preset": "tiny", "max_rows": -1}, {"dtype": "bf16", "max_rows": 1000}, median_s=1e-3),
+        bench("llama.forward", {"flavor": "tiny"}, {"dtype": "fp32"}, median_s=1e-3, vh="new"),
+    ], device="NVIDIA H100 80GB HBM3", kind="cuda"))  # fmt: skip
+    return tmp_path
+
+
+def test_cases_match_on_the_request_and_label_fitted_differences(tmp_path: Path) -> None:
+    rep = assemble.build([_two_machines(tmp_path)], baseline=A)
+    row = next(r for r in rep.rows if r.bench == "dlrm.train_step")
+    assert row.name == "dlrm.train_step[max_rows=-1,preset=tiny]"
+    cell = row.cells[B]
+    assert cell.speedup == pytest.approx(2.0)
+    assert cell.speedup_ci is not None and cell.speedup_ci[0] < 2.0 < cell.speedup_ci[1]
+    assert cell.speedup_ci[1] / cell.speedup_ci[0] < 1.1  # 40 samples at 1% spread: a tight interval
+    assert set(cell.differences) == {"dtype bf16 (baseline fp32)", "max_rows 1000 (baseline 0)"}
+    assert row.cells[A].speedup == 1.0 and not row.not_comparable
+
+
+def test_other_code_is_not_comparable_unless_asked(tmp_path: Path) -> None:
+    root = _two_machines(tmp_path)
+    row = next(r for r in assemble.build([root], baseline=A).rows if r.bench == "llama.forward")
+    assert row.cells[B].speedup is None and "version hash new vs the baseline's old" in row.not_comparable[B]
+    row = next(
+        r
+        for r in assemble.build([root], baseline=A, ignore_version_hash=True).rows
+        if r.bench == "llama.forward"
+    )
+    assert row.cells[B].speedup == pytest.approx(4.0) and not row.not_comparable
+
+
+def test_runs_of_one_machine_and_code_are_pooled(tmp_path: Path) -> None:
+    for i, med in enumerate((1e-3, 1.2e-3, 1.1e-3)):
+        write(tmp_path / f"{i}.json", doc(A, [bench("calib.matmul", {"dtype": "fp32"}, median_s=med, seed=i)],
+                                          date=f"2026-11-0{i + 1}T00:00:00+00:00"))  # fmt: skip
+    rep = assemble.build([tmp_path])
+    (p,) = rep.pooled
+    assert len(p.runs) == 3 and p.run_medians_s == pytest.approx([1e-3, 1.2e-3, 1.1e-3])
+    assert p.ci_s[0] < p.median_s < p.ci_s[1]
+    assert p.ci_s[0] <= 1.02e-3 and p.ci_s[1] >= 1.18e-3  # run-to-run spread is in the interval
+    lines = page._row_lines(rep, rep.rows[0])
+    assert lines[0].runs.startswith("3 (1-1.2)")
+
+
+def test_newest_version_hash_kept_and_the_older_runs_named(tmp_path: Path) -> None:
+    write(tmp_path / "1.json", doc(A, [bench("calib.copy", {}, vh="v1")], date="2026-11-01T00:00:00+00:00"))
+    write(tmp_path / "2.json", doc(A, [bench("calib.copy", {}, vh="v2")], date="2026-11-02T00:00:00+00:00"))
+    rep = assemble.build([tmp_path])
+    assert [p.version_hash for p in rep.pooled] == ["v2"]
+    assert any("older run(s)" in n and "(v1)" in n for n in rep.notes)
+
+
+def test_old_files_infer_the_request_from_their_suite(tmp_path: Path) -> None:
+    # Written before `requested` was recorded: the default suite's case asked dtype=auto, fitted to fp32.
+    b = bench("calib.matmul", {"dtype": "fp32"}, record_request=False)
+    b["params"] = {"dtype": "fp32"}
+    write(tmp_path / "1.json", doc(A, [b], suite="default"))
+    (p,) = assemble.build([tmp_path]).pooled
+    assert p.requested == {"dtype": "auto"} and not p.requested_known
+
+
+def test_roofline_flags_a_point_above_its_roof(tmp_path: Path) -> None:
+    # Roof for fp32: min(0.4 TFLOP/s, I x 20 GB/s). 1e9 FLOPs over 1e8 bytes (I = 10) in 1 ms is 1 TFLOP/s,
+    # above the 0.2 TFLOP/s roof at I = 10; 1e8 FLOPs in 1 ms (0.1 TFLOP/s) is under it.
+    write(tmp_path / "1.json", doc(A, [
+        bench("dlrm.train_step", {"preset": "a", "dtype": "fp32"}, flops=1e9, nbytes=1e8),
+        bench("dlrm.inference", {"preset": "a", "dtype": "fp32"}, flops=1e8, nbytes=1e7),
+        bench("dlrm.mlp", {"preset": "a", "dtype": "fp32"}, flops=1e8),
+    ]))  # fmt: skip
+    rep = assemble.build([tmp_path])
+    points, off = views.roofline_points(rep.machines[0], rep.pooled)
+    by = {p.name.split("[")[0]: p for p in points}
+    assert by["dlrm.train_step"].roof == pytest.approx(0.2) and by["dlrm.train_step"].above_roof
+    assert by["dlrm.inference"].roof == pytest.approx(0.2) and not by["dlrm.inference"].above_roof
+    assert off == ["dlrm.mlp[dtype=fp32,preset=a]"]
+    html = page.to_html(rep)
+    assert "above its roof (counting error)" in html
+
+
+def test_limits_say_compute_or_memory_bound(tmp_path: Path) -> None:
+    write(tmp_path / "1.json", doc(A, [
+        bench("dlrm.train_step", {"preset": "a"}, metrics={"share_of_ceiling_flops": 0.8, "share_of_ceiling_bw": 0.1}),
+        bench("dlrm.inference", {"preset": "a"}, metrics={"share_of_ceiling_flops": 0.1, "share_of_ceiling_bw": 0.7}),
+        bench("llama.forward", {"flavor": "a"}, metrics={"share_of_ceiling_flops": 1.3}),
+        bench("dlrm.mlp", {"preset": "a"}, metrics={"share_of_ceiling_flops": 0.9}),
+    ]))  # fmt: skip
+    lim = {x.name.split("[")[0]: x for x in views.limits(assemble.build([tmp_path]).pooled)}
+    assert set(lim) == {"dlrm.train_step", "dlrm.inference", "llama.forward"}  # whole steps only
+    assert lim["dlrm.train_step"].bound == "compute-bound" and lim["dlrm.inference"].bound == "memory-bound"
+    assert lim["llama.forward"].over and not lim["dlrm.train_step"].over
+
+
+def test_sweeps(tmp_path: Path) -> None:
+    write(tmp_path / "1.json", doc(A, [
+        bench("dlrm.train_step", {"preset": "a"}, metrics={"samples_per_s": 100.0}),
+        bench("dlrm.train_step", {"preset": "a"}, world=2, metrics={"samples_per_s": 180.0}),
+        *(bench("dlrm.inference", {"preset": "a", "batch_size": bs}, median_s=bs * 1e-5,
+                metrics={"samples_per_s": 1e5}) for bs in (64, 512)),
+        *(bench("comm.all_reduce", {"size_mib": s}, world=2, nbytes=s * 2**20, bytes_convention="collective algbw",
+                metrics={"gbps_busbw": s * 1.0}) for s in (1, 16)),
+    ]))  # fmt: skip
+    pooled = assemble.build([tmp_path]).pooled
+    (sc,) = views.scaling_series(pooled)
+    assert [(p.x, p.y) for p in sc.points] == [(1, 100.0), (2, 180.0)]
+    (co,) = views.collective_series(pooled)
+    assert [p.x for p in co.points] == [2**20, 16 * 2**20] and co.name == "comm.all_reduce x2"
+    lat = views.latency_series(pooled)
+    assert {s.name.split()[-1] for s in lat} == {"p50", "p99"} and all(len(s.points) == 2 for s in lat)
+
+
+def test_no_common_case_is_said(tmp_path: Path) -> None:
+    write(tmp_path / A / "1.json", doc(A, [bench("calib.copy", {})]))
+    write(tmp_path / B / "1.json", doc(B, [bench("calib.matmul", {"dtype": "bf16"})]))
+    rep = assemble.build([tmp_path], baseline=A)
+    assert any(f"{B} has no case in common with the baseline" in n for n in rep.notes)
+    assert page.headline(rep) == [f"{B}: no case in common with the baseline."]
+
+
+def test_energy_and_price_shown_when_present_else_not_measured(tmp_path: Path) -> None:
+    write(
+        tmp_path / "1.json",
+        doc(A, [bench("dlrm.train_step", {"preset": "a"}, metrics={"samples_per_joule": 3.0})]),
+    )
+    html = page.to_html(assemble.build([tmp_path]))
+    assert 'id="fig-energy"' in html and "not measured: none of these results carries a price" in html
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: (p / "empty").mkdir(), "no results files"),
+        (lambda p: (p / "bad.json").write_text("{not json"), "is not valid JSON"),
+        (lambda p: write(p / "new.json", doc(A, [bench("calib.copy", {})], schema=99)), "newer than this chipbench"),
+        (lambda p: (p / "x.json").write_text('{"benchmarks": [{"name": "x", "stats": {}}]}'), "no raw samples"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, make, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    make(tmp_path)
+    target = next(tmp_path.iterdir())
+    out = tmp_path / "out" / "r.html"
+    (tmp_path / "out").mkdir()
+    assert main(["report", str(target), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_skip_bad_reports_the_rest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(tmp_path / "good.json", doc(A, [bench("calib.copy", {})]))
+    (tmp_path / "bad.json").write_text("{oops")
+    out = tmp_path / "r.html"
+    assert main(["report", str(tmp_path), "-o", str(out)]) == 2 and not out.exists()
+    assert "--skip-bad" in capsys.readouterr().err
+    md = tmp_path / "r.md"
+    assert main(["report", str(tmp_path), "-o", str(out), "--skip-bad", "--markdown", str(md)]) == 0
+    err = capsys.readouterr().err
+    assert "left out" in err and "bad.json" in err
+    assert out.exists() and "bad.json" in md.read_text()
+
+
+def test_unwritable_output_and_unknown_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(tmp_path / "r" / "1.json", doc(A, [bench("calib.copy", {})]))
+    (tmp_path / "afile").write_text("")
+    assert main(["report", str(tmp_path / "r"), "-o", str(tmp_path / "afile" / "x.html")]) == 2
+    assert "cannot be created" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "r"), "-o", str(tmp_path / "x.html"), "--baseline", "nope"]) == 2
+    assert "--baseline 'nope' is not among the machines" in capsys.readouterr().err
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_hostile_strings_are_text_never_markup(tmp_path: Path) -> None:
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    b = bench("dlrm.train_step", {"preset": evil, "who": "@octocat https://evil.example $x$"})
+    b["extra_info"]["flags"] = [f"flag {evil}"]
+    d = doc(f"cpu-{evil}", [b], device=evil)
+    d["chipbench"]["argv"] = ["chipbench", "run", evil]
+    write(tmp_path / "1.json", d)
+    rep = assemble.build([tmp_path], title=f"title {evil}")
+    html = page.to_html(rep)
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
+    md = page.to_markdown(rep)
+    # Outside code spans (literal text in CommonMark) no tag, mention, link or math is left.
+    outside = re.sub(r"(`+).+?\1", "", md)
+    assert "<script" not in outside and "<img" not in outside and "alert(1)" in md
+    assert not any(s in outside for s in ("@octocat", "https://", "$x$"))
+
+
+def test_pytest_benchmark_front_door_file(tmp_path: Path) -> None:
+    # A plain pytest-benchmark file (saved with --benchmark-save-data) and our extra_info.
+    b = bench("calib.copy", {"size_mib": 16})
+    b["name"] = "test_benchmark[calib.copy[size_mib=16]]"
+    d = {"machine_info": {"cpu": {"brand_raw": "Some CPU"}, "machine": "aarch64",
+                          "chipbench_machine_id": "cpu-some-cpu-4c-neon"},
+         "benchmarks": [b], "datetime": "2026-11-02T00:00:00", "version": "5.1.0"}  # fmt: skip
+    write(tmp_path / "pb.json", d)
+    rep = assemble.build([tmp_path])
+    assert rep.machines[0].id == "cpu-some-cpu-4c-neon" and rep.rows[0].name == "calib.copy[size_mib=16]"
+    assert rep.pooled[0].command.startswith("pytest benchmarks")
+
+
+def test_committed_results_report(tmp_path: Path) -> None:
+    out, md = tmp_path / "r.html", tmp_path / "r.md"
+    root = Path(__file__).resolve().parents[1] / "results"
+    dirs = sorted(str(p) for p in root.glob("cpu-*") if p.is_dir())
+    assert main(["report", *dirs, "-o", str(out), "--markdown", str(md)]) == 0
+    html = out.read_text()
+    assert html.count("<script") == html.count("</script>") and "Roofline" in html
+    # Nothing fetched at view time: no external script or style, and a policy that forbids requests.
+    assert not re.search(r"<script[^>]*\ssrc=|<link[^>]*\shref=", html)
+    assert "default-src 'none'" in html
+    assert json.dumps(len(dirs)) in md.read_text() or "machine" in md.read_text()

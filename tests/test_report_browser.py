@@ -1,0 +1,132 @@
+"""A real browser opens the report from disk with the network off: every plot draws, no script error
+reaches the console, and a screenshot is not blank. Headless Chromium (Debian's `chromium`; `.ci/run`
+installs it); without it the test skips, except under CI, where it fails."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+
+from chipbench.report import assemble, page
+from tests.report_docs import bench, doc, write
+
+A, B = "cpu-test-a-2c-avx2", "cpu-test-b-4c-avx512"
+
+
+def _browser() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+def _offline_prefix() -> list[str]:
+    """Run in a network namespace with no interface where the machine allows it; the page's own policy
+    (default-src 'none') and a dead proxy keep requests off otherwise."""
+    for cmd in (["unshare", "-n"], ["unshare", "-rn"]):
+        try:
+            if subprocess.run([*cmd, "true"], capture_output=True, timeout=10).returncode == 0:
+                return cmd
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return []
+
+
+def _chromium(browser: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+        f"--user-data-dir={tmp / 'profile'}", "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--enable-logging=stderr", "--v=0", "--virtual-time-budget=20000",
+    ]  # fmt: skip
+    return subprocess.run(
+        [*_offline_prefix(), browser, *flags, *args], capture_output=True, text=True, timeout=180
+    )
+
+
+def _png_ink(path: Path) -> float:
+    """Share of pixel bytes that are not white, from the PNG's own bytes (8-bit RGB or RGBA)."""
+    raw = path.read_bytes()
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width, channels = 8, b"", 0, 4
+    while pos < len(raw):
+        (length,) = struct.unpack(">I", raw[pos : pos + 4])
+        kind, body = raw[pos + 4 : pos + 8], raw[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            width, _h, _depth, color = struct.unpack(">IIBB", body[:10])
+            channels = {2: 3, 6: 4}[color]
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    data = zlib.decompress(idat)
+    stride = width * channels + 1
+    # Filtered scanlines: a blank page compresses to rows of filter byte + zero deltas or 0xff bytes.
+    pixels = b"".join(data[i + 1 : i + stride] for i in range(0, len(data), stride))
+    return sum(1 for b in pixels[::7] if b not in (0, 255)) / max(1, len(pixels[::7]))
+
+
+def _rich_results(root: Path) -> Path:
+    """Two machines with every kind of figure: speed-ups, rooflines, scaling, collectives, latency,
+    energy and price."""
+    for mid, scale in ((A, 1.0), (B, 0.5)):
+        benches = [
+            bench("dlrm.train_step", {"preset": "a", "dtype": "fp32"}, median_s=2e-3 * scale, flops=1e8, nbytes=1e7,
+                  metrics={"samples_per_s": 1e5 / scale, "samples_per_joule": 50 / scale, "samples_per_dollar": 1e8 / scale,
+                           "share_of_ceiling_flops": 0.4, "share_of_ceiling_bw": 0.1}),
+            bench("dlrm.train_step", {"preset": "a", "dtype": "fp32"}, world=2, median_s=2.2e-3 * scale,
+                  metrics={"samples_per_s": 1.8e5 / scale}),
+            bench("calib.matmul", {"dtype": "fp32"}, median_s=1e-3 * scale, flops=4e8, nbytes=4e6),
+            *(bench("dlrm.inference", {"preset": "a", "batch_size": bs}, median_s=bs * 1e-6 * scale,
+                    metrics={"samples_per_s": bs / (bs * 1e-6 * scale)}) for bs in (64, 512, 4096)),
+            *(bench("comm.all_reduce", {"size_mib": s}, world=2, nbytes=s * 2**20, bytes_convention="collective algbw",
+                    metrics={"gbps_busbw": 5.0 * s / (s + 4)}) for s in (1, 16, 256)),
+        ]  # fmt: skip
+        write(root / mid / "1.json", doc(mid, benches))
+    return root
+
+
+def test_report_renders_in_a_browser_offline(tmp_path: Path) -> None:
+    browser = _browser()
+    if browser is None:
+        if os.environ.get("CI", "").lower() in ("1", "true"):
+            pytest.fail("no Chromium on a CI machine: .ci/run installs Debian's chromium; run it as root")
+        pytest.skip("no Chromium here (apt-get install chromium, as root, to run this test)")
+    rep = assemble.build([_rich_results(tmp_path / "results")], baseline=A)
+    html = tmp_path / "report.html"
+    html.write_text(page.to_html(rep))
+    url = html.resolve().as_uri()
+
+    dom = _chromium(browser, tmp_path, "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    status = dom.stdout.split('id="render-status"', 1)[1].split(">", 1)[0]
+    figures = int(status.split('data-figures="')[1].split('"')[0])
+    assert figures == 8  # speed-up, 2 rooflines, scaling, collectives, latency, energy, price
+    assert f'data-divs="{figures}"' in status and f'data-drawn="{figures}"' in status, status
+    assert 'data-errors="0"' in status, status
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, console  # no script error, no warning
+
+    shot = tmp_path / "shot.png"
+    got = _chromium(browser, tmp_path, "--window-size=1280,1600", f"--screenshot={shot}", url)
+    assert got.returncode == 0 and shot.exists(), got.stderr[-2000:]
+    assert _png_ink(shot) > 0.02  # text and plots, not a blank page
+
+
+def test_png_ink_tells_blank_from_drawn(tmp_path: Path) -> None:
+    def png(rows: list[bytes], width: int) -> bytes:
+        def chunk(kind: bytes, body: bytes) -> bytes:
+            return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+        ihdr = struct.pack(">IIBBBBB", width, len(rows), 8, 2, 0, 0, 0)
+        data = zlib.compress(b"".join(b"\x00" + r for r in rows))
+        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+    blank, drawn = tmp_path / "blank.png", tmp_path / "drawn.png"
+    blank.write_bytes(png([b"\xff" * 300] * 100, 100))
+    drawn.write_bytes(png([bytes((i * 37 + j) % 250 + 1 for j in range(300)) for i in range(100)], 100))
+    assert _png_ink(blank) == 0.0 and _png_ink(drawn) > 0.5
