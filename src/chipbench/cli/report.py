@@ -33,7 +33,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         ignore_version_hash=args.ignore_version_hash,
     )
     for s in rep.skipped:
-        warn(f"left out {s.reason}")
+        warn(f"left out {s.path}: {s.reason}")
     for n in rep.notes:
         warn(n)
     html = page.to_html(rep)

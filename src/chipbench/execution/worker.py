@@ -21,7 +21,7 @@ from chipbench.execution.lifeline import die_with_parent, expected_parent
 from chipbench.execution.process_groups import COMM_SOURCE, DistInfo, Lockstep, comm_time_per_step
 from chipbench.execution.protocol import Hello, Reply, RunMessage
 from chipbench.measure.engine import Measurement, MeasureOptions, measure
-from chipbench.platform import device, hardware
+from chipbench.platform import contention, device, hardware
 
 
 def hello(device_req: str) -> Hello:
@@ -97,7 +97,13 @@ def measure_case(
 ) -> Reply:
     """Measure a prepared case; returns the raw measurement, work counts and info."""
     prepared = case.prepared
+    # The kernel's word on contention, around the whole measurement (warm-up included: conservative).
+    monitor = contention.Monitor(_compute_threads(kind))
     m = measure(prepared.step, device.Device(kind), MeasureOptions(**msg.get("options", {})), lockstep)
+    seen = monitor.stop().as_dict()
+    if dist is not None and lockstep is not None and dist.world_size > 1:
+        seen = _worst_rank(lockstep.gather(seen))
+    m.extra["contention"] = seen
     if dist is not None and lockstep is not None and dist.world_size > 1:
         _profile_comm(prepared.step, kind, dist, lockstep, m)
     after = prepared.after() if prepared.after else {}
@@ -164,3 +170,19 @@ def worker_main(conn: Connection, device_req: str) -> None:
         conn.send(reply)
         if reply.get("restart"):
             return
+
+
+def _compute_threads(kind: str) -> int:
+    """Threads the step computes on: torch's intra-op threads on a CPU, the one host thread otherwise."""
+    if kind != "cpu":
+        return 1
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def _worst_rank(seen: list[dict[str, Any]]) -> dict[str, Any]:
+    """The most disturbed rank's evidence; every disturbed rank named (a synchronous step waits for all)."""
+    worst = max(range(len(seen)), key=lambda i: seen[i].get("run_delay_share") or 0.0)
+    why = "; ".join(f"rank {i}: {c['disturbed']}" for i, c in enumerate(seen) if c.get("disturbed"))
+    return {**seen[worst], "rank": worst, "disturbed": why or None}

@@ -170,17 +170,17 @@ def collect(paths: list[Path], *, skip_bad: bool) -> tuple[list[tuple[Path, dict
         for f in result_files(p):
             if p.is_dir() and _not_results(f):
                 # A folder of results may hold other JSON (a robustness log, a config): not ours to read.
-                skipped.append(Skipped(str(f), f"{f} is JSON but not a results file (no 'benchmarks' list)"))
+                skipped.append(Skipped(str(f), "JSON, but not a results file (no 'benchmarks' list)"))
                 continue
             try:
                 doc = load(f)
             except UsageError as exc:
                 if not skip_bad:
                     raise UsageError(f"{exc} (or pass --skip-bad to leave it out)") from None
-                skipped.append(Skipped(str(f), str(exc)))
+                skipped.append(Skipped(str(f), str(exc).replace(f"results file {f}", "it", 1)))
                 continue
             if not doc["benchmarks"]:
-                skipped.append(Skipped(str(f), f"{f} holds no finished benchmark"))
+                skipped.append(Skipped(str(f), "holds no finished benchmark"))
                 continue
             docs.append((f, doc))
     if not docs:
@@ -227,9 +227,11 @@ def _machine(mid: str, docs: list[tuple[Path, dict[str, Any]]]) -> Machine:
     count = dev.get("count") if isinstance(dev.get("count"), int) else 1
     mem = _num(dev.get("memory_bytes"))
     cores = cpu.get("physical_cores") or cpu.get("logical_cores")
+    isa = cpu.get("isa")
+    tier = hardware.isa_tier(isa) if isinstance(isa, dict) else _str(dev.get("capability"), "")
     cpu_text = " ".join(
         x for x in (_str(cpu.get("model"), ""), f"{cores} cores" if isinstance(cores, int) else "",
-                    _str(dev.get("capability"), "") if dev.get("kind") == "cpu" else "") if x
+                    f"ISA {tier}" if tier else "") if x
     ) or _str(_dict(mi.get("cpu")).get("brand_raw"))  # fmt: skip
     stack = {
         k: v for k in ("torch", "torchrec", "fbgemm-gpu", "fbgemm-gpu-cpu") if isinstance(v := pk.get(k), str)
@@ -323,18 +325,20 @@ def pool(docs: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Pooled], list[st
             p.command = command
             p.date = _str(doc.get("datetime"), "")
     newest: dict[tuple[str, str], Pooled] = {}
-    notes = []
+    superseded: dict[str, list[Pooled]] = {}
     for p in groups.values():  # insertion order follows the file dates
         old = newest.get((p.machine, p.key))
         if old is not None and old.version_hash != p.version_hash:
             older = old if old.date <= p.date else p
-            notes.append(
-                f"{p.machine}: {len(older.runs)} older run(s) of {p.name} with another version hash "
-                f"({older.version_hash}) left out"
-            )
+            superseded.setdefault(p.machine, []).append(older)
             if older is p:
                 continue
         newest[(p.machine, p.key)] = p
+    notes = [
+        f"{mid}: {sum(len(o.runs) for o in olds)} older run(s) of {len(olds)} case(s) with another version "
+        f"hash left out (the newest code's runs are shown): {', '.join(o.name for o in olds)}"
+        for mid, olds in sorted(superseded.items())
+    ]
     for p in newest.values():
         allx = np.concatenate(p.runs)
         p.median_s = float(np.median(allx))

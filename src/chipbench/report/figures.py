@@ -92,7 +92,7 @@ def speedup_bars(report: Report) -> go.Figure | None:
     fig.update_yaxes(autorange="reversed", automargin=True)
     fig.update_layout(barmode="group")
     n = len(rows) * max(1, len(report.machines) - 1)
-    return _layout(fig, "Speed-up over the baseline, 95% CI", height=max(360, 80 + 14 * n))
+    return _layout(fig, "Speed-up over the baseline, 95% CI", height=max(360, 140 + 19 * n))
 
 
 def roofline(report: Report, machine_id: str) -> tuple[go.Figure | None, list[str]]:
@@ -142,7 +142,14 @@ def roofline(report: Report, machine_id: str) -> tuple[go.Figure | None, list[st
 
 
 def _series_figure(
-    report: Report, series: list[Series], title: str, xtitle: str, ytitle: str, *, logx: bool = False
+    report: Report,
+    series: list[Series],
+    title: str,
+    xtitle: str,
+    ytitle: str,
+    *,
+    logx: bool = False,
+    logy: bool = False,
 ) -> go.Figure:
     fig = go.Figure()
     for s in series:
@@ -154,13 +161,21 @@ def _series_figure(
             hoverinfo="text",
         ))  # fmt: skip
     fig.update_xaxes(title=xtitle, type="log" if logx else "linear")
-    fig.update_yaxes(title=ytitle)
-    return _layout(fig, title)
+    fig.update_yaxes(title=ytitle, type="log" if logy else "linear")
+    return _layout(fig, title, height=max(420, 360 + 18 * len(series)))
 
 
 def scaling(report: Report) -> go.Figure | None:
     s = scaling_series(report.pooled)
-    return _series_figure(report, s, "Scaling over processes", "processes", "throughput") if s else None
+    if not s:
+        return None
+    fig = _series_figure(
+        report, s, "Scaling efficiency over processes (1 = perfect)", "processes",
+        "throughput / (N x one-process throughput)",
+    )  # fmt: skip
+    fig.update_xaxes(dtick=1)
+    fig.add_hline(y=1.0, line_dash="dot", line_color="#555")
+    return fig
 
 
 def collectives(report: Report) -> go.Figure | None:
@@ -177,7 +192,13 @@ def latency(report: Report) -> go.Figure | None:
     if not s:
         return None
     return _series_figure(
-        report, s, "Inference: latency against throughput", "samples/s", "step latency (ms)"
+        report,
+        s,
+        "Inference: latency against throughput (one point per batch size)",
+        "samples/s",
+        "step latency (ms)",
+        logx=True,
+        logy=True,
     )
 
 

@@ -49,6 +49,9 @@ def roofline_points(machine: Machine, pooled: list[Pooled]) -> tuple[list[Roofli
     for p in pooled:
         if p.machine != machine.id:
             continue
+        if p.bench.startswith("calib."):  # they measure the roofs themselves
+            off.append(p.name)
+            continue
         flops, nbytes = p.work.get("flops"), p.work.get("bytes")
         conv = str(p.work.get("bytes_convention") or "")
         m = p.metrics
@@ -92,7 +95,7 @@ def _throughput(m: dict[str, float]) -> tuple[str, float] | None:
 
 
 def scaling_series(pooled: list[Pooled]) -> list[Series]:
-    """Throughput against process count, for cases run at two or more process counts on one machine."""
+    """Scaling efficiency against process count, for cases run at one and more processes on one machine."""
     groups: dict[tuple[str, str, str], list[Pooled]] = {}
     for p in pooled:
         if not p.bench.startswith("comm."):
@@ -102,14 +105,17 @@ def scaling_series(pooled: list[Pooled]) -> list[Series]:
         if len({p.world for p in ps}) < 2:
             continue
         pts = []
+        one = next((q for q in ps if q.world == 1), None)
+        base = _throughput(one.metrics) if one else None
         for p in sorted(ps, key=lambda q: q.world):
             t = _throughput(p.metrics)
-            if t:
-                eff = p.metrics.get("scaling_efficiency")
-                label = f"{t[0]} {t[1]:.4g} at {p.world} processes" + (
-                    f", scaling efficiency {eff:.0%}" if eff is not None else ""
-                )
-                pts.append(SeriesPoint(p.world, t[1], label, p.command))
+            if t is None or base is None or t[0] != base[0] or base[1] <= 0:
+                continue
+            # Efficiency: throughput over N x the one-process throughput (1 = perfect), comparable across
+            # cases whatever their unit.
+            eff = t[1] / (p.world * base[1])
+            label = f"{t[0]} {t[1]:.4g} at {p.world} process(es): scaling efficiency {eff:.0%}"
+            pts.append(SeriesPoint(p.world, eff, label, p.command))
         if len(pts) >= 2:
             out.append(Series(mid, ps[0].name.rsplit("@world", 1)[0], pts))
     return out
@@ -140,7 +146,8 @@ def latency_series(pooled: list[Pooled]) -> list[Series]:
     for p in pooled:
         if p.bench.endswith(".inference") and "samples_per_s" in p.metrics:
             rest = {k: v for k, v in p.requested.items() if k != "batch_size"}
-            groups.setdefault((p.machine, p.bench, str(sorted(rest.items()))), []).append(p)
+            label = ",".join(f"{k}={v}" for k, v in sorted(rest.items()))
+            groups.setdefault((p.machine, p.bench, label), []).append(p)
     out = []
     for (mid, bench, label), ps in sorted(groups.items()):
         ps = sorted(ps, key=lambda q: q.metrics["samples_per_s"])
@@ -156,7 +163,7 @@ def latency_series(pooled: list[Pooled]) -> list[Series]:
                 if f"step_ms_{pct}" in q.metrics
             ]
             if pts:
-                out.append(Series(mid, f"{bench} {label.strip('[]')} {pct}", pts))
+                out.append(Series(mid, f"{bench}[{label}] {pct}", pts))
     return out
 
 

@@ -100,6 +100,7 @@ def build(
             for k, v in metrics.items()
             if (k.startswith("share_of_") or k == "mfu") and v > 1.0
         ]
+        seen = m.get("extra", {}).get("contention") or {}
         comm = m.get("extra", {}).get("comm_s_per_step_by_rank")
         if comm:
             # The busiest rank's time in collectives over the (slowest-rank) median step.
@@ -126,6 +127,9 @@ def build(
                     "metrics": metrics,
                     "unavailable": missing,
                     "flags": flags,
+                    # Why the machine was disturbed while this case was measured (the kernel's evidence,
+                    # `measurement.extra.contention`); the gate says "rerun" instead of judging it.
+                    "disturbed": seen.get("disturbed"),
                     "work": p["work"],
                     "info": p["info"],
                     "measurement": {k: v for k, v in m.items() if k != "samples"},

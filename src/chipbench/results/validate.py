@@ -216,7 +216,7 @@ def _check_benchmark(b: dict[str, Any], field: str) -> None:
         world = _opt(extra, "world_size", int, f"{field}.extra_info")
         if world is not None and world < 1:
             _fail(f"{field}.extra_info.world_size", "must be >= 1")
-        for key in ("benchmark", "dtype", "device"):
+        for key in ("benchmark", "dtype", "device", "disturbed"):
             _opt(extra, key, str, f"{field}.extra_info")
         _opt(extra, "requested", dict, f"{field}.extra_info")
         metrics = _opt(extra, "metrics", dict, f"{field}.extra_info")
