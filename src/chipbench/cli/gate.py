@@ -19,6 +19,7 @@ from chipbench.core.registry import SUITES
 from chipbench.gate import ab, history
 from chipbench.gate.compare import (
     COLUMNS,
+    RERUN_EXIT,
     Comparison,
     compare_sides,
     exit_code,
@@ -147,8 +148,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     if not 0 < args.p_value < 1:
         raise UsageError(f"--p-value must be between 0 and 1, got {args.p_value}")
     mid, docs = history.load_history(args.dir, args.machine_id)
-    per = history.series(docs, args.benchmark)
-    if not per:
+    per, disturbed = history.series(docs, args.benchmark)
+    if not per and not disturbed:
         raise UsageError(f"no benchmark under {args.dir} matches {args.benchmark!r}")
     cps: list[history.ChangePoint] = []
     for name in sorted(per):
@@ -159,7 +160,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     )
     if args.markdown:
         atomic_write_text(args.markdown, history.to_markdown(title, cps))
-    longest = max(len(p) for p in per.values())
+    longest = max((len(p) for p in per.values()), default=0)
     commits = len({p.commit for pts in per.values() for p in pts})
     why = None
     if longest < history.MIN_POINTS:
@@ -167,8 +168,10 @@ def cmd_history(args: argparse.Namespace) -> int:
             f"no change point can be found with fewer than {history.MIN_POINTS} results of a benchmark "
             f"(the longest history here has {longest}, from {commits} commit(s))"
         )
+    rerun = [d for d in disturbed if d.newest]
     if args.json:
-        out = {"machine_id": mid, "files": len(docs), "change_points": [asdict(c) for c in cps]}
+        out = {"machine_id": mid, "files": len(docs), "change_points": [asdict(c) for c in cps],
+               "disturbed": [asdict(d) for d in disturbed]}  # fmt: skip
         if why:
             out["note"] = why
         print(json.dumps(out, indent=2))
@@ -176,7 +179,10 @@ def cmd_history(args: argparse.Namespace) -> int:
         print_table(title, list(history.COLUMNS), history.rows(cps))
         if why:
             say(why)
-    return 0
+        for d in disturbed:
+            say(f"left out {d.benchmark} of {d.file}: disturbed{': rerun' if d.newest else ''} ({d.why})")
+    # The newest run of a benchmark was disturbed: its change cannot be told yet, so CI runs it again.
+    return RERUN_EXIT if rerun else 0
 
 
 def _gate_options(s: argparse.ArgumentParser) -> None:

@@ -17,6 +17,9 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 """Bad input: one line on stderr, nothing run or written."""
 EXIT_INCONCLUSIVE = 3
+EXIT_RERUN = 4
+"""No regression, but a case was measured while another process held its CPUs (or the hypervisor stole
+them): run it again (gate.compare.RERUN_EXIT)."""
 EXIT_INTERRUPTED = 130
 
 

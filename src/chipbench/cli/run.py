@@ -288,6 +288,10 @@ def _report(doc: dict[str, Any], path: Path | None, code: int) -> None:
     for b in doc["benchmarks"]:
         for flag in b["extra_info"].get("flags", []):
             warn(f"{b['name']}: {flag}")
+        if b["extra_info"].get("disturbed"):
+            warn(
+                f"{b['name']}: measured on a disturbed machine ({b['extra_info']['disturbed']}); rerun when quiet"
+            )
     if path:
         print(f"results: {path}")
     if code == EXIT_INTERRUPTED:
@@ -351,12 +355,25 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     mid = hardware.machine_id(hello["env"])
     load = (done.doc["chipbench"].get("load_avg_1m") or {}).get("start")
     cores = hello["env"]["cpu"]["logical_cores"] or 1
-    if load is not None and load >= cores and not args.allow_busy:
-        # Other processes on the cores stall the measurement: such a ceiling would inflate every share.
+    seen = [
+        b["extra_info"]["measurement"].get("extra", {}).get("contention") or {}
+        for b in done.doc["benchmarks"]
+    ]
+    disturbed = [c["disturbed"] for c in seen if c.get("disturbed")]
+    # The kernel's evidence where it has some; the load average (which lags, and counts our own previous
+    # run) only where it has none.
+    busy = disturbed[0] if disturbed else None
+    if (
+        busy is None
+        and any(c.get("run_delay_share") is None for c in seen)
+        and load is not None
+        and load >= cores
+    ):
+        busy = f"1-minute load {load:.1f} on {cores} cores"
+    if busy and not args.allow_busy:
+        # Other processes on the cores stall the measurement: such a ceiling would deflate every share's base.
         print_table(f"ceilings of {mid}", ["ceiling", "value"], rows)
-        warn(
-            f"not stored: the machine was busy (1-minute load {load:.1f} on {cores} cores); rerun when quiet"
-        )
+        warn(f"not stored: the machine was busy ({busy}); rerun when quiet")
         return EXIT_FAILED
     if matmul or copy:
         new = ceilings.Ceilings(

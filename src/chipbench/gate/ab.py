@@ -178,10 +178,23 @@ def _pool_rounds(
             bad = got[-1].payload if got else {"type": "error", "error_type": "error", "message": "not run"}
             outcomes.append(CaseOutcome(case, False, bad, 0.0))
             continue
-        per_round = [np.asarray(x["measurement"]["samples"], dtype=float) for x in good]
-        merged = json.loads(json.dumps(good[-1]))
+        # A round measured while the machine was disturbed is left out of the verdict (and of the file,
+        # unless every round was).
+        why = [_disturbed(x) for x in good]
+        clean = [x for x, w in zip(good, why, strict=True) if not w] or good
+        per_round = [np.asarray(x["measurement"]["samples"], dtype=float) for x in clean]
+        merged = json.loads(json.dumps(clean[-1]))
         merged["measurement"]["samples"] = [float(v) for v in np.concatenate(per_round)]
         merged["info"]["ab_rounds_samples"] = [int(x.size) for x in per_round]
+        merged["info"]["ab_rounds_disturbed"] = sum(1 for w in why if w)
         outcomes.append(CaseOutcome(case, True, merged, 0.0))
-        entries[case.name] = Entry(case.name, case.bench, {good[-1].get("version_hash")}, per_round)
+        runs = [] if all(why) else per_round
+        entries[case.name] = Entry(
+            case.name, case.bench, {good[-1].get("version_hash")}, runs, [w for w in why if w]
+        )
     return outcomes, entries
+
+
+def _disturbed(payload: dict[str, Any]) -> str | None:
+    seen = (payload.get("measurement", {}).get("extra") or {}).get("contention") or {}
+    return seen.get("disturbed")

@@ -41,8 +41,13 @@ so the gate never stalls on a huge file: the interval is then a little wider tha
 give (conservative); the ratio of medians and the rank test still use every sample."""
 STACK_PACKAGES = ("torch", "fbgemm-gpu", "fbgemm-gpu-cpu", "torchrec")
 
+RERUN_EXIT = 4
+"""`compare`/`ab`/`history` exit code when no regression was found but a case was measured on a disturbed
+machine: CI should run it again, not fail and not pass."""
+
 VERDICTS = (
     "regression",
+    "disturbed",
     "improvement",
     "unchanged",
     "inconclusive",
@@ -63,6 +68,8 @@ class Entry:
     group: str | None
     hashes: set[str | None] = field(default_factory=set)
     runs: list[np.ndarray] = field(default_factory=list)
+    disturbed: list[str] = field(default_factory=list)
+    """Evidence of each run left out because the machine was disturbed while it was measured."""
 
     @property
     def samples(self) -> np.ndarray:
@@ -89,7 +96,11 @@ def load_side(paths: Iterable[Path]) -> Side:
                 continue
             e = entries.setdefault(b["name"], Entry(b["name"], b.get("group")))
             e.hashes.add((b.get("extra_info") or {}).get("version_hash"))
-            e.runs.append(data)
+            why = (b.get("extra_info") or {}).get("disturbed")
+            if why:  # its samples say more about the other process than about the code
+                e.disturbed.append(str(why))
+            else:
+                e.runs.append(data)
     return Side(files, docs, entries)
 
 
@@ -371,9 +382,24 @@ def compare_sides(
             c.base_n, c.new_n = int(eb.samples.size), int(en.samples.size)
             out.append(c)
             continue
+        if not eb.runs or not en.runs:
+            # Every run of a side was disturbed: no verdict, rerun.
+            c = Comparison(name, group, "disturbed", threshold=thr, noise_floor_us=floor * 1e6)
+            side = "base" if not eb.runs else "new"
+            evidence = (eb.disturbed if not eb.runs else en.disturbed)[-1]
+            c.note = f"disturbed: rerun ({side}: {evidence})"
+            out.append(c)
+            continue
         c = compare_samples(
             eb.runs, en.runs, threshold=thr, noise_floor_s=floor, name=name, group=group, n_boot=n_boot
         )
+        left = len(eb.disturbed) + len(en.disturbed)
+        if left:
+            c.note = (
+                f"{left} disturbed run(s) left out; {c.note}"
+                if c.note
+                else f"{left} disturbed run(s) left out"
+            )
         if len(eb.runs) > 1 or len(en.runs) > 1:
             pooled = f"pooled {len(eb.runs)} vs {len(en.runs)} runs"
             c.note = f"{pooled}; {c.note}" if c.note else pooled
@@ -388,6 +414,8 @@ def exit_code(comps: list[Comparison], strict: bool) -> int:
     verdicts = {c.verdict for c in comps}
     if "regression" in verdicts:
         return 1
+    if "disturbed" in verdicts:
+        return RERUN_EXIT
     if strict and "inconclusive" in verdicts:
         return 3
     return 0
@@ -427,7 +455,7 @@ def summary_line(comps: list[Comparison]) -> str:
 
 
 def to_markdown(title: str, comps: list[Comparison], label: str | None = None) -> str:
-    icon = {"regression": "🔴 ", "improvement": "🟢 ", "inconclusive": "🟡 "}
+    icon = {"regression": "🔴 ", "improvement": "🟢 ", "inconclusive": "🟡 ", "disturbed": "🟠 "}
     lines = [f"### {text.markdown(title)}", ""]
     if label:
         lines += [f"**{text.markdown(label)}**", ""]

@@ -106,9 +106,25 @@ def _machine(doc: dict[str, Any]) -> str:
     return str(mi.get("chipbench_machine_id") or (doc.get("chipbench") or {}).get("machine_id") or "unknown")
 
 
-def series(docs: list[tuple[Path, dict[str, Any]]], pattern: str | None) -> dict[str, list[Point]]:
+@dataclass
+class Disturbed:
+    """A run left out of a history: the machine was disturbed while it was measured."""
+
+    benchmark: str
+    file: str
+    why: str
+    newest: bool
+    """It was the benchmark's newest run: CI should run it again."""
+
+
+def series(
+    docs: list[tuple[Path, dict[str, Any]]], pattern: str | None
+) -> tuple[dict[str, list[Point]], list[Disturbed]]:
+    """Each benchmark's points in file order; runs measured on a disturbed machine are left out and
+    listed instead (a co-tenant's step would read as a change point)."""
     out: dict[str, list[Point]] = {}
-    for f, d in docs:
+    left: list[Disturbed] = []
+    for i, (f, d) in enumerate(docs):
         commit = str((d.get("commit_info") or {}).get("id") or "unknown")
         when = str((d.get("commit_info") or {}).get("time") or d.get("datetime") or "")
         for b in d["benchmarks"]:
@@ -126,8 +142,13 @@ def series(docs: list[tuple[Path, dict[str, Any]]], pattern: str | None) -> dict
             )
             if med is None or not med > 0:
                 continue
+            why = (b.get("extra_info") or {}).get("disturbed")
+            if why:
+                newest = not any(b2["name"] == name for _, d2 in docs[i + 1 :] for b2 in d2["benchmarks"])
+                left.append(Disturbed(name, str(f), str(why), newest))
+                continue
             out.setdefault(name, []).append(Point(commit, when, float(med), str(f)))
-    return out
+    return out, left
 
 
 def candidates(y: np.ndarray, min_size: int = 2) -> list[int]:
