@@ -348,6 +348,36 @@ def test_ab_same_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         doc = json.loads((tmp_path / f"{side}.json").read_text())
         assert doc["chipbench"]["ab"]["side"] == side.upper()
         assert len(doc["benchmarks"][0]["extra_info"]["info"]["ab_rounds_samples"]) == 2
+    assert out["rounds"] == 2 and out["confidence"] == 0.95  # two rounds: one look, at 95%
+
+
+def test_ab_stops_early_when_every_case_is_decided(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A 2 ms busy loop against itself: decided "unchanged" at the first look (round 2) on a quiet machine;
+    # each look at 1 - 0.05 / 5 (looks after rounds 2..6).
+    args = ["ab", "--a", sys.executable, "--b", sys.executable, "selftest.busy", "--set", "step_us=2000"]
+    args += [
+        "--rounds",
+        "6",
+        "--min-rounds",
+        "2",
+        "--time-budget",
+        "0.1",
+        "--output-dir",
+        str(tmp_path),
+        "--json",
+    ]
+    code = main(args)
+    out = json.loads(capsys.readouterr().out)
+    assert out["max_rounds"] == 6 and out["confidence"] == pytest.approx(0.99)
+    (r,) = out["results"]
+    if r["verdict"] == "unchanged":
+        assert code == 0 and out["rounds"] < 6
+    else:  # a disturbed or noisy machine: every round was needed
+        assert out["rounds"] == 6
+    assert json.loads((tmp_path / "a.json").read_text())["chipbench"]["ab"]["rounds"] == out["rounds"]
+    assert main([*args[:-1], "--min-rounds", "1"]) == 2  # one round gives no spread to look at
 
 
 def test_ab_resolves_relative_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -108,7 +108,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
         check_writable(args.markdown, "--markdown")
 
     def on_round(r: int, elapsed: float) -> None:
-        print(f"round {r}/{args.rounds} done ({elapsed:.0f} s)", file=sys.stderr, flush=True)
+        print(f"round {r} of at most {args.rounds} done ({elapsed:.0f} s)", file=sys.stderr, flush=True)
 
     def on_error(side: str, case: str, message: str) -> None:
         say(f"[{side.upper()}] {case}: ERROR {message}", err=True)
@@ -126,13 +126,20 @@ def cmd_ab(args: argparse.Namespace) -> int:
         on_round=on_round,
         on_error=on_error,
         ignore_version_hash=args.ignore_version_hash,
+        min_rounds=None if args.no_early_stop else min(args.min_rounds, args.rounds),
     )
     if not args.json:
         print(f"results: {got.paths['a']}, {got.paths['b']}")
-    extra: dict[str, Any] = {"a": pys["a"], "b": pys["b"], "rounds": args.rounds, "output_dir": str(out_dir)}
+        if got.rounds < args.rounds:
+            say(f"stopped after {got.rounds} of at most {args.rounds} rounds: every case was decided")
+    extra: dict[str, Any] = {"a": pys["a"], "b": pys["b"], "rounds": got.rounds, "max_rounds": args.rounds,
+                             "confidence": got.confidence, "output_dir": str(out_dir)}  # fmt: skip
     return report(
         got.comparisons,
-        title=f"chipbench ab: B / A over {args.rounds} interleaved rounds on {got.machine_id}",
+        title=(
+            f"chipbench ab: B / A over {got.rounds} interleaved rounds on {got.machine_id} "
+            f"({got.confidence:.1%} intervals)"
+        ),
         label=got.label,
         as_json=args.json,
         markdown=args.markdown,
@@ -219,7 +226,16 @@ def add_parsers(sub: Any) -> None:
     )
     s.add_argument("--suite", choices=SUITES)
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
-    s.add_argument("--rounds", type=count, default=5, help="interleaved rounds per side (default 5)")
+    s.add_argument("--rounds", type=count, default=10, help="most interleaved rounds per side (default 10)")
+    s.add_argument(
+        "--min-rounds", type=count, default=3,
+        help="first look after this many rounds; then stop once every case is decided (default 3)",
+    )  # fmt: skip
+    s.add_argument(
+        "--no-early-stop",
+        action="store_true",
+        help="run every round and look once, at 95%% (the old behaviour)",
+    )
     s.add_argument(
         "--time-budget", type=seconds, default=0.3, metavar="SECONDS", help="per case and round (default 0.3)"
     )

@@ -26,6 +26,7 @@ from chipbench.core.cases import Case
 from chipbench.core.errors import UsageError
 from chipbench.execution.pools import WorkerPool
 from chipbench.execution.session import Session
+from chipbench.gate import sequential
 from chipbench.gate.compare import Comparison, Entry, Side, compare_sides
 from chipbench.gate.thresholds import Thresholds
 from chipbench.results import files
@@ -86,6 +87,10 @@ class ABResult:
     machine_id: str
     label: str
     """Which environment is which, with its stack."""
+    rounds: int
+    """Rounds run (fewer than asked when every case was decided early)."""
+    confidence: float
+    """Of each look's intervals (0.95 with one look)."""
 
 
 def run_ab(
@@ -102,13 +107,19 @@ def run_ab(
     on_round: Callable[[int, float], None] | None = None,
     on_error: Callable[[str, str, str], None] | None = None,
     ignore_version_hash: bool = False,
+    min_rounds: int | None = None,
 ) -> ABResult:
     """Run every case on both sides in interleaved rounds, write a.json and b.json, compare B to A.
 
+    With `min_rounds`, stop early once every case is decided, looking after each round from `min_rounds`
+    on at the level `gate.sequential` sets; without it, run all `rounds` and look once (95%).
     `on_round(round, elapsed_s)` after each round; `on_error(side, case, message)` for a failed case.
     """
     if rounds < 1:
         raise UsageError(f"--rounds must be >= 1, got {rounds}")
+    if min_rounds is not None and not 2 <= min_rounds <= rounds:
+        raise UsageError(f"--min-rounds must be between 2 and --rounds ({rounds}), got {min_rounds}")
+    confidence = sequential.look_confidence(rounds, min_rounds) if min_rounds is not None else 0.95
     if time_budget_s <= 0:
         raise UsageError(f"--time-budget must be > 0 seconds, got {time_budget_s}")
     # Workers run outside any checkout, so each imports its own environment's chipbench.
@@ -133,6 +144,7 @@ def run_ab(
         cases = sessions["a"].resolve(cases, free)
         runs: dict[str, dict[str, list[CaseOutcome]]] = {"a": {}, "b": {}}
         t0 = time.perf_counter()
+        done = 0
         for r in range(rounds):
             for side in ("a", "b") if r % 2 == 0 else ("b", "a"):
                 for case in cases:
@@ -140,8 +152,17 @@ def run_ab(
                     runs[side].setdefault(case.name, []).append(oc)
                     if not oc.ok and on_error:
                         on_error(side, case.name, str(oc.payload.get("message")))
+            done = r + 1
             if on_round:
-                on_round(r + 1, time.perf_counter() - t0)
+                on_round(done, time.perf_counter() - t0)
+            if min_rounds is not None and min_rounds <= done < rounds:
+                sides_now = {s: Side([], [], _pool_rounds(cases, runs[s])[1]) for s in ("a", "b")}
+                look = compare_sides(
+                    sides_now["a"], sides_now["b"], thresholds, ignore_version_hash=ignore_version_hash,
+                    confidence=confidence, n_boot=1000,
+                )  # fmt: skip
+                if sequential.decided(look):
+                    break
     finally:
         for s in sessions.values():
             s.close()
@@ -152,16 +173,23 @@ def run_ab(
         outcomes, entries = _pool_rounds(cases, runs[side])
         run = RunOutcome(session.env, session.kind, session.free_memory_bytes, outcomes)
         doc = session.document(run, suite=suite, argv=argv, commit_info=commit_of(pythons[side]))
-        doc["chipbench"]["ab"] = {"side": side.upper(), "python": pythons[side], "rounds": rounds}
+        doc["chipbench"]["ab"] = {
+            "side": side.upper(), "python": pythons[side], "rounds": done, "max_rounds": rounds,
+            "min_rounds": min_rounds, "confidence": confidence,
+        }  # fmt: skip
         paths[side] = files.save(doc, out_dir / f"{side}.json").path
         sides[side] = Side([paths[side]], [doc], entries)
     stacks = {s: _stack(sessions[s].env) for s in ("a", "b")}
     label = f"A: {pythons['a']} ({stacks['a']}); B: {pythons['b']} ({stacks['b']})"
     return ABResult(
-        compare_sides(sides["a"], sides["b"], thresholds, ignore_version_hash=ignore_version_hash),
+        compare_sides(
+            sides["a"], sides["b"], thresholds, ignore_version_hash=ignore_version_hash, confidence=confidence
+        ),
         paths,
         ids["a"],
         label,
+        done,
+        confidence,
     )
 
 

@@ -250,10 +250,12 @@ def compare_samples(
     group: str | None = None,
     n_boot: int = N_BOOT,
     seed: int = SEED,
+    confidence: float = 0.95,
 ) -> Comparison:
     """The gate's verdict for one benchmark from raw per-step times (seconds) of both sides.
 
-    Each side is one array of samples, or a list of arrays (one per run) to be pooled.
+    Each side is one array of samples, or a list of arrays (one per run) to be pooled. `confidence` is
+    the interval's; the tests' level is 1 - confidence (a sequential `ab` lowers it per look).
     """
     from scipy.stats import mannwhitneyu
 
@@ -270,7 +272,7 @@ def compare_samples(
     if c.base_median_s <= 0:
         c.note = "base median is not positive"
         return c
-    c.ratio, c.ci_low, c.ci_high = ratio_ci(base, new, n_boot=n_boot, seed=seed)
+    c.ratio, c.ci_low, c.ci_high = ratio_ci(base, new, n_boot=n_boot, seed=seed, confidence=confidence)
     if b.size >= 2 and n.size >= 2:
         c.p_value = float(mannwhitneyu(n, b, alternative="two-sided").pvalue)
     rb, rn = _as_runs(base), _as_runs(new)
@@ -278,7 +280,7 @@ def compare_samples(
         # Runs pooled on both sides: the runs, not the samples, are the independent units. Widen the
         # interval to a Welch t interval on the log of the run medians, and take the significance from
         # the same test (a rank test on pooled samples treats correlated samples as independent).
-        run_ci = _run_level(rb, rn)
+        run_ci = _run_level(rb, rn, confidence)
         if run_ci is not None:
             lo, hi, p = run_ci
             c.ci_low, c.ci_high = min(c.ci_low, lo), max(c.ci_high, hi)
@@ -296,7 +298,7 @@ def compare_samples(
         c.more_samples = MIN_SAMPLES - nmin
         c.note = f"too few samples ({nmin}); need at least {MIN_SAMPLES} per side"
         return c
-    significant = c.p_value is not None and c.p_value < RANK_ALPHA
+    significant = c.p_value is not None and c.p_value < RANK_ALPHA * (1.0 - confidence) / 0.05
     if c.ci_low > up:
         c.verdict = "regression" if significant else "inconclusive"
     elif c.ci_high < down:
@@ -319,7 +321,9 @@ def compare_samples(
     return c
 
 
-def _run_level(rb: list[np.ndarray], rn: list[np.ndarray]) -> tuple[float, float, float] | None:
+def _run_level(
+    rb: list[np.ndarray], rn: list[np.ndarray], confidence: float = 0.95
+) -> tuple[float, float, float] | None:
     """(low, high, p) of the ratio of run medians from a Welch t-test on their logs; None if degenerate."""
     from scipy.stats import ttest_ind
 
@@ -328,7 +332,7 @@ def _run_level(rb: list[np.ndarray], rn: list[np.ndarray]) -> tuple[float, float
     if np.ptp(lb) == 0 and np.ptp(ln) == 0:
         return None
     res = ttest_ind(ln, lb, equal_var=False)
-    ci = res.confidence_interval(0.95)
+    ci = res.confidence_interval(confidence)
     if not (math.isfinite(ci.low) and math.isfinite(ci.high)):
         return None
     return math.exp(ci.low), math.exp(ci.high), float(res.pvalue)
@@ -351,7 +355,13 @@ def _more_samples(ratio: float, lo: float, hi: float, up: float, down: float, n:
 
 
 def compare_sides(
-    base: Side, new: Side, thresholds: Thresholds, *, n_boot: int = N_BOOT, ignore_version_hash: bool = False
+    base: Side,
+    new: Side,
+    thresholds: Thresholds,
+    *,
+    n_boot: int = N_BOOT,
+    ignore_version_hash: bool = False,
+    confidence: float = 0.95,
 ) -> list[Comparison]:
     """One verdict per benchmark name. A benchmark whose version hash differs between the sides is "not
     comparable", unless `ignore_version_hash` (checking that a change of the timed code, such as a
@@ -391,8 +401,9 @@ def compare_sides(
             out.append(c)
             continue
         c = compare_samples(
-            eb.runs, en.runs, threshold=thr, noise_floor_s=floor, name=name, group=group, n_boot=n_boot
-        )
+            eb.runs, en.runs, threshold=thr, noise_floor_s=floor, name=name, group=group, n_boot=n_boot,
+            confidence=confidence,
+        )  # fmt: skip
         left = len(eb.disturbed) + len(en.disturbed)
         if left:
             c.note = (
