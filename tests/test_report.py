@@ -235,3 +235,40 @@ def test_committed_results_report(tmp_path: Path) -> None:
     assert not re.search(r"<script[^>]*\ssrc=|<link[^>]*\shref=", html)
     assert "default-src 'none'" in html
     assert json.dumps(len(dirs)) in md.read_text() or "machine" in md.read_text()
+
+
+def test_a_default_run_relabelled_as_a_gpu_box_matches_every_case(tmp_path: Path) -> None:
+    # The example: the same default-suite file as from a GPU box, where dtype=auto resolves to
+    # bf16, max_rows=-1 fits other caps, and names differ. Every case must still match, labelled.
+    root = Path(__file__).resolve().parents[1] / "results" / "cpu-intel-r-xeon-r-processor-2c-amx"
+    src = next(p for p in sorted(root.glob("*.json")) if (d := json.loads(p.read_text()))["chipbench"]["suite"] == "default"
+               and all("requested" in b["extra_info"] for b in d["benchmarks"]))  # fmt: skip
+    cpu = json.loads(src.read_text())
+    gpu = json.loads(src.read_text())
+    gid = "cuda-nvidia-h100-80gb-hbm3-x1-test-cpu-16c"
+    gpu["chipbench"]["machine_id"] = gpu["machine_info"]["chipbench_machine_id"] = gid
+    gpu["chipbench"]["environment"] = {}
+    gpu["machine_info"]["device"] = {"kind": "cuda", "name": "NVIDIA H100 80GB HBM3", "count": 1}
+    for b in gpu["benchmarks"]:
+        cfg = b["extra_info"]["config"]
+        if "dtype" in cfg and b["extra_info"]["requested"].get("dtype", "auto") == "auto":
+            cfg["dtype"] = "bf16" if cfg["dtype"] == "fp32" else "fp32"
+        if "max_rows" in cfg:
+            cfg["max_rows"] = 0
+        b["params"] = {
+            **b["extra_info"]["requested"],
+            **{k: cfg[k] for k in ("dtype", "max_rows") if k in cfg},
+        }
+        b["name"] = "gpu:" + b["name"]  # names differ too
+    write(tmp_path / "cpu.json", cpu)
+    write(tmp_path / "gpu.json", gpu)
+    rep = assemble.build([tmp_path], baseline=cpu["chipbench"]["machine_id"])
+    n = len(cpu["benchmarks"])
+    matched = [
+        r for r in rep.rows if all(c.speedup is not None for c in r.cells.values()) and len(r.cells) == 2
+    ]
+    assert len(rep.rows) == n and len(matched) == n
+    labelled = [r for r in matched if r.cells[gid].differences]
+    assert labelled and all(
+        any(d.startswith(("dtype ", "max_rows ")) for d in r.cells[gid].differences) for r in labelled
+    )

@@ -256,7 +256,15 @@ def _machine(mid: str, docs: list[tuple[Path, dict[str, Any]]]) -> Machine:
         memory_gib=mem / 2**30 if mem else None,
         cpu=cpu_text,
         stack=stack,
-        driver=_str(_dict(env.get("torch_build")).get("driver") or dev.get("driver"), "-"),
+        driver=" ".join(
+            x
+            for x in (
+                _str(dev.get("driver"), ""),
+                f"(runtime {dev['runtime']})" if isinstance(dev.get("runtime"), str) else "",
+            )
+            if x
+        )
+        or "-",
         commits=tuple(commits),
         dates=(dates[0][:19], dates[-1][:19]) if dates else (),
         matmul_tflops=matmul,
