@@ -100,7 +100,7 @@ case "$MODE" in
     ;;
   cuda)
     pip install -q ${extra[@]+"${extra[@]}"} -c "$constraints" "fbgemm-gpu==${FBGEMM_VERSION}" "torchrec==${TORCHREC_VERSION}" \
-      "torchmetrics==${TORCHMETRICS_VERSION}"
+      "torchmetrics==${TORCHMETRICS_VERSION}" "nvidia-ml-py==${NVML_PY_VERSION}"
     ;;
 esac
 

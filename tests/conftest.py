@@ -16,9 +16,11 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("CHIPBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the real `chipbench` entry point in a subprocess."""
-    env = {**os.environ, "CI": "true"}
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `chipbench` entry point in a subprocess (`env`: variables added to this one's)."""
+    env = {**os.environ, "CI": "true", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "chipbench.cli", *args],
         capture_output=True,

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from chipbench.cli.output import (
     EXIT_INTERRUPTED,
     count,
     error,
+    finite,
     index,
     plain,
     print_table,
@@ -25,7 +27,7 @@ from chipbench.cli.output import (
     seconds,
     warn,
 )
-from chipbench.core import text
+from chipbench.core import price, text
 from chipbench.core.cases import Case
 from chipbench.core.config import parse_sets
 from chipbench.core.dtypes import DTYPE_CHOICES
@@ -101,12 +103,18 @@ def run_cases(
     preflight: bool,
     write: bool = True,
     quiet: bool = False,
+    energy: str = "off",
+    soak_s: float = 0.0,
+    price_for: Callable[[str], price.Price | None] | None = None,
 ) -> Executed:
     """A session with the terminal's progress and warnings."""
     progress = Progress(len(cases), quiet)
     with progress:
         return execute(
             cases,
+            energy=energy,
+            soak_s=soak_s,
+            price_for=price_for,
             pool=pool,
             time_budget_s=time_budget_s,
             timeout_s=timeout_s,
@@ -173,6 +181,11 @@ def check_outputs(output: Path | None, markdown: Path | None) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     check_outputs(args.output, args.markdown)
+    if args.price_file:
+        price.load_file(args.price_file)  # a bad price file is one line before any worker starts
+    for flag, v in (("--price-per-hour", args.price_per_hour), ("--price-per-kwh", args.price_per_kwh)):
+        if v is not None and v <= 0:
+            raise UsageError(f"{flag} must be a number of dollars > 0, got {v:g}")
 
     worlds = _nprocs(args.nproc_per_node)
     if len(worlds) > 1 and (args.nnodes > 1 or args.rdzv_endpoint):
@@ -274,10 +287,23 @@ def _run(args: argparse.Namespace, pool: WorkerPool, world: int = 1, write: bool
         markdown=args.markdown,
         write=write,
         preflight=bool(args.benchmarks),
+        energy=args.energy,
+        soak_s=args.soak or 0.0,
+        price_for=_price_for(args),
     )
     if write:
         _report(done.doc, done.path, done.exit_code)
     return done
+
+
+def _price_for(args: argparse.Namespace) -> Callable[[str], price.Price | None]:
+    entries = price.load_file(args.price_file) if args.price_file else None  # checked in cmd_run already
+
+    def pick(machine_id: str) -> price.Price | None:
+        return price.resolve(machine_id, per_hour=args.price_per_hour, per_kwh=args.price_per_kwh,
+                             file=args.price_file, entries=entries)  # fmt: skip
+
+    return pick
 
 
 def _report(doc: dict[str, Any], path: Path | None, code: int) -> None:
@@ -421,6 +447,22 @@ def add_parsers(sub: Any) -> None:
         help="results file (default results/<machine-id>/<time>_<commit>.json)",
     )
     s.add_argument("--markdown", type=Path, metavar="PATH", help="also write the summary table as Markdown")
+    e = s.add_argument_group("energy and cost")
+    e.add_argument(
+        "--energy", choices=("auto", "on", "off"), default="auto",
+        help="an energy phase after each benchmark: where a counter exists (auto), required (on), never (off)",
+    )  # fmt: skip
+    e.add_argument("--price-per-hour", type=finite, metavar="USD", help="what an hour of this machine costs")
+    e.add_argument(
+        "--price-per-kwh", type=finite, metavar="USD", help="what a kWh costs (with measured energy)"
+    )
+    e.add_argument(
+        "--price-file", type=Path, metavar="TOML", help='[machine."<id>"] price_per_hour = ... tables'
+    )
+    e.add_argument(
+        "--soak", type=seconds, metavar="SECONDS",
+        help="run each step this long before timing (sustained clocks; telemetry recorded)",
+    )  # fmt: skip
     g = s.add_argument_group("multi-process runs (torchrun)")
     g.add_argument(
         "--nproc-per-node",

@@ -20,6 +20,10 @@ class RunMessage(TypedDict):
     options: dict[str, Any]
     """MeasureOptions fields (time_budget_s, ...)."""
     seed: int
+    energy: NotRequired[str]
+    """auto or on: an energy phase after the timed rounds (where a source exists); off (or absent): none."""
+    soak_s: NotRequired[float]
+    """Run the step this long before timing (sustained clocks), telemetry before and after."""
 
 
 class StopMessage(TypedDict):
@@ -37,6 +41,8 @@ class Hello(TypedDict):
     """platform.hardware.environment(): device, CPU, stack, commit (+ `distributed` for a job)."""
     kind: str
     free_memory_bytes: int
+    energy: NotRequired[dict[str, Any]]
+    """The device's energy source ({scope, method}) or why there is none ({unavailable})."""
     message: NotRequired[str]
     error_type: NotRequired[str]
 
@@ -63,14 +69,27 @@ class Reply(TypedDict):
     ranks_failed: NotRequired[list[int]]
 
 
-def run_message(bench: str, overrides: dict[str, Any], time_budget_s: float, seed: int = 0) -> RunMessage:
-    return {
+def run_message(
+    bench: str,
+    overrides: dict[str, Any],
+    time_budget_s: float,
+    seed: int = 0,
+    *,
+    energy: str = "off",
+    soak_s: float = 0.0,
+) -> RunMessage:
+    msg: RunMessage = {
         "type": "run",
         "bench": bench,
         "overrides": overrides,
         "options": {"time_budget_s": time_budget_s},
         "seed": seed,
     }
+    if energy != "off":
+        msg["energy"] = energy
+    if soak_s > 0:
+        msg["soak_s"] = soak_s
+    return msg
 
 
 def error(error_type: str, message: str, **extra: Any) -> Reply:

@@ -21,6 +21,7 @@ from typing import Any
 from chipbench import workloads
 from chipbench.core.cases import Case, memory_estimate
 from chipbench.core.errors import StartFailed, UsageError
+from chipbench.core.price import Price
 from chipbench.execution.pools import WorkerPool
 from chipbench.execution.protocol import Hello, error, run_message
 from chipbench.platform import ceilings as ceilings_store
@@ -35,11 +36,25 @@ _IMPORTED = time.monotonic()
 class Session:
     """One started worker pool and what it told us: environment, device kind, free memory, ceilings."""
 
-    def __init__(self, pool: WorkerPool, *, time_budget_s: float, timeout_s: float, seed: int = 0) -> None:
+    def __init__(
+        self,
+        pool: WorkerPool,
+        *,
+        time_budget_s: float,
+        timeout_s: float,
+        seed: int = 0,
+        energy: str = "off",
+        soak_s: float = 0.0,
+    ) -> None:
         self.pool = pool
         self.time_budget_s = time_budget_s
         self.timeout_s = timeout_s
         self.seed = seed
+        self.energy = energy
+        """auto, on or off: the energy phase after each case's timed rounds."""
+        self.soak_s = soak_s
+        self.price: Price | None = None
+        """The machine's price (the user's), once its id is known."""
         self.hello: Hello | None = None
         self.ceilings: Ceilings | None = None
 
@@ -102,7 +117,9 @@ class Session:
 
     def run_case(self, case: Case) -> CaseOutcome:
         t0 = time.perf_counter()
-        msg = run_message(case.bench, case.overrides, self.time_budget_s, self.seed)
+        msg = run_message(
+            case.bench, case.overrides, self.time_budget_s, self.seed, energy=self.energy, soak_s=self.soak_s
+        )
         try:
             reply = self.pool.run(msg, self.timeout_s)
         except RuntimeError as exc:  # the worker could not be started again after a failure
@@ -155,7 +172,15 @@ class Session:
             suite=suite,
             argv=argv,
             commit_info=commit_info if commit_info is not None else hardware.git_commit(),
+            price=self.price,
         )
+
+    def check_energy(self) -> None:
+        """`--energy on` where the device has no energy source: one line, before any benchmark runs."""
+        power: dict[str, Any] = self.hello.get("energy", {}) if self.hello else {}
+        why = power.get("unavailable")
+        if self.energy == "on" and why:
+            raise UsageError(f"--energy on: {why}; use --energy auto to run without energy figures")
 
     def close(self) -> None:
         self.pool.close()
@@ -187,12 +212,19 @@ def execute(
     on_start: Callable[[Case], None] | None = None,
     on_done: Callable[[CaseOutcome], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
+    energy: str = "off",
+    soak_s: float = 0.0,
+    price_for: Callable[[str], Price | None] | None = None,
 ) -> Executed:
-    """Run cases in a session on `pool` and write the results file (unless write=False)."""
+    """Run cases in a session on `pool` and write the results file (unless write=False). `price_for`
+    gives the machine's price from its id (a UsageError when the user's price file lacks it)."""
     load_start = load_avg()
-    session = Session(pool, time_budget_s=time_budget_s, timeout_s=timeout_s)
+    session = Session(pool, time_budget_s=time_budget_s, timeout_s=timeout_s, energy=energy, soak_s=soak_s)
     session.start()
     try:
+        session.check_energy()
+        if price_for is not None:
+            session.price = price_for(session.machine_id)
         cases = session.resolve(cases)
         if preflight:
             session.preflight(cases)

@@ -20,15 +20,23 @@ from chipbench.core.registry import Benchmark
 from chipbench.execution.lifeline import die_with_parent, expected_parent
 from chipbench.execution.process_groups import COMM_SOURCE, DistInfo, Lockstep, comm_time_per_step
 from chipbench.execution.protocol import Hello, Reply, RunMessage
+from chipbench.measure import energy as energy_window
 from chipbench.measure.engine import Measurement, MeasureOptions, measure
-from chipbench.platform import contention, device, hardware
+from chipbench.platform import contention, device, energy, hardware, telemetry
 
 
 def hello(device_req: str) -> Hello:
     kinds = hardware.available_kinds()
     kind = hardware.resolve_device(device_req, kinds)
     env = hardware.environment(kind)
-    return {"type": "hello", "env": env, "kind": kind, "free_memory_bytes": hardware.free_memory_bytes(kind)}
+    src = energy.source_for(kind, [0])
+    if isinstance(src, energy.Unavailable):
+        power: dict[str, Any] = {"unavailable": src.why}
+    else:
+        power = {"scope": src.scope, "method": src.method}
+        src.close()
+    return {"type": "hello", "env": env, "kind": kind, "free_memory_bytes": hardware.free_memory_bytes(kind),
+            "energy": power}  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -97,15 +105,22 @@ def measure_case(
 ) -> Reply:
     """Measure a prepared case; returns the raw measurement, work counts and info."""
     prepared = case.prepared
+    dev = device.Device(kind)
+    soaked = energy_window.soak(prepared.step, dev, float(msg["soak_s"])) if msg.get("soak_s") else None
     # The kernel's word on contention, around the whole measurement (warm-up included: conservative).
     monitor = contention.Monitor(_compute_threads(kind))
-    m = measure(prepared.step, device.Device(kind), MeasureOptions(**msg.get("options", {})), lockstep)
+    m = measure(prepared.step, dev, MeasureOptions(**msg.get("options", {})), lockstep)
     seen = monitor.stop().as_dict()
     if dist is not None and lockstep is not None and dist.world_size > 1:
         seen = _worst_rank(lockstep.gather(seen))
     m.extra["contention"] = seen
     if dist is not None and lockstep is not None and dist.world_size > 1:
         _profile_comm(prepared.step, kind, dist, lockstep, m)
+    if soaked is not None:
+        soaked["after_timing"] = telemetry.read(kind)
+        m.extra["soak"] = soaked
+    if msg.get("energy", "off") != "off":
+        m.extra["energy"] = _energy(prepared.step, dev, kind, m, dist, lockstep)
     after = prepared.after() if prepared.after else {}
     return {
         "type": "result",
@@ -186,3 +201,55 @@ def _worst_rank(seen: list[dict[str, Any]]) -> dict[str, Any]:
     worst = max(range(len(seen)), key=lambda i: seen[i].get("run_delay_share") or 0.0)
     why = "; ".join(f"rank {i}: {c['disturbed']}" for i, c in enumerate(seen) if c.get("disturbed"))
     return {**seen[worst], "rank": worst, "disturbed": why or None}
+
+
+def _energy_source(kind: str, dist: DistInfo | None) -> energy.Source | energy.Unavailable:
+    """This process's energy source: its own GPU; on CPUs the node's RAPL, read by local rank 0 only (one
+    package counter serves every process of the node)."""
+    if kind == "cpu" and dist is not None and dist.local_rank > 0:
+        return energy.Unavailable("read by local rank 0 (RAPL counts the whole node)")
+    return energy.source_for(kind, [dist.local_rank if dist is not None else 0])
+
+
+def _energy(
+    step: Any, dev: device.Device, kind: str, m: Measurement, dist: DistInfo | None, lockstep: Lockstep | None
+) -> dict[str, Any]:
+    """The energy phase after the timed rounds, summed over the job's devices (each rank its own)."""
+    src = _energy_source(kind, dist)
+    multi = dist is not None and lockstep is not None and dist.world_size > 1
+    if isinstance(src, energy.Unavailable):
+        mine: dict[str, Any] = {"unavailable": src.why}
+        # Every rank takes the window's steps, read or not (collectives in the step).
+        if multi and lockstep is not None:
+            steps = int(lockstep.agree(0))
+            for _ in range(steps):
+                step()
+            dev.synchronize()
+    else:
+        try:
+            median = sorted(m.samples)[len(m.samples) // 2]
+            steps = energy_window.window_steps(median, src, lockstep if multi else None)
+            if steps < 1:  # rank 0 reads nothing: no window, and no rank steps alone
+                mine = {"unavailable": "rank 0 could not read energy, so no window was run"}
+            else:
+                mine = energy_window.measure_energy(step, dev, src, steps).as_dict()
+        finally:
+            src.close()
+    if not multi or lockstep is None:
+        return mine
+    ranks = lockstep.gather(mine)
+    read = [r for r in ranks if "joules" in r]
+    if not read:
+        return {"unavailable": ranks[0].get("unavailable", "no rank could read energy")}
+    return {
+        "joules": sum(r["joules"] for r in read),
+        "joules_per_step": sum(r["joules_per_step"] for r in read),
+        "avg_power_w": sum(r["avg_power_w"] for r in read),
+        "idle_power_w": sum(r["idle_power_w"] for r in read),
+        "steps": read[0]["steps"],
+        "window_s": max(r["window_s"] for r in read),
+        "scope": read[0]["scope"],
+        "method": read[0]["method"],
+        "ranks_read": len(read),
+        "summed_over": f"{len(read)} of {len(ranks)} processes' devices",
+    }

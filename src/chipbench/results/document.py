@@ -15,6 +15,7 @@ from typing import Any
 import chipbench
 from chipbench.core import stats
 from chipbench.core.contract import Work
+from chipbench.core.price import Price
 from chipbench.platform.ceilings import Ceilings
 from chipbench.platform.hardware import machine_id
 from chipbench.results.metrics import derive_metrics
@@ -54,6 +55,7 @@ def build(
     suite: str | None,
     argv: list[str],
     commit_info: dict[str, Any],
+    price: Price | None = None,
 ) -> dict[str, Any]:
     """The results document of one run."""
     env = run.env
@@ -93,6 +95,8 @@ def build(
             peak_mem_bytes=m["peak_mem_bytes"],
             world_size=world,
             tf32=bool((env.get("tf32") or {}).get("effective")),
+            energy=m.get("extra", {}).get("energy"),
+            price=price,
         )
         flags = [
             f"{k} is {v:.0%}, above 100%: a counting error, a stale ceiling (rerun `chipbench calibrate`) "
@@ -160,6 +164,7 @@ def build(
                 "argv": argv,
                 "environment": env,
                 "ceilings": ceilings.to_json() if ceilings else None,
+                "price": price.as_dict() if price else None,
                 "errors": errors,
                 "interrupted": run.interrupted,
             },

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from chipbench.core.contract import Work
+from chipbench.core.price import Price, energy_usd_per_million, per_dollar
 from chipbench.platform import peaks
 from chipbench.platform.ceilings import Ceilings
 
@@ -28,6 +29,8 @@ def derive_metrics(
     peak_mem_bytes: int | None,
     world_size: int = 1,
     tf32: bool = False,
+    energy: dict[str, Any] | None = None,
+    price: Price | None = None,
 ) -> Derived:
     """Derived metrics with units in their names, and why any is absent.
 
@@ -100,4 +103,48 @@ def derive_metrics(
             missing["share_of_ceiling_bw"] = "no measured copy bandwidth: run `chipbench calibrate`"
     if peak_mem_bytes is not None:
         m["peak_mem_gib"] = peak_mem_bytes / 2**30
+    _energy_and_cost(m, missing, work, w, energy, price)
     return Derived(m, missing)
+
+
+def _energy_and_cost(
+    m: dict[str, float],
+    missing: dict[str, str],
+    work: Work,
+    world: int,
+    energy: dict[str, Any] | None,
+    price: Price | None,
+) -> None:
+    """Joules and dollars per sample and per token. Energy is the job's (summed over its devices) per step;
+    a step does `world` ranks' work."""
+    units = [
+        (u, per_rank * world)
+        for u, per_rank in (("sample", work.samples), ("token", work.tokens))
+        if per_rank
+    ]
+    jps = (energy or {}).get("joules_per_step")
+    if energy is not None:
+        if jps is not None and jps > 0:
+            m["avg_power_w"] = float(energy["avg_power_w"])
+            m["idle_power_w"] = float(energy["idle_power_w"])
+            for unit, per_step in units:
+                m[f"joules_per_{unit}"] = jps / per_step
+                m[f"{unit}s_per_joule"] = per_step / jps
+        else:
+            why = str(energy.get("unavailable") or "no energy reading")
+            for unit, _ in units:
+                missing[f"joules_per_{unit}"] = why
+    for unit, _ in units:
+        rate = m.get(f"{unit}s_per_s")
+        if price is None:
+            missing[f"{unit}s_per_dollar"] = "no price: pass --price-per-hour or --price-file"
+            continue
+        got = per_dollar(rate, price) if rate else None
+        if got is not None:
+            m[f"{unit}s_per_dollar"] = got
+        else:
+            missing[f"{unit}s_per_dollar"] = "no hourly price (--price-per-hour)"
+        joules = m.get(f"joules_per_{unit}")
+        cost = energy_usd_per_million(joules, price) if joules is not None else None
+        if cost is not None:
+            m[f"energy_usd_per_million_{unit}s"] = cost

@@ -1,0 +1,84 @@
+"""The energy phase: after a benchmark's timed rounds, the same step run for a window of at least 1 s and
+10 updates of the counter, synchronized at both ends, its energy read from the device's counter (or polled
+power). Idle power is read for a short while before, recorded, and not subtracted. Also `soak`: the step
+run for a while before timing, with the clocks and temperatures the platform reports before and after.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from chipbench.measure.engine import Lockstep
+from chipbench.platform import telemetry
+from chipbench.platform.device import Device, Step
+from chipbench.platform.energy import Source
+
+MIN_WINDOW_S = 1.0
+IDLE_S = 0.5
+
+
+@dataclass(frozen=True)
+class EnergyReading:
+    """Energy of `steps` steps on this process's device(s), in the window."""
+
+    joules: float
+    steps: int
+    window_s: float
+    avg_power_w: float
+    idle_power_w: float
+    """Power while the device idled just before the window (recorded, not subtracted)."""
+    scope: str
+    method: str
+
+    @property
+    def joules_per_step(self) -> float:
+        return self.joules / self.steps
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "joules_per_step": self.joules_per_step}
+
+
+def window_steps(step_s: float, source: Source, lockstep: Lockstep | None = None) -> int:
+    """Steps that fill the window (rank 0's count on every rank: collectives inside the step)."""
+    window = max(MIN_WINDOW_S, 10 * source.update_period_s)
+    n = max(1, math.ceil(window / max(step_s, 1e-9)))
+    return int(lockstep.agree(n)) if lockstep is not None else n
+
+
+def measure_energy(step: Step, device: Device, source: Source, steps: int) -> EnergyReading:
+    device.synchronize()
+    j0, t0 = source.joules(), time.perf_counter()
+    time.sleep(IDLE_S)
+    idle = (source.joules() - j0) / (time.perf_counter() - t0)
+    device.synchronize()
+    j0, t0 = source.joules(), time.perf_counter()
+    for _ in range(steps):
+        step()
+    device.synchronize()
+    j1, t1 = source.joules(), time.perf_counter()
+    joules, window = j1 - j0, t1 - t0
+    return EnergyReading(joules, steps, window, joules / window, idle, source.scope, source.method)
+
+
+def soak(step: Step, device: Device, seconds: float) -> dict[str, Any]:
+    """Run the step for `seconds` (the device reaches its sustained clocks and temperature); what the
+    platform reports of clocks, temperature and throttling before and after."""
+    before = telemetry.read(device.kind)
+    device.synchronize()
+    t0 = time.perf_counter()
+    n = 0
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+        if n % 8 == 0:
+            device.synchronize()  # keep the queue short, so the loop ends on time
+    device.synchronize()
+    return {
+        "seconds": time.perf_counter() - t0,
+        "steps": n,
+        "before": before,
+        "after": telemetry.read(device.kind),
+    }

@@ -1,0 +1,52 @@
+"""Clocks, temperature and throttling as the platform reports them (for `--soak`: burst against sustained).
+Whatever cannot be read is absent; nothing is estimated."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+CPUINFO = Path("/proc/cpuinfo")
+THERMAL = Path("/sys/class/thermal")
+
+
+def _cpu() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    try:
+        mhz = [float(v) for v in re.findall(r"^cpu MHz\s*:\s*([0-9.]+)", CPUINFO.read_text(), re.M)]
+        if mhz:
+            out["clock_mhz_mean"] = sum(mhz) / len(mhz)
+    except OSError:
+        pass
+    temps = []
+    for z in sorted(THERMAL.glob("thermal_zone*")):
+        try:
+            temps.append(int((z / "temp").read_text()) / 1000.0)
+        except (OSError, ValueError):
+            continue
+    if temps:
+        out["temperature_c_max"] = max(temps)
+    return out
+
+
+def _nvidia() -> dict[str, Any]:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        h = pynvml.nvmlDeviceGetHandleByIndex(0)
+        return {
+            "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM),
+            "temperature_c": pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU),
+            "power_w": pynvml.nvmlDeviceGetPowerUsage(h) / 1e3,
+            "throttle_reasons": int(pynvml.nvmlDeviceGetCurrentClocksEventReasons(h)),
+        }
+    except Exception as exc:  # not installed, no driver, an older NVML without a call
+        return {"unavailable": f"NVML: {exc}"}
+
+
+def read(kind: str) -> dict[str, Any]:
+    if kind == "cuda":
+        return {**_cpu(), **_nvidia()}
+    return _cpu()

@@ -1,0 +1,195 @@
+"""Energy and cost: RAPL zones read without double counting and across a wrap, NVML through its binding,
+prices from flags or a file, the metrics derived, and the whole phase end to end against a powercap tree
+whose counters move (`CHIPBENCH_POWERCAP_ROOT`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from chipbench.cli import main
+from chipbench.core import price
+from chipbench.core.contract import Work
+from chipbench.core.errors import UsageError
+from chipbench.platform import energy
+from chipbench.results.metrics import derive_metrics
+from tests.conftest import run_cli
+
+
+def _zone(root: Path, name: str, label: str, uj: int, max_uj: int = 2**32) -> Path:
+    d = root / name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "name").write_text(label + "\n")
+    (d / "energy_uj").write_text(str(uj))
+    (d / "max_energy_range_uj").write_text(str(max_uj))
+    return d
+
+
+def _tree(root: Path) -> Path:
+    _zone(root, "intel-rapl:0", "package-0", 1_000)
+    _zone(root, "intel-rapl:0:0", "core", 500)  # part of package-0: never counted
+    _zone(root, "intel-rapl:0:1", "dram", 100)
+    _zone(root, "intel-rapl:1", "package-1", 2_000)
+    _zone(root, "intel-rapl:2", "psys", 9_000)  # the whole platform: would double count
+    return root
+
+
+def test_rapl_counts_packages_and_dram_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(energy.POWERCAP_ENV, str(_tree(tmp_path)))
+    src = energy.rapl()
+    assert isinstance(src, energy.Rapl) and src.scope == "cpu_package+dram"
+    assert sorted(z.name for z in src.zones) == ["dram", "package-0", "package-1"]
+    assert src.joules() == 0.0
+    (tmp_path / "intel-rapl:0" / "energy_uj").write_text(str(1_000 + 3_000_000))  # +3 J
+    (tmp_path / "intel-rapl:0:1" / "energy_uj").write_text(str(100 + 1_000_000))  # +1 J
+    (tmp_path / "intel-rapl:0:0" / "energy_uj").write_text(str(9_999_999))  # ignored
+    assert src.joules() == pytest.approx(4.0)
+
+
+def test_rapl_counter_wrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _zone(tmp_path, "intel-rapl:0", "package-0", 990_000, max_uj=1_000_000)
+    monkeypatch.setenv(energy.POWERCAP_ENV, str(tmp_path))
+    src = energy.rapl()
+    assert isinstance(src, energy.Rapl)
+    (tmp_path / "intel-rapl:0" / "energy_uj").write_text("20000")  # wrapped: 10,000 + 20,000 uJ
+    assert src.joules() == pytest.approx(0.03)
+
+
+def test_no_rapl_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(energy.POWERCAP_ENV, str(tmp_path / "absent"))
+    got = energy.source_for("cpu", [0])
+    assert isinstance(got, energy.Unavailable) and "no RAPL" in got.why and "absent" in got.why
+    assert isinstance(energy.source_for("xpu", [0]), energy.Unavailable)
+
+
+def test_nvml_counter_and_polled_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = {"counter": True}
+    mj = {0: 1000, 1: 7000}
+
+    def total(h: int) -> int:
+        if not state["counter"]:
+            raise RuntimeError("not supported")  # pre-Volta
+        mj[h] += 500  # each read: another 0.5 J on that device
+        return mj[h]
+
+    fake = types.SimpleNamespace(
+        nvmlInit=lambda: None, nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetTotalEnergyConsumption=total, nvmlDeviceGetPowerUsage=lambda h: 250_000,  # mW
+    )  # fmt: skip
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    src = energy.nvidia([0, 1])
+    assert isinstance(src, energy.Nvml) and src.method == "counter"
+    a = src.joules()
+    assert src.joules() - a == pytest.approx(1.0)  # two devices, +0.5 J each
+    state["counter"] = False
+    polled = energy.nvidia([0])
+    assert isinstance(polled, energy.Polled) and polled.method == "polled"
+    try:
+        j0 = polled.joules()
+        time.sleep(0.2)
+        assert 250 * 0.15 < polled.joules() - j0 < 250 * 0.4
+    finally:
+        polled.close()
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed
+    assert "nvidia-ml-py" in energy.nvidia([0]).why  # type: ignore[union-attr]
+
+
+def test_energy_and_cost_metrics() -> None:
+    work = Work(samples=100, tokens=None)
+    st = {"p50": 0.01, "p90": 0.01, "p99": 0.01}
+    reading = {"joules_per_step": 2.0, "avg_power_w": 200.0, "idle_power_w": 50.0}
+    p = price.Price(per_hour_usd=3.6, per_kwh_usd=0.36)
+    m, missing = derive_metrics(work, 0.01, st, device_name="x", dtype=None, ceilings=None, peak_mem_bytes=None,
+                                energy=reading, price=p)  # fmt: skip
+    assert m["joules_per_sample"] == pytest.approx(0.02) and m["samples_per_joule"] == pytest.approx(50.0)
+    assert m["samples_per_s"] == pytest.approx(1e4) and m["samples_per_dollar"] == pytest.approx(1e7)
+    # 0.02 J a sample: 2e4 J a million = 0.00556 kWh = $0.002
+    assert m["energy_usd_per_million_samples"] == pytest.approx(2e4 / 3.6e6 * 0.36)
+    assert m["avg_power_w"] == 200.0 and m["idle_power_w"] == 50.0 and not missing
+    # Two ranks: the energy is the job's, a step is both ranks' samples.
+    m2, _ = derive_metrics(work, 0.01, st, device_name="x", dtype=None, ceilings=None, peak_mem_bytes=None,
+                           world_size=2, energy=reading)  # fmt: skip
+    assert m2["joules_per_sample"] == pytest.approx(0.01)
+    m3, missing3 = derive_metrics(work, 0.01, st, device_name="x", dtype=None, ceilings=None,
+                                  peak_mem_bytes=None, energy={"unavailable": "no RAPL: /x absent"})  # fmt: skip
+    assert "joules_per_sample" not in m3 and missing3["joules_per_sample"] == "no RAPL: /x absent"
+    assert "no price" in missing3["samples_per_dollar"]
+
+
+def test_price_file(tmp_path: Path) -> None:
+    f = tmp_path / "prices.toml"
+    f.write_text('[machine."m1"]\nprice_per_hour = 2.5\nprice_source = "list"\nprice_date = 2026-11-01\n')
+    entries = price.load_file(f)
+    got = price.resolve("m1", per_hour=None, per_kwh=0.1, file=f, entries=entries)
+    assert got == price.Price(2.5, 0.1, "list", "2026-11-01")
+    with pytest.raises(UsageError, match=r'no \[machine."m2"\] entry'):
+        price.resolve("m2", per_hour=None, per_kwh=None, file=f, entries=entries)
+    assert price.resolve("m2", per_hour=None, per_kwh=None, file=None, entries=None) is None
+    for bad, message in (
+        ('[machine."m"]\nprice_per_hour = -1\n', "must be a finite number"),
+        ('[machine."m"]\ncost = 1\n', "unknown key 'cost'"),
+        ("price_per_hour = 1\n", "expected only"),
+        ("[machine\n", "not valid TOML"),
+    ):
+        f.write_text(bad)
+        with pytest.raises(UsageError, match=message):
+            price.load_file(f)
+
+
+def test_bad_energy_and_price_input_is_one_line_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = tmp_path / "p.toml"
+    bad.write_text("[machine\n")
+    out = tmp_path / "r.json"
+    assert main(["run", "selftest.busy", "--price-file", str(bad), "--output", str(out)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err and not out.exists()
+    assert main(["run", "selftest.busy", "--price-per-hour", "0", "--output", str(out)]) == 2
+    assert "--price-per-hour must be" in capsys.readouterr().err
+    monkeypatch.setenv(energy.POWERCAP_ENV, str(tmp_path / "absent"))
+    p = run_cli("run", "selftest.busy", "--energy", "on", "--output", str(out))
+    assert p.returncode == 2 and "--energy on: no RAPL" in p.stderr and not out.exists()
+
+
+def test_energy_phase_end_to_end_on_a_moving_counter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A 40 W package: a thread advances the counter as time passes, as the hardware would.
+    root = tmp_path / "powercap"
+    zone = _zone(root, "intel-rapl:0", "package-0", 0)
+    stop = threading.Event()
+
+    def tick() -> None:
+        t0 = time.perf_counter()
+        while not stop.wait(0.005):  # whole values only, as sysfs gives them
+            (zone / "energy_uj.tmp").write_text(str(int((time.perf_counter() - t0) * 40e6)))
+            os.replace(zone / "energy_uj.tmp", zone / "energy_uj")
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        out = tmp_path / "r.json"
+        p = run_cli("run", "dlrm.mlp", "--suite", "smoke", "--energy", "on", "--price-per-hour", "1",
+                    "--price-per-kwh", "0.5", "--output", str(out), "--time-budget", "0.2",
+                    env={energy.POWERCAP_ENV: str(root)})  # fmt: skip
+    finally:
+        stop.set()
+        thread.join()
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(out.read_text())
+    (b,) = doc["benchmarks"]
+    e = b["extra_info"]["measurement"]["extra"]["energy"]
+    assert e["scope"] == "cpu_package" and e["method"] == "counter" and e["window_s"] >= 1.0
+    assert e["avg_power_w"] == pytest.approx(40.0, rel=0.25) and e["idle_power_w"] == pytest.approx(
+        40.0, rel=0.25
+    )
+    m = b["extra_info"]["metrics"]
+    step_s = e["window_s"] / e["steps"]
+    assert m["joules_per_sample"] == pytest.approx(40.0 * step_s / 256, rel=0.3)
+    assert m["samples_per_dollar"] > 0 and m["energy_usd_per_million_samples"] > 0
+    assert doc["chipbench"]["price"]["per_hour_usd"] == 1.0
