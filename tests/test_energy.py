@@ -193,3 +193,17 @@ def test_energy_phase_end_to_end_on_a_moving_counter(tmp_path: Path, monkeypatch
     assert m["joules_per_sample"] == pytest.approx(40.0 * step_s / 256, rel=0.3)
     assert m["samples_per_dollar"] > 0 and m["energy_usd_per_million_samples"] > 0
     assert doc["chipbench"]["price"]["per_hour_usd"] == 1.0
+
+
+def test_soak_runs_the_step_first_and_records_telemetry(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    p = run_cli("run", "selftest.busy", "--soak", "0.5", "--energy", "off", "--time-budget", "0.05",
+                "--output", str(out))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    (b,) = json.loads(out.read_text())["benchmarks"]
+    soak = b["extra_info"]["measurement"]["extra"]["soak"]
+    assert soak["seconds"] >= 0.5 and soak["steps"] > 10
+    assert set(soak) >= {"before", "after", "after_timing"}
+    if Path("/proc/cpuinfo").exists():
+        assert soak["after"]["clock_mhz_mean"] > 0
+    assert "energy" not in b["extra_info"]["measurement"]["extra"]  # --energy off: no phase
