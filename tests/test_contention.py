@@ -24,32 +24,36 @@ from tests.test_compare import lognormal, write_results
 WHY = "its threads waited 30% of the time for a CPU another process held (limit 10%)"
 
 
-def _fake_proc(root: Path, delays: dict[str, int], steal: int, total: int) -> None:
-    for tid, d in delays.items():
+def _fake_proc(root: Path, delays: dict[str, tuple[int, int]], steal: int, total: int) -> None:
+    for tid, (run, wait) in delays.items():
         (root / "self" / "task" / tid).mkdir(parents=True, exist_ok=True)
-        (root / "self" / "task" / tid / "schedstat").write_text(f"123 {d} 7\n")
+        (root / "self" / "task" / tid / "schedstat").write_text(f"{run} {wait} 7\n")
     (root / "stat").write_text(f"cpu  {total - steal} 0 0 0 0 0 0 {steal} 0 0\ncpu0 1 2 3\n")
 
 
 def test_run_queue_wait_and_steal_shares(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(contention, "PROC", tmp_path)
-    _fake_proc(tmp_path, {"1": 0, "2": 0}, steal=0, total=1000)
+    _fake_proc(tmp_path, {"1": (0, 0), "2": (0, 0)}, steal=0, total=1000)
     clock = iter([100.0, 101.0])
     monkeypatch.setattr(contention.time, "perf_counter", lambda: next(clock))
     mon = contention.Monitor(threads=2)
-    # 1 s of wall time on 2 threads: 0.5 s of run-queue wait (thread 3 started inside the window) is 25%.
-    _fake_proc(tmp_path, {"1": 200_000_000, "2": 100_000_000, "3": 200_000_000}, steal=30, total=1100)
+    # 1.5 s of running and 0.5 s of waiting over three threads (the third started inside the window): 25%.
+    ms = 1_000_000
+    _fake_proc(tmp_path, {"1": (600 * ms, 200 * ms), "2": (600 * ms, 100 * ms), "3": (300 * ms, 200 * ms)},
+               steal=30, total=1100)  # fmt: skip
     got = mon.stop()
     assert got.run_delay_share == pytest.approx(0.25) and got.steal_share == pytest.approx(0.30)
     assert got.disturbed is not None and "waited 25%" in got.disturbed and "stole 30%" in got.disturbed
+    assert got.cpu_share is not None
 
 
 def test_quiet_window_is_not_disturbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(contention, "PROC", tmp_path)
-    _fake_proc(tmp_path, {"1": 0}, steal=0, total=1000)
+    _fake_proc(tmp_path, {"1": (0, 0), "2": (0, 0)}, steal=0, total=1000)
     mon = contention.Monitor(threads=1)
     time.sleep(0.05)
-    _fake_proc(tmp_path, {"1": 1_000_000}, steal=1, total=1100)  # 1 ms of 50: 2%, steal 1%
+    # A helper thread waited as long as it ran, but ran 1 ms against the main thread's 49: 2% in all.
+    _fake_proc(tmp_path, {"1": (49_000_000, 0), "2": (1_000_000, 1_000_000)}, steal=1, total=1100)
     got = mon.stop()
     assert got.run_delay_share is not None and got.run_delay_share < contention.RUN_DELAY_LIMIT
     assert got.disturbed is None

@@ -272,3 +272,17 @@ def test_a_default_run_relabelled_as_a_gpu_box_matches_every_case(tmp_path: Path
     assert labelled and all(
         any(d.startswith(("dtype ", "max_rows ")) for d in r.cells[gid].differences) for r in labelled
     )
+
+
+def test_overlapping_inputs_count_once_and_disturbed_runs_are_left_out(tmp_path: Path) -> None:
+    f = write(
+        tmp_path / "r" / "1.json", doc(A, [bench("calib.copy", {}), bench("calib.matmul", {"dtype": "fp32"})])
+    )
+    d = doc(A, [bench("calib.copy", {}, median_s=5e-3)], date="2026-11-02T00:00:00+00:00")
+    d["benchmarks"][0]["extra_info"]["disturbed"] = "its threads waited 30% of their runnable time"
+    write(tmp_path / "r" / "2.json", d)
+    rep = assemble.build([tmp_path / "r", f])
+    copy = next(p for p in rep.pooled if p.bench == "calib.copy")
+    assert len(copy.runs) == 1 and copy.median_s == pytest.approx(1e-3)  # once, and not the disturbed run
+    assert any("1 run(s) measured on a disturbed machine left out" in n for n in rep.notes)
+    assert len(rep.machines[0].files) == 2

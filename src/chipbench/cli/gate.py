@@ -126,7 +126,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
         on_round=on_round,
         on_error=on_error,
         ignore_version_hash=args.ignore_version_hash,
-        min_rounds=None if args.no_early_stop else min(args.min_rounds, args.rounds),
+        # One look (at 95%) when early stopping is off or has no round to save.
+        min_rounds=None if args.no_early_stop or args.rounds <= args.min_rounds else args.min_rounds,
     )
     if not args.json:
         print(f"results: {got.paths['a']}, {got.paths['b']}")

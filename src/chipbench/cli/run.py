@@ -188,6 +188,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} must be a number of dollars > 0, got {v:g}")
 
     worlds = _nprocs(args.nproc_per_node)
+    if args.soak and (any(w and w > 1 for w in worlds) or args.nnodes > 1):
+        # Each rank would soak by its own clock, so ranks would take different numbers of collective steps.
+        raise UsageError(
+            "--soak runs in one process only; drop --nproc-per-node/--nnodes, or soak in a separate run"
+        )
     if len(worlds) > 1 and (args.nnodes > 1 or args.rdzv_endpoint):
         raise UsageError("a --nproc-per-node sweep runs on one node; give one value with --nnodes")
     specs = [_launch_spec(args, n) for n in worlds]

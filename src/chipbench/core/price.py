@@ -97,11 +97,16 @@ def resolve(
         )
     if base is None and per_hour is None and per_kwh is None:
         return None
-    base = base or Price(source="command line")
+    flags = [f for f, v in (("--price-per-hour", per_hour), ("--price-per-kwh", per_kwh)) if v is not None]
+    if base is None:
+        return Price(per_hour, per_kwh, "command line", None)
+    source = base.source or "price file"
+    if flags:  # say which figure came from where
+        source = f"{' and '.join(flags)} from the command line; the rest: {source}"
     return Price(
         per_hour if per_hour is not None else base.per_hour_usd,
         per_kwh if per_kwh is not None else base.per_kwh_usd,
-        base.source if per_hour is None and per_kwh is None else (base.source or "command line"),
+        source,
         base.date,
     )
 

@@ -19,7 +19,7 @@ import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from chipbench.execution import lifeline, process_groups
+from chipbench.execution import lifeline, process_groups, worker
 from chipbench.execution.protocol import Reply, RunMessage
 from chipbench.execution.worker import error_reply, measure_case, prepare
 from chipbench.platform import hardware
@@ -136,7 +136,8 @@ def main(device_req: str, address: str, timeout_s: float) -> int:
             if kind not in ("cuda", "rocm", "xpu"):
                 free //= info.local_world_size  # the ranks on a node share its memory
             conn = _connect(address)
-            conn.send({"type": "hello", "env": env, "kind": kind, "free_memory_bytes": free})
+            power = worker.energy_status(kind, info)
+            conn.send({"type": "hello", "env": env, "kind": kind, "free_memory_bytes": free, "energy": power})
             print(f"chipbench: {info.world_size} ranks ready ({info.backend})", file=sys.stderr, flush=True)
         while True:
             msg = conn.recv() if conn is not None else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import time
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
@@ -29,14 +30,17 @@ def hello(device_req: str) -> Hello:
     kinds = hardware.available_kinds()
     kind = hardware.resolve_device(device_req, kinds)
     env = hardware.environment(kind)
-    src = energy.source_for(kind, [0])
-    if isinstance(src, energy.Unavailable):
-        power: dict[str, Any] = {"unavailable": src.why}
-    else:
-        power = {"scope": src.scope, "method": src.method}
-        src.close()
     return {"type": "hello", "env": env, "kind": kind, "free_memory_bytes": hardware.free_memory_bytes(kind),
-            "energy": power}  # fmt: skip
+            "energy": energy_status(kind, None)}  # fmt: skip
+
+
+def energy_status(kind: str, dist: DistInfo | None) -> dict[str, Any]:
+    """This process's energy source ({scope, method}) or why there is none ({unavailable}), for the hello."""
+    src = _energy_source(kind, dist)
+    if isinstance(src, energy.Unavailable):
+        return {"unavailable": src.why}
+    src.close()
+    return {"scope": src.scope, "method": src.method}
 
 
 @dataclasses.dataclass
@@ -106,7 +110,11 @@ def measure_case(
     """Measure a prepared case; returns the raw measurement, work counts and info."""
     prepared = case.prepared
     dev = device.Device(kind)
-    soaked = energy_window.soak(prepared.step, dev, float(msg["soak_s"])) if msg.get("soak_s") else None
+    # (The CLI refuses --soak for multi-process runs: ranks would take different step counts.)
+    ident = energy.physical_id(kind, dist.local_rank if dist is not None else 0)
+    soaked = (
+        energy_window.soak(prepared.step, dev, float(msg["soak_s"]), ident) if msg.get("soak_s") else None
+    )
     # The kernel's word on contention, around the whole measurement (warm-up included: conservative).
     monitor = contention.Monitor(_compute_threads(kind))
     m = measure(prepared.step, dev, MeasureOptions(**msg.get("options", {})), lockstep)
@@ -117,7 +125,7 @@ def measure_case(
     if dist is not None and lockstep is not None and dist.world_size > 1:
         _profile_comm(prepared.step, kind, dist, lockstep, m)
     if soaked is not None:
-        soaked["after_timing"] = telemetry.read(kind)
+        soaked["after_timing"] = telemetry.read(kind, ident)
         m.extra["soak"] = soaked
     if msg.get("energy", "off") != "off":
         m.extra["energy"] = _energy(prepared.step, dev, kind, m, dist, lockstep)
@@ -208,7 +216,7 @@ def _energy_source(kind: str, dist: DistInfo | None) -> energy.Source | energy.U
     package counter serves every process of the node)."""
     if kind == "cpu" and dist is not None and dist.local_rank > 0:
         return energy.Unavailable("read by local rank 0 (RAPL counts the whole node)")
-    return energy.source_for(kind, [dist.local_rank if dist is not None else 0])
+    return energy.source_for(kind, [energy.physical_id(kind, dist.local_rank if dist is not None else 0)])
 
 
 def _energy(
@@ -222,6 +230,8 @@ def _energy(
         # Every rank takes the window's steps, read or not (collectives in the step).
         if multi and lockstep is not None:
             steps = int(lockstep.agree(0))
+            if steps:
+                time.sleep(energy_window.IDLE_S)  # while rank 0 reads idle power: no step of ours in it
             for _ in range(steps):
                 step()
             dev.synchronize()
@@ -232,7 +242,10 @@ def _energy(
             if steps < 1:  # rank 0 reads nothing: no window, and no rank steps alone
                 mine = {"unavailable": "rank 0 could not read energy, so no window was run"}
             else:
-                mine = energy_window.measure_energy(step, dev, src, steps).as_dict()
+                try:
+                    mine = energy_window.measure_energy(step, dev, src, steps, extend=not multi).as_dict()
+                except energy_window.ReadFailed as exc:  # the benchmark's timing stands; no energy figure
+                    mine = {"unavailable": f"energy read failed: {exc}"}
         finally:
             src.close()
     if not multi or lockstep is None:

@@ -158,9 +158,12 @@ def run_ab(
             if min_rounds is not None and min_rounds <= done < rounds:
                 sides_now = {s: Side([], [], _pool_rounds(cases, runs[s])[1]) for s in ("a", "b")}
                 look = compare_sides(
-                    sides_now["a"], sides_now["b"], thresholds, ignore_version_hash=ignore_version_hash,
-                    confidence=confidence, n_boot=1000,
-                )  # fmt: skip
+                    sides_now["a"],
+                    sides_now["b"],
+                    thresholds,
+                    ignore_version_hash=ignore_version_hash,
+                    confidence=confidence,
+                )  # fmt: skip  (the same statistics as the final verdict: stopping means it is decided)
                 if sequential.decided(look):
                     break
     finally:

@@ -43,30 +43,60 @@ class EnergyReading:
 
 def window_steps(step_s: float, source: Source, lockstep: Lockstep | None = None) -> int:
     """Steps that fill the window (rank 0's count on every rank: collectives inside the step)."""
-    window = max(MIN_WINDOW_S, 10 * source.update_period_s)
-    n = max(1, math.ceil(window / max(step_s, 1e-9)))
+    n = max(1, math.ceil(min_window_s(source) / max(step_s, 1e-9)))
     return int(lockstep.agree(n)) if lockstep is not None else n
 
 
-def measure_energy(step: Step, device: Device, source: Source, steps: int) -> EnergyReading:
+def min_window_s(source: Source) -> float:
+    return max(MIN_WINDOW_S, 10 * source.update_period_s)
+
+
+class ReadFailed(Exception):
+    """The counter could not be read; the steps were still all taken (other ranks wait on them)."""
+
+
+def measure_energy(
+    step: Step, device: Device, source: Source, steps: int, *, extend: bool = True
+) -> EnergyReading:
+    """Energy of `steps` steps; with `extend` (one process: no other rank to keep in step), more steps
+    until the window is long enough for the counter, when the steps ran faster than the timed median.
+    A failed read raises ReadFailed after every step was taken."""
+    failed: list[str] = []
+
+    def read() -> float:
+        try:
+            return source.joules()
+        except Exception as exc:  # a vendor library's error, a file that went away: no figure
+            failed.append(f"{type(exc).__name__}: {exc}")
+            return math.nan
+
     device.synchronize()
-    j0, t0 = source.joules(), time.perf_counter()
+    j0, t0 = read(), time.perf_counter()
     time.sleep(IDLE_S)
-    idle = (source.joules() - j0) / (time.perf_counter() - t0)
+    idle = (read() - j0) / (time.perf_counter() - t0)
     device.synchronize()
-    j0, t0 = source.joules(), time.perf_counter()
+    j0, t0 = read(), time.perf_counter()
     for _ in range(steps):
         step()
     device.synchronize()
-    j1, t1 = source.joules(), time.perf_counter()
+    while extend and time.perf_counter() - t0 < min_window_s(source):
+        step()
+        steps += 1
+        if steps % 8 == 0:
+            device.synchronize()
+    device.synchronize()
+    j1, t1 = read(), time.perf_counter()
+    if failed:
+        raise ReadFailed(failed[0])
     joules, window = j1 - j0, t1 - t0
     return EnergyReading(joules, steps, window, joules / window, idle, source.scope, source.method)
 
 
-def soak(step: Step, device: Device, seconds: float) -> dict[str, Any]:
+def soak(step: Step, device: Device, seconds: float, ident: int | str = 0) -> dict[str, Any]:
     """Run the step for `seconds` (the device reaches its sustained clocks and temperature); what the
-    platform reports of clocks, temperature and throttling before and after."""
-    before = telemetry.read(device.kind)
+    platform reports of clocks, temperature and throttling before and after (`ident`: the device, as
+    platform.energy.physical_id names it)."""
+    before = telemetry.read(device.kind, ident)
     device.synchronize()
     t0 = time.perf_counter()
     n = 0

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 RUN_DELAY_LIMIT = 0.10
-"""A case is disturbed when its compute threads spent more than this share of the timed wall time waiting
-for a CPU (quiet runs on the 2-core VMs stay under 0.03; one competing busy process gives 0.3-0.5)."""
+"""A case is disturbed when its threads spent more than this share of their runnable time waiting for a CPU
+(measured on the 2-core VM: quiet runs well under 1%; one competing busy process 20-30%)."""
 STEAL_LIMIT = 0.10
 """...or when the hypervisor stole more than this share of the machine's CPU time."""
 PROC = Path("/proc")
@@ -36,7 +36,8 @@ class Contention:
     threads: int
     """Compute threads the step uses (torch's intra-op threads on a CPU, one host thread otherwise)."""
     run_delay_share: float | None
-    """Run-queue wait of this process's threads over wall time x `threads` (None: not readable here)."""
+    """Of the time this process's threads were runnable, the share spent waiting in the run queue for a CPU
+    another task held (None: not readable here)."""
     steal_share: float | None
     """Stolen CPU time over all CPU time of the machine in the window (None: not readable here)."""
     cpu_share: float | None
@@ -50,8 +51,9 @@ class Contention:
         return asdict(self)
 
 
-def _run_delays() -> dict[str, int] | None:
-    """Thread id -> run-queue wait in ns, for every thread of this process (None: not Linux)."""
+def _run_delays() -> dict[str, tuple[int, int]] | None:
+    """Thread id -> (ns on a CPU, ns waiting in the run queue), for every thread of this process (None:
+    not Linux)."""
     try:
         tids = os.listdir(PROC / "self" / "task")
     except OSError:
@@ -60,7 +62,7 @@ def _run_delays() -> dict[str, int] | None:
     for tid in tids:
         try:
             fields = (PROC / "self" / "task" / tid / "schedstat").read_text().split()
-            out[tid] = int(fields[1])
+            out[tid] = (int(fields[0]), int(fields[1]))
         except (OSError, IndexError, ValueError):
             continue  # the thread ended between the listing and the read
     return out or None
@@ -95,9 +97,15 @@ class Monitor:
         run_share = steal = None
         why_missing = None
         if self._delays is not None and delays is not None and wall > 0:
-            # A thread that started inside the window counts from 0; one that ended is lost (its wait too).
-            waited = sum(v - self._delays.get(tid, 0) for tid, v in delays.items())
-            run_share = max(0.0, waited / 1e9 / (wall * self.threads))
+            # The share of the time our threads wanted a CPU that they spent waiting for one: wait over
+            # (wait + run), summed over threads, so helper threads (a CUDA or gloo thread, a pipe reader)
+            # weigh by how much they ran. A thread that started inside the window counts from 0; one that
+            # ended is lost.
+            ran = waited = 0
+            for tid, (run, wait) in delays.items():
+                run0, wait0 = self._delays.get(tid, (0, 0))
+                ran, waited = ran + run - run0, waited + wait - wait0
+            run_share = max(0.0, waited / (waited + ran)) if waited + ran > 0 else 0.0
         else:
             why_missing = "no per-thread scheduler statistics (/proc/self/task/*/schedstat): not Linux"
         if self._cpu is not None and cpu is not None and cpu[1] > self._cpu[1]:
@@ -105,7 +113,7 @@ class Monitor:
         reasons = []
         if run_share is not None and run_share > RUN_DELAY_LIMIT:
             reasons.append(
-                f"its threads waited {run_share:.0%} of the time for a CPU another process held "
+                f"its threads waited {run_share:.0%} of their runnable time for a CPU another process held "
                 f"(limit {RUN_DELAY_LIMIT:.0%})"
             )
         if steal is not None and steal > STEAL_LIMIT:

@@ -189,14 +189,34 @@ class Nvml:
         pass
 
 
-def nvidia(indices: list[int]) -> Source | Unavailable:
+def physical_id(kind: str, index: int) -> int | str:
+    """The device a vendor library calls torch's device `index`: NVML numbers GPUs in PCI order and
+    ignores CUDA_VISIBLE_DEVICES, so an NVIDIA GPU is named by its UUID; others by their index."""
+    if kind != "cuda":
+        return index
+    try:
+        import torch
+
+        uuid = str(torch.cuda.get_device_properties(index).uuid)
+    except Exception:  # an old torch without the property: the index, as NVML's order may agree
+        return index
+    return uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
+
+
+def _nvml_handle(pynvml: Any, ident: int | str) -> Any:
+    if isinstance(ident, str):
+        return pynvml.nvmlDeviceGetHandleByUUID(ident)
+    return pynvml.nvmlDeviceGetHandleByIndex(ident)
+
+
+def nvidia(indices: list[int | str]) -> Source | Unavailable:
     try:
         import pynvml  # nvidia-ml-py
     except ImportError:
         return Unavailable("nvidia-ml-py is not installed (make setup installs it on CUDA machines)")
     try:
         pynvml.nvmlInit()
-        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in indices]
+        handles = [_nvml_handle(pynvml, i) for i in indices]
     except Exception as exc:  # NVMLError subclasses per cause
         return Unavailable(f"NVML unavailable: {exc}")
     try:
@@ -231,14 +251,16 @@ class AmdCounter:
         pass
 
 
-def amd(indices: list[int]) -> Source | Unavailable:
+def amd(indices: list[int | str]) -> Source | Unavailable:
     try:
         import amdsmi
     except ImportError:
         return Unavailable("amdsmi is not importable (it ships with ROCm)")
     try:
         amdsmi.amdsmi_init()
-        handles = [amdsmi.amdsmi_get_processor_handles()[i] for i in indices]
+        # amdsmi's order is its own (it ignores HIP_VISIBLE_DEVICES): on a box with some GPUs hidden
+        # the index can name another one; said in the README.
+        handles = [amdsmi.amdsmi_get_processor_handles()[int(i)] for i in indices]
     except Exception as exc:
         return Unavailable(f"amdsmi unavailable: {exc}")
 
@@ -263,7 +285,7 @@ def amd(indices: list[int]) -> Source | Unavailable:
         return Polled("gpu", watts)
 
 
-def source_for(kind: str, device_indices: list[int]) -> Source | Unavailable:
+def source_for(kind: str, device_indices: list[int | str]) -> Source | Unavailable:
     """The energy source of a device kind (its devices `device_indices`)."""
     if kind == "cuda":
         return nvidia(device_indices)

@@ -30,23 +30,35 @@ def _cpu() -> dict[str, Any]:
     return out
 
 
-def _nvidia() -> dict[str, Any]:
+def _nvidia(ident: int | str) -> dict[str, Any]:
     try:
         import pynvml
 
         pynvml.nvmlInit()
-        h = pynvml.nvmlDeviceGetHandleByIndex(0)
-        return {
-            "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM),
-            "temperature_c": pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU),
-            "power_w": pynvml.nvmlDeviceGetPowerUsage(h) / 1e3,
-            "throttle_reasons": int(pynvml.nvmlDeviceGetCurrentClocksEventReasons(h)),
-        }
-    except Exception as exc:  # not installed, no driver, an older NVML without a call
+        h = (
+            pynvml.nvmlDeviceGetHandleByUUID(ident)
+            if isinstance(ident, str)
+            else pynvml.nvmlDeviceGetHandleByIndex(ident)
+        )
+    except Exception as exc:  # not installed, no driver
         return {"unavailable": f"NVML: {exc}"}
+    out: dict[str, Any] = {}
+    reads = {
+        "sm_clock_mhz": lambda: pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM),
+        "temperature_c": lambda: pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU),
+        "power_w": lambda: pynvml.nvmlDeviceGetPowerUsage(h) / 1e3,
+        "throttle_reasons": lambda: int(pynvml.nvmlDeviceGetCurrentClocksEventReasons(h)),
+    }
+    for key, get in reads.items():
+        try:  # an older NVML lacks some calls: the others still count
+            out[key] = get()
+        except Exception:
+            continue
+    return out
 
 
-def read(kind: str) -> dict[str, Any]:
+def read(kind: str, ident: int | str = 0) -> dict[str, Any]:
+    """`ident`: the device as energy.physical_id names it."""
     if kind == "cuda":
-        return {**_cpu(), **_nvidia()}
+        return {**_cpu(), **_nvidia(ident)}
     return _cpu()

@@ -98,6 +98,10 @@ class Pooled:
     unavailable: dict[str, str] = field(default_factory=dict)
     command: str = ""
     date: str = ""
+    stacks: set[str] = field(default_factory=set)
+    """torch (and torchrec) versions of the pooled runs: more than one is said in the notes."""
+    energy_scope: str = ""
+    price_source: str = ""
     median_s: float = math.nan
     ci_s: tuple[float, float] = (math.nan, math.nan)
     run_medians_s: list[float] = field(default_factory=list)
@@ -166,8 +170,12 @@ def collect(paths: list[Path], *, skip_bad: bool) -> tuple[list[tuple[Path, dict
     """Every results file under `paths`, loaded through the strict reader. A bad file is a one-line
     UsageError, or with `skip_bad` listed and left out."""
     docs, skipped = [], []
+    seen: set[Path] = set()
     for p in paths:
         for f in result_files(p):
+            if f.resolve() in seen:  # overlapping arguments: a file counts once
+                continue
+            seen.add(f.resolve())
             if p.is_dir() and _not_results(f):
                 # A folder of results may hold other JSON (a robustness log, a config): not ours to read.
                 skipped.append(Skipped(str(f), "JSON, but not a results file (no 'benchmarks' list)"))
@@ -303,14 +311,21 @@ def pool(docs: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Pooled], list[st
     """Pool runs per machine, case and version hash; where one machine holds several version hashes of a
     case, the newest is kept and the rest are named in the notes."""
     groups: dict[tuple[str, str, str | None], Pooled] = {}
+    disturbed: dict[str, int] = {}
     for _path, doc in sorted(docs, key=lambda pd: _str(pd[1].get("datetime"), "")):
         mid = machine_id_of(doc)
         cb = _dict(doc.get("chipbench"))
         suite = cb.get("suite") if isinstance(cb.get("suite"), str) else None
         argv = cb.get("argv") if isinstance(cb.get("argv"), list) else []
         command = " ".join(["chipbench", *argv[1:]]) if argv else "pytest benchmarks (pytest-benchmark)"
+        pk = _dict(_dict(doc.get("machine_info")).get("packages"))
+        stack = " ".join(f"{k} {pk[k]}" for k in ("torch", "torchrec") if isinstance(pk.get(k), str))
+        price_source = _str(_dict(cb.get("price")).get("source"), "")
         for b in doc["benchmarks"]:
             extra = _dict(b.get("extra_info"))
+            if extra.get("disturbed"):  # as the gate does: another process's figure, not this machine's
+                disturbed[mid] = disturbed.get(mid, 0) + 1
+                continue
             bench = _str(extra.get("benchmark"), _str(b.get("group"), base_name(b["name"])))
             w = extra.get("world_size")
             world = w if isinstance(w, int) else 1
@@ -332,6 +347,12 @@ def pool(docs: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Pooled], list[st
             p.unavailable = {k: str(v) for k, v in _dict(extra.get("unavailable")).items()}
             p.command = command
             p.date = _str(doc.get("datetime"), "")
+            if stack:
+                p.stacks.add(stack)
+            p.energy_scope = _str(
+                _dict(_dict(_dict(extra.get("measurement")).get("extra")).get("energy")).get("scope"), ""
+            )
+            p.price_source = price_source
     newest: dict[tuple[str, str], Pooled] = {}
     superseded: dict[str, list[Pooled]] = {}
     for p in groups.values():  # insertion order follows the file dates
@@ -347,6 +368,12 @@ def pool(docs: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Pooled], list[st
         f"hash left out (the newest code's runs are shown): {', '.join(o.name for o in olds)}"
         for mid, olds in sorted(superseded.items())
     ]
+    notes += [
+        f"{mid}: {n} run(s) measured on a disturbed machine left out (another process held the CPUs)"
+        for mid, n in sorted(disturbed.items())
+    ]
+    mixed = sorted({(p.machine, " / ".join(sorted(p.stacks))) for p in newest.values() if len(p.stacks) > 1})
+    notes += [f"{mid}: runs of different software stacks pooled ({stacks})" for mid, stacks in mixed]
     for p in newest.values():
         allx = np.concatenate(p.runs)
         p.median_s = float(np.median(allx))
@@ -397,6 +424,12 @@ def match(
                 cells[mid] = Cell(p, 1.0, (1.0, 1.0), ())
                 continue
             r, lo, hi = ratio_ci(base.runs, p.runs, n_boot=1000)
+            if not (
+                r > 0 and lo > 0 and hi > 0
+            ):  # bounded samples keep this from happening; never divide by 0
+                cells[mid] = Cell(p, None, None, ())
+                apart[mid] = "no speed-up: a ratio of medians that is not a positive number"
+                continue
             diff = _differences(p, base)
             if p.version_hash != base.version_hash:  # only with --ignore-version-hash
                 diff = (f"code differs: version hash {p.version_hash} (baseline {base.version_hash})", *diff)

@@ -211,11 +211,18 @@ def efficiency_bars(report: Report, energy: bool) -> go.Figure | None:
         mine = [e for e in effs if e.machine == m.id and math.isfinite(e.value)]
         if mine:
             fig.add_trace(go.Bar(
-                y=[esc(e.name) for e in mine], x=[e.value for e in mine], orientation="h", name=esc(m.id),
-                marker_color=_color(report, m.id),
-                hovertext=[f"{esc(m.id)}<br>{esc(e.name)}<br>{e.value:.4g} {esc(e.metric)}" for e in mine],
+                y=[f"{esc(e.name)} ({esc(e.metric)})" for e in mine], x=[e.value for e in mine], orientation="h",
+                name=esc(m.id), marker_color=_color(report, m.id),
+                hovertext=[f"{esc(m.id)}<br>{esc(e.name)}<br>{e.value:.4g} {esc(e.metric)}<br>{esc(e.basis)}"
+                           for e in mine],
                 hoverinfo="text",
             ))  # fmt: skip
     fig.update_yaxes(autorange="reversed", automargin=True)
+    fig.update_xaxes(
+        type="log",
+        title="samples or tokens per joule (the metric in each label, the energy scope in the hover)"
+        if energy
+        else "samples or tokens per dollar of machine time (the price's source in the hover)",
+    )
     fig.update_layout(barmode="group")
     return _layout(fig, "Performance per joule" if energy else "Performance per dollar")

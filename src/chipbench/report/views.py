@@ -61,6 +61,9 @@ def roofline_points(machine: Machine, pooled: list[Pooled]) -> tuple[list[Roofli
             continue
         dtype = str(p.resolved.get("dtype") or "fp32")
         x = float(flops) / float(nbytes)
+        if not (0 < x < float("inf")) or not tflops > 0:
+            off.append(p.name)
+            continue
         convention = f"FLOPs: {p.work.get('flop_convention') or 'counted'}; bytes: {conv or 'counted'}"
         points.append(
             RooflinePoint(
@@ -175,10 +178,17 @@ class Efficiency:
     name: str
     metric: str
     value: float
+    basis: str
+    """What the figure rests on: the energy scope (gpu, cpu_package+dram) or the price's source."""
 
 
 def efficiency(pooled: list[Pooled], metrics: tuple[str, ...]) -> list[Efficiency]:
-    return [Efficiency(p.machine, p.name, k, p.metrics[k]) for p in pooled for k in metrics if k in p.metrics]
+    energy = metrics == ENERGY_METRICS
+    return [
+        Efficiency(p.machine, p.name, k, p.metrics[k],
+                   f"energy scope {p.energy_scope or '?'}" if energy else f"price: {p.price_source or '?'}")
+        for p in pooled for k in metrics if k in p.metrics
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)

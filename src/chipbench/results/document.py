@@ -97,6 +97,7 @@ def build(
             tf32=bool((env.get("tf32") or {}).get("effective")),
             energy=m.get("extra", {}).get("energy"),
             price=price,
+            nodes=int((env.get("distributed") or {}).get("nodes", 1)),
         )
         flags = [
             f"{k} is {v:.0%}, above 100%: a counting error, a stale ceiling (rerun `chipbench calibrate`) "

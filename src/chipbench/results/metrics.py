@@ -31,6 +31,7 @@ def derive_metrics(
     tf32: bool = False,
     energy: dict[str, Any] | None = None,
     price: Price | None = None,
+    nodes: int = 1,
 ) -> Derived:
     """Derived metrics with units in their names, and why any is absent.
 
@@ -103,7 +104,7 @@ def derive_metrics(
             missing["share_of_ceiling_bw"] = "no measured copy bandwidth: run `chipbench calibrate`"
     if peak_mem_bytes is not None:
         m["peak_mem_gib"] = peak_mem_bytes / 2**30
-    _energy_and_cost(m, missing, work, w, energy, price)
+    _energy_and_cost(m, missing, work, w, energy, price, max(1, nodes))
     return Derived(m, missing)
 
 
@@ -114,9 +115,11 @@ def _energy_and_cost(
     world: int,
     energy: dict[str, Any] | None,
     price: Price | None,
+    nodes: int = 1,
 ) -> None:
     """Joules and dollars per sample and per token. Energy is the job's (summed over its devices) per step;
-    a step does `world` ranks' work."""
+    a step does `world` ranks' work. The price is one machine's: a job on `nodes` machines pays it that
+    many times."""
     units = [
         (u, per_rank * world)
         for u, per_rank in (("sample", work.samples), ("token", work.tokens))
@@ -139,7 +142,7 @@ def _energy_and_cost(
         if price is None:
             missing[f"{unit}s_per_dollar"] = "no price: pass --price-per-hour or --price-file"
             continue
-        got = per_dollar(rate, price) if rate else None
+        got = per_dollar(rate / nodes, price) if rate else None
         if got is not None:
             m[f"{unit}s_per_dollar"] = got
         else:

@@ -25,6 +25,9 @@ MAX_DEPTH = 64
 """Deepest nesting of lists and objects accepted (chipbench's own files stay under 12)."""
 MAX_NAME = 1000
 """Longest benchmark name accepted, in characters."""
+MIN_SAMPLE_S, MAX_SAMPLE_S = 1e-12, 1e6
+"""A step time outside a picosecond to 11 days is not a measurement (and 5e-324 beside 1e308 would
+overflow every ratio built from it)."""
 
 
 class _Bad(Exception):
@@ -199,10 +202,10 @@ def _check_benchmark(b: dict[str, Any], field: str) -> None:
     if not isinstance(data, list) or not data:
         _fail(f"{field}.stats.data", "must be a non-empty list of seconds per step")
     for j, v in enumerate(data):
-        if not finite_number(v) or v <= 0:
+        if not finite_number(v) or not MIN_SAMPLE_S <= v <= MAX_SAMPLE_S:
             _fail(
                 f"{field}.stats.data[{j}]",
-                f"must be a finite positive number of seconds, not {json.dumps(v)[:40]}",
+                f"must be a number of seconds between {MIN_SAMPLE_S:g} and {MAX_SAMPLE_S:g}, not {json.dumps(v)[:40]}",
             )
     for key in ("median", "mean", "min", "max"):
         v = st.get(key)
