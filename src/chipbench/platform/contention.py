@@ -22,7 +22,7 @@ from typing import Any
 
 RUN_DELAY_LIMIT = 0.10
 """A case is disturbed when its threads spent more than this share of their runnable time waiting for a CPU
-(measured on the 2-core AMX VM: quiet runs 0.2-2.2%; beside one competing busy process 27-35%)."""
+(measured on the 2-core AMX VM: a quiet default suite 0.2-2.8%; beside one competing busy process 27-35%)."""
 STEAL_LIMIT = 0.10
 """...or when the hypervisor stole more than this share of the machine's CPU time."""
 PROC = Path("/proc")
