@@ -286,3 +286,14 @@ def test_overlapping_inputs_count_once_and_disturbed_runs_are_left_out(tmp_path:
     assert len(copy.runs) == 1 and copy.median_s == pytest.approx(1e-3)  # once, and not the disturbed run
     assert any("1 run(s) measured on a disturbed machine left out" in n for n in rep.notes)
     assert len(rep.machines[0].files) == 2
+
+
+def test_a_soaked_run_shows_burst_against_sustained(tmp_path: Path) -> None:
+    b = bench("dlrm.train_step", {"preset": "a"})
+    b["extra_info"]["measurement"] = {"extra": {"soak": {
+        "seconds": 60.2, "steps": 900, "before": {"clock_mhz_mean": 3400.0, "temperature_c_max": 45.0},
+        "after": {"clock_mhz_mean": 3100.0, "temperature_c_max": 71.0}}}}  # fmt: skip
+    write(tmp_path / "1.json", doc(A, [b]))
+    rep = assemble.build([tmp_path])
+    (line,) = page._row_lines(rep, rep.rows[0])
+    assert "sustained (soaked 60 s, clock 3400 -> 3100 MHz, temperature 45 -> 71 C)" in line.notes

@@ -102,6 +102,8 @@ class Pooled:
     """torch (and torchrec) versions of the pooled runs: more than one is said in the notes."""
     energy_scope: str = ""
     price_source: str = ""
+    soak: str = ""
+    """Burst against sustained: the clocks and temperature before and after a `--soak` (empty: none)."""
     median_s: float = math.nan
     ci_s: tuple[float, float] = (math.nan, math.nan)
     run_medians_s: list[float] = field(default_factory=list)
@@ -283,6 +285,21 @@ def _machine(mid: str, docs: list[tuple[Path, dict[str, Any]]]) -> Machine:
     )
 
 
+def _soak(soak: dict[str, Any]) -> str:
+    """`soaked 60 s: clock 3400 -> 3100 MHz, 71 C` from a run's `extra.soak`, or empty."""
+    seconds = _num(soak.get("seconds"))
+    if seconds is None:
+        return ""
+    before, after = _dict(soak.get("before")), _dict(soak.get("after"))
+    parts = [f"soaked {seconds:.0f} s"]
+    for key, unit in (("sm_clock_mhz", "MHz"), ("clock_mhz_mean", "MHz"), ("temperature_c", "C"),
+                      ("temperature_c_max", "C")):  # fmt: skip
+        a, b = _num(before.get(key)), _num(after.get(key))
+        if a is not None and b is not None:
+            parts.append(f"{key.split('_')[0]} {a:.0f} -> {b:.0f} {unit}")
+    return ", ".join(parts)
+
+
 def infer_requested(bench: str, params: dict[str, Any], suite: str | None) -> tuple[dict[str, Any], bool]:
     """The request behind a fitted config, for a file that did not record it: the suite case it came
     from, where exactly one fits (its fields equal, any other field one chipbench fits). Else the config
@@ -353,6 +370,7 @@ def pool(docs: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Pooled], list[st
                 _dict(_dict(_dict(extra.get("measurement")).get("extra")).get("energy")).get("scope"), ""
             )
             p.price_source = price_source
+            p.soak = _soak(_dict(_dict(_dict(extra.get("measurement")).get("extra")).get("soak")))
     newest: dict[tuple[str, str], Pooled] = {}
     superseded: dict[str, list[Pooled]] = {}
     for p in groups.values():  # insertion order follows the file dates

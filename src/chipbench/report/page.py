@@ -67,7 +67,7 @@ def _row_lines(report: Report, row: Row) -> list[TableRow]:
             if len(p.runs) > 1
             else "1"
         )
-        notes = list(c.differences) + list(p.flags)
+        notes = list(c.differences) + list(p.flags) + ([f"sustained ({p.soak})"] if p.soak else [])
         out.append(
             TableRow(
                 case=row.name,
