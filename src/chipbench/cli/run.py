@@ -181,8 +181,8 @@ def check_outputs(output: Path | None, markdown: Path | None) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     check_outputs(args.output, args.markdown)
-    if args.price_file:
-        price.load_file(args.price_file)  # a bad price file is one line before any worker starts
+    # A bad price file is one line before any worker starts; read once for every job of a sweep.
+    args.price_entries = price.load_file(args.price_file) if args.price_file else None
     for flag, v in (("--price-per-hour", args.price_per_hour), ("--price-per-kwh", args.price_per_kwh)):
         if v is not None and v <= 0:
             raise UsageError(f"{flag} must be a number of dollars > 0, got {v:g}")
@@ -302,11 +302,9 @@ def _run(args: argparse.Namespace, pool: WorkerPool, world: int = 1, write: bool
 
 
 def _price_for(args: argparse.Namespace) -> Callable[[str], price.Price | None]:
-    entries = price.load_file(args.price_file) if args.price_file else None  # checked in cmd_run already
-
     def pick(machine_id: str) -> price.Price | None:
         return price.resolve(machine_id, per_hour=args.price_per_hour, per_kwh=args.price_per_kwh,
-                             file=args.price_file, entries=entries)  # fmt: skip
+                             file=args.price_file, entries=args.price_entries)  # fmt: skip
 
     return pick
 

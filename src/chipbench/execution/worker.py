@@ -110,6 +110,7 @@ def measure_case(
     """Measure a prepared case; returns the raw measurement, work counts and info."""
     prepared = case.prepared
     dev = device.Device(kind)
+    multi = dist is not None and lockstep is not None and dist.world_size > 1
     # (The CLI refuses --soak for multi-process runs: ranks would take different step counts.)
     ident = energy.physical_id(kind, dist.local_rank if dist is not None else 0)
     soaked = (
@@ -119,16 +120,15 @@ def measure_case(
     monitor = contention.Monitor(_compute_threads(kind))
     m = measure(prepared.step, dev, MeasureOptions(**msg.get("options", {})), lockstep)
     seen = monitor.stop().as_dict()
-    if dist is not None and lockstep is not None and dist.world_size > 1:
+    if multi and lockstep is not None and dist is not None:
         seen = _worst_rank(lockstep.gather(seen))
-    m.extra["contention"] = seen
-    if dist is not None and lockstep is not None and dist.world_size > 1:
         _profile_comm(prepared.step, kind, dist, lockstep, m)
+    m.extra["contention"] = seen
     if soaked is not None:
         soaked["after_timing"] = telemetry.read(kind, ident)
         m.extra["soak"] = soaked
     if msg.get("energy", "off") != "off":
-        m.extra["energy"] = _energy(prepared.step, dev, kind, m, dist, lockstep)
+        m.extra["energy"] = _energy(prepared.step, dev, kind, m, dist, lockstep if multi else None)
     after = prepared.after() if prepared.after else {}
     return {
         "type": "result",
@@ -222,13 +222,13 @@ def _energy_source(kind: str, dist: DistInfo | None) -> energy.Source | energy.U
 def _energy(
     step: Any, dev: device.Device, kind: str, m: Measurement, dist: DistInfo | None, lockstep: Lockstep | None
 ) -> dict[str, Any]:
-    """The energy phase after the timed rounds, summed over the job's devices (each rank its own)."""
+    """The energy phase after the timed rounds, summed over the job's devices (each rank its own);
+    `lockstep` only for a multi-process job."""
     src = _energy_source(kind, dist)
-    multi = dist is not None and lockstep is not None and dist.world_size > 1
     if isinstance(src, energy.Unavailable):
         mine: dict[str, Any] = {"unavailable": src.why}
         # Every rank takes the window's steps, read or not (collectives in the step).
-        if multi and lockstep is not None:
+        if lockstep is not None:
             steps = int(lockstep.agree(0))
             if steps:
                 time.sleep(energy_window.IDLE_S)  # while rank 0 reads idle power: no step of ours in it
@@ -238,17 +238,19 @@ def _energy(
     else:
         try:
             median = sorted(m.samples)[len(m.samples) // 2]
-            steps = energy_window.window_steps(median, src, lockstep if multi else None)
+            steps = energy_window.window_steps(median, src, lockstep)
             if steps < 1:  # rank 0 reads nothing: no window, and no rank steps alone
                 mine = {"unavailable": "rank 0 could not read energy, so no window was run"}
             else:
                 try:
-                    mine = energy_window.measure_energy(step, dev, src, steps, extend=not multi).as_dict()
+                    mine = energy_window.measure_energy(
+                        step, dev, src, steps, extend=lockstep is None
+                    ).as_dict()
                 except energy_window.ReadFailed as exc:  # the benchmark's timing stands; no energy figure
                     mine = {"unavailable": f"energy read failed: {exc}"}
         finally:
             src.close()
-    if not multi or lockstep is None:
+    if lockstep is None:
         return mine
     ranks = lockstep.gather(mine)
     read = [r for r in ranks if "joules" in r]

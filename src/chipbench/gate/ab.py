@@ -145,6 +145,7 @@ def run_ab(
         runs: dict[str, dict[str, list[CaseOutcome]]] = {"a": {}, "b": {}}
         t0 = time.perf_counter()
         done = 0
+        decided: list[Comparison] | None = None
         for r in range(rounds):
             for side in ("a", "b") if r % 2 == 0 else ("b", "a"):
                 for case in cases:
@@ -165,6 +166,7 @@ def run_ab(
                     confidence=confidence,
                 )  # fmt: skip  (the same statistics as the final verdict: stopping means it is decided)
                 if sequential.decided(look):
+                    decided = look  # the verdicts: the files below hold these same rounds
                     break
     finally:
         for s in sessions.values():
@@ -184,10 +186,12 @@ def run_ab(
         sides[side] = Side([paths[side]], [doc], entries)
     stacks = {s: _stack(sessions[s].env) for s in ("a", "b")}
     label = f"A: {pythons['a']} ({stacks['a']}); B: {pythons['b']} ({stacks['b']})"
-    return ABResult(
-        compare_sides(
+    if decided is None:
+        decided = compare_sides(
             sides["a"], sides["b"], thresholds, ignore_version_hash=ignore_version_hash, confidence=confidence
-        ),
+        )
+    return ABResult(
+        decided,
         paths,
         ids["a"],
         label,

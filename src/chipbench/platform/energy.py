@@ -203,7 +203,8 @@ def physical_id(kind: str, index: int) -> int | str:
     return uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
 
 
-def _nvml_handle(pynvml: Any, ident: int | str) -> Any:
+def nvml_handle(pynvml: Any, ident: int | str) -> Any:
+    """NVML's handle of a device as `physical_id` names it (a UUID, or an index)."""
     if isinstance(ident, str):
         return pynvml.nvmlDeviceGetHandleByUUID(ident)
     return pynvml.nvmlDeviceGetHandleByIndex(ident)
@@ -216,7 +217,7 @@ def nvidia(indices: list[int | str]) -> Source | Unavailable:
         return Unavailable("nvidia-ml-py is not installed (make setup installs it on CUDA machines)")
     try:
         pynvml.nvmlInit()
-        handles = [_nvml_handle(pynvml, i) for i in indices]
+        handles = [nvml_handle(pynvml, i) for i in indices]
     except Exception as exc:  # NVMLError subclasses per cause
         return Unavailable(f"NVML unavailable: {exc}")
     try:

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from chipbench.platform import energy
+
 CPUINFO = Path("/proc/cpuinfo")
 THERMAL = Path("/sys/class/thermal")
 
@@ -35,11 +37,7 @@ def _nvidia(ident: int | str) -> dict[str, Any]:
         import pynvml
 
         pynvml.nvmlInit()
-        h = (
-            pynvml.nvmlDeviceGetHandleByUUID(ident)
-            if isinstance(ident, str)
-            else pynvml.nvmlDeviceGetHandleByIndex(ident)
-        )
+        h = energy.nvml_handle(pynvml, ident)
     except Exception as exc:  # not installed, no driver
         return {"unavailable": f"NVML: {exc}"}
     out: dict[str, Any] = {}

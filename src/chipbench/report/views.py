@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chipbench.report.assemble import Machine, Pooled
+from chipbench.results.document import THROUGHPUT_KEYS
 
 WHOLE_STEPS = ("dlrm.train_step", "dlrm.inference", "llama.train_step", "llama.forward", "hstu.train_step",
                "hstu.inference")  # fmt: skip
@@ -91,7 +92,7 @@ class Series:
 
 
 def _throughput(m: dict[str, float]) -> tuple[str, float] | None:
-    for k in ("samples_per_s", "tokens_per_s", "tflops", "gbps"):
+    for k in THROUGHPUT_KEYS:
         if k in m:
             return k, m[k]
     return None
