@@ -174,6 +174,15 @@ class Polled:
 # ---------------------------------------------------------------- NVIDIA, AMD
 
 
+def polled_gpu(library: str, watts: Callable[[], float]) -> Polled | Unavailable:
+    """A GPU without a usable energy counter: its power polled, when the library reads it at all."""
+    try:
+        watts()
+    except Exception as exc:  # the vendor library's own error types
+        return Unavailable(f"{library} reports neither energy nor power here: {exc}")
+    return Polled("gpu", watts)
+
+
 class Nvml:
     method = "counter"
     update_period_s = GPU_COUNTER_PERIOD_S
@@ -225,12 +234,7 @@ def nvidia(indices: list[int | str]) -> Source | Unavailable:
             pynvml.nvmlDeviceGetTotalEnergyConsumption(h)
         return Nvml(pynvml, handles)
     except Exception:  # pre-Volta: no energy counter; the power reading is
-        try:
-            for h in handles:
-                pynvml.nvmlDeviceGetPowerUsage(h)
-        except Exception as exc:
-            return Unavailable(f"NVML reports neither energy nor power here: {exc}")
-        return Polled("gpu", lambda: sum(pynvml.nvmlDeviceGetPowerUsage(h) for h in handles) / 1e3)
+        return polled_gpu("NVML", lambda: sum(pynvml.nvmlDeviceGetPowerUsage(h) for h in handles) / 1e3)
 
 
 class AmdCounter:
@@ -279,11 +283,7 @@ def amd(indices: list[int | str]) -> Source | Unavailable:
             return Polled("gpu", watts)
         return counter
     except Exception:
-        try:
-            watts()
-        except Exception as exc:
-            return Unavailable(f"amdsmi reports neither energy nor power here: {exc}")
-        return Polled("gpu", watts)
+        return polled_gpu("amdsmi", watts)
 
 
 def source_for(kind: str, device_indices: list[int | str]) -> Source | Unavailable:
