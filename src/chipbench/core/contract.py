@@ -26,6 +26,8 @@ class Work:
     bytes_convention: str | None = None
     extra_bytes: dict[str, float] = field(default_factory=dict)
     """Other byte counts per step under other named conventions; each yields `gbps_<name>`."""
+    counts: dict[str, float] = field(default_factory=dict)
+    """Other things a step processes, by plural name (e.g. candidates); each yields `<name>_per_s`."""
 
 
 @dataclass

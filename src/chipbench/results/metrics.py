@@ -53,6 +53,8 @@ def derive_metrics(
         m["tokens_per_s"] = w * work.tokens / median_s
         if w > 1:
             m["tokens_per_s_per_rank"] = work.tokens / median_s
+    for name, n in work.counts.items():
+        m[f"{name}_per_s"] = w * n / median_s
     if work.flops:
         tflops = work.flops / median_s / 1e12  # per device
         m["tflops"] = w * tflops

@@ -17,6 +17,7 @@ from chipbench.workloads import (  # noqa: F401
     calib,
     comm,
     dlrm,
+    hstu,
     llama,
     selftest,
 )

@@ -1,0 +1,146 @@
+"""HSTU generative-recommender workloads (MLPerf DLRMv3's ranking model class): a training step,
+inference, the jagged attention alone and the item table's sequence lookups alone.
+
+The model lives in `chipbench.models.hstu`. This package: `config` (presets from `shared/reference.md`),
+`accounting` (history lengths, FLOPs, bytes, memory, describe, fit: no torch), `data` (the synthetic
+users), `plan` (the layout over processes) and `setup` (what is timed). Importing it registers the
+benchmarks and imports no torch.
+"""
+
+from __future__ import annotations
+
+from chipbench.core.registry import Benchmark, register
+from chipbench.workloads.hstu.accounting import arithmetic, describe, fit
+from chipbench.workloads.hstu.config import (
+    PRESETS,
+    AttentionConfig,
+    HSTUConfig,
+    SequenceEmbeddingConfig,
+    resolve,
+)
+from chipbench.workloads.hstu.data import history_lengths
+from chipbench.workloads.hstu.plan import plan
+from chipbench.workloads.hstu.setup import (
+    attention_setup,
+    build,
+    embedding_setup,
+    inference_setup,
+    train_setup,
+)
+
+__all__ = [
+    "ATTENTION",
+    "EMBEDDING",
+    "INFERENCE",
+    "PRESETS",
+    "TRAIN_STEP",
+    "AttentionConfig",
+    "HSTUConfig",
+    "SequenceEmbeddingConfig",
+    "arithmetic",
+    "build",
+    "describe",
+    "fit",
+    "history_lengths",
+    "resolve",
+    "train_setup",
+]
+
+TIMED = (
+    "chipbench.workloads.hstu.data",
+    "chipbench.workloads.dlrm.data",
+    "chipbench.workloads.common",
+    "chipbench.models.hstu",
+    "chipbench.models.dlrm_embeddings",
+)
+"""Modules the steps run besides `setup`: describe, plan, accounting and config are not in the hash."""
+
+_TINY = {"preset": "tiny", "batch_size": 8}
+# The DLRMv3 shapes (layers, widths, 1,024-long histories, 2,048 candidates per user) at 2 users per step
+# instead of 32 in the default suite: a 32-user training step is about 4 TFLOP of valid work, 10 s or more
+# on a CPU; the item table fitted to the device. The full suite runs the published batch.
+_DEFAULT = [{"preset": "dlrmv3", "max_rows": -1, "batch_size": 2}]
+_ATTN = {"preset": "dlrmv3", "batch_size": 4, "items": 1000}
+_FULL = [
+    {"preset": "dlrmv3", "max_rows": -1, "batch_size": 32},
+    {"preset": "recsys-examples", "max_rows": -1, "batch_size": 8},
+]
+
+TRAIN_STEP = register(
+    Benchmark(
+        name="hstu.train_step",
+        doc="HSTU ranking training step: sequence embeddings, HSTU layers, multitask head, backward, "
+        "row-wise Adagrad (table) + AdamW (dense).",
+        config_cls=HSTUConfig,
+        setup=train_setup,
+        describe=describe,
+        timed=TIMED,
+        fit=fit,
+        plan=plan,
+        suites={"smoke": [_TINY], "default": _DEFAULT, "full": _FULL},
+    )
+)
+
+INFERENCE = register(
+    Benchmark(
+        name="hstu.inference",
+        doc="HSTU ranking forward for a batch of users and their candidates (latency percentiles).",
+        config_cls=HSTUConfig,
+        setup=inference_setup,
+        describe=describe,
+        timed=TIMED,
+        fit=fit,
+        plan=plan,
+        suites={
+            "smoke": [_TINY],
+            "default": _DEFAULT,
+            "full": [{**c, "batch_size": bs} for c in _FULL[:1] for bs in (1, 8, 32)],
+        },
+    )
+)
+
+ATTENTION = register(
+    Benchmark(
+        name="hstu.attention",
+        doc="The jagged HSTU attention alone (mode=fwd|fwd_bwd): FLOPs over valid pairs, padding waste.",
+        config_cls=AttentionConfig,
+        setup=attention_setup,
+        describe=describe,
+        timed=TIMED,
+        suites={
+            "smoke": [{**_TINY, "mode": m} for m in ("fwd", "fwd_bwd")],
+            "default": [
+                {"preset": "dlrmv3", "batch_size": 2, "items": 1000, "mode": m} for m in ("fwd", "fwd_bwd")
+            ],
+            "full": [
+                {**_ATTN, "mode": m, "attention": p, "avg_history": hl, "max_history": 2 * hl}
+                for m in ("fwd", "fwd_bwd")
+                for p in ("jagged", "padded")
+                for hl in (256, 1024, 4096)
+            ],
+        },
+    )
+)
+
+EMBEDDING = register(
+    Benchmark(
+        name="hstu.embedding",
+        doc="The item table's sequence lookups alone (mode=fwd|fwd_bwd); GB/s in FBGEMM's accounting.",
+        config_cls=SequenceEmbeddingConfig,
+        setup=embedding_setup,
+        describe=describe,
+        timed=TIMED,
+        fit=fit,
+        suites={
+            "smoke": [{**_TINY, "mode": m} for m in ("fwd", "fwd_bwd")],
+            "default": [
+                {"preset": "dlrmv3", "max_rows": -1, "batch_size": 8, "mode": m} for m in ("fwd", "fwd_bwd")
+            ],
+            "full": [
+                {"preset": "dlrmv3", "max_rows": -1, "batch_size": 32, "mode": m, "backend": be}
+                for m in ("fwd", "fwd_bwd")
+                for be in ("fbgemm", "torch")
+            ],
+        },
+    )
+)

@@ -1,0 +1,467 @@
+"""The HSTU family's set-ups: each builds the model (or the part it times) and this rank's users on the
+device and returns the step to time: a training step (with its per-part breakdown), inference, the
+attention alone, and the item table's sequence lookups alone (torch imported inside functions only).
+
+Across processes the whole model runs under DistributedDataParallel: the item table replicated, its
+sparse gradients all-reduced (gloo), the dense part's gradients averaged.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from chipbench.core.contract import Prepared, RunContext, Work
+from chipbench.core.errors import UsageError
+from chipbench.platform.device import synchronize
+from chipbench.workloads import common
+from chipbench.workloads.hstu.accounting import BYTES_CONVENTION, FLOP_CONVENTION, Arithmetic, arithmetic
+from chipbench.workloads.hstu.config import AttentionConfig, HSTUConfig, Resolved, SequenceEmbeddingConfig
+from chipbench.workloads.hstu.data import Batch, rank_batches
+
+DDP_TABLE = "replicated on every rank (DistributedDataParallel); sparse gradients all-reduced by DDP"
+
+
+def choose_backend(requested: str, device_kind: str, world_size: int = 1) -> tuple[str, str]:
+    """(fbgemm | torch, why). auto: FBGEMM where it imports and has kernels for the device, in one process."""
+    from chipbench.models.hstu import fbgemm_jagged_ops
+
+    if world_size > 1:
+        if requested == "fbgemm":
+            raise UsageError(
+                "backend=fbgemm runs in one process (its fused update would apply each rank's rows alone); "
+                "across processes use backend=torch (the table under DDP)"
+            )
+        if device_kind not in ("cpu", "mps"):
+            raise UsageError(
+                f"HSTU across {world_size} processes on {device_kind} needs a sparse all-reduce for its "
+                f"item table, which {device_kind}'s collectives lack; run one process"
+            )
+        return "torch", f"across {world_size} processes: the table under DDP, sparse gradients all-reduced"
+    if requested == "torch":
+        return "torch", "requested with backend=torch"
+    ok = fbgemm_jagged_ops()
+    if requested == "fbgemm":
+        if not ok or device_kind not in ("cpu", "cuda"):
+            raise UsageError(
+                f"backend=fbgemm is not usable here (fbgemm_gpu {'has no ' + device_kind + ' kernels' if ok else 'does not import'}); "
+                "use --set backend=torch"
+            )
+        return "fbgemm", "requested with backend=fbgemm"
+    if device_kind not in ("cpu", "cuda"):
+        return "torch", f"auto: FBGEMM has no kernels for {device_kind}"
+    if not ok:
+        return "torch", "auto: fbgemm_gpu does not import"
+    if device_kind == "cuda":
+        import importlib.metadata as md
+
+        try:
+            md.version("fbgemm-gpu-cpu")
+            return "torch", "auto: fbgemm-gpu-cpu has no CUDA kernels"
+        except md.PackageNotFoundError:
+            pass
+    return "fbgemm", "auto: FBGEMM imports (table-batched kernel, row-wise Adagrad fused into backward)"
+
+
+def choose_attention(requested: str) -> tuple[str, str]:
+    if requested != "auto":
+        return requested, f"requested with attention={requested}"
+    return (
+        "jagged",
+        "auto: jagged computes only the blocks the mask opens (h^2 + c h + c pairs per user, not N^2)",
+    )
+
+
+def model_args(r: Resolved) -> Any:
+    from chipbench.models.hstu import HSTUArgs
+
+    return HSTUArgs(
+        num_items=r.items, dim=r.dim, n_layers=r.n_layers, n_heads=r.n_heads, attn_dim=r.attn_dim,
+        linear_dim=r.linear_dim, hidden=r.hidden, max_seq_len=r.max_seq_len, num_tasks=r.num_tasks,
+        input_dropout=r.input_dropout, linear_dropout=r.linear_dropout,
+    )  # fmt: skip
+
+
+@dataclass
+class Built:
+    model: Any
+    """What the step calls: the HSTU, or its DDP wrapper."""
+    inner: Any
+    arith: Arithmetic
+    info: dict[str, Any]
+    batches: list[Batch]
+    item_inputs: list[Any]
+    """Each batch's prepared item lookup input."""
+
+
+def build(
+    cfg: HSTUConfig, ctx: RunContext, training: bool, init_state: dict[str, Any] | None = None
+) -> Built:
+    import dataclasses
+
+    import torch
+
+    from chipbench.models.hstu import HSTU
+
+    backend, why = choose_backend(cfg.backend, ctx.device, ctx.world_size)
+    path, path_why = choose_attention(cfg.attention)
+    split = common.split_batch(cfg.batch_size, ctx.world_size, cfg.scaling)
+    a = arithmetic(dataclasses.replace(cfg, batch_size=split.per_rank), ctx.seed, training)
+    r = a.resolved
+    args = dataclasses.replace(model_args(r), relative_bias=cfg.relative_bias)
+    torch.manual_seed(ctx.seed)
+    ops = "fbgemm" if backend == "fbgemm" else "torch"
+    inner = HSTU(args, backend, path, ops, cfg.lr, ctx.torch_device)  # type: ignore[arg-type]
+    if init_state is not None:
+        inner.load_state_dict(init_state)
+    model: Any = inner
+    info: dict[str, Any] = {
+        "backend": backend,
+        "backend_reason": why,
+        "attention": path,
+        "attention_reason": path_why,
+        "jagged_ops": "fbgemm (jagged_to_padded_dense, dense_to_jagged)"
+        if ops == "fbgemm"
+        else "torch index copies",
+        "preset": cfg.preset,
+        "items": r.items,
+        "items_capped": r.items != r.items_uncapped,
+        "max_rows": cfg.max_rows or None,
+        "dense_dtype": "fp32" if cfg.dtype in ("auto", "fp32") else f"{cfg.dtype} autocast",
+        "item_table_dtype": "fp32",
+    }
+    if ctx.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [ctx.local_rank] if ctx.device == "cuda" else None
+        model = DistributedDataParallel(inner, device_ids=ids)
+        info.update(common.layout_info(split, ctx, cfg.scaling, "ddp"))
+        info.update(dist_backend=ctx.dist_backend, item_table=DDP_TABLE)
+    batches = rank_batches(cfg, r, ctx, cfg.num_batches)
+    hist = [h for b in batches for h in b.seq.history]
+    info["history_mean_drawn"] = sum(hist) / max(len(hist), 1)
+    info["history_max_drawn"] = max(hist, default=0)
+    info["tokens_per_step_mean"] = a.mean("tokens")
+    return Built(model, inner, a, info, batches, [inner.items.prepare(b.items) for b in batches])
+
+
+def pairs_info(a: Arithmetic, path: str) -> dict[str, Any]:
+    """The attention pairs computed against those the mask opens (per head and layer, mean over batches)."""
+    valid = sum(c.pairs.valid for c in a.counts) / len(a.counts)
+    computed = sum(getattr(c.pairs, path) for c in a.counts) / len(a.counts)
+    padded = sum(c.pairs.padded for c in a.counts) / len(a.counts)
+    jag = sum(c.pairs.jagged for c in a.counts) / len(a.counts)
+    return {
+        "attention_pairs_valid": valid,
+        "attention_pairs_computed": computed,
+        "attention_waste": 1.0 - valid / computed if computed else 0.0,
+        "padding_share_of_padded_pairs": 1.0 - jag / padded if padded else 0.0,
+    }
+
+
+def dense_optimizer(params: list[Any], lr: float, device: str) -> tuple[Any, str]:
+    import torch
+
+    try:
+        return torch.optim.AdamW(params, lr=lr, fused=True), "AdamW (fused)"
+    except (RuntimeError, TypeError):  # no fused kernel for this device
+        return torch.optim.AdamW(params, lr=lr, foreach=True), "AdamW (foreach)"
+
+
+def loss_fn(logits: Any, b: Batch) -> Any:
+    """Mean over users of each user's mean BCE over candidates and tasks."""
+    import torch
+
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), b.labels, reduction="none")
+    return (bce.mean(1) * b.weights).sum()
+
+
+def step_work(a: Arithmetic, training: bool, **extra: Any) -> Work:
+    mult = 3 if training else 1
+    return Work(
+        flops=mult * a.mean("forward_flops"),
+        bytes=mult * 8.0 * a.resolved.dim * a.mean("tokens"),
+        samples=a.counts[0].users,
+        tokens=int(a.mean("tokens")),
+        model_flops=True,
+        flop_convention=FLOP_CONVENTION,
+        bytes_convention="item table only: " + BYTES_CONVENTION,
+        counts={"candidates": a.mean("candidates")},
+        **extra,
+    )
+
+
+def train_setup(
+    cfg: HSTUConfig,
+    ctx: RunContext,
+    init_state: dict[str, Any] | None = None,
+    expose: dict[str, Any] | None = None,
+) -> Prepared:
+    """A training step. `init_state` replaces the initial weights and `expose` receives the model (tests)."""
+    built = build(cfg, ctx, True, init_state)
+    model, inner, batches, items = built.model, built.inner, built.batches, built.item_inputs
+    model.train()
+    dopt, dname = dense_optimizer(inner.dense_parameters(), cfg.lr, ctx.device)
+    amp = common.autocast(cfg.dtype, ctx)
+    if expose is not None:
+        expose["model"] = inner
+    state = {"i": 0}
+
+    def step() -> Any:
+        i = state["i"] % len(batches)
+        state["i"] += 1
+        b = batches[i]
+        dopt.zero_grad(set_to_none=True)
+        with amp():
+            logits = model(items[i], b.actions, b.seq)  # (K, T)
+        loss = loss_fn(logits, b)
+        loss.backward()
+        dopt.step()
+        inner.items.step()
+        return loss.detach()
+
+    def after() -> dict[str, Any]:
+        return {"breakdown_ms": breakdown(inner, dopt, batches, items, ctx, amp)}
+
+    info = {**built.info, **pairs_info(built.arith, built.info["attention"])}
+    info["dense_optimizer"] = dname
+    info["item_optimizer"] = "row-wise Adagrad " + (
+        "fused into backward (FBGEMM)" if inner.items.kind == "fbgemm" else "on sparse gradients"
+    )
+    if ctx.distributed:
+        info["breakdown"] = "not measured across processes"
+    return Prepared(
+        step=step, work=step_work(built.arith, True), info=info, after=None if ctx.distributed else after
+    )
+
+
+def breakdown(
+    inner: Any, dopt: Any, batches: list[Batch], items: list[Any], ctx: RunContext, amp: Any, reps: int = 3
+) -> dict[str, float]:
+    """Median ms of each part of a training step, each run on detached inputs and timed alone."""
+    import torch
+
+    parts: dict[str, list[float]] = {}
+    acc: dict[str, float] = {}
+
+    def tick(name: str, t0: float, into: dict[str, float] | None = None) -> float:
+        synchronize(ctx.device)
+        t = time.perf_counter()
+        if into is not None:
+            into[name] = into.get(name, 0.0) + (t - t0) * 1e3
+        else:
+            parts.setdefault(name, []).append((t - t0) * 1e3)
+        return t
+
+    for rep in range(reps):
+        i = rep % len(batches)
+        b, seq = batches[i], batches[i].seq
+        dopt.zero_grad(set_to_none=True)
+        acc.clear()
+        synchronize(ctx.device)
+        t = time.perf_counter()
+        e = inner.items(items[i])  # (L, C)
+        t = tick("embedding_fwd", t)
+        e_in = e.detach().requires_grad_()
+        with amp():
+            x = inner.input_dropout(
+                inner.norm_pre(inner.preprocessor(torch.cat([e_in, inner.actions(b.actions)], -1)))
+            )
+        t = tick("preprocessor_fwd", t)
+        x_in = x.detach().requires_grad_()
+        h = x_in
+        with amp():
+            for layer in inner.layers:
+                u, q, k, v = layer.project(h)
+                t = tick("uvqk_projection_fwd", t, acc)
+                y = layer.attend(q, k, v, seq, inner.path, inner.ops)
+                t = tick("attention_fwd", t, acc)
+                h = layer.finish(h, u, y)
+                t = tick("output_projection_fwd", t, acc)
+            h = inner.norm(h)
+        for k_, v_ in acc.items():
+            parts.setdefault(k_, []).append(v_)
+        h_in = h.detach().requires_grad_()
+        with amp():
+            logits = inner.predict(h_in, seq)
+        loss = loss_fn(logits, b)
+        t = tick("head_and_loss_fwd", t)
+        loss.backward()
+        t = tick("head_bwd", t)
+        h.backward(h_in.grad)
+        t = tick("hstu_layers_bwd", t)
+        x.backward(x_in.grad)
+        t = tick("preprocessor_bwd", t)
+        e.backward(e_in.grad)
+        inner.items.step()
+        t = tick("embedding_bwd_and_update", t)
+        dopt.step()
+        tick("dense_optimizer", t)
+    return {k: statistics.median(v) for k, v in parts.items()}
+
+
+def inference_setup(cfg: HSTUConfig, ctx: RunContext) -> Prepared:
+    import torch
+
+    built = build(cfg, ctx, False)
+    model, batches, items = built.model, built.batches, built.item_inputs
+    model.eval()
+    amp = common.autocast(cfg.dtype, ctx)
+    state = {"i": 0}
+
+    def step() -> Any:
+        i = state["i"] % len(batches)
+        state["i"] += 1
+        b = batches[i]
+        with torch.no_grad(), amp():
+            return model(items[i], b.actions, b.seq)  # (K, T)
+
+    info = {**built.info, **pairs_info(built.arith, built.info["attention"])}
+    return Prepared(step=step, work=step_work(built.arith, False), info=info)
+
+
+def attention_setup(cfg: AttentionConfig, ctx: RunContext) -> Prepared:
+    """One layer's attention on random q, k, v over this rank's users (all layers' shapes are alike)."""
+    import dataclasses
+
+    import torch
+
+    from chipbench.models.hstu import HSTULayer
+
+    if ctx.distributed:
+        choose_backend(cfg.backend, ctx.device, ctx.world_size)
+    path: Any
+    path, path_why = choose_attention(cfg.attention)
+    backend, why = choose_backend(cfg.backend, ctx.device, 1)
+    ops: Any = "fbgemm" if backend == "fbgemm" else "torch"
+    split = common.split_batch(cfg.batch_size, ctx.world_size, cfg.scaling)
+    one = dataclasses.replace(cfg, batch_size=split.per_rank, n_layers=1)
+    a = arithmetic(one, ctx.seed, cfg.mode == "fwd_bwd")
+    r = a.resolved
+    torch.manual_seed(ctx.seed)
+    args = dataclasses.replace(model_args(r), relative_bias=cfg.relative_bias)
+    layer = HSTULayer(args).to(ctx.torch_device)
+    batches = rank_batches(one, r, ctx, cfg.num_batches)
+    gen = common.generator(ctx, 1, on_device=True)
+    amp = common.autocast(cfg.dtype, ctx)
+    grad_mode = cfg.mode == "fwd_bwd"
+
+    def qkv(n: int) -> tuple[Any, ...]:
+        dt = torch.float32
+        q = torch.randn(
+            n, r.n_heads, r.attn_dim, generator=gen, device=ctx.torch_device, dtype=dt
+        )  # (L, H, A)
+        k = torch.randn(
+            n, r.n_heads, r.attn_dim, generator=gen, device=ctx.torch_device, dtype=dt
+        )  # (L, H, A)
+        v = torch.randn(
+            n, r.n_heads, r.linear_dim, generator=gen, device=ctx.torch_device, dtype=dt
+        )  # (L, H, V)
+        g = torch.randn(n, r.n_heads, r.linear_dim, generator=gen, device=ctx.torch_device, dtype=dt)
+        return (q.requires_grad_(grad_mode), k.requires_grad_(grad_mode), v.requires_grad_(grad_mode), g)
+
+    inputs = [qkv(b.seq.num_tokens) for b in batches]
+    state = {"i": 0}
+
+    def step() -> Any:
+        i = state["i"] % len(batches)
+        state["i"] += 1
+        q, k, v, g = inputs[i]
+        if not grad_mode:
+            with torch.no_grad(), amp():
+                return layer.attend(q, k, v, batches[i].seq, path, ops)  # (L, H, V)
+        q.grad = k.grad = v.grad = None
+        with amp():
+            y = layer.attend(q, k, v, batches[i].seq, path, ops)  # (L, H, V)
+        y.backward(g.to(y.dtype))
+        return None
+
+    mult = 3 if grad_mode else 1
+    info = {
+        "attention": path,
+        "attention_reason": path_why,
+        "jagged_ops": ops if path == "padded" else "none (per-user blocks)",
+        "backend_reason": why,
+        "preset": cfg.preset,
+        "mode": cfg.mode,
+        "history_mean": r.avg_history,
+        "history_mean_drawn": sum(h for b in batches for h in b.seq.history)
+        / max(1, sum(b.seq.batch_size for b in batches)),
+        "candidates_per_user": r.candidates,
+        "attention_flops_computed": mult
+        * sum(c.attention_flops_computed[path] for c in a.counts)
+        / len(a.counts),
+        **pairs_info(a, path),
+    }
+    if ctx.distributed:
+        info.update(common.layout_info(split, ctx, cfg.scaling, "independent per rank (attention alone)"))
+    return Prepared(
+        step=step,
+        work=Work(
+            flops=mult * a.mean("attention_flops"),
+            samples=a.counts[0].users,
+            tokens=int(a.mean("tokens")),
+            flop_convention="one layer's attention over valid pairs: 2 (A + V) H per pair; fwd+bwd = 3x",
+        ),
+        info=info,
+    )
+
+
+def embedding_setup(cfg: SequenceEmbeddingConfig, ctx: RunContext) -> Prepared:
+    """The item table's lookups of every token of the batch; with fwd_bwd, backward and the update."""
+    import torch
+
+    from chipbench.models.hstu import ItemEmbeddings
+
+    backend, why = choose_backend(cfg.backend, ctx.device, 1)
+    split = common.split_batch(cfg.batch_size, ctx.world_size, cfg.scaling)
+    import dataclasses
+
+    one = dataclasses.replace(cfg, batch_size=split.per_rank)
+    a = arithmetic(one, ctx.seed, cfg.mode == "fwd_bwd")
+    r = a.resolved
+    torch.manual_seed(ctx.seed)
+    emb = ItemEmbeddings(r.items, r.dim, backend, cfg.lr, ctx.torch_device)  # type: ignore[arg-type]
+    batches = rank_batches(one, r, ctx, cfg.num_batches)
+    inputs = [emb.prepare(b.items) for b in batches]
+    gen = common.generator(ctx, 1, on_device=True)
+    grads = [torch.randn(b.seq.num_tokens, r.dim, generator=gen, device=ctx.torch_device) for b in batches]
+    fwd_only = cfg.mode == "fwd"
+    state = {"i": 0}
+
+    def step() -> Any:
+        i = state["i"] % len(inputs)
+        state["i"] += 1
+        if fwd_only:
+            with torch.no_grad():
+                return emb(inputs[i])  # (L, C)
+        emb(inputs[i]).backward(grads[i])
+        emb.step()
+        return None
+
+    tokens = a.mean("tokens")
+    fwd_bytes = 8.0 * r.dim * tokens  # fp32 output row + weight row per token
+    info = {
+        "backend": backend,
+        "backend_reason": why,
+        "mode": cfg.mode,
+        "preset": cfg.preset,
+        "items": r.items,
+        "items_capped": r.items != r.items_uncapped,
+        "optimizer": "row-wise Adagrad" if not fwd_only else None,
+    }
+    if ctx.distributed:
+        info.update(common.layout_info(split, ctx, cfg.scaling, "independent per rank (a table alone)"))
+    return Prepared(
+        step=step,
+        work=Work(
+            bytes=fwd_bytes * (1 if fwd_only else 3),
+            tokens=int(tokens),
+            samples=a.counts[0].users,
+            bytes_convention=BYTES_CONVENTION,
+            extra_bytes={"with_indices": fwd_bytes * (1 if fwd_only else 3) + 8.0 * tokens},
+        ),
+        info=info,
+    )
