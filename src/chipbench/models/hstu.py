@@ -245,12 +245,16 @@ def jagged_attention(
     against the history, and each candidate's own diagonal term."""
     # alpha folded into q and 1/max_seq_len into v: the same products, no pass over the (h x h) and
     # (c x h) blocks for either scale.
-    q, v = q * alpha, v * scale  # (L, H, A), (L, H, V)
+    # Heads first, once per call: every block below is then a strided view the matmuls read in place
+    # (slicing (L, H, A) per user and transposing made each matmul copy its operands).
+    qt = (q * alpha).transpose(0, 1).contiguous()  # (H, L, A)
+    kt = k.transpose(0, 1).contiguous()  # (H, L, A)
+    vt = (v * scale).transpose(0, 1).contiguous()  # (H, L, V)
     outs = []
     pos, ts = seq.positions, seq.timestamps
     for s, h, c in zip(seq.starts(), seq.history, seq.candidates, strict=True):
-        qh, kh, vh = (t[s : s + h].transpose(0, 1) for t in (q, k, v))  # (H, h, A|V)
-        qc, kc, vc = (t[s + h : s + h + c].transpose(0, 1) for t in (q, k, v))  # (H, c, A|V)
+        qh, kh, vh = (t[:, s : s + h] for t in (qt, kt, vt))  # (H, h, A|V)
+        qc, kc, vc = (t[:, s + h : s + h + c] for t in (qt, kt, vt))  # (H, c, A|V)
         hs, cs = slice(s, s + h), slice(s + h, s + h + c)
         parts = []
         if h:
@@ -270,11 +274,10 @@ def jagged_attention(
                     w = w + bias(pos[cs], pos[hs], ts[cs], ts[hs])  # + (c, h)
                 yc = yc + torch.matmul(_silu(w), vh)  # (H, c, V)
             parts.append(yc)
-        if parts:
-            outs.append(torch.cat(parts, dim=1).transpose(0, 1))  # (n, H, V)
+        outs.extend(parts)
     if not outs:
         return v.new_zeros(0, *v.shape[1:])
-    return torch.cat(outs)  # (L, H, V)
+    return torch.cat(outs, dim=1).transpose(0, 1)  # (H, L, V) -> (L, H, V)
 
 
 def padded_attention(

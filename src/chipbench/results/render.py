@@ -89,7 +89,7 @@ def to_markdown(doc: dict[str, Any]) -> str:
 
 HEADLINE_GROUPS = (
     "dlrm.train_step", "dlrm.inference", "dlrm.embedding", "llama.train_step", "llama.forward",
-    "calib.matmul", "calib.copy",
+    "hstu.train_step", "hstu.inference", "calib.matmul", "calib.copy",
 )  # fmt: skip
 """The whole steps and the figures a hardware engineer asks for first, in this order."""
 

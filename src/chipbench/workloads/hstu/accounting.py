@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from chipbench.core.contract import Description
-from chipbench.workloads.hstu.config import HSTUConfig, Resolved, resolve
+from chipbench.workloads.hstu.config import (
+    AttentionConfig,
+    HSTUConfig,
+    Resolved,
+    SequenceEmbeddingConfig,
+    resolve,
+)
 from chipbench.workloads.hstu.data import history_lengths
 
 FLOP_CONVENTION = (
@@ -131,13 +137,22 @@ def arithmetic(cfg: HSTUConfig, seed: int = 0, training: bool = True) -> Arithme
     activations = layers * (4.0 * big.tokens * width + 3 * pair_bytes) + 4.0 * big.tokens * 4 * r.dim
     if path == "padded":
         activations += big.users * (big.pairs.padded / max(big.users, 1))  # the bool mask
-    breakdown = {
-        "item_table_and_rowwise_state": int(4.0 * (table + r.items)),
-        "dense_weights_grads_adamw": int(4.0 * dense * (4 if training else 1)),
-        "activations": int(activations),
-        "sparse_grads": int(8.0 * big.tokens * r.dim) if training else 0,
-        "synthetic_batches": int(sum(40.0 * s.tokens for s in counts)),
-    }
+    table_bytes = int(4.0 * (table + r.items))
+    data = int(sum(40.0 * s.tokens for s in counts))
+    breakdown: dict[str, int]
+    if isinstance(cfg, SequenceEmbeddingConfig):  # the table alone: its lookups' output and gradient
+        breakdown = {"item_table_and_rowwise_state": table_bytes, "lookups": int(16.0 * big.tokens * r.dim)}
+    elif isinstance(cfg, AttentionConfig):  # one layer's attention on q, k, v; no table
+        qkv = 4.0 * big.tokens * r.n_heads * (2 * r.attn_dim + 2 * r.linear_dim) * (2 if training else 1)
+        breakdown = {"qkv_and_output": int(qkv), "scores": int(3 * pair_bytes if training else pair_bytes)}
+    else:
+        breakdown = {
+            "item_table_and_rowwise_state": table_bytes,
+            "dense_weights_grads_adamw": int(4.0 * dense * (4 if training else 1)),
+            "activations": int(activations),
+            "sparse_grads": int(8.0 * big.tokens * r.dim) if training else 0,
+        }
+    breakdown["synthetic_batches"] = data
     return Arithmetic(r, table, dense, counts, float(sum(breakdown.values())), breakdown)
 
 
@@ -146,6 +161,10 @@ def describe(cfg: HSTUConfig) -> Description:
     a = arithmetic(cfg)
     r = a.resolved
     c0 = a.counts[0]
+    timed: dict[str, Any] = {}
+    if isinstance(cfg, AttentionConfig):
+        mult = 3 if cfg.mode == "fwd_bwd" else 1
+        timed = {"attention_one_layer_valid_flops_per_step": mult * c0.attention_flops / r.n_layers}
     return Description(
         memory_bytes_estimate=int(a.memory_bytes),
         facts={
@@ -180,12 +199,15 @@ def describe(cfg: HSTUConfig) -> Description:
             },
             "flop_convention": FLOP_CONVENTION,
             "memory_breakdown_bytes": a.breakdown,
+            **timed,
         },
     )
 
 
 FIT_SHARE = 0.5
-"""Share of free memory a fitted case may take: the attention's blocks, not the table, dominate."""
+"""Share of free memory a fitted case may take in all (the attention's blocks can outweigh the table)."""
+TABLE_SHARE = {"cpu": 0.1, "mps": 0.1}
+"""Share the item table may take on CPUs: its set-up stays in seconds (elsewhere: up to FIT_SHARE)."""
 
 
 def _nice_floor(n: int) -> int:
@@ -197,12 +219,12 @@ def fit(cfg: HSTUConfig, free_bytes: int, kind: str = "cpu") -> dict[str, Any]:
     """Overrides that make a `max_rows=-1` case fit (the item table capped; empty for other cases)."""
     if cfg.max_rows != -1:
         return {}
-    budget = FIT_SHARE * free_bytes
     uncapped = dataclasses.replace(cfg, max_rows=0)
-    if arithmetic(uncapped).memory_bytes <= budget:
+    per_row = 4.0 * (resolve(uncapped).dim + 1)  # fp32 row + its row-wise Adagrad state
+    rest = arithmetic(dataclasses.replace(cfg, max_rows=1)).memory_bytes - per_row
+    table_budget = min(TABLE_SHARE.get(kind, FIT_SHARE) * free_bytes, FIT_SHARE * free_bytes - rest)
+    rows = int(table_budget / per_row)
+    if rows >= resolve(uncapped).items:
         return {"max_rows": 0}
-    table_free = budget - (arithmetic(dataclasses.replace(cfg, max_rows=1)).memory_bytes - 8.0)
-    per_row = 4.0 * (resolve(uncapped).dim + 1)
-    if table_free < per_row * 1000:
-        return {"max_rows": 1000}  # the rest does not fit either: the memory check says so, in one line
-    return {"max_rows": _nice_floor(int(table_free / per_row))}
+    # below 1,000 rows the rest does not fit either: the memory check then says so, in one line
+    return {"max_rows": _nice_floor(max(rows, 1000))}

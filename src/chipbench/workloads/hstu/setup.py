@@ -348,8 +348,10 @@ def attention_setup(cfg: AttentionConfig, ctx: RunContext) -> Prepared:
     amp = common.autocast(cfg.dtype, ctx)
     grad_mode = cfg.mode == "fwd_bwd"
 
+    # q, k, v in the dtype the projections hand the attention (bf16 / fp16 under autocast)
+    dt = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.dtype, torch.float32)
+
     def qkv(n: int) -> tuple[Any, ...]:
-        dt = torch.float32
         q = torch.randn(
             n, r.n_heads, r.attn_dim, generator=gen, device=ctx.torch_device, dtype=dt
         )  # (L, H, A)
