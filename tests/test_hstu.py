@@ -236,6 +236,8 @@ def test_history_lengths_are_long_tailed_and_seeded():
     cfg = wl.HSTUConfig(preset="dlrmv3", batch_size=2000)
     h = wl.history_lengths(cfg, 0, 0)
     assert h == wl.history_lengths(cfg, 0, 0) and h != wl.history_lengths(cfg, 1, 0)
+    # every batch the same lengths over other users: each step does the same work
+    assert sorted(wl.history_lengths(cfg, 0, 1)) == sorted(h) and wl.history_lengths(cfg, 0, 1) != h
     mean = sum(h) / len(h)
     assert 900 < mean < 1050 and max(h) == 2048
     assert sorted(h)[len(h) // 2] < mean  # median below the mean: a right tail

@@ -7,7 +7,6 @@ can fall. Everything is generated on the run's device before timing.
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -18,15 +17,22 @@ from chipbench.workloads.dlrm.data import row_permutation, zipf_ranks
 from chipbench.workloads.hstu.config import LOGNORMAL_SIGMA, HSTUConfig, Resolved, resolve
 
 
-def history_lengths(cfg: HSTUConfig, seed: int, batch: int, users: int | None = None) -> tuple[int, ...]:
-    """The history lengths of batch number `batch` (seeded: `describe` and the run draw the same)."""
+def history_lengths(cfg: HSTUConfig, seed: int, batch: int) -> tuple[int, ...]:
+    """The history lengths of batch number `batch`, seeded (`describe` and the run draw the same). Every
+    batch holds the same lengths, rotated over its users: each step does the same work (cycling batches of
+    different total work would make the median pick one of them), on other ids and other users."""
     r = resolve(cfg)
-    n = users if users is not None else cfg.batch_size
+    n = cfg.batch_size
     if cfg.history_dist == "fixed":
         return (r.avg_history,) * n
-    rng = random.Random(f"hstu-history-{seed}-{batch}")
-    mu = math.log(max(r.avg_history, 1)) - LOGNORMAL_SIGMA**2 / 2  # mean avg_history before clipping
-    return tuple(min(r.max_history, round(rng.lognormvariate(mu, LOGNORMAL_SIGMA))) for _ in range(n))
+    rng = random.Random(f"hstu-history-{seed}")
+    raw = [rng.lognormvariate(0.0, LOGNORMAL_SIGMA) for _ in range(n)]
+    # scaled so the batch's mean is avg_history before clipping: a batch of 32 would otherwise stray by
+    # about 12% (one standard error) from the configured mean
+    scale = r.avg_history * n / sum(raw)
+    drawn = tuple(min(r.max_history, round(x * scale)) for x in raw)
+    k = batch % n
+    return drawn[k:] + drawn[:k]
 
 
 HIDDEN_ROWS = 4096
