@@ -226,9 +226,10 @@ def test_training_learns_and_reports_its_parts(backend):
     assert sum(losses[-5:]) / 5 < 0.9 * sum(losses[:5]) / 5, losses
     assert prep.info["backend"] == backend and prep.info["attention"] == "jagged"
     assert 0 < prep.info["attention_waste"] < 1
-    parts = prep.after()["breakdown_ms"]
+    parts = prep.after()["parts"]
     assert {"embedding_fwd", "attention_fwd", "hstu_layers_bwd", "dense_optimizer"} <= set(parts)
-    assert all(v > 0 for v in parts.values())
+    assert all(v["ms"] > 0 for v in parts.values())
+    assert parts["uvqk_projection_fwd"]["flops"] > 0 and parts["embedding_fwd"]["bytes"] > 0
     assert prep.work.counts["candidates"] == 16 * 8 and prep.work.samples == 16
 
 

@@ -40,7 +40,13 @@ from chipbench.platform import ceilings, hardware
 from chipbench.platform.device import DEVICE_CHOICES
 from chipbench.results import document, files
 from chipbench.results.outcomes import CaseOutcome
-from chipbench.results.render import HEADLINE_COLUMNS, SUMMARY_COLUMNS, headline, summary_rows
+from chipbench.results.render import (
+    HEADLINE_COLUMNS,
+    SUMMARY_COLUMNS,
+    headline,
+    roofline_lines,
+    summary_rows,
+)
 
 SUITE_BUDGET_S = {"smoke": 0.3, "default": 3.0, "full": 10.0}
 
@@ -314,6 +320,8 @@ def _report(doc: dict[str, Any], path: Path | None, code: int) -> None:
     if top:
         print_table("headline", list(HEADLINE_COLUMNS), top)
     print_table("chipbench results", list(SUMMARY_COLUMNS), summary_rows(doc))
+    for line in roofline_lines(doc):
+        say(line)
     for b in doc["benchmarks"]:
         for flag in b["extra_info"].get("flags", []):
             warn(f"{b['name']}: {flag}")

@@ -102,6 +102,8 @@ class Pooled:
     """torch (and torchrec) versions of the pooled runs: more than one is said in the notes."""
     energy_scope: str = ""
     price_source: str = ""
+    roofline: dict[str, Any] = field(default_factory=dict)
+    """The newest run's roofline breakdown (results.roofline), validated on load; empty: none."""
     soak: str = ""
     """Burst against sustained: the clocks and temperature before and after a `--soak` (empty: none)."""
     median_s: float = math.nan
@@ -371,6 +373,7 @@ def pool(docs: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Pooled], list[st
             )
             p.price_source = price_source
             p.soak = _soak(_dict(_dict(_dict(extra.get("measurement")).get("extra")).get("soak")))
+            p.roofline = _dict(extra.get("roofline"))
     newest: dict[tuple[str, str], Pooled] = {}
     superseded: dict[str, list[Pooled]] = {}
     for p in groups.values():  # insertion order follows the file dates

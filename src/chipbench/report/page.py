@@ -14,7 +14,7 @@ import plotly.offline
 from chipbench.core import text
 from chipbench.report import figures
 from chipbench.report.assemble import Cell, Machine, Report, Row
-from chipbench.report.views import Limit, limits, roofline_points
+from chipbench.report.views import Limit, breakdowns, limits, roofline_points
 
 THROUGHPUT = (("samples_per_s", "samples/s"), ("tokens_per_s", "tokens/s"))
 
@@ -188,6 +188,7 @@ def to_html(report: Report) -> str:
         points=points,
         sweeps=sweeps,
         limits=lim,
+        breakdowns=breakdowns(report.pooled),
         fmt=fmt,
         pct=pct,
         plotly_js=plotly.offline.get_plotlyjs(),

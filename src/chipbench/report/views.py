@@ -231,3 +231,57 @@ def limits(pooled: list[Pooled]) -> list[Limit]:
                 )
             )
     return sorted(out, key=lambda lim: (lim.name, lim.machine))
+
+
+@dataclass(frozen=True)
+class PartRow:
+    name: str
+    ms: float
+    tflops: float
+    gbps: float
+    floor_ms: float
+    bound: str
+    share: float
+    faster_than_floor: bool
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Where one whole step's time goes on one machine, part by part (results.roofline)."""
+
+    machine: str
+    name: str
+    step_ms: float
+    floor_ms: float
+    share: float
+    cover: float
+    covered: bool
+    holds_back: str
+    parts: list[PartRow]
+
+
+def breakdowns(pooled: list[Pooled]) -> list[Breakdown]:
+    out = []
+    for p in pooled:
+        r = p.roofline
+        if p.bench not in WHOLE_STEPS or not isinstance(r.get("parts"), dict) or not r["parts"]:
+            continue
+        rows = [
+            PartRow(str(n), float(v["ms"]), float(v["tflops"]), float(v["gbps"]), float(v["floor_ms"]),
+                    str(v.get("bound", "?")), float(v["share_of_roofline"]), bool(v.get("faster_than_floor")))
+            for n, v in r["parts"].items()
+        ]  # fmt: skip
+        out.append(
+            Breakdown(
+                p.machine,
+                p.name,
+                float(r["step_ms"]),
+                float(r["floor_ms"]),
+                float(r["share_of_roofline"]),
+                float(r["parts_cover"]),
+                bool(r.get("covered")),
+                str(r.get("holds_back", "")),
+                rows,
+            )  # fmt: skip
+        )
+    return sorted(out, key=lambda b: (b.name, b.machine))

@@ -20,6 +20,7 @@ from chipbench.platform.ceilings import Ceilings
 from chipbench.platform.hardware import machine_id
 from chipbench.results.metrics import derive_metrics
 from chipbench.results.outcomes import RunOutcome
+from chipbench.results.roofline import roofline
 
 PYTEST_BENCHMARK_VERSION = "5.1.0"  # the file-format version we write
 
@@ -99,6 +100,13 @@ def build(
             price=price,
             nodes=int((env.get("distributed") or {}).get("nodes", 1)),
         )
+        roof = None
+        if isinstance(p["info"].get("parts"), dict):
+            roof, why = roofline(p["info"]["parts"], st["median"], dtype, ceilings)
+            if roof is not None:
+                metrics["share_of_roofline"] = roof["share_of_roofline"]
+            else:
+                missing["share_of_roofline"] = why or "not measured"
         flags = [
             f"{k} is {v:.0%}, above 100%: a counting error, a stale ceiling (rerun `chipbench calibrate`) "
             "or data that fit in a cache the ceiling's did not"
@@ -137,6 +145,8 @@ def build(
                     "disturbed": seen.get("disturbed"),
                     "work": p["work"],
                     "info": p["info"],
+                    # Each part of a whole step against the ceilings (results.roofline), when measured.
+                    "roofline": roof,
                     "measurement": {k: v for k, v in m.items() if k != "samples"},
                 },
                 "options": {

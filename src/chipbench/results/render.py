@@ -139,3 +139,21 @@ def headline(doc: dict[str, Any]) -> list[list[str]]:
 
 
 HEADLINE_COLUMNS = ("benchmark", "throughput", "p99 step", "compute", "of the device's limits", "peak memory")
+
+
+def roofline_lines(doc: dict[str, Any]) -> list[str]:
+    """One compact line per whole step with a roofline breakdown: its share of the floor, whether its
+    parts add up to it, and the part that holds it back most (time above its own floor)."""
+    out = []
+    for b in doc["benchmarks"]:
+        r = b["extra_info"].get("roofline")
+        if not isinstance(r, dict) or not isinstance(r.get("parts"), dict) or not r["parts"]:
+            continue
+        worst = r["parts"].get(r.get("holds_back"), {})
+        cover = "" if r.get("covered") else f" (the parts' pass took {r['parts_cover']:.2f}x the step)"
+        out.append(
+            f"roofline {b['name']}: {r['share_of_roofline'] * 100:.0f}% of roofline speed "
+            f"(floor {r['floor_ms']:.3g} ms, step {r['step_ms']:.3g} ms){cover}; held back most by {r.get('holds_back')} "
+            f"({worst.get('bound', '?')}-bound, {worst.get('ms', 0):.3g} ms against a {worst.get('floor_ms', 0):.3g} ms floor)"
+        )
+    return out

@@ -239,3 +239,30 @@ def _check_benchmark(b: dict[str, Any], field: str) -> None:
                     _fail(f"{field}.extra_info.work.{key}", "must be a finite number >= 0 or null")
             for key in ("flop_convention", "bytes_convention"):
                 _opt(work, key, str, f"{field}.extra_info.work")
+        _check_roofline(_opt(extra, "roofline", dict, f"{field}.extra_info"), f"{field}.extra_info.roofline")
+
+
+ROOFLINE_NUMBERS = ("step_ms", "parts_sum_ms", "parts_cover", "floor_ms", "share_of_roofline")
+PART_NUMBERS = ("ms", "flops", "bytes", "tflops", "gbps", "floor_ms", "share_of_roofline")
+
+
+def _check_roofline(r: dict[str, Any] | None, field: str) -> None:
+    """A roofline breakdown (results.roofline): numbers finite and >= 0, strings strings (they are shown)."""
+    if r is None:
+        return
+    for key in ROOFLINE_NUMBERS:
+        v: Any = r.get(key)
+        if not finite_number(v) or v < 0:
+            _fail(f"{field}.{key}", "must be a finite number >= 0")
+    _opt(r, "holds_back", str, field)
+    parts = r.get("parts")
+    if not isinstance(parts, dict):
+        _fail(f"{field}.parts", "must be an object of parts")
+    for name, p in parts.items():
+        if not isinstance(p, dict):
+            _fail(f"{field}.parts", f"part {json.dumps(name)[:40]} must be an object")
+        for key in PART_NUMBERS:
+            w: Any = p.get(key)
+            if not finite_number(w) or w < 0:
+                _fail(f"{field}.parts.{name[:40]}.{key}", "must be a finite number >= 0")
+        _opt(p, "bound", str, f"{field}.parts.{name[:40]}")

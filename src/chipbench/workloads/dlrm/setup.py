@@ -9,14 +9,11 @@ run independently on every rank.
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
-from chipbench.platform.device import synchronize
-from chipbench.workloads import common
+from chipbench.workloads import common, parts
 from chipbench.workloads.dlrm.accounting import Arithmetic, arithmetic, embedding_bytes
 from chipbench.workloads.dlrm.backend import (
     DDP_EMBEDDINGS,
@@ -220,7 +217,8 @@ def train_setup(
         return loss.detach()
 
     def after() -> dict[str, Any]:
-        return {"breakdown_ms": breakdown(model, dopt, eopt, batches, ctx, amp)}
+        got = parts.measure_parts(train_pass(model, dopt, eopt, batches, amp), ctx.device, reps=5)
+        return {"parts": got, "parts_convention": parts.PARTS_CONVENTION}
 
     ids = info["ids_per_sample_measured"]
     fb, fb_all = embedding_bytes(a, b, ids, training=True)
@@ -243,54 +241,64 @@ def train_setup(
     )
 
 
-def breakdown(
-    model: Any, dopt: Any, eopt: Any, batches: list[Any], ctx: RunContext, amp: Any, reps: int = 5
-) -> dict[str, float]:
-    """Median ms of each part of a training step, each part run on detached inputs and timed alone."""
+def train_pass(model: Any, dopt: Any, eopt: Any, batches: list[Any], amp: Any) -> parts.Pass:
+    """The training step once more, each part on detached inputs so its backward is a part of its own,
+    calling mark(part) at each part's end (`parts.measure_parts` times and counts it)."""
     import torch
 
     bce = torch.nn.functional.binary_cross_entropy_with_logits
-    parts: dict[str, list[float]] = {}
 
-    def tick(name: str, t0: float) -> float:
-        synchronize(ctx.device)
-        t = time.perf_counter()
-        parts.setdefault(name, []).append((t - t0) * 1e3)
-        return t
-
-    for i in range(reps):
-        dense, sp, y = batches[i % len(batches)]
+    def run(mark: Any, rep: int) -> None:
+        dense, sp, y = batches[rep % len(batches)]
         dopt.zero_grad(set_to_none=True)
-        synchronize(ctx.device)
-        t = time.perf_counter()
         e = model.sparse(sp)  # (B, F, D)
-        t = tick("embedding_fwd", t)
+        mark("embedding_fwd")
         with amp():
             d = model.bottom(dense)  # (B, D)
-        t = tick("bottom_mlp_fwd", t)
+        mark("bottom_mlp_fwd")
         d_in, e_in = d.detach().requires_grad_(), e.detach().requires_grad_()
         with amp():
             z = model.inter(d_in, e_in)  # (B, W)
-        t = tick("interaction_fwd", t)
+        mark("interaction_fwd")
         z_in = z.detach().requires_grad_()
         with amp():
             logit = model.top(z_in)  # (B, 1)
         loss = bce(logit.squeeze(1).float(), y)
-        t = tick("top_mlp_fwd", t)
+        mark("top_mlp_fwd")
         loss.backward()
-        t = tick("top_mlp_bwd", t)
+        mark("top_mlp_bwd")
         z.backward(z_in.grad)
-        t = tick("interaction_bwd", t)
+        mark("interaction_bwd")
         d.backward(d_in.grad)
-        t = tick("bottom_mlp_bwd", t)
+        mark("bottom_mlp_bwd")
         e.backward(e_in.grad)
         if eopt is not None:
             eopt.step()
             eopt.zero_grad(set_to_none=True)
-        t = tick("embedding_bwd_and_update", t)
+        mark("embedding_bwd_and_update")
         dopt.step()
-        tick("dense_optimizer", t)
-    return {k: statistics.median(v) for k, v in parts.items()}
+        mark("dense_optimizer")
+
+    return run
+
+
+def inference_pass(model: Any, batches: list[Any], amp: Any) -> parts.Pass:
+    import torch
+
+    def run(mark: Any, rep: int) -> None:
+        dense, sp, _ = batches[rep % len(batches)]
+        with torch.no_grad():
+            e = model.sparse(sp)  # (B, F, D)
+            mark("embedding_fwd")
+            with amp():
+                d = model.bottom(dense)  # (B, D)
+                mark("bottom_mlp_fwd")
+                z = model.inter(d, e)  # (B, W)
+                mark("interaction_fwd")
+                model.top(z)  # (B, 1)
+                mark("top_mlp_fwd")
+
+    return run
 
 
 def inference_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
@@ -309,9 +317,16 @@ def inference_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
         with torch.no_grad(), amp():
             return model(dense, sp)  # (B, 1)
 
+    def after() -> dict[str, Any]:
+        got = parts.measure_parts(inference_pass(model, batches, amp), ctx.device, reps=5)
+        return {"parts": got, "parts_convention": parts.PARTS_CONVENTION}
+
     fb, fb_all = embedding_bytes(a, b, info["ids_per_sample_measured"], training=False)
+    if ctx.distributed:
+        info["breakdown"] = "not measured across processes"
     return Prepared(
         step=step,
+        after=None if ctx.distributed else after,
         work=Work(
             flops=a.forward_flops * b,
             bytes=fb,

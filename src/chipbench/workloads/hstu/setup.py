@@ -8,15 +8,12 @@ sparse gradients all-reduced (gloo), the dense part's gradients averaged.
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
 from chipbench.core.errors import UsageError
-from chipbench.platform.device import synchronize
-from chipbench.workloads import common
+from chipbench.workloads import common, parts
 from chipbench.workloads.hstu.accounting import BYTES_CONVENTION, FLOP_CONVENTION, Arithmetic, arithmetic
 from chipbench.workloads.hstu.config import AttentionConfig, HSTUConfig, Resolved, SequenceEmbeddingConfig
 from chipbench.workloads.hstu.data import Batch, rank_batches
@@ -223,7 +220,8 @@ def train_setup(
         return loss.detach()
 
     def after() -> dict[str, Any]:
-        return {"breakdown_ms": breakdown(inner, dopt, batches, items, ctx, amp)}
+        got = parts.measure_parts(model_pass(inner, dopt, batches, items, amp, True), ctx.device)
+        return {"parts": got, "parts_convention": parts.PARTS_CONVENTION}
 
     info = {**built.info, **pairs_info(built.arith, built.info["attention"])}
     info["dense_optimizer"] = dname
@@ -237,69 +235,61 @@ def train_setup(
     )
 
 
-def breakdown(
-    inner: Any, dopt: Any, batches: list[Batch], items: list[Any], ctx: RunContext, amp: Any, reps: int = 3
-) -> dict[str, float]:
-    """Median ms of each part of a training step, each run on detached inputs and timed alone."""
+def model_pass(
+    inner: Any, dopt: Any, batches: list[Batch], items: list[Any], amp: Any, training: bool
+) -> parts.Pass:
+    """The step once more in parts, calling mark(part) at each part's end; in training the embedding, the
+    preprocessor, the layers and the head are cut apart by detached inputs so each backward is a part."""
+    import contextlib
+
     import torch
 
-    parts: dict[str, list[float]] = {}
-    acc: dict[str, float] = {}
-
-    def tick(name: str, t0: float, into: dict[str, float] | None = None) -> float:
-        synchronize(ctx.device)
-        t = time.perf_counter()
-        if into is not None:
-            into[name] = into.get(name, 0.0) + (t - t0) * 1e3
-        else:
-            parts.setdefault(name, []).append((t - t0) * 1e3)
-        return t
-
-    for rep in range(reps):
+    def run(mark: Any, rep: int) -> None:
         i = rep % len(batches)
         b, seq = batches[i], batches[i].seq
-        dopt.zero_grad(set_to_none=True)
-        acc.clear()
-        synchronize(ctx.device)
-        t = time.perf_counter()
-        e = inner.items(items[i])  # (L, C)
-        t = tick("embedding_fwd", t)
-        e_in = e.detach().requires_grad_()
-        with amp():
-            x = inner.input_dropout(
-                inner.norm_pre(inner.preprocessor(torch.cat([e_in, inner.actions(b.actions)], -1)))
-            )
-        t = tick("preprocessor_fwd", t)
-        x_in = x.detach().requires_grad_()
-        h = x_in
-        with amp():
-            for layer in inner.layers:
-                u, q, k, v = layer.project(h)
-                t = tick("uvqk_projection_fwd", t, acc)
-                y = layer.attend(q, k, v, seq, inner.path, inner.ops)
-                t = tick("attention_fwd", t, acc)
-                h = layer.finish(h, u, y)
-                t = tick("output_projection_fwd", t, acc)
-            h = inner.norm(h)
-        for k_, v_ in acc.items():
-            parts.setdefault(k_, []).append(v_)
-        h_in = h.detach().requires_grad_()
-        with amp():
-            logits = inner.predict(h_in, seq)
-        loss = loss_fn(logits, b)
-        t = tick("head_and_loss_fwd", t)
-        loss.backward()
-        t = tick("head_bwd", t)
-        h.backward(h_in.grad)
-        t = tick("hstu_layers_bwd", t)
-        x.backward(x_in.grad)
-        t = tick("preprocessor_bwd", t)
-        e.backward(e_in.grad)
-        inner.items.step()
-        t = tick("embedding_bwd_and_update", t)
-        dopt.step()
-        tick("dense_optimizer", t)
-    return {k: statistics.median(v) for k, v in parts.items()}
+        grad = contextlib.nullcontext() if training else torch.no_grad()
+        with grad:
+            if training:
+                dopt.zero_grad(set_to_none=True)
+            e = inner.items(items[i])  # (L, C)
+            mark("embedding_fwd")
+            e_in = e.detach().requires_grad_(training)
+            with amp():
+                pre = torch.cat([e_in, inner.actions(b.actions)], -1)  # (L, 2C)
+                x = inner.input_dropout(inner.norm_pre(inner.preprocessor(pre)))  # (L, C)
+            mark("preprocessor_fwd")
+            x_in = x.detach().requires_grad_(training)
+            h = x_in
+            with amp():
+                for layer in inner.layers:
+                    u, q, k, v = layer.project(h)
+                    mark("uvqk_projection_fwd")
+                    y = layer.attend(q, k, v, seq, inner.path, inner.ops)  # (L, H, V)
+                    mark("attention_fwd")
+                    h = layer.finish(h, u, y)  # (L, C)
+                    mark("output_projection_fwd")
+                h = inner.norm(h)
+            h_in = h.detach().requires_grad_(training)
+            with amp():
+                logits = inner.predict(h_in, seq)  # (K, T)
+            if not training:
+                mark("head_fwd")
+                return
+            loss = loss_fn(logits, b)
+            mark("head_and_loss_fwd")
+            loss.backward()
+            mark("head_bwd")
+            h.backward(h_in.grad)
+            mark("hstu_layers_bwd")
+            x.backward(x_in.grad)
+            mark("preprocessor_bwd")
+            e.backward(e_in.grad)
+            inner.items.step()
+            mark("embedding_bwd_and_update")
+            dopt.step()
+            mark("dense_optimizer")
+
+    return run
 
 
 def inference_setup(cfg: HSTUConfig, ctx: RunContext) -> Prepared:
@@ -318,8 +308,16 @@ def inference_setup(cfg: HSTUConfig, ctx: RunContext) -> Prepared:
         with torch.no_grad(), amp():
             return model(items[i], b.actions, b.seq)  # (K, T)
 
+    def after() -> dict[str, Any]:
+        got = parts.measure_parts(model_pass(built.inner, None, batches, items, amp, False), ctx.device)
+        return {"parts": got, "parts_convention": parts.PARTS_CONVENTION}
+
     info = {**built.info, **pairs_info(built.arith, built.info["attention"])}
-    return Prepared(step=step, work=step_work(built.arith, False), info=info)
+    if ctx.distributed:
+        info["breakdown"] = "not measured across processes"
+    return Prepared(
+        step=step, work=step_work(built.arith, False), info=info, after=None if ctx.distributed else after
+    )
 
 
 def attention_setup(cfg: AttentionConfig, ctx: RunContext) -> Prepared:

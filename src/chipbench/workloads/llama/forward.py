@@ -7,9 +7,11 @@ from typing import Any
 from chipbench.core.contract import Prepared, RunContext, Work
 from chipbench.platform.device import torch_dtype
 from chipbench.workloads.common import check_compiler, layout_info
+from chipbench.workloads.llama import parts as llama_parts
 from chipbench.workloads.llama.accounting import flop_convention_text
 from chipbench.workloads.llama.batch import random_tokens, rank_shape
 from chipbench.workloads.llama.config import LlamaConfig
+from chipbench.workloads.parts import PARTS_CONVENTION, measure_parts
 
 
 def forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
@@ -33,9 +35,17 @@ def forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
     def step() -> Any:
         return fwd(tokens)  # (B, T, V)
 
+    def after() -> dict[str, Any]:
+        got = measure_parts(llama_parts.forward_pass(model, tokens), ctx.device)
+        return {
+            "parts": got,
+            "parts_convention": {**PARTS_CONVENTION, "note": llama_parts.PARTS_NOTE[cfg.compile]},
+        }
+
     fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention, training=False)
     return Prepared(
         step=step,
+        after=after,
         work=Work(
             flops=fpt * s.tokens,
             tokens=s.tokens,

@@ -10,11 +10,13 @@ from typing import Any
 from chipbench.core.contract import Prepared, RunContext, Work
 from chipbench.platform.device import device_type, torch_dtype
 from chipbench.workloads.common import autocast, check_compiler, layout_info
+from chipbench.workloads.llama import parts as llama_parts
 from chipbench.workloads.llama.accounting import flop_convention_text
 from chipbench.workloads.llama.batch import random_tokens, rank_shape
 from chipbench.workloads.llama.config import LlamaConfig
 from chipbench.workloads.llama.describe import parameter_count
 from chipbench.workloads.llama.optimizer import adamw_impl, adamw_kwargs
+from chipbench.workloads.parts import PARTS_CONVENTION, measure_parts
 
 INIT_TEXT = {
     "full": "every rank builds the whole model from the run seed (the weights of a one-process run), then shards it",
@@ -193,7 +195,18 @@ def train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
         fallback = (
             {k: info[k] for k in ("optimizer", "optimizer_fallback")} if "optimizer_fallback" in info else {}
         )
-        return {key: state["first_s"], **fallback}
+        out: dict[str, Any] = {key: state["first_s"], **fallback}
+        if not ctx.distributed:  # parts run alone would call sharded modules outside their collectives
+            import torch
+
+            impl = adamw_impl(cfg.adamw_impl, device_type(ctx.device))
+            opt = torch.optim.AdamW(
+                model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1, **adamw_kwargs(impl)
+            )
+            run = llama_parts.train_pass(model, opt, inputs, targets, autocast(cfg.dtype, ctx))
+            out["parts"] = measure_parts(run, ctx.device)
+            out["parts_convention"] = {**PARTS_CONVENTION, "note": llama_parts.PARTS_NOTE[cfg.compile]}
+        return out
 
     fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention)
     return Prepared(

@@ -1,0 +1,163 @@
+"""Where a whole step's time goes: each part's time, FLOPs and bytes, for the roofline breakdown.
+
+A family writes its step once more as a *pass* that calls ``mark(name)`` at the end of each part (the
+same modules, the same inputs). ``measure_parts`` runs that pass after the timed rounds, never inside
+them: a few times with the device synchronized at every mark (each part's time, the median over the
+passes), then once under a dispatch mode that counts what every operator does (each part's FLOPs and
+bytes). Marks with the same name add up (a part of every layer is one part).
+
+Conventions (stated in every result through `PARTS_CONVENTION`):
+- FLOPs: PyTorch's FlopCounterMode formulas (matrix products, convolutions, attention kernels; 2 per
+  multiply-add; attention unmasked), plus the CPU flash-attention kernels, which it does not list.
+- bytes: every operator reads its tensor operands and writes its results once (the unfused traffic);
+  views move nothing; an operand an indexing operator gathers from or scatters into (an embedding table)
+  counts as the bytes of the op's other operands, the rows it touches, not the whole table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any, TypedDict
+
+from chipbench.platform.device import synchronize
+
+PARTS_CONVENTION = {
+    "flops": "FlopCounterMode's formulas (matmuls, convolutions, attention unmasked; 2 per MAC)",
+    "bytes": "each operator reads its operands and writes its results once (unfused); views move nothing; "
+    "a table an indexing op gathers from or scatters into counts as the rows it touches",
+    "timing": "a separate pass after the timed rounds, the device synchronized at each part's end; "
+    "median of the passes",
+}
+
+Pass = Callable[[Callable[[str], None], int], Any]
+"""run_pass(mark, rep): one step, calling mark(part) at the end of each part."""
+
+
+class PartCount(TypedDict):
+    ms: float
+    """Median milliseconds of the part per step."""
+    flops: float
+    bytes: float
+
+
+def measure_parts(run_pass: Pass, device: str, reps: int = 3, warmup: int = 1) -> dict[str, PartCount]:
+    """Each part's median time over `reps` synchronized passes (after `warmup` untimed ones: a pass may
+    build state the step already has, such as a fresh optimizer's), and its FLOPs and bytes from one
+    counted pass (parts in the order the pass first reaches them)."""
+    for rep in range(warmup):
+        run_pass(lambda name: None, rep)
+    times: dict[str, list[float]] = {}
+    for rep in range(reps):
+        acc: dict[str, float] = {}
+        synchronize(device)
+        last = [time.perf_counter()]
+
+        def mark(name: str, acc: dict[str, float] = acc, last: list[float] = last) -> None:
+            synchronize(device)
+            now = time.perf_counter()
+            acc[name] = acc.get(name, 0.0) + (now - last[0]) * 1e3
+            last[0] = now
+
+        run_pass(mark, rep)
+        for k, v in acc.items():
+            times.setdefault(k, []).append(v)
+    counter = _counter()
+    with counter:
+        run_pass(counter.close, reps)
+    return {
+        name: {
+            "ms": statistics.median(v),
+            "flops": float(counter.flops.get(name, 0.0)),
+            "bytes": float(counter.bytes.get(name, 0.0)),
+        }
+        for name, v in times.items()
+    }
+
+
+def _counter() -> Any:
+    """A TorchDispatchMode that adds up each operator's FLOPs and bytes until `close(part)`."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+    from torch.utils.flop_counter import flop_registry, sdpa_backward_flop_count, sdpa_flop_count
+
+    aten = torch.ops.aten
+    cpu_flash = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    cpu_flash_bwd = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
+    skip = {
+        aten.detach.default, aten.lift_fresh.default, aten.empty.memory_format,
+        aten.empty_strided.default, aten.new_empty_strided.default, aten._values.default,
+        aten._indices.default,
+    }  # fmt: skip
+
+    def nbytes(t: torch.Tensor) -> float:
+        if t.layout == torch.sparse_coo:
+            return float(t._values().nbytes + t._indices().nbytes)
+        if t.layout != torch.strided:
+            return 0.0
+        return float(t.numel() * t.element_size())
+
+    def flops_of(func: Any, args: Any, kwargs: Any, out: Any) -> float:
+        packet = func._overloadpacket
+        if packet in flop_registry:
+            return float(flop_registry[packet](*args, **kwargs, out_val=out))
+        if cpu_flash is not None and packet is cpu_flash:
+            q, k, v = args[:3]
+            return float(sdpa_flop_count(q.shape, k.shape, v.shape))
+        if cpu_flash_bwd is not None and packet is cpu_flash_bwd:
+            g, q, k, v = args[:4]
+            return float(sdpa_backward_flop_count(g.shape, q.shape, k.shape, v.shape))
+        return 0.0
+
+    def indexing(func: Any) -> bool:
+        name = func.name()
+        return name.startswith("fbgemm::") or any(
+            w in name for w in ("index", "embedding", "gather", "scatter", "_sparse")
+        )
+
+    class Counter(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.flops: dict[str, float] = {}
+            self.bytes: dict[str, float] = {}
+            self.pending = [0.0, 0.0]
+
+        def close(self, name: str) -> None:
+            self.flops[name] = self.flops.get(name, 0.0) + self.pending[0]
+            self.bytes[name] = self.bytes.get(name, 0.0) + self.pending[1]
+            self.pending = [0.0, 0.0]
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            if func._overloadpacket not in flop_registry and func not in skip:
+                # Composite ops reach here whole where autograd is off (inference_mode: aten.linear):
+                # count what they decompose into (addmm, mm), as FlopCounterMode does.
+                with self:
+                    r = func.decompose(*args, **kwargs)
+                if r is not NotImplemented:
+                    return r
+            out = func(*args, **kwargs)
+            if func in skip or func.is_view:
+                return out
+            with contextlib.suppress(Exception):  # a formula that cannot read these shapes: no FLOPs
+                self.pending[0] += flops_of(func, args, kwargs, out)
+            ins = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+            outs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+            tensors = [*ins, *outs]  # an in-place op's result is its operand again: read, then written
+            sizes = [nbytes(t) for t in tensors]
+            if indexing(func) and sizes:
+                # the table: an operand far larger than the rest counts as the rest (the rows touched)
+                keys = [t.data_ptr() if t.layout == torch.strided else id(t) for t in tensors]
+                capped = list(sizes)
+                for i, s in enumerate(sizes):
+                    rest = sum(z for z, k in zip(sizes, keys, strict=True) if k != keys[i])
+                    if s > 4 * rest:
+                        capped[i] = rest
+                sizes = capped
+            self.pending[1] += sum(sizes)
+            return out
+
+    return Counter()
