@@ -282,6 +282,6 @@ def breakdowns(pooled: list[Pooled]) -> list[Breakdown]:
                 bool(r.get("covered")),
                 str(r.get("holds_back", "")),
                 rows,
-            )  # fmt: skip
+            )
         )
     return sorted(out, key=lambda b: (b.name, b.machine))
