@@ -321,7 +321,8 @@ def test_every_benchmark_runs_at_tiny(name, backend):
         assert prep.info["backend"] == backend
         assert prep.work.samples == 64
         if prep.after:
-            assert all(v >= 0 for v in prep.after()["breakdown_ms"].values())
+            parts = prep.after()["parts"]
+            assert parts and all(p["ms"] >= 0 and p["bytes"] > 0 for p in parts.values())
         assert math.isfinite(b.describe(cfg).memory_bytes_estimate)
 
 

@@ -11,7 +11,7 @@ Conventions (stated in every result through `PARTS_CONVENTION`):
   multiply-add; attention unmasked), plus the CPU flash-attention kernels, which it does not list.
 - bytes: every operator reads its tensor operands and writes its results once (the unfused traffic);
   views move nothing; an operand an indexing operator gathers from or scatters into (an embedding table)
-  counts as the bytes of the op's other operands, the rows it touches, not the whole table.
+  counts as the largest of the op's other operands (the rows it returns or adds), not the whole table.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from chipbench.platform.device import synchronize
 PARTS_CONVENTION = {
     "flops": "FlopCounterMode's formulas (matmuls, convolutions, attention unmasked; 2 per MAC)",
     "bytes": "each operator reads its operands and writes its results once (unfused); views move nothing; "
-    "a table an indexing op gathers from or scatters into counts as the rows it touches",
+    "a table an indexing op gathers from or scatters into counts as the rows it touches (its largest other "
+    "operand)",
     "timing": "a separate pass after the timed rounds, the device synchronized at each part's end; "
     "median of the passes",
 }
@@ -149,11 +150,12 @@ def _counter() -> Any:
             tensors = [*ins, *outs]  # an in-place op's result is its operand again: read, then written
             sizes = [nbytes(t) for t in tensors]
             if indexing(func) and sizes:
-                # the table: an operand far larger than the rest counts as the rest (the rows touched)
+                # the table: an operand far larger than the others counts as the largest other one (the
+                # rows gathered into the result, or scattered from the source)
                 keys = [t.data_ptr() if t.layout == torch.strided else id(t) for t in tensors]
                 capped = list(sizes)
                 for i, s in enumerate(sizes):
-                    rest = sum(z for z, k in zip(sizes, keys, strict=True) if k != keys[i])
+                    rest = max((z for z, k in zip(sizes, keys, strict=True) if k != keys[i]), default=0.0)
                     if s > 4 * rest:
                         capped[i] = rest
                 sizes = capped
