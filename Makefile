@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUITE ?= default
 
-.PHONY: setup bench smoke test lint format calibrate clean pytest-bench gpu-check
+.PHONY: setup bench smoke test lint format calibrate clean pytest-bench gpu-check peers
 
 setup:
 	@TORCH=$(TORCH) PYTHON=$(PYTHON) VENV=$(VENV) DEV=$(DEV) bash scripts/setup.sh
@@ -40,6 +40,10 @@ test: DEV = 1
 test: setup lint
 	$(BIN)/python -m pytest -q tests
 	$(BIN)/python -m pytest -q benchmarks --benchmark-disable -p no:cacheprovider
+
+# The public peers of the performance goals (benchmarks/llama_peer.py): transformers, pinned in pyproject.
+peers: setup
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[dev,peers]"
 
 # The pytest-benchmark front door (same workloads as `chipbench run`); saves under .benchmarks/.
 pytest-bench: setup

@@ -1,0 +1,163 @@
+"""The Llama performance goal of issue #15: `llama.train_step` against Hugging Face transformers'
+`LlamaForCausalLM` (SDPA attention), same shapes, same dtype, same optimizer, same data, interleaved.
+
+The ~58M model of the issue: dim 512, 8 layers, 8 heads, 4 KV heads, FFN 1536, vocab 32000, T 256, batch
+4, AdamW (lr 3e-4, betas 0.9/0.95, weight decay 0.1, the same fused/foreach kind), gradient clipping at 1.0,
+cross-entropy over every position. Each round measures every variant once through the same engine, in a
+fresh seeded order; the goal is judged on the per-round ratio transformers / chipbench (step time), its
+median and 95% CI (exact binomial), as `benchmarks/dlrm_goal.py` does. The shared host drifts 1.0-2.4x
+between single runs: only interleaved ratios mean anything.
+
+Needs the `peers` extra (`make peers`: transformers, pinned in pyproject.toml); never run by `make test`.
+
+Run: .venv/bin/python benchmarks/llama_peer.py [--dtype fp32|bf16] [--rounds 9] [--json results/...json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from typing import Any
+
+from chipbench import workloads
+from chipbench.core.contract import RunContext
+from chipbench.core.stats import median_ci
+from chipbench.measure.engine import MeasureOptions, measure
+from chipbench.platform import hardware
+from chipbench.platform.device import Device
+
+SHAPE = {
+    "flavor": "tiny",
+    "dim": 512,
+    "n_layers": 8,
+    "n_heads": 8,
+    "n_kv_heads": 4,
+    "vocab_size": 32000,
+    "multiple_of": 256,  # int(8 * 512 / 3) = 1365 -> 1536
+    "seq_len": 256,
+    "batch_size": 4,
+}
+LR = 3e-4
+
+
+def chipbench_step(dtype: str, compile_: bool) -> tuple[Any, dict[str, Any]]:
+    b = workloads.get("llama.train_step")
+    cfg = b.config({**SHAPE, "dtype": dtype, "compile": compile_, "lr": LR})
+    p = b.setup(cfg, RunContext(device="cpu", torch_device="cpu", seed=0))
+    return p.step, {k: p.info.get(k) for k in ("optimizer", "precision", "parameters", "compile")}
+
+
+def transformers_step(dtype: str) -> tuple[Any, dict[str, Any]]:
+    import torch
+    import torch.nn.functional as F
+    import transformers
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    conf = LlamaConfig(
+        hidden_size=SHAPE["dim"],
+        intermediate_size=1536,
+        num_hidden_layers=SHAPE["n_layers"],
+        num_attention_heads=SHAPE["n_heads"],
+        num_key_value_heads=SHAPE["n_kv_heads"],
+        vocab_size=SHAPE["vocab_size"],
+        max_position_embeddings=SHAPE["seq_len"],
+        rms_norm_eps=1e-5,
+        rope_theta=10000.0,
+        tie_word_embeddings=False,
+        attn_implementation="sdpa",
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(conf).train()
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=LR, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, SHAPE["vocab_size"], (SHAPE["batch_size"], SHAPE["seq_len"] + 1), generator=g)
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]  # (B, T) each, as llama.train_step
+    low = torch.bfloat16 if dtype == "bf16" else None
+
+    def step() -> Any:
+        with torch.autocast("cpu", dtype=low, enabled=low is not None):
+            logits = model(input_ids=inputs).logits  # (B, T, V)
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    n = sum(p.numel() for p in params)
+    return step, {"transformers": transformers.__version__, "parameters": n, "optimizer": "AdamW fused"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--time-budget", type=float, default=3.0, help="seconds per variant and round")
+    ap.add_argument("--no-compile", action="store_true", help="leave out chipbench with compile=true")
+    ap.add_argument("--json", help="write the round medians and the verdict here")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the per-round variant order")
+    args = ap.parse_args()
+
+    steps: dict[str, Any] = {}
+    info: dict[str, Any] = {}
+    steps["transformers"], info["transformers"] = transformers_step(args.dtype)
+    steps["chipbench"], info["chipbench"] = chipbench_step(args.dtype, False)
+    if not args.no_compile:
+        steps["chipbench-compile"], info["chipbench-compile"] = chipbench_step(args.dtype, True)
+    names = list(steps)
+    for n in names:
+        steps[n]()  # first step (compilation) outside the rounds
+        print(f"{n}: {info[n]}", flush=True)
+    device = Device("cpu")
+    opts = MeasureOptions(time_budget_s=args.time_budget, warmup_max_s=1.0)
+    rounds: dict[str, list[float]] = {n: [] for n in names}
+    rng = random.Random(args.seed)
+    t0 = time.time()
+    for r in range(args.rounds):
+        for n in rng.sample(names, len(names)):
+            m = measure(steps[n], device, opts)
+            rounds[n].append(statistics.median(m.samples) * 1e3)
+        print(
+            f"round {r + 1}/{args.rounds}: " + "  ".join(f"{n} {rounds[n][-1]:.1f} ms" for n in names),
+            flush=True,
+        )
+    tokens = SHAPE["batch_size"] * SHAPE["seq_len"]
+    verdict: dict[str, Any] = {
+        "shape": SHAPE,
+        "dtype": args.dtype,
+        "variants": info,
+        "machine": hardware.machine_id(hardware.environment("cpu")),
+        "commit": hardware.git_commit(),
+        "rounds": args.rounds,
+        "time_budget_s": args.time_budget,
+        "wall_s": round(time.time() - t0, 1),
+        "step_ms_rounds": rounds,
+        "tokens_per_s_median_of_rounds": {n: tokens / statistics.median(v) * 1e3 for n, v in rounds.items()},
+        "goal": 1.15,
+    }
+    print()
+    for n in names[1:]:
+        ratio = [a / b for a, b in zip(rounds["transformers"], rounds[n], strict=True)]
+        lo, hi = median_ci(ratio)
+        verdict[f"transformers_over_{n}"] = {
+            "median": statistics.median(ratio),
+            "ci95": [lo, hi],
+            "rounds": ratio,
+        }
+        print(
+            f"transformers / {n}: median {statistics.median(ratio):.3f}x, 95% CI [{lo:.3f}, {hi:.3f}] (goal 1.15x)"
+        )
+    for n, v in verdict["tokens_per_s_median_of_rounds"].items():
+        print(f"{n:18s} {v:8.0f} tokens/s (median of round medians)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(verdict, f, indent=1)
+        print(f"written: {args.json}")
+
+
+if __name__ == "__main__":
+    main()
