@@ -1,6 +1,8 @@
-"""Measures the harness itself: timer overhead on a 1 ms step, and start-up to the first measurement.
+"""Measures the harness itself: timer overhead on a 1 ms step, start-up to the first measurement, and
+(`--workloads`) the engine's median step of one DLRM and one Llama training step against a bare timing loop
+over the same step, in interleaved rounds (goal: within 2%).
 
-Run: .venv/bin/python benchmarks/engine_overhead.py [--repeats 5]
+Run: .venv/bin/python benchmarks/engine_overhead.py [--repeats 5] [--workloads --rounds 9]
 Figures go in the README; they are benchmarks, never timed unit tests.
 """
 
@@ -15,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from chipbench.measure.engine import MeasureOptions, measure
 from chipbench.platform.device import Device
@@ -71,13 +74,73 @@ def startup(repeats: int) -> dict[str, float]:
     }
 
 
+WORKLOADS = {
+    "dlrm.train_step": {"preset": "kaggle", "max_rows": 200_000, "batch_size": 2048, "dtype": "fp32"},
+    "llama.train_step": {"flavor": "debug", "dtype": "fp32"},
+}
+"""One DLRM and one Llama whole step, the shapes of the default suite (the table capped to load quickly)."""
+
+
+def bare_median(step: Any, budget_s: float) -> float:
+    """The plainest timing there is: a clock pair around each call for `budget_s`, their median."""
+    times = []
+    end = time.perf_counter() + budget_s
+    while time.perf_counter() < end or len(times) < 5:
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def workload_overhead(rounds: int, budget_s: float) -> dict[str, Any]:
+    """engine median / bare-loop median per round, each round both in a fresh random order."""
+    import random
+
+    from chipbench import workloads
+    from chipbench.core.contract import RunContext
+    from chipbench.core.stats import median_ci
+
+    rng = random.Random(0)
+    out: dict[str, Any] = {}
+    for name, over in WORKLOADS.items():
+        b = workloads.get(name)
+        prep = b.setup(b.config(over), RunContext(device="cpu", torch_device="cpu", seed=0))
+        for _ in range(3):
+            prep.step()
+        ratios = []
+        for _ in range(rounds):
+            got: dict[str, float] = {}
+            for how in rng.sample(["engine", "bare"], 2):
+                if how == "engine":
+                    m = measure(prep.step, Device("cpu"), MeasureOptions(time_budget_s=budget_s))
+                    got[how] = statistics.median(m.samples)
+                else:
+                    got[how] = bare_median(prep.step, budget_s)
+            ratios.append(got["engine"] / got["bare"])
+        lo, hi = median_ci(ratios)
+        out[name] = {"config": over, "engine_over_bare_median": statistics.median(ratios), "ci95": [lo, hi],
+                     "rounds": ratios}  # fmt: skip
+        print(f"{name}: engine / bare median {statistics.median(ratios):.4f}, 95% CI [{lo:.4f}, {hi:.4f}] "
+              f"over {rounds} rounds (goal within 2%)", flush=True)  # fmt: skip
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--workloads", action="store_true", help="the DLRM and Llama steps against a bare loop")
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--time-budget", type=float, default=3.0)
+    ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
-    res = {**timer_overhead(args.repeats), **startup(args.repeats)}
-    for k, v in res.items():
-        print(f"{k:40s} {v:10.4f}")
+    if args.workloads:
+        res: dict[str, Any] = workload_overhead(args.rounds, args.time_budget)
+    else:
+        res = {**timer_overhead(args.repeats), **startup(args.repeats)}
+        for k, v in res.items():
+            print(f"{k:40s} {v:10.4f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":
