@@ -135,3 +135,12 @@ def test_a_hostile_breakdown_in_a_results_file_is_refused(bad):
     with pytest.raises(validate._Bad):
         validate._check_roofline({**r, **bad}, "benchmarks[0].extra_info.roofline")
     validate._check_roofline(r, "benchmarks[0].extra_info.roofline")  # the untouched one passes
+
+
+def test_a_table_and_its_optimizer_state_both_count_as_the_rows_touched():
+    from chipbench.workloads.parts import _touched
+
+    # FBGEMM's fused Adagrad backward: the table and its same-size state in, the rows' gradients in
+    assert _touched([1e9, 1e9, 13e6, 4e6]) == [13e6, 13e6, 13e6, 4e6]
+    assert _touched([2e6, 1.5e6, 1e6]) == [2e6, 1.5e6, 1e6]  # nothing far larger: all counted
+    assert _touched([5e8, 0.0]) == [5e8, 0.0]  # nothing else moved: the operand stands

@@ -10,8 +10,9 @@ Conventions (stated in every result through `PARTS_CONVENTION`):
 - FLOPs: PyTorch's FlopCounterMode formulas (matrix products, convolutions, attention kernels; 2 per
   multiply-add; attention unmasked), plus the CPU flash-attention kernels, which it does not list.
 - bytes: every operator reads its tensor operands and writes its results once (the unfused traffic);
-  views move nothing; an operand an indexing operator gathers from or scatters into (an embedding table)
-  counts as the largest of the op's other operands (the rows it returns or adds), not the whole table.
+  views move nothing; the operands an indexing operator gathers from or scatters into (an embedding table,
+  its optimizer state) count as the largest of the op's other operands (the rows it returns or adds), not
+  the whole table.
 """
 
 from __future__ import annotations
@@ -76,6 +77,17 @@ def measure_parts(run_pass: Pass, device: str, reps: int = 3, warmup: int = 1) -
         }
         for name, v in times.items()
     }
+
+
+def _touched(sizes: list[float]) -> list[float]:
+    """Bytes of an indexing op's operands with its tables counted as the rows it touches: the operands
+    within half of the largest (a table, its optimizer state, the same table returned in place) count as
+    the largest of the others (the rows gathered or the rows scattered) when they are over 4x it."""
+    top = max(sizes)
+    rest = max((z for z in sizes if z < top / 2), default=0.0)
+    if top <= 4 * rest or rest == 0.0:
+        return sizes
+    return [rest if z >= top / 2 else z for z in sizes]
 
 
 def _counter() -> Any:
@@ -150,15 +162,7 @@ def _counter() -> Any:
             tensors = [*ins, *outs]  # an in-place op's result is its operand again: read, then written
             sizes = [nbytes(t) for t in tensors]
             if indexing(func) and sizes:
-                # the table: an operand far larger than the others counts as the largest other one (the
-                # rows gathered into the result, or scattered from the source)
-                keys = [t.data_ptr() if t.layout == torch.strided else id(t) for t in tensors]
-                capped = list(sizes)
-                for i, s in enumerate(sizes):
-                    rest = max((z for z, k in zip(sizes, keys, strict=True) if k != keys[i]), default=0.0)
-                    if s > 4 * rest:
-                        capped[i] = rest
-                sizes = capped
+                sizes = _touched(sizes)
             self.pending[1] += sum(sizes)
             return out
 
