@@ -30,11 +30,17 @@ PARTS_CONVENTION = {
     "bytes": "each operator reads its operands and writes its results once (unfused); views move nothing; "
     "a table an indexing op gathers from or scatters into counts as the rows it touches (its largest other "
     "operand)",
+    "declared": "embedding parts declare their bytes in their family's convention (FBGEMM TBE: output + a "
+    "row per id; update: 2x that, ids and optimizer state)",
     "timing": "a separate pass after the timed rounds, the device synchronized at each part's end; "
     "median of the passes",
 }
 
-Pass = Callable[[Callable[[str], None], int], Any]
+Mark = Callable[..., None]
+"""mark(part, nbytes=None): the end of a part; `nbytes` replaces the counted bytes with the family's own
+convention where operator-level counting cannot see them (a pooled lookup touches a row per id, which
+none of its operands' sizes tells)."""
+Pass = Callable[[Mark, int], Any]
 """run_pass(mark, rep): one step, calling mark(part) at the end of each part."""
 
 
@@ -50,14 +56,16 @@ def measure_parts(run_pass: Pass, device: str, reps: int = 3, warmup: int = 1) -
     build state the step already has, such as a fresh optimizer's), and its FLOPs and bytes from one
     counted pass (parts in the order the pass first reaches them)."""
     for rep in range(warmup):
-        run_pass(lambda name: None, rep)
+        run_pass(lambda name, nbytes=None: None, rep)
     times: dict[str, list[float]] = {}
     for rep in range(reps):
         acc: dict[str, float] = {}
         synchronize(device)
         last = [time.perf_counter()]
 
-        def mark(name: str, acc: dict[str, float] = acc, last: list[float] = last) -> None:
+        def mark(
+            name: str, nbytes: float | None = None, acc: dict[str, float] = acc, last: list[float] = last
+        ) -> None:
             synchronize(device)
             now = time.perf_counter()
             acc[name] = acc.get(name, 0.0) + (now - last[0]) * 1e3
@@ -138,9 +146,9 @@ def _counter() -> Any:
             self.bytes: dict[str, float] = {}
             self.pending = [0.0, 0.0]
 
-        def close(self, name: str) -> None:
+        def close(self, name: str, nbytes: float | None = None) -> None:
             self.flops[name] = self.flops.get(name, 0.0) + self.pending[0]
-            self.bytes[name] = self.bytes.get(name, 0.0) + self.pending[1]
+            self.bytes[name] = self.bytes.get(name, 0.0) + (self.pending[1] if nbytes is None else nbytes)
             self.pending = [0.0, 0.0]
 
         def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:

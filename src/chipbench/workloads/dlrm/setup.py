@@ -217,7 +217,8 @@ def train_setup(
         return loss.detach()
 
     def after() -> dict[str, Any]:
-        got = parts.measure_parts(train_pass(model, dopt, eopt, batches, amp), ctx.device, reps=5)
+        run = train_pass(model, dopt, eopt, batches, amp, (fb, fb_all))
+        got = parts.measure_parts(run, ctx.device, reps=5)
         return {"parts": got, "parts_convention": parts.PARTS_CONVENTION}
 
     ids = info["ids_per_sample_measured"]
@@ -241,10 +242,17 @@ def train_setup(
     )
 
 
-def train_pass(model: Any, dopt: Any, eopt: Any, batches: list[Any], amp: Any) -> parts.Pass:
+def train_pass(
+    model: Any, dopt: Any, eopt: Any, batches: list[Any], amp: Any, emb_bytes: tuple[float, float]
+) -> parts.Pass:
     """The training step once more, each part on detached inputs so its backward is a part of its own,
-    calling mark(part) at each part's end (`parts.measure_parts` times and counts it)."""
+    calling mark(part) at each part's end (`parts.measure_parts` times and counts it). `emb_bytes`: the
+    step's (FBGEMM bytes, with indices and optimizer) from `embedding_bytes`: the lookup's and the
+    update's bytes, which operator counting cannot see."""
     import torch
+
+    fwd_bytes = emb_bytes[0] / 3  # training counts 3x the forward
+    update_bytes = emb_bytes[1] - fwd_bytes
 
     bce = torch.nn.functional.binary_cross_entropy_with_logits
 
@@ -252,7 +260,7 @@ def train_pass(model: Any, dopt: Any, eopt: Any, batches: list[Any], amp: Any) -
         dense, sp, y = batches[rep % len(batches)]
         dopt.zero_grad(set_to_none=True)
         e = model.sparse(sp)  # (B, F, D)
-        mark("embedding_fwd")
+        mark("embedding_fwd", fwd_bytes)
         with amp():
             d = model.bottom(dense)  # (B, D)
         mark("bottom_mlp_fwd")
@@ -275,21 +283,21 @@ def train_pass(model: Any, dopt: Any, eopt: Any, batches: list[Any], amp: Any) -
         if eopt is not None:
             eopt.step()
             eopt.zero_grad(set_to_none=True)
-        mark("embedding_bwd_and_update")
+        mark("embedding_bwd_and_update", update_bytes)
         dopt.step()
         mark("dense_optimizer")
 
     return run
 
 
-def inference_pass(model: Any, batches: list[Any], amp: Any) -> parts.Pass:
+def inference_pass(model: Any, batches: list[Any], amp: Any, fwd_bytes: float) -> parts.Pass:
     import torch
 
     def run(mark: Any, rep: int) -> None:
         dense, sp, _ = batches[rep % len(batches)]
         with torch.no_grad():
             e = model.sparse(sp)  # (B, F, D)
-            mark("embedding_fwd")
+            mark("embedding_fwd", fwd_bytes)
             with amp():
                 d = model.bottom(dense)  # (B, D)
                 mark("bottom_mlp_fwd")
@@ -318,7 +326,7 @@ def inference_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
             return model(dense, sp)  # (B, 1)
 
     def after() -> dict[str, Any]:
-        got = parts.measure_parts(inference_pass(model, batches, amp), ctx.device, reps=5)
+        got = parts.measure_parts(inference_pass(model, batches, amp, fb), ctx.device, reps=5)
         return {"parts": got, "parts_convention": parts.PARTS_CONVENTION}
 
     fb, fb_all = embedding_bytes(a, b, info["ids_per_sample_measured"], training=False)

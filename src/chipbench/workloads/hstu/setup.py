@@ -252,7 +252,8 @@ def model_pass(
             if training:
                 dopt.zero_grad(set_to_none=True)
             e = inner.items(items[i])  # (L, C)
-            mark("embedding_fwd")
+            lookup = 8.0 * inner.a.dim * seq.num_tokens  # FBGEMM TBE: output + a weight row per token
+            mark("embedding_fwd", lookup)
             e_in = e.detach().requires_grad_(training)
             with amp():
                 pre = torch.cat([e_in, inner.actions(b.actions)], -1)  # (L, 2C)
@@ -285,7 +286,7 @@ def model_pass(
             mark("preprocessor_bwd")
             e.backward(e_in.grad)
             inner.items.step()
-            mark("embedding_bwd_and_update")
+            mark("embedding_bwd_and_update", 2 * lookup + 8.0 * seq.num_tokens)  # + row-wise state
             dopt.step()
             mark("dense_optimizer")
 
