@@ -108,7 +108,8 @@ ATTENTION = register(
         describe=describe,
         timed=TIMED,
         suites={
-            "smoke": [{**_TINY, "mode": m} for m in ("fwd", "fwd_bwd")],
+            # smoke: forward and backward in one case (the default suite splits them)
+            "smoke": [{**_TINY, "mode": "fwd_bwd"}],
             "default": [
                 {"preset": "dlrmv3", "batch_size": 2, "items": 1000, "mode": m} for m in ("fwd", "fwd_bwd")
             ],
@@ -132,7 +133,7 @@ EMBEDDING = register(
         timed=TIMED,
         fit=fit,
         suites={
-            "smoke": [{**_TINY, "mode": m} for m in ("fwd", "fwd_bwd")],
+            "smoke": [{**_TINY, "mode": "fwd_bwd"}],
             "default": [
                 {"preset": "dlrmv3", "max_rows": -1, "batch_size": 8, "mode": m} for m in ("fwd", "fwd_bwd")
             ],
