@@ -473,14 +473,7 @@ class HSTU(nn.Module):
         return self.predict(self.encode(self.embed(item_in, actions), seq), seq)  # (K, T)
 
 
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def pair_counts(history: tuple[int, ...], candidates: tuple[int, ...]) -> tuple[int, int, int]:
-    """(valid pairs the mask opens, pairs the jagged path computes, pairs the padded path computes), per
-    head: valid = h(h+1)/2 + c(h+1) per user; jagged = h^2 + c*h + c; padded = B * N^2."""
-    valid = sum(h * (h + 1) // 2 + c * (h + 1) for h, c in zip(history, candidates, strict=True))
-    jagged = sum(h * h + c * h + c for h, c in zip(history, candidates, strict=True))
-    n = max((h + c for h, c in zip(history, candidates, strict=True)), default=0)
-    return valid, jagged, len(history) * n * n
+def count_params(model: HSTU) -> int:
+    """The model's parameters: the dense ones and the item table (FBGEMM registers its row-wise optimizer
+    state as a parameter beside the weights; it is not one of the model's)."""
+    return sum(p.numel() for p in model.dense_parameters()) + model.items.rows * model.items.dim
