@@ -144,3 +144,13 @@ def test_a_table_and_its_optimizer_state_both_count_as_the_rows_touched():
     assert _touched([1e9, 1e9, 13e6, 4e6]) == [13e6, 13e6, 13e6, 4e6]
     assert _touched([2e6, 1.5e6, 1e6]) == [2e6, 1.5e6, 1e6]  # nothing far larger: all counted
     assert _touched([5e8, 0.0]) == [5e8, 0.0]  # nothing else moved: the operand stands
+
+
+def test_the_gate_skips_the_parts_pass_and_run_takes_it():
+    from chipbench.execution.protocol import run_message
+    from chipbench.execution.worker import measure_case, prepare
+
+    case = prepare("dlrm.train_step", {"preset": "tiny", "batch_size": 64, "dtype": "fp32"}, "cpu")
+    ran = measure_case(run_message("dlrm.train_step", {}, 0.05), "cpu", case)
+    gated = measure_case(run_message("dlrm.train_step", {}, 0.05, after=False), "cpu", case)
+    assert "parts" in ran["info"] and "parts" not in gated["info"]

@@ -24,6 +24,8 @@ class RunMessage(TypedDict):
     """auto or on: an energy phase after the timed rounds (where a source exists); off (or absent): none."""
     soak_s: NotRequired[float]
     """Run the step this long before timing (sustained clocks), telemetry before and after."""
+    after: NotRequired[bool]
+    """False: skip the case's after-rounds measurements (a whole step's roofline parts); absent: take them."""
 
 
 class StopMessage(TypedDict):
@@ -77,6 +79,7 @@ def run_message(
     *,
     energy: str = "off",
     soak_s: float = 0.0,
+    after: bool = True,
 ) -> RunMessage:
     msg: RunMessage = {
         "type": "run",
@@ -89,6 +92,8 @@ def run_message(
         msg["energy"] = energy
     if soak_s > 0:
         msg["soak_s"] = soak_s
+    if not after:
+        msg["after"] = False
     return msg
 
 

@@ -45,8 +45,11 @@ class Session:
         seed: int = 0,
         energy: str = "off",
         soak_s: float = 0.0,
+        after: bool = True,
     ) -> None:
         self.pool = pool
+        self.after = after
+        """False: no after-rounds measurements (the roofline parts): `ab` needs only the timed rounds."""
         self.time_budget_s = time_budget_s
         self.timeout_s = timeout_s
         self.seed = seed
@@ -118,7 +121,13 @@ class Session:
     def run_case(self, case: Case) -> CaseOutcome:
         t0 = time.perf_counter()
         msg = run_message(
-            case.bench, case.overrides, self.time_budget_s, self.seed, energy=self.energy, soak_s=self.soak_s
+            case.bench,
+            case.overrides,
+            self.time_budget_s,
+            self.seed,
+            energy=self.energy,
+            soak_s=self.soak_s,
+            after=self.after,
         )
         try:
             reply = self.pool.run(msg, self.timeout_s)

@@ -129,7 +129,7 @@ def measure_case(
         m.extra["soak"] = soaked
     if msg.get("energy", "off") != "off":
         m.extra["energy"] = _energy(prepared.step, dev, kind, m, dist, lockstep if multi else None)
-    after = prepared.after() if prepared.after else {}
+    after = prepared.after() if prepared.after and msg.get("after", True) else {}
     return {
         "type": "result",
         "measurement": dataclasses.asdict(m),
