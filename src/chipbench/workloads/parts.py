@@ -87,6 +87,13 @@ def measure_parts(run_pass: Pass, device: str, reps: int = 3, warmup: int = 1) -
     }
 
 
+def parts_info(run_pass: Pass, device: str, reps: int = 3, note: str | None = None) -> dict[str, Any]:
+    """What a whole step's `after` records: its parts (`measure_parts`) and the conventions they follow,
+    with `note` when given (whether the parts are timed as the step runs, e.g. eager under compile)."""
+    convention = dict(PARTS_CONVENTION) if note is None else {**PARTS_CONVENTION, "note": note}
+    return {"parts": measure_parts(run_pass, device, reps), "parts_convention": convention}
+
+
 def _touched(sizes: list[float]) -> list[float]:
     """Bytes of an indexing op's operands with its tables counted as the rows it touches: the operands
     within half of the largest (a table, its optimizer state, the same table returned in place) count as

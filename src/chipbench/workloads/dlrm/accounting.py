@@ -192,7 +192,7 @@ def describe_interaction(cfg: DLRMConfig) -> Description:
 FIT_SHARE = 0.1
 
 
-def _nice_floor(n: int) -> int:
+def nice_floor(n: int) -> int:
     """The largest of 1, 2, 5 x 10^k not above n, so small changes of free memory keep the same cap."""
     k = 10 ** int(math.log10(max(n, 1)))
     return max(m * k for m in (1, 2, 5) if m * k <= n)
@@ -219,4 +219,4 @@ def fit(cfg: DLRMConfig, free_bytes: int, kind: str = "cpu") -> dict[str, Any]:
             lo = mid
         else:
             hi = mid - 1
-    return {"max_rows": _nice_floor(lo)}
+    return {"max_rows": nice_floor(lo)}

@@ -217,9 +217,7 @@ def train_setup(
         return loss.detach()
 
     def after() -> dict[str, Any]:
-        run = train_pass(model, dopt, eopt, batches, amp, (fb, fb_all))
-        got = parts.measure_parts(run, ctx.device, reps=5)
-        return {"parts": got, "parts_convention": parts.PARTS_CONVENTION}
+        return parts.parts_info(train_pass(model, dopt, eopt, batches, amp, (fb, fb_all)), ctx.device, reps=5)
 
     ids = info["ids_per_sample_measured"]
     fb, fb_all = embedding_bytes(a, b, ids, training=True)
@@ -326,8 +324,7 @@ def inference_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
             return model(dense, sp)  # (B, 1)
 
     def after() -> dict[str, Any]:
-        got = parts.measure_parts(inference_pass(model, batches, amp, fb), ctx.device, reps=5)
-        return {"parts": got, "parts_convention": parts.PARTS_CONVENTION}
+        return parts.parts_info(inference_pass(model, batches, amp, fb), ctx.device, reps=5)
 
     fb, fb_all = embedding_bytes(a, b, info["ids_per_sample_measured"], training=False)
     if ctx.distributed:

@@ -14,11 +14,11 @@ Conventions stated in every result:
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from chipbench.core.contract import Description
+from chipbench.workloads.dlrm.accounting import nice_floor
 from chipbench.workloads.hstu.config import (
     AttentionConfig,
     HSTUConfig,
@@ -33,6 +33,12 @@ FLOP_CONVENTION = (
     "training = 3x forward"
 )
 BYTES_CONVENTION = "FBGEMM TBE: fp32 output + weight rows per token; backward = 2x forward"
+
+
+def lookup_bytes(dim: int, tokens: float) -> float:
+    """The item table's forward bytes for `tokens` lookups (BYTES_CONVENTION): an fp32 output row and a
+    weight row per token."""
+    return 8.0 * dim * tokens
 
 
 @dataclass(frozen=True)
@@ -210,11 +216,6 @@ TABLE_SHARE = {"cpu": 0.1, "mps": 0.1}
 """Share the item table may take on CPUs: its set-up stays in seconds (elsewhere: up to FIT_SHARE)."""
 
 
-def _nice_floor(n: int) -> int:
-    k = 10 ** int(math.log10(max(n, 1)))
-    return max(m * k for m in (1, 2, 5) if m * k <= n)
-
-
 def fit(cfg: HSTUConfig, free_bytes: int, kind: str = "cpu") -> dict[str, Any]:
     """Overrides that make a `max_rows=-1` case fit (the item table capped; empty for other cases)."""
     if cfg.max_rows != -1:
@@ -227,4 +228,4 @@ def fit(cfg: HSTUConfig, free_bytes: int, kind: str = "cpu") -> dict[str, Any]:
     if rows >= resolve(uncapped).items:
         return {"max_rows": 0}
     # below 1,000 rows the rest does not fit either: the memory check then says so, in one line
-    return {"max_rows": _nice_floor(max(rows, 1000))}
+    return {"max_rows": nice_floor(max(rows, 1000))}

@@ -8,13 +8,20 @@ sparse gradients all-reduced (gloo), the dense part's gradients averaged.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
 from chipbench.core.errors import UsageError
 from chipbench.workloads import common, parts
-from chipbench.workloads.hstu.accounting import BYTES_CONVENTION, FLOP_CONVENTION, Arithmetic, arithmetic
+from chipbench.workloads.hstu.accounting import (
+    BYTES_CONVENTION,
+    FLOP_CONVENTION,
+    Arithmetic,
+    arithmetic,
+    lookup_bytes,
+)
 from chipbench.workloads.hstu.config import AttentionConfig, HSTUConfig, Resolved, SequenceEmbeddingConfig
 from chipbench.workloads.hstu.data import Batch, rank_batches
 
@@ -96,8 +103,6 @@ class Built:
 def build(
     cfg: HSTUConfig, ctx: RunContext, training: bool, init_state: dict[str, Any] | None = None
 ) -> Built:
-    import dataclasses
-
     import torch
 
     from chipbench.models.hstu import HSTU
@@ -179,7 +184,7 @@ def step_work(a: Arithmetic, training: bool, **extra: Any) -> Work:
     mult = 3 if training else 1
     return Work(
         flops=mult * a.mean("forward_flops"),
-        bytes=mult * 8.0 * a.resolved.dim * a.mean("tokens"),
+        bytes=mult * lookup_bytes(a.resolved.dim, a.mean("tokens")),
         samples=a.counts[0].users,
         tokens=int(a.mean("tokens")),
         model_flops=True,
@@ -220,8 +225,7 @@ def train_setup(
         return loss.detach()
 
     def after() -> dict[str, Any]:
-        got = parts.measure_parts(model_pass(inner, dopt, batches, items, amp, True), ctx.device)
-        return {"parts": got, "parts_convention": parts.PARTS_CONVENTION}
+        return parts.parts_info(model_pass(inner, dopt, batches, items, amp, True), ctx.device)
 
     info = {**built.info, **pairs_info(built.arith, built.info["attention"])}
     info["dense_optimizer"] = dname
@@ -252,7 +256,7 @@ def model_pass(
             if training:
                 dopt.zero_grad(set_to_none=True)
             e = inner.items(items[i])  # (L, C)
-            lookup = 8.0 * inner.a.dim * seq.num_tokens  # FBGEMM TBE: output + a weight row per token
+            lookup = lookup_bytes(inner.a.dim, seq.num_tokens)
             mark("embedding_fwd", lookup)
             e_in = e.detach().requires_grad_(training)
             with amp():
@@ -310,8 +314,7 @@ def inference_setup(cfg: HSTUConfig, ctx: RunContext) -> Prepared:
             return model(items[i], b.actions, b.seq)  # (K, T)
 
     def after() -> dict[str, Any]:
-        got = parts.measure_parts(model_pass(built.inner, None, batches, items, amp, False), ctx.device)
-        return {"parts": got, "parts_convention": parts.PARTS_CONVENTION}
+        return parts.parts_info(model_pass(built.inner, None, batches, items, amp, False), ctx.device)
 
     info = {**built.info, **pairs_info(built.arith, built.info["attention"])}
     if ctx.distributed:
@@ -323,8 +326,6 @@ def inference_setup(cfg: HSTUConfig, ctx: RunContext) -> Prepared:
 
 def attention_setup(cfg: AttentionConfig, ctx: RunContext) -> Prepared:
     """One layer's attention on random q, k, v over this rank's users (all layers' shapes are alike)."""
-    import dataclasses
-
     import torch
 
     from chipbench.models.hstu import HSTULayer
@@ -418,8 +419,6 @@ def embedding_setup(cfg: SequenceEmbeddingConfig, ctx: RunContext) -> Prepared:
 
     backend, why = choose_backend(cfg.backend, ctx.device, 1)
     split = common.split_batch(cfg.batch_size, ctx.world_size, cfg.scaling)
-    import dataclasses
-
     one = dataclasses.replace(cfg, batch_size=split.per_rank)
     a = arithmetic(one, ctx.seed, cfg.mode == "fwd_bwd")
     r = a.resolved
@@ -443,7 +442,7 @@ def embedding_setup(cfg: SequenceEmbeddingConfig, ctx: RunContext) -> Prepared:
         return None
 
     tokens = a.mean("tokens")
-    fwd_bytes = 8.0 * r.dim * tokens  # fp32 output row + weight row per token
+    fwd_bytes = lookup_bytes(r.dim, tokens)
     info = {
         "backend": backend,
         "backend_reason": why,

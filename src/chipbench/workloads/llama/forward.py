@@ -11,7 +11,7 @@ from chipbench.workloads.llama import parts as llama_parts
 from chipbench.workloads.llama.accounting import flop_convention_text
 from chipbench.workloads.llama.batch import random_tokens, rank_shape
 from chipbench.workloads.llama.config import LlamaConfig
-from chipbench.workloads.parts import PARTS_CONVENTION, measure_parts
+from chipbench.workloads.parts import parts_info
 
 
 def forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
@@ -36,11 +36,8 @@ def forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
         return fwd(tokens)  # (B, T, V)
 
     def after() -> dict[str, Any]:
-        got = measure_parts(llama_parts.forward_pass(model, tokens), ctx.device)
-        return {
-            "parts": got,
-            "parts_convention": {**PARTS_CONVENTION, "note": llama_parts.PARTS_NOTE[cfg.compile]},
-        }
+        note = llama_parts.PARTS_NOTE[cfg.compile]
+        return parts_info(llama_parts.forward_pass(model, tokens), ctx.device, note=note)
 
     fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention, training=False)
     return Prepared(

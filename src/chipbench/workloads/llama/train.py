@@ -16,7 +16,7 @@ from chipbench.workloads.llama.batch import random_tokens, rank_shape
 from chipbench.workloads.llama.config import LlamaConfig
 from chipbench.workloads.llama.describe import parameter_count
 from chipbench.workloads.llama.optimizer import adamw_impl, adamw_kwargs
-from chipbench.workloads.parts import PARTS_CONVENTION, measure_parts
+from chipbench.workloads.parts import parts_info
 
 INIT_TEXT = {
     "full": "every rank builds the whole model from the run seed (the weights of a one-process run), then shards it",
@@ -204,8 +204,7 @@ def train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
                 model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1, **adamw_kwargs(impl)
             )
             run = llama_parts.train_pass(model, opt, inputs, targets, autocast(cfg.dtype, ctx))
-            out["parts"] = measure_parts(run, ctx.device)
-            out["parts_convention"] = {**PARTS_CONVENTION, "note": llama_parts.PARTS_NOTE[cfg.compile]}
+            out.update(parts_info(run, ctx.device, note=llama_parts.PARTS_NOTE[cfg.compile]))
         return out
 
     fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention)
