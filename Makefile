@@ -5,6 +5,8 @@ DEV ?= 0
 VENV := .venv
 BIN := $(VENV)/bin
 SUITE ?= default
+# CASES narrows a run to some benchmarks (e.g. CASES="llama.train_step dlrm.inference"); empty = the whole suite.
+CASES ?=
 
 .PHONY: setup bench smoke test lint format calibrate clean pytest-bench gpu-check peers
 
@@ -12,10 +14,10 @@ setup:
 	@TORCH=$(TORCH) PYTHON=$(PYTHON) VENV=$(VENV) DEV=$(DEV) bash scripts/setup.sh
 
 bench: setup
-	$(BIN)/chipbench run --suite $(SUITE)
+	$(BIN)/chipbench run $(CASES) --suite $(SUITE)
 
 smoke: setup
-	$(BIN)/chipbench run --suite smoke
+	$(BIN)/chipbench run $(CASES) --suite smoke
 
 calibrate: setup
 	$(BIN)/chipbench calibrate

@@ -165,7 +165,7 @@ FIELDS = [
 ]  # fmt: skip
 
 
-@settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(field=st.sampled_from(FIELDS), value=JSON)
 def test_mutated_documents_load_or_fail_in_one_line(field: str, value: Any) -> None:
     raw = _with(field, value)
