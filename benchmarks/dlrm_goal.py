@@ -18,7 +18,6 @@ import json
 import random
 import statistics
 import time
-from typing import Any
 
 from chipbench import workloads
 from chipbench.core.contract import RunContext
@@ -26,6 +25,7 @@ from chipbench.core.stats import median_ci
 from chipbench.measure.engine import MeasureOptions, measure
 from chipbench.platform import hardware
 from chipbench.platform.device import Device
+from interleave import ratio
 
 BASE = {
     "preset": "model1",
@@ -44,13 +44,6 @@ VARIANTS = {
 }
 """reference = the reference implementation's approach; torch, torchrec and auto run chipbench's defaults;
 auto-4k is auto on the allocator's pages, to show how much of the gain is placement and how much kernels."""
-
-
-def _ratio(a: list[float], b: list[float]) -> dict[str, Any]:
-    """Per-round ratios a / b: their median, its 95% CI, and the rounds themselves (for pooling)."""
-    r = [x / y for x, y in zip(a, b, strict=True)]
-    lo, hi = median_ci(r)
-    return {"median": statistics.median(r), "ci95": [lo, hi], "rounds": r}
 
 
 def _identity(run: dict[str, object]) -> tuple[str, ...]:
@@ -136,9 +129,7 @@ def main() -> None:
             flush=True,
         )
 
-    ratios = {
-        f"reference_over_{n}": _ratio(rounds["reference"], rounds[n]) for n in names if n != "reference"
-    }
+    ratios = {f"reference_over_{n}": ratio(rounds["reference"], rounds[n]) for n in names if n != "reference"}
     others = {k: v for k, v in ratios.items() if k != "reference_over_auto"}
     verdict = {
         "benchmark": "dlrm.train_step",

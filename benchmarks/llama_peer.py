@@ -8,6 +8,9 @@ fresh seeded order; the goal is judged on the per-round ratio transformers / chi
 median and 95% CI (exact binomial), as `benchmarks/dlrm_goal.py` does. The shared host drifts 1.0-2.4x
 between single runs: only interleaved ratios mean anything.
 
+Variants: `chipbench` is the default config (compile=auto: at this step's 2.7e11 FLOPs, compiled, the
+compile reported apart and kept out of the rounds); `chipbench-eager` is compile=false.
+
 Needs the `peers` extra (`make peers`: transformers, pinned in pyproject.toml); never run by `make test`.
 
 Run: .venv/bin/python benchmarks/llama_peer.py [--dtype fp32|bf16] [--rounds 9] [--json results/...json]
@@ -24,10 +27,10 @@ from typing import Any
 
 from chipbench import workloads
 from chipbench.core.contract import RunContext
-from chipbench.core.stats import median_ci
 from chipbench.measure.engine import MeasureOptions, measure
 from chipbench.platform import hardware
 from chipbench.platform.device import Device
+from interleave import ratio
 
 SHAPE = {
     "flavor": "tiny",
@@ -43,11 +46,12 @@ SHAPE = {
 LR = 3e-4
 
 
-def chipbench_step(dtype: str, compile_: bool) -> tuple[Any, dict[str, Any]]:
+def chipbench_step(dtype: str, compile_: bool | str) -> tuple[Any, dict[str, Any]]:
     b = workloads.get("llama.train_step")
     cfg = b.config({**SHAPE, "dtype": dtype, "compile": compile_, "lr": LR})
     p = b.setup(cfg, RunContext(device="cpu", torch_device="cpu", seed=0))
-    return p.step, {k: p.info.get(k) for k in ("optimizer", "precision", "parameters", "compile")}
+    keys = ("optimizer", "clip", "precision", "parameters", "compile", "compile_choice")
+    return p.step, {k: p.info.get(k) for k in keys}
 
 
 def transformers_step(dtype: str) -> tuple[Any, dict[str, Any]]:
@@ -97,7 +101,7 @@ def main() -> None:
     ap.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--time-budget", type=float, default=3.0, help="seconds per variant and round")
-    ap.add_argument("--no-compile", action="store_true", help="leave out chipbench with compile=true")
+    ap.add_argument("--no-eager", action="store_true", help="leave out chipbench with compile=false")
     ap.add_argument("--json", help="write the round medians and the verdict here")
     ap.add_argument("--seed", type=int, default=0, help="seed of the per-round variant order")
     args = ap.parse_args()
@@ -105,9 +109,9 @@ def main() -> None:
     steps: dict[str, Any] = {}
     info: dict[str, Any] = {}
     steps["transformers"], info["transformers"] = transformers_step(args.dtype)
-    steps["chipbench"], info["chipbench"] = chipbench_step(args.dtype, False)
-    if not args.no_compile:
-        steps["chipbench-compile"], info["chipbench-compile"] = chipbench_step(args.dtype, True)
+    steps["chipbench"], info["chipbench"] = chipbench_step(args.dtype, "auto")  # the default
+    if not args.no_eager:
+        steps["chipbench-eager"], info["chipbench-eager"] = chipbench_step(args.dtype, False)
     names = list(steps)
     for n in names:
         steps[n]()  # first step (compilation) outside the rounds
@@ -141,16 +145,9 @@ def main() -> None:
     }
     print()
     for n in names[1:]:
-        ratio = [a / b for a, b in zip(rounds["transformers"], rounds[n], strict=True)]
-        lo, hi = median_ci(ratio)
-        verdict[f"transformers_over_{n}"] = {
-            "median": statistics.median(ratio),
-            "ci95": [lo, hi],
-            "rounds": ratio,
-        }
-        print(
-            f"transformers / {n}: median {statistics.median(ratio):.3f}x, 95% CI [{lo:.3f}, {hi:.3f}] (goal 1.15x)"
-        )
+        v = verdict[f"transformers_over_{n}"] = ratio(rounds["transformers"], rounds[n])
+        lo, hi = v["ci95"]
+        print(f"transformers / {n}: median {v['median']:.3f}x, 95% CI [{lo:.3f}, {hi:.3f}] (goal 1.15x)")
     for n, v in verdict["tokens_per_s_median_of_rounds"].items():
         print(f"{n:18s} {v:8.0f} tokens/s (median of round medians)")
     if args.json:

@@ -17,6 +17,7 @@ from chipbench.models.llama import (
     Attention,
     ModelArgs,
     Transformer,
+    apply_rope,
     count_params,
     flops_per_token,
     rope_cache,
@@ -287,3 +288,67 @@ def test_fused_and_foreach_adamw_agree() -> None:
         tokens = _progression_batch(torch.Generator().manual_seed(5), 256, 4, 32)
         out.append([float(train(tokens[:, :-1], tokens[:, 1:])) for _ in range(4)])
     assert out[0] == pytest.approx(out[1], rel=1e-4)
+
+
+def test_the_clip_folded_into_fused_adamw_is_clip_then_step() -> None:
+    """clip_gradients(fold=True) leaves the gradients alone and has fused AdamW divide them by the clip's
+    factor as it reads them: the same weights as clip_grad_norm_ then the step (norm above and below)."""
+    from chipbench.workloads.llama.optimizer import clip_gradients
+
+    for max_norm in (0.05, 1e3):  # the clip engaged, and not
+        torch.manual_seed(0)
+        weights = [torch.randn(64, 32), torch.randn(32)]
+        grads = [torch.randn(64, 32), torch.randn(32)]
+        out = []
+        for fold in (False, True):
+            ps = [torch.nn.Parameter(w.clone()) for w in weights]
+            for p, g in zip(ps, grads, strict=True):
+                p.grad = g.clone()
+            opt = torch.optim.AdamW(ps, lr=0.1, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
+            for _ in range(2):
+                clip_gradients(ps, opt, fold, max_norm)
+                opt.step()
+                for p, g in zip(ps, grads, strict=True):
+                    p.grad = g.clone()
+            out.append([p.detach() for p in ps])
+        for a, b in zip(*out, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_compile_auto_by_the_step_size_and_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from chipbench.workloads.llama import compiling
+    from chipbench.workloads.llama.train import step_flops
+
+    cfg = workloads.get("llama.train_step").config({})
+    assert cfg.compile == "auto"
+    for value, want in (("true", True), ("off", False), ("auto", "auto")):
+        assert workloads.get("llama.train_step").config({"compile": value}).compile == want
+    small = compiling.choose_compile("auto", 7e10)
+    assert not small.on and "under" in small.why
+    big = compiling.choose_compile("auto", 3e11)
+    assert big.on and "auto: compiled" in big.why
+    assert not compiling.choose_compile(False, 3e11).on
+    # No compiler: auto runs eager and says why; compile=true is a one-line error.
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    none = compiling.choose_compile("auto", 3e11)
+    assert not none.on and "no compiler" in none.why
+    with pytest.raises(UsageError, match="C compiler"):
+        compiling.choose_compile(True, 3e11)
+    # The smoke and default suites' training steps stay eager under auto.
+    for case in ({"flavor": "tiny"}, {"flavor": "debug"}):
+        c = workloads.get("llama.train_step").config(case)
+        assert step_flops(c, c.shape()) < compiling.AUTO_MIN_FLOPS
+
+
+def test_rope_in_real_arithmetic_matches_the_complex_product() -> None:
+    """What torch.compile is given (the table's real view) rotates as the eager complex product does."""
+    a = ModelArgs(dim=64, n_layers=1, n_heads=4, n_kv_heads=2, vocab_size=64, multiple_of=32, max_seq_len=24)
+    freqs = rope_cache(24, a.head_dim, a.rope_theta)
+    x = torch.randn(2, 24, 4, a.head_dim, dtype=torch.bfloat16)
+    got = apply_rope(x, torch.view_as_real(freqs))
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), apply_rope(x, freqs).float(), rtol=0, atol=1e-2)
+    torch.testing.assert_close(apply_rope(x.float(), torch.view_as_real(freqs)), apply_rope(x.float(), freqs))

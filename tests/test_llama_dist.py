@@ -100,13 +100,20 @@ def test_two_processes_follow_one_process_trajectory(
     assert per_rank[0][0] != per_rank[1][0]
     mean = [(a + b) / 2 for a, b in zip(*per_rank, strict=True)]
     norms: list[float] = []
-    clip = torch.nn.utils.clip_grad_norm_
+    clip, total = torch.nn.utils.clip_grad_norm_, torch.nn.utils.get_total_norm
 
     def spy(*args: Any, **kwargs: Any) -> torch.Tensor:
         norms.append(float(clip(*args, **kwargs)))
         return torch.tensor(norms[-1])
 
+    def spy_total(*args: Any, **kwargs: Any) -> torch.Tensor:
+        norms.append(float(total(*args, **kwargs)))
+        return torch.tensor(norms[-1])
+
+    # One process folds the clip into fused AdamW (only the norm, get_total_norm); two clip as ever:
+    # the trajectories agreeing is the fold agreeing with clip_grad_norm_ then the step.
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    monkeypatch.setattr(torch.nn.utils, "get_total_norm", spy_total)
     ref = _reference(name)
     if CASES[name]["lr"] >= 1e-2:
         assert max(norms) > 1.5  # clipping engaged

@@ -84,7 +84,17 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         if value.lower() in ("none", "null", "") and type(None) in args:
             return None
         non_none = [a for a in args if a is not type(None)]
-        return _coerce(name, value, non_none[0])
+        # Members in order: the first that reads the value wins (bool | Literal["auto"] takes
+        # "true" as True and "auto" as "auto"); none: every member's reason, in one line.
+        if len(non_none) == 1:
+            return _coerce(name, value, non_none[0])
+        errors = []
+        for member in non_none:
+            try:
+                return _coerce(name, value, member)
+            except UsageError as exc:
+                errors.append(str(exc).removeprefix(f"{name}={value!r} "))
+        raise UsageError(f"{name}={value!r} " + "; ".join(errors))
     if origin is typing.Literal:
         if value not in args:
             raise UsageError(f"{name}={value!r} is not one of {', '.join(map(str, args))}")

@@ -116,10 +116,19 @@ def rope_cache(
 
 
 def apply_rope(x: torch.Tensor, freqs_cis: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent pairs (x[2i], x[2i+1]) of the last dim by angle[t, i] (Meta's layout), as one
-    complex product (about 10x faster on CPU than the same rotation spelled out in real arithmetic).
-    x: (B, T, H, D); freqs_cis: (T, D/2) complex. Computed in fp32, returned in x's dtype."""
+    """Rotate adjacent pairs (x[2i], x[2i+1]) of the last dim by angle[t, i] (Meta's layout).
+    x: (B, T, H, D); freqs_cis: (T, D/2) complex, or its real view (T, D/2, 2) of (cos, sin).
+    Computed in fp32, returned in x's dtype.
+
+    Complex: one complex product, about 10x faster in eager on CPU than the rotation spelled out in real
+    arithmetic. Real: what torch.compile is given (Transformer.forward), since inductor generates no
+    code for complex products; spelled out, the rotation fuses into the kernels around it."""
     B, T, H, D = x.shape
+    if not freqs_cis.is_complex():
+        xr = x.float().reshape(B, T, H, D // 2, 2)  # (B, T, H, D/2, 2)
+        f = freqs_cis[:T].view(1, T, 1, D // 2, 2)  # (1, T, 1, D/2, 2)
+        a, b, cos, sin = xr[..., 0], xr[..., 1], f[..., 0], f[..., 1]  # (B, T, H, D/2), (1, T, 1, D/2)
+        return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(3).type_as(x)
     xc = torch.view_as_complex(x.float().reshape(B, T, H, D // 2, 2))  # (B, T, H, D/2) complex
     out = xc * freqs_cis[:T].view(1, T, 1, D // 2)  # (B, T, H, D/2) complex
     return torch.view_as_real(out).flatten(3).type_as(x)  # (B, T, H, D)
@@ -199,6 +208,7 @@ class Transformer(nn.Module):
         # A plain attribute, not a buffer: Module.to(dtype) would cast the complex table to a real
         # dtype. Built on the device the model is built on (construct under `with torch.device(...)`).
         self.freqs_cis = rope_cache(a.max_seq_len, a.head_dim, a.rope_theta)  # (T, D/2) complex
+        self.freqs_real = torch.view_as_real(self.freqs_cis)  # (T, D/2, 2): its cos, sin (a view)
         if not self.tok_embeddings.weight.is_meta:
             self.init_weights()
 
@@ -207,6 +217,7 @@ class Transformer(nn.Module):
         (Module.to_empty does not see the table, a plain attribute)."""
         a = self.args
         self.freqs_cis = rope_cache(a.max_seq_len, a.head_dim, a.rope_theta, device=device)
+        self.freqs_real = torch.view_as_real(self.freqs_cis)
 
     @torch.no_grad()
     def init_weights(self, std: float = 0.02) -> None:
@@ -224,7 +235,8 @@ class Transformer(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, T) int64 -> logits (B, T, V)."""
         _, T = tokens.shape  # (B, T)
-        freqs_cis = self.freqs_cis[:T]  # (T, D/2) complex
+        # (T, D/2) complex in eager; (T, D/2, 2) real under torch.compile (apply_rope)
+        freqs_cis = self.freqs_real[:T] if torch.compiler.is_compiling() else self.freqs_cis[:T]
         x = self.tok_embeddings(tokens)  # (B, T, C)
         for layer in self.layers:
             if self.activation_checkpointing and self.training and torch.is_grad_enabled():

@@ -166,8 +166,11 @@ class LlamaShapeConfig:
 class LlamaConfig(LlamaShapeConfig):
     """A whole Llama training (or prefill) step at a flavor's shapes, on random tokens."""
 
-    compile: bool = False
-    """torch.compile the model (the first step, which compiles, is reported apart)."""
+    compile: bool | Literal["auto"] = "auto"
+    """torch.compile the step (model and loss; the first step, which compiles, is reported apart).
+    auto: compile where a step has at least 1e11 model FLOPs (there fusing its elementwise passes is
+    worth the compile time, 20-60 s on the 2-core CPU) and a compiler is present; eager below (the
+    smoke and default suites' shapes). What was chosen, and why, is recorded."""
     activation_checkpointing: bool = False
     """Recompute each block's activations in the backward pass."""
     flop_convention: FlopConvention = "torchtitan"

@@ -6,10 +6,11 @@ from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
 from chipbench.platform.device import torch_dtype
-from chipbench.workloads.common import check_compiler, layout_info
+from chipbench.workloads.common import layout_info
 from chipbench.workloads.llama import parts as llama_parts
 from chipbench.workloads.llama.accounting import flop_convention_text
 from chipbench.workloads.llama.batch import random_tokens, rank_shape
+from chipbench.workloads.llama.compiling import choose_compile
 from chipbench.workloads.llama.config import LlamaConfig
 from chipbench.workloads.parts import parts_info
 
@@ -26,9 +27,9 @@ def forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
     with torch.device(ctx.torch_device):
         model = Transformer(s.model_args())
     model = model.to(torch_dtype(cfg.dtype)).eval()  # inference: weights in the run dtype
-    if cfg.compile:
-        check_compiler()
-    fwd = torch.compile(model) if cfg.compile else model
+    fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention, training=False)
+    compiled = choose_compile(cfg.compile, fpt * s.tokens)
+    fwd = torch.compile(model) if compiled.on else model
     tokens = random_tokens(s, ctx, extra=0, global_batch=split.global_batch)  # (B, T)
 
     @torch.inference_mode()
@@ -36,10 +37,9 @@ def forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
         return fwd(tokens)  # (B, T, V)
 
     def after() -> dict[str, Any]:
-        note = llama_parts.PARTS_NOTE[cfg.compile]
+        note = llama_parts.PARTS_NOTE[compiled.on]
         return parts_info(llama_parts.forward_pass(model, tokens), ctx.device, note=note)
 
-    fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention, training=False)
     return Prepared(
         step=step,
         after=after,
@@ -54,7 +54,8 @@ def forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
             "flavor": cfg.flavor,
             "shape": s.__dict__,
             "flops_per_token": fpt,
-            "compile": cfg.compile,
+            "compile": compiled.on,
+            "compile_choice": compiled.why,
             **layout_info(split, ctx, cfg.scaling, "none"),
         },
     )

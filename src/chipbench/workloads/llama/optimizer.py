@@ -16,3 +16,25 @@ def adamw_impl(requested: str, dev_type: str) -> str:
 def adamw_kwargs(impl: str) -> dict[str, Any]:
     """torch.optim.AdamW's keyword selecting the kernels of `impl` (fused or foreach)."""
     return {"fused": True} if impl == "fused" else {"foreach": True}
+
+
+def clip_folds(impl: str, loss_scaling: bool, distributed: bool) -> bool:
+    """Whether the clip's scaling folds into the optimizer step: fused AdamW on one process without loss
+    scaling (GradScaler owns grad_scale; a sharded norm is a collective that clip_grad_norm_ does)."""
+    return impl == "fused" and not loss_scaling and not distributed
+
+
+def clip_gradients(params: list[Any], opt: Any, fold: bool, max_norm: float = 1.0) -> None:
+    """Clip the gradients' global norm at max_norm before `opt.step()`.
+
+    fold=False: clip_grad_norm_ (a norm pass, then a pass scaling every gradient; under FSDP2 the norm of
+    DTensor shards is the global one). fold=True (fused AdamW, one process, no loss scaling): only the
+    norm pass; the fused step divides each gradient by max(1, (norm + 1e-6) / max_norm) as it reads it
+    (its `grad_scale`, as under GradScaler), the factor clip_grad_norm_ would have multiplied by."""
+    import torch
+
+    if not fold:
+        torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+        return
+    norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None], foreach=True)
+    opt.grad_scale = torch.clamp((norm + 1e-6) / max_norm, min=1.0)

@@ -59,9 +59,11 @@ def _forward(model: Any, tokens: Any, mark: Any) -> Any:
     return logits
 
 
-def train_pass(model: Any, opt: Any, inputs: Any, targets: Any, amp: Any) -> Pass:
-    import torch
+def train_pass(model: Any, opt: Any, inputs: Any, targets: Any, amp: Any, fold: bool = False) -> Pass:
+    """The training step in parts; `fold`: the step folds the clip into fused AdamW (as it does)."""
     import torch.nn.functional as F
+
+    from chipbench.workloads.llama.optimizer import clip_gradients
 
     params = list(model.parameters())
 
@@ -72,7 +74,7 @@ def train_pass(model: Any, opt: Any, inputs: Any, targets: Any, amp: Any) -> Pas
         mark("cross_entropy")
         loss.backward()
         mark("backward")
-        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+        clip_gradients(params, opt, fold)
         mark("clip_grad_norm")
         opt.step()
         opt.zero_grad(set_to_none=True)

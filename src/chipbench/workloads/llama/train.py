@@ -9,13 +9,14 @@ from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
 from chipbench.platform.device import device_type, torch_dtype
-from chipbench.workloads.common import autocast, check_compiler, layout_info
+from chipbench.workloads.common import autocast, layout_info
 from chipbench.workloads.llama import parts as llama_parts
 from chipbench.workloads.llama.accounting import flop_convention_text
 from chipbench.workloads.llama.batch import random_tokens, rank_shape
+from chipbench.workloads.llama.compiling import CompileChoice, choose_compile
 from chipbench.workloads.llama.config import LlamaConfig
 from chipbench.workloads.llama.describe import parameter_count
-from chipbench.workloads.llama.optimizer import adamw_impl, adamw_kwargs
+from chipbench.workloads.llama.optimizer import adamw_impl, adamw_kwargs, clip_folds, clip_gradients
 from chipbench.workloads.parts import parts_info
 
 INIT_TEXT = {
@@ -71,7 +72,9 @@ def _parallelize(model: Any, cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, di
     return model, {"mixed_precision": precision, "fsdp_units": len(layers) + 1}
 
 
-def make_trainer(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Any, dict[str, Any]]:
+def make_trainer(
+    cfg: LlamaConfig, ctx: RunContext, compiled: CompileChoice | None = None
+) -> tuple[Any, Any, dict[str, Any]]:
     """(model, train(inputs, targets) -> loss, info): one optimizer step per call.
 
     Over more than one process (ctx.distributed, default process group already initialized), every
@@ -79,7 +82,11 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Any, dict[str,
     the same weights), then it is sharded (cfg.parallel=fsdp2) or replicated (ddp); the returned loss
     is this rank's, over its own rows. Under FSDP2, when the whole fp32 model would not fit in half
     the free memory, it is built on the meta device instead and each rank initializes its shards.
-    A fall-back from fused AdamW, taken on the first step, is added to `info` then."""
+    A fall-back from fused AdamW, taken on the first step, is added to `info` then.
+
+    Compiled (`compiled.on`; default: as cfg.compile asks, at this step's size), the model and its loss
+    run as one compiled function. On one process with fused AdamW and no loss scaling, the clip's
+    scaling is folded into the fused step (`optimizer.clip_gradients`)."""
     import warnings
 
     import torch
@@ -114,12 +121,23 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Any, dict[str,
 
     opt = adamw(impl)
     scaler = torch.amp.GradScaler(dev_type) if cfg.dtype == "fp16" else None
-    if cfg.compile:
-        check_compiler()
-    fwd = torch.compile(model) if cfg.compile else model
+    if compiled is None:
+        s_rank, _ = rank_shape(cfg, ctx.world_size)
+        compiled = choose_compile(cfg.compile, step_flops(cfg, s_rank))
+
+    def forward_loss(inputs: Any, targets: Any) -> Any:
+        logits = model(inputs)  # (B, T, V)
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+    loss_of = torch.compile(forward_loss) if compiled.on else forward_loss
     amp = autocast(cfg.dtype, ctx)
+    # The clip folded into fused AdamW (one process: a sharded norm is a collective clip_grad_norm_ does).
+    fold = clip_folds(impl, scaler is not None, ctx.distributed)
     info: dict[str, Any] = {}
     state = {"first": True}
+
+    def clip() -> None:
+        clip_gradients(params, opt, fold)
 
     def opt_step() -> None:
         nonlocal opt
@@ -142,18 +160,16 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Any, dict[str,
 
     def train(inputs: Any, targets: Any) -> Any:
         with amp():
-            logits = fwd(inputs)  # (B, T, V)
-            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+            loss = loss_of(inputs, targets)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
-            # Under FSDP2 the gradients are DTensor shards: the norm is the global one.
-            torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+            clip()
             opt_step()
             scaler.update()
         else:
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+            clip()
             opt_step()
         opt.zero_grad(set_to_none=True)
         return loss.detach()
@@ -161,6 +177,11 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Any, dict[str,
     info.update(
         {
             "optimizer": f"AdamW {impl}",
+            "compile": compiled.on,
+            "compile_choice": compiled.why,
+            "clip": "norm 1.0, folded into the fused AdamW step (its grad_scale)"
+            if fold
+            else "clip_grad_norm_(1.0, foreach)",
             "precision": {
                 "fp32": "fp32",
                 "bf16": "bf16 autocast, fp32 master weights",
@@ -172,11 +193,19 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Any, dict[str,
     return model, train, info
 
 
+def step_flops(cfg: LlamaConfig, s: Any) -> float:
+    """Model FLOPs of one training step of this process's shape `s` (cfg's convention)."""
+    from chipbench.models.llama import flops_per_token
+
+    return flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention) * s.tokens
+
+
 def train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
     from chipbench.models.llama import count_params, flops_per_token
 
     s, split = rank_shape(cfg, ctx.world_size)  # s.batch_size: this process's rows
-    model, train, info = make_trainer(cfg, ctx)
+    compiled = choose_compile(cfg.compile, step_flops(cfg, s))
+    model, train, info = make_trainer(cfg, ctx, compiled)
     tokens = random_tokens(s, ctx, global_batch=split.global_batch)
     inputs, targets = tokens[:, :-1], tokens[:, 1:]  # (B, T) each
     state: dict[str, Any] = {"first_s": None}
@@ -191,7 +220,7 @@ def train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
         return train(inputs, targets)
 
     def after() -> dict[str, Any]:
-        key = "compile_first_step_s" if cfg.compile else "first_step_s"
+        key = "compile_first_step_s" if compiled.on else "first_step_s"
         fallback = (
             {k: info[k] for k in ("optimizer", "optimizer_fallback")} if "optimizer_fallback" in info else {}
         )
@@ -203,8 +232,9 @@ def train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
             opt = torch.optim.AdamW(
                 model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1, **adamw_kwargs(impl)
             )
-            run = llama_parts.train_pass(model, opt, inputs, targets, autocast(cfg.dtype, ctx))
-            out.update(parts_info(run, ctx.device, note=llama_parts.PARTS_NOTE[cfg.compile]))
+            fold = clip_folds(impl, cfg.dtype == "fp16", False)
+            run = llama_parts.train_pass(model, opt, inputs, targets, autocast(cfg.dtype, ctx), fold)
+            out.update(parts_info(run, ctx.device, note=llama_parts.PARTS_NOTE[compiled.on]))
         return out
 
     fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention)
@@ -224,7 +254,6 @@ def train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
             "shape": s.__dict__,
             "parameters": count_params(model),
             "flops_per_token": fpt,
-            "compile": cfg.compile,
             "activation_checkpointing": cfg.activation_checkpointing,
         },
         after=after,
