@@ -1,0 +1,182 @@
+"""The DLRM performance goal of issue #15 against the real reference program: chipbench's
+`dlrm.train_step` (`backend=auto`, and optionally the in-harness `reference` variant of `dlrm_goal.py`)
+against facebookresearch/dlrm `dlrm_s_pytorch.py`, same model, interleaved.
+
+The model of the issue ("model1"): 8 tables x 1M rows x dim 64, 100 uniform ids per bag, bottom MLP
+13-512-512-64, dot interaction, top MLP 100-1024-1024-1024-1, batch 256, SGD (lr 0.01 in both), fp32.
+
+The reference program is not part of chipbench and is never fetched: point `--dlrm-dir` at your own checkout
+of github.com/facebookresearch/dlrm and `--dlrm-python` at an interpreter that runs it (its requirements:
+numpy, scikit-learn, onnx, tensorboard, tqdm, and the same torch). Each round runs, in a fresh seeded order:
+
+- the reference program as a subprocess for `--batches` batches on its own random data
+  (`--data-generation=random`); its figure is its own printed ms/it (its timed region: forward, loss,
+  backward, optimizer step; batch generation outside), averaged over the print windows after the first
+  (warm-up), equal windows, so the mean of window means is the mean per iteration;
+- each chipbench variant through the engine (`--time-budget` seconds), the median step of the round.
+
+The goal is judged on the per-round ratio reference program / chipbench: its median and 95% CI.
+The program restarts every round (its tables are rebuilt each time: ~20 s); chipbench's variants are
+built once. Never run by `make test`.
+
+Run: .venv/bin/python benchmarks/dlrm_peer.py --dlrm-dir ~/src/dlrm --dlrm-python ~/dlrm-venv/bin/python
+     [--rounds 7] [--variants auto,reference] [--json results/dlrm-peer/<machine>/model1.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from chipbench import workloads
+from chipbench.core.contract import RunContext
+from chipbench.measure.engine import MeasureOptions, measure
+from chipbench.platform import hardware
+from chipbench.platform.device import Device
+from dlrm_goal import BASE, VARIANTS
+from interleave import ratio
+
+PROGRAM_ARGS = [
+    "--arch-sparse-feature-size=64",
+    "--arch-embedding-size=" + "-".join(["1000000"] * 8),
+    "--arch-mlp-bot=13-512-512-64",
+    "--arch-mlp-top=1024-1024-1024-1",  # the program prepends the interaction's width (100)
+    "--arch-interaction-op=dot",
+    "--data-generation=random",
+    "--num-indices-per-lookup=100",
+    "--num-indices-per-lookup-fixed=True",
+    "--mini-batch-size=256",
+    "--optimizer=sgd",
+    "--learning-rate=0.01",
+    "--print-time",
+]
+WINDOW = re.compile(r"Finished training it (\d+)/(\d+) of epoch \d+, ([0-9.]+) ms/it")
+
+
+def program_round(python: str, folder: Path, batches: int, window: int) -> tuple[float, list[float]]:
+    """(mean ms/it after the first window, every window's ms/it) of one run of the reference program."""
+    cmd = [
+        python,
+        "-u",
+        "dlrm_s_pytorch.py",
+        *PROGRAM_ARGS,
+        f"--num-batches={batches}",
+        f"--print-freq={window}",
+    ]
+    p = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=1800)
+    windows = [float(m.group(3)) for m in WINDOW.finditer(p.stdout)]
+    if p.returncode != 0 or len(windows) < 2:
+        tail = (p.stdout + p.stderr)[-2000:]
+        raise SystemExit(f"dlrm_peer: the reference program failed (exit {p.returncode}):\n{tail}")
+    return statistics.fmean(windows[1:]), windows
+
+
+def program_identity(folder: Path) -> dict[str, Any]:
+    """Which reference program ran: its git commit where the folder is a checkout, and the main file's hash."""
+    main = folder / "dlrm_s_pytorch.py"
+    ident: dict[str, Any] = {"sha256_dlrm_s_pytorch": hashlib.sha256(main.read_bytes()).hexdigest()}
+    git = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True)
+    ident["git_commit"] = git.stdout.strip() if git.returncode == 0 else None
+    return ident
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dlrm-dir", type=Path, required=True, help="a checkout of facebookresearch/dlrm")
+    ap.add_argument("--dlrm-python", default=sys.executable, help="the interpreter that runs the program")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--batches", type=int, default=75, help="batches per program run (first window: warm-up)")
+    ap.add_argument("--window", type=int, default=25, help="the program's --print-freq")
+    ap.add_argument("--time-budget", type=float, default=3.0, help="seconds per chipbench variant and round")
+    ap.add_argument(
+        "--variants", default="auto", help="chipbench variants (dlrm_goal.py's): e.g. auto,reference"
+    )
+    ap.add_argument("--json", help="write the round figures and the verdict here")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the per-round order")
+    args = ap.parse_args()
+    if not (args.dlrm_dir / "dlrm_s_pytorch.py").is_file():
+        ap.error(f"--dlrm-dir {args.dlrm_dir}: no dlrm_s_pytorch.py there (a facebookresearch/dlrm checkout)")
+    if args.batches < 2 * args.window:
+        ap.error("--batches must hold at least two --window windows (the first is warm-up)")
+    ours = args.variants.split(",")
+    if not set(ours) <= set(VARIANTS):
+        ap.error(f"--variants: from {', '.join(VARIANTS)}")
+
+    b = workloads.get("dlrm.train_step")
+    ctx = RunContext(device="cpu", torch_device="cpu", seed=0)
+    prepared, info = {}, {}
+    for name in ours:
+        p = b.setup(b.config_cls(**BASE, **VARIANTS[name]), ctx)
+        prepared[name] = p
+        info[name] = {k: p.info.get(k) for k in ("backend", "backend_reason", "hugepages")}
+        print(f"{name}: backend={info[name]['backend']}", flush=True)
+
+    names = ["program", *ours]
+    device = Device("cpu")
+    opts = MeasureOptions(time_budget_s=args.time_budget, warmup_max_s=1.0)
+    rounds: dict[str, list[float]] = {n: [] for n in names}
+    windows: list[list[float]] = []
+    rng = random.Random(args.seed)
+    t0 = time.time()
+    for r in range(args.rounds):
+        for n in rng.sample(names, len(names)):
+            if n == "program":
+                ms, w = program_round(args.dlrm_python, args.dlrm_dir, args.batches, args.window)
+                rounds[n].append(ms)
+                windows.append(w)
+            else:
+                m = measure(prepared[n].step, device, opts)
+                rounds[n].append(statistics.median(m.samples) * 1e3)
+        print(
+            f"round {r + 1}/{args.rounds}: " + "  ".join(f"{n} {rounds[n][-1]:.1f} ms" for n in names),
+            flush=True,
+        )
+
+    verdict: dict[str, Any] = {
+        "benchmark": "dlrm.train_step",
+        "config": BASE,
+        "reference_program": {
+            **program_identity(args.dlrm_dir),
+            "args": [*PROGRAM_ARGS, f"--num-batches={args.batches}", f"--print-freq={args.window}"],
+            "timed": "its own ms/it: forward, loss, backward, optimizer and lr step; batch generation outside; "
+            "mean of the print windows after the first",
+            "window_ms_per_run": windows,
+        },
+        "variants": {n: {**VARIANTS[n], **info[n]} for n in ours},
+        "machine": hardware.machine_id(hardware.environment("cpu")),
+        "commit": hardware.git_commit(),
+        "rounds": args.rounds,
+        "time_budget_s": args.time_budget,
+        "wall_s": round(time.time() - t0, 1),
+        "step_ms_rounds": rounds,
+        "step_ms_median_of_rounds": {n: statistics.median(v) for n, v in rounds.items()},
+        **{f"program_over_{n}": ratio(rounds["program"], rounds[n]) for n in ours},
+        "goal": 1.5,
+    }
+    print()
+    for n in names:
+        print(f"{n:10s} step, median of round figures {verdict['step_ms_median_of_rounds'][n]:7.1f} ms")
+    for n in ours:
+        v = verdict[f"program_over_{n}"]
+        lo, hi = v["ci95"]
+        print(
+            f"program / {n}: median {v['median']:.2f}x, 95% CI [{lo:.2f}, {hi:.2f}] over {args.rounds} rounds (goal 1.5x)"
+        )
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(verdict, f, indent=1)
+        print(f"written: {args.json}")
+
+
+if __name__ == "__main__":
+    main()
