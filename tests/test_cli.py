@@ -59,6 +59,13 @@ def test_calibrate_stores_ceilings(tmp_path: Path) -> None:
     assert data["matmul_tflops"]["fp32"] > 0 and data["matmul_tflops"]["bf16"] > 0 and data["copy_gbps"] > 0
     loaded = ceilings.load(data["machine_id"], cache)
     assert loaded is not None and loaded.to_json() == data
+    # The bandwidth ceiling is the better of the copy and the in-place add, each credited its own bytes.
+    doc = json.loads((tmp_path / "c.json").read_text())
+    bw = {b["extra_info"]["config"]["kernel"]: b for b in doc["benchmarks"] if b["group"] == "calib.copy"}
+    assert set(bw) == {"copy", "add", "adamw"}
+    assert data["copy_gbps"] == max(b["extra_info"]["metrics"]["gbps"] for b in bw.values())
+    per_step = {k: b["extra_info"]["work"]["bytes"] for k, b in bw.items()}
+    assert per_step["add"] == 1.5 * per_step["copy"] == 3 * 8 * 2**20
 
 
 @pytest.mark.parametrize(

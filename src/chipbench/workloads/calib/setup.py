@@ -5,7 +5,7 @@ from __future__ import annotations
 from chipbench.core.contract import Prepared, RunContext, Work
 from chipbench.core.dtypes import bytes_per_element
 from chipbench.platform.device import torch_dtype
-from chipbench.workloads.calib.config import CopyConfig, MatmulConfig
+from chipbench.workloads.calib.config import STREAMS, CopyConfig, MatmulConfig
 
 
 def matmul_setup(cfg: MatmulConfig, ctx: RunContext) -> Prepared:
@@ -50,12 +50,30 @@ def copy_setup(cfg: CopyConfig, ctx: RunContext) -> Prepared:
     dst = torch.empty_like(src)
     dst.copy_(src)  # touch every page before timing
     nbytes = src.numel() * src.element_size()
+    state = {"sign": 1.0}
+    opt = None
+    if cfg.kernel == "adamw":
+        weights = torch.nn.Parameter(src)
+        weights.grad = dst
+        opt = torch.optim.AdamW([weights], lr=1e-6, weight_decay=0.0, fused=True)
+        opt.step()  # the moments allocated (and every page touched) before timing
 
     def step() -> None:
-        dst.copy_(src)
+        if opt is not None:
+            opt.step()
+        elif cfg.kernel == "copy":
+            dst.copy_(src)
+        else:
+            state["sign"] = -state["sign"]  # +src, -src, ...: the values stay bounded
+            dst.add_(src, alpha=0.5 * state["sign"])
 
+    convention = {
+        "copy": "read + write",
+        "add": "2 reads + 1 write, in place",
+        "adamw": "weights, gradients, 2 moments read; weights, 2 moments written (fused AdamW)",
+    }[cfg.kernel]
     return Prepared(
         step=step,
-        work=Work(bytes=2.0 * nbytes, bytes_convention="read + write"),
-        info={"bytes_per_buffer": nbytes},
+        work=Work(bytes=STREAMS[cfg.kernel] * float(nbytes), bytes_convention=convention),
+        info={"bytes_per_buffer": nbytes, "kernel": cfg.kernel},
     )
