@@ -59,7 +59,7 @@ def test_calibrate_stores_ceilings(tmp_path: Path) -> None:
     assert data["matmul_tflops"]["fp32"] > 0 and data["matmul_tflops"]["bf16"] > 0 and data["copy_gbps"] > 0
     loaded = ceilings.load(data["machine_id"], cache)
     assert loaded is not None and loaded.to_json() == data
-    # The bandwidth ceiling is the better of the copy and the in-place add, each credited its own bytes.
+    # The bandwidth ceiling is the best of the copy, the in-place add and the AdamW step, each credited its own bytes.
     doc = json.loads((tmp_path / "c.json").read_text())
     bw = {b["extra_info"]["config"]["kernel"]: b for b in doc["benchmarks"] if b["group"] == "calib.copy"}
     assert set(bw) == {"copy", "add", "adamw"}

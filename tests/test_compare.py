@@ -392,3 +392,25 @@ def test_ab_resolves_relative_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.chdir(venv.parent)
     got = resolve_python(venv.name, "--a")
     assert Path(got).is_absolute() and Path(got).exists()
+
+
+def test_two_level_bootstrap_reads_each_resample_median_at_its_own_length() -> None:
+    """Runs of different lengths: each resample's median is of its own values (constant runs make it
+    exact), and its distribution matches a plain loop of the same two-level draw."""
+    from chipbench.gate.compare import _boot_medians_runs
+
+    const = [np.full(3, 1.0), np.full(5, 2.0), np.full(1, 3.0), np.full(2, 4.0)]
+    got = _boot_medians_runs(const, np.random.default_rng(1), 500)
+    rng = np.random.default_rng(1)  # replay the draw: the runs picked set every row's median
+    pick = rng.integers(0, len(const), size=(500, len(const)))
+    want = [np.median(np.concatenate([const[j] for j in row])) for row in pick]
+    assert np.array_equal(got, want) and len(set(got)) > 3
+    runs = [np.arange(7.0), np.array([50.0, 51.0]), np.array([100.0])]
+    rng = np.random.default_rng(2)
+    loop = []
+    for _ in range(20_000):
+        drawn = [runs[j][rng.integers(0, runs[j].size, runs[j].size)] for j in rng.integers(0, 3, 3)]
+        loop.append(np.median(np.concatenate(drawn)))
+    fast = _boot_medians_runs(runs, np.random.default_rng(3), 20_000)
+    q = [0.05, 0.25, 0.5, 0.75, 0.95]
+    assert np.allclose(np.quantile(fast, q), np.quantile(loop, q), atol=1.0)

@@ -352,3 +352,14 @@ def test_rope_in_real_arithmetic_matches_the_complex_product() -> None:
     assert got.dtype == torch.bfloat16
     torch.testing.assert_close(got.float(), apply_rope(x, freqs).float(), rtol=0, atol=1e-2)
     torch.testing.assert_close(apply_rope(x.float(), torch.view_as_real(freqs)), apply_rope(x.float(), freqs))
+
+
+def test_the_clip_folds_only_where_fused_adamw_owns_the_gradients() -> None:
+    from chipbench.workloads.llama.optimizer import clip_folds
+
+    assert clip_folds("fused", loss_scaling=False, distributed=False)
+    assert not clip_folds("foreach", loss_scaling=False, distributed=False)  # no grad_scale in foreach
+    assert not clip_folds("fused", loss_scaling=True, distributed=False)  # GradScaler owns grad_scale
+    assert not clip_folds("fused", loss_scaling=False, distributed=True)  # a sharded norm is a collective
+    with pytest.raises(UsageError, match="compile must be"):
+        workloads.get("llama.train_step").config({"compile": 1})

@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from chipbench import __version__
-from chipbench.cli import gate, info, report, run
+from chipbench.cli import calibrate, gate, info, report, run
 from chipbench.cli.output import EXIT_INTERRUPTED, EXIT_USAGE, Parser, error
 from chipbench.core.errors import StartFailed, UsageError
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
     info.add_parsers(sub)
     run.add_parsers(sub)
+    calibrate.add_parsers(sub)
     gate.add_parsers(sub)
     report.add_parsers(sub)
     return p

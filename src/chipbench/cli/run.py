@@ -1,4 +1,4 @@
-"""`chipbench run` (one process, a torchrun job, or a sweep over process counts) and `chipbench calibrate`."""
+"""`chipbench run`: one process, a torchrun job, or a sweep over process counts."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import numpy as np
 
 from chipbench import workloads
 from chipbench.cli.output import (
-    EXIT_FAILED,
     EXIT_INTERRUPTED,
     count,
     error,
@@ -35,8 +34,7 @@ from chipbench.core.errors import StartFailed, UsageError
 from chipbench.core.fileio import check_writable
 from chipbench.core.registry import SUITES
 from chipbench.execution.pools import DistWorkerPool, Launch, WorkerPool, kill_tree
-from chipbench.execution.session import Executed, Session, execute, hold_signals
-from chipbench.platform import ceilings, hardware
+from chipbench.execution.session import Executed, execute, hold_signals
 from chipbench.platform.device import DEVICE_CHOICES
 from chipbench.results import document, files
 from chipbench.results.outcomes import CaseOutcome
@@ -346,102 +344,6 @@ def _report(doc: dict[str, Any], path: Path | None, code: int) -> None:
         )
 
 
-def cmd_calibrate(args: argparse.Namespace) -> int:
-    if args.cache_dir:
-        os.environ["CHIPBENCH_CACHE_DIR"] = str(args.cache_dir)
-    check_outputs(args.output, None)
-    check_writable(ceilings.cache_dir(), "the ceilings cache", folder=True)
-    probe = Session(WorkerPool(args.device), time_budget_s=args.time_budget, timeout_s=60.0)
-    hello = probe.start()
-    probe.close()
-    kind = hello["kind"]
-    gpu = kind != "cpu"
-    size = args.size if args.size is not None else (8192 if gpu else 2048)
-    dtypes = ["fp32", "bf16"] + (["fp16"] if gpu else [])
-    sizes = dict.fromkeys(dtypes, size)
-    native, _ = hardware.native_bf16(hello["env"])
-    if not gpu and not native and args.size is None:
-        # Emulated bf16 runs about 1 GFLOP/s: 2048^3 would take minutes a step. A smaller product
-        # still shows the emulation's rate, which is what `dtype=auto` needs to see.
-        sizes["bf16"] = 512
-    copy_mib = args.copy_mib if args.copy_mib is not None else (2048 if gpu else 512)
-    cases = [Case("calib.matmul", {"m": n, "n": n, "k": n, "dtype": d}) for d, n in sizes.items()]
-    # The bandwidth ceiling: the best of calib.copy's kernels (a copy, an in-place add, a fused AdamW step).
-    cases += [Case("calib.copy", {"size_mib": copy_mib, "kernel": k}) for k in ("copy", "add", "adamw")]
-    done = run_cases(
-        cases,
-        pool=WorkerPool(args.device),
-        time_budget_s=args.time_budget,
-        timeout_s=max(300.0, 30 * args.time_budget),
-        suite="calibrate",
-        output=args.output,
-        markdown=None,
-        preflight=True,
-    )
-    matmul: dict[str, float] = {}
-    copy = None
-    rows = []
-    for b in done.doc["benchmarks"]:
-        m = b["extra_info"]["metrics"]
-        if b["group"] == "calib.matmul":
-            dt = b["extra_info"]["dtype"]
-            matmul[dt] = m["tflops"]
-            rows.append([f"matmul {dt} {sizes[dt]}^3", f"{m['tflops'] * 1e3:.1f} GFLOP/s"])
-        else:
-            kernel = b["extra_info"]["config"].get("kernel", "copy")
-            copy = max(copy or 0.0, m["gbps"])
-            what = {
-                "copy": "copy (read + write)",
-                "add": "in-place add (2 reads + write)",
-                "adamw": "fused AdamW step (4 reads + 3 writes)",
-            }.get(kernel, kernel)
-            rows.append([f"{what}, {copy_mib} MiB buffers", f"{m['gbps']:.1f} GB/s"])
-    mid = hardware.machine_id(hello["env"])
-    load = (done.doc["chipbench"].get("load_avg_1m") or {}).get("start")
-    cores = hello["env"]["cpu"]["logical_cores"] or 1
-    seen = [
-        b["extra_info"]["measurement"].get("extra", {}).get("contention") or {}
-        for b in done.doc["benchmarks"]
-    ]
-    disturbed = [c["disturbed"] for c in seen if c.get("disturbed")]
-    # The kernel's evidence where it has some; the load average (which lags, and counts our own previous
-    # run) only where it has none.
-    busy = disturbed[0] if disturbed else None
-    if (
-        busy is None
-        and any(c.get("run_delay_share") is None for c in seen)
-        and load is not None
-        and load >= cores
-    ):
-        busy = f"1-minute load {load:.1f} on {cores} cores"
-    if busy and not args.allow_busy:
-        # Other processes on the cores stall the measurement: such a ceiling would deflate every share's base.
-        print_table(f"ceilings of {mid}", ["ceiling", "value"], rows)
-        warn(f"not stored: the machine was busy ({busy}); rerun when quiet")
-        return EXIT_FAILED
-    if matmul or copy:
-        new = ceilings.Ceilings(
-            machine_id=mid,
-            measured_at=done.doc["datetime"],
-            device=hello["env"]["device"]["name"],
-            matmul_tflops=matmul,
-            matmul_size=size,
-            matmul_sizes=sizes,
-            copy_gbps=copy,
-            copy_mib=copy_mib,
-            torch=hello["env"]["packages"]["torch"],
-            results_file=str(done.path) if done.path else None,
-            load_avg_1m=load,
-        )
-        best, kept = ceilings.best_of(ceilings.load(mid), new)
-        stored = ceilings.save(best)
-        for what in kept:
-            rows.append([what, "kept the earlier, higher figure (same torch): a ceiling is the best seen"])
-        rows.append(["stored", str(stored)])
-    print_table(f"ceilings of {mid}", ["ceiling", "value"], rows)
-    return done.exit_code
-
-
 def add_parsers(sub: Any) -> None:
     s = sub.add_parser("run", help="run benchmarks or a suite and write a results file")
     s.add_argument(
@@ -502,17 +404,3 @@ def add_parsers(sub: Any) -> None:
         help="collective time-out: a rank waiting this long on a dead or hung peer fails (default 300)",
     )
     s.set_defaults(func=cmd_run)
-
-    s = sub.add_parser("calibrate", help="measure and store this machine's matmul and copy ceilings")
-    s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    s.add_argument("--time-budget", type=seconds, default=3.0, metavar="SECONDS")
-    s.add_argument("--size", type=count, help="matmul size (default 8192 on GPUs, 2048 on CPUs)")
-    s.add_argument("--copy-mib", type=count, help="copy buffer size (default 2048 MiB on GPUs, 512 on CPUs)")
-    s.add_argument("--cache-dir", type=Path, help="where ceilings are stored (default: the user's cache dir)")
-    s.add_argument("--output", type=Path, metavar="PATH", help="results file of the calibration runs")
-    s.add_argument(
-        "--allow-busy",
-        action="store_true",
-        help="store even when the machine looks busy (the load is recorded)",
-    )
-    s.set_defaults(func=cmd_calibrate)

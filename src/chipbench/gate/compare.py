@@ -207,7 +207,8 @@ def median_ci_runs(
 ) -> tuple[float, float]:
     """A 95% CI of the pooled median of several runs, run-to-run variation included (two-level bootstrap)."""
     rng = np.random.default_rng(seed)
-    m = _boot_medians_runs([_subset(np.asarray(r, dtype=float), rng) for r in runs], rng, n_boot)
+    kept = [np.asarray(r, dtype=float) for r in runs if len(r)]  # an empty run has no median to draw
+    m = _boot_medians_runs([_subset(r, rng) for r in kept], rng, n_boot)
     a = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(m, [a, 1.0 - a])
     return float(lo), float(hi)

@@ -208,7 +208,8 @@ class Transformer(nn.Module):
         # A plain attribute, not a buffer: Module.to(dtype) would cast the complex table to a real
         # dtype. Built on the device the model is built on (construct under `with torch.device(...)`).
         self.freqs_cis = rope_cache(a.max_seq_len, a.head_dim, a.rope_theta)  # (T, D/2) complex
-        self.freqs_real = torch.view_as_real(self.freqs_cis)  # (T, D/2, 2): its cos, sin (a view)
+        # (T, D/2, 2): its cos, sin, a real copy (a view would hand torch.compile a complex base)
+        self.freqs_real = torch.view_as_real(self.freqs_cis).clone()
         if not self.tok_embeddings.weight.is_meta:
             self.init_weights()
 
@@ -217,7 +218,7 @@ class Transformer(nn.Module):
         (Module.to_empty does not see the table, a plain attribute)."""
         a = self.args
         self.freqs_cis = rope_cache(a.max_seq_len, a.head_dim, a.rope_theta, device=device)
-        self.freqs_real = torch.view_as_real(self.freqs_cis)
+        self.freqs_real = torch.view_as_real(self.freqs_cis).clone()
 
     @torch.no_grad()
     def init_weights(self, std: float = 0.02) -> None:

@@ -22,8 +22,8 @@ class Ceilings:
     matmul_tflops: dict[str, float] = field(default_factory=dict)
     """Dense matmul TFLOP/s per dtype name (fp32, bf16, fp16)."""
     copy_gbps: float | None = None
-    """Device memory bandwidth in GB/s of bytes read + written: the better of calib.copy's copy and
-    in-place add (the "copy" ceiling)."""
+    """Device memory bandwidth in GB/s of bytes read + written: the best of calib.copy's kernels (a copy,
+    an in-place add, a fused AdamW step where the device has one): the "copy" ceiling."""
     measured_at: str | None = None
     device: str | None = None
     matmul_size: int | None = None

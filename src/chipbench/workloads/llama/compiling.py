@@ -1,10 +1,11 @@
 """Whether a Llama step runs under torch.compile: `compile=true|false` as asked, `auto` by the step's size.
 
 Compiling fuses the elementwise passes (norms, RoPE, SwiGLU, the loss) around the matrix products; what
-it saves grows with the step, what it costs (20-60 s of compile on the 2-core CPU, reported apart as
-`compile_first_step_s`) does not. `auto` compiles where a step has at least AUTO_MIN_FLOPS model FLOPs
-and a compiler is present, and runs eager below: the smoke and default suites' shapes, whose compile
-would cost more wall time than their whole measurement.
+it saves grows with the step, what it costs (about 20-40 s of compile on the 2-core CPU, reported apart
+as `compile_first_step_s`) does not. `auto` compiles where the configured step (the global batch under
+strong scaling, so every process count of a sweep decides alike) has at least AUTO_MIN_FLOPS model
+FLOPs and a compiler is present, and runs eager below: the smoke suite's shapes and most of the default
+suite's, whose compile would cost more wall time than their whole measurement.
 """
 
 from __future__ import annotations

@@ -168,9 +168,9 @@ class LlamaConfig(LlamaShapeConfig):
 
     compile: bool | Literal["auto"] = "auto"
     """torch.compile the step (model and loss; the first step, which compiles, is reported apart).
-    auto: compile where a step has at least 1e11 model FLOPs (there fusing its elementwise passes is
-    worth the compile time, 20-60 s on the 2-core CPU) and a compiler is present; eager below (the
-    smoke and default suites' shapes). What was chosen, and why, is recorded."""
+    auto: compile where the configured step has at least 1e11 model FLOPs (there fusing its elementwise
+    passes is worth the compile, about 20-40 s on the 2-core CPU) and a compiler is present; eager below
+    (the smoke suite's shapes, most of the default suite's). The choice and why are recorded."""
     activation_checkpointing: bool = False
     """Recompute each block's activations in the backward pass."""
     flop_convention: FlopConvention = "torchtitan"
@@ -190,6 +190,10 @@ class LlamaConfig(LlamaShapeConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.lr > 0, "lr must be positive")
+        check(
+            isinstance(self.compile, bool) or self.compile == "auto",
+            f"compile must be true, false or auto, got {self.compile!r}",
+        )
         check(self.parallel in ("fsdp2", "ddp"), f"parallel must be fsdp2 or ddp, got {self.parallel!r}")
         check(self.scaling in ("weak", "strong"), f"scaling must be weak or strong, got {self.scaling!r}")
 

@@ -29,7 +29,9 @@ def forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
         model = Transformer(s.model_args())
     model = model.to(torch_dtype(cfg.dtype)).eval()  # inference: weights in the run dtype
     fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention, training=False)
-    compiled = choose_compile(cfg.compile, fpt * s.tokens)
+    compiled = choose_compile(
+        cfg.compile, fpt * cfg.shape().tokens
+    )  # the configured step: alike at any count
     fwd = torch.compile(model) if compiled.on else model
     tokens = random_tokens(s, ctx, extra=0, global_batch=split.global_batch)  # (B, T)
 

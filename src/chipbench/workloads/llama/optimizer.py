@@ -27,10 +27,12 @@ def clip_folds(impl: str, loss_scaling: bool, distributed: bool) -> bool:
 def clip_gradients(params: list[Any], opt: Any, fold: bool, max_norm: float = 1.0) -> None:
     """Clip the gradients' global norm at max_norm before `opt.step()`.
 
-    fold=False: clip_grad_norm_ (a norm pass, then a pass scaling every gradient; under FSDP2 the norm of
-    DTensor shards is the global one). fold=True (fused AdamW, one process, no loss scaling): only the
-    norm pass; the fused step divides each gradient by max(1, (norm + 1e-6) / max_norm) as it reads it
-    (its `grad_scale`, as under GradScaler), the factor clip_grad_norm_ would have multiplied by."""
+    fold=False: clip_grad_norm_ (a norm pass, then a pass that reads and rescales every gradient; under
+    FSDP2 the norm of DTensor shards is the global one). fold=True (fused AdamW, one process, no loss
+    scaling): the norm pass only; the fused step, which reads each gradient anyway, divides it by
+    max(1, (norm + 1e-6) / max_norm), the factor clip_grad_norm_ multiplies by (its `grad_scale`, as
+    under GradScaler; an fp32 scalar, as the fp32 master weights want), and writes it back: one read of
+    the gradients fewer."""
     import torch
 
     if not fold:

@@ -122,8 +122,7 @@ def make_trainer(
     opt = adamw(impl)
     scaler = torch.amp.GradScaler(dev_type) if cfg.dtype == "fp16" else None
     if compiled is None:
-        s_rank, _ = rank_shape(cfg, ctx.world_size)
-        compiled = choose_compile(cfg.compile, step_flops(cfg, s_rank))
+        compiled = choose_compile(cfg.compile, step_flops(cfg, cfg.shape()))
 
     def forward_loss(inputs: Any, targets: Any) -> Any:
         logits = model(inputs)  # (B, T, V)
@@ -194,7 +193,7 @@ def make_trainer(
 
 
 def step_flops(cfg: LlamaConfig, s: Any) -> float:
-    """Model FLOPs of one training step of this process's shape `s` (cfg's convention)."""
+    """Model FLOPs of one training step of shape `s` (cfg's convention)."""
     from chipbench.models.llama import flops_per_token
 
     return flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention) * s.tokens
@@ -204,7 +203,8 @@ def train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
     from chipbench.models.llama import count_params, flops_per_token
 
     s, split = rank_shape(cfg, ctx.world_size)  # s.batch_size: this process's rows
-    compiled = choose_compile(cfg.compile, step_flops(cfg, s))
+    # On the configured step, not this process's rows: every process count of a sweep decides alike.
+    compiled = choose_compile(cfg.compile, step_flops(cfg, cfg.shape()))
     model, train, info = make_trainer(cfg, ctx, compiled)
     tokens = random_tokens(s, ctx, global_batch=split.global_batch)
     inputs, targets = tokens[:, :-1], tokens[:, 1:]  # (B, T) each
