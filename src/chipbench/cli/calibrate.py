@@ -63,13 +63,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             matmul[dt] = m["tflops"]
             rows.append([f"matmul {dt} {sizes[dt]}^3", f"{m['tflops'] * 1e3:.1f} GFLOP/s"])
         else:
-            kernel = b["extra_info"]["config"].get("kernel", "copy")
             copy = max(copy or 0.0, m["gbps"])
-            what = {
-                "copy": "copy (read + write)",
-                "add": "in-place add (2 reads + write)",
-                "adamw": "fused AdamW step (4 reads + 3 writes)",
-            }.get(kernel, kernel)
+            # The kernel and the bytes it is credited with, as its result records them.
+            what = f"{b['extra_info']['config']['kernel']} ({b['extra_info']['work']['bytes_convention']})"
             rows.append([f"{what}, {copy_mib} MiB buffers", f"{m['gbps']:.1f} GB/s"])
     mid = hardware.machine_id(hello["env"])
     load = (done.doc["chipbench"].get("load_avg_1m") or {}).get("start")

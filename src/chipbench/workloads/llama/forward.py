@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
@@ -29,29 +28,18 @@ def forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
         model = Transformer(s.model_args())
     model = model.to(torch_dtype(cfg.dtype)).eval()  # inference: weights in the run dtype
     fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention, training=False)
-    compiled = choose_compile(
-        cfg.compile, fpt * cfg.shape().tokens
-    )  # the configured step: alike at any count
+    # On the configured step, not this process's rows: every process count of a sweep decides alike.
+    compiled = choose_compile(cfg.compile, fpt * cfg.shape().tokens)
     fwd = torch.compile(model) if compiled.on else model
     tokens = random_tokens(s, ctx, extra=0, global_batch=split.global_batch)  # (B, T)
 
-    state: dict[str, float | None] = {"first_s": None}
-
     @torch.inference_mode()
     def step() -> Any:
-        if state["first_s"] is None:  # the first call compiles (compiled): timed apart
-            t0 = time.perf_counter()
-            out = fwd(tokens)  # (B, T, V)
-            out.sum().item()  # waits for the device
-            state["first_s"] = time.perf_counter() - t0
-            return out
-        return fwd(tokens)  # (B, T, V)
+        return fwd(tokens)  # (B, T, V); the first call, which compiles, the engine times apart
 
     def after() -> dict[str, Any]:
         note = llama_parts.PARTS_NOTE[compiled.on]
-        key = "compile_first_step_s" if compiled.on else "first_step_s"
-        parts = parts_info(llama_parts.forward_pass(model, tokens), ctx.device, note=note)
-        return {key: state["first_s"], **parts}
+        return parts_info(llama_parts.forward_pass(model, tokens), ctx.device, note=note)
 
     return Prepared(
         step=step,
