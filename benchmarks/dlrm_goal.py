@@ -15,17 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import time
 
 from chipbench import workloads
 from chipbench.core.contract import RunContext
 from chipbench.core.stats import median_ci
-from chipbench.measure.engine import MeasureOptions, measure
-from chipbench.platform import hardware
-from chipbench.platform.device import Device
-from interleave import ratio
+from interleave import engine_ms, ratio, run_record, run_rounds
 
 BASE = {
     "preset": "model1",
@@ -112,22 +108,13 @@ def main() -> None:
         info[name] = {k: p.info.get(k) for k in ("backend", "backend_reason", "hugepages")}
         print(f"{name}: backend={info[name]['backend']} hugepages={info[name]['hugepages']}", flush=True)
 
-    device = Device("cpu")
-    opts = MeasureOptions(time_budget_s=args.time_budget, warmup_max_s=1.0)
-    rounds: dict[str, list[float]] = {n: [] for n in names}
     t0 = time.time()
-    order_rng = random.Random(args.seed)
-    orders = []
-    for r in range(args.rounds):
-        order = order_rng.sample(names, len(names))  # a fresh order each round: no variant always first
-        orders.append(order)
-        for name in order:
-            m = measure(prepared[name].step, device, opts)
-            rounds[name].append(statistics.median(m.samples) * 1e3)
-        print(
-            f"round {r + 1}/{args.rounds}: " + "  ".join(f"{n} {rounds[n][-1]:.1f}" for n in names),
-            flush=True,
-        )
+    rounds, orders = run_rounds(
+        names,
+        lambda n: statistics.median(engine_ms(prepared[n].step, args.time_budget)),
+        args.rounds,
+        args.seed,
+    )
 
     ratios = {f"reference_over_{n}": ratio(rounds["reference"], rounds[n]) for n in names if n != "reference"}
     others = {k: v for k, v in ratios.items() if k != "reference_over_auto"}
@@ -135,11 +122,7 @@ def main() -> None:
         "benchmark": "dlrm.train_step",
         "config": BASE,
         "variants": {n: {**VARIANTS[n], **info[n]} for n in names},
-        "machine": hardware.machine_id(hardware.environment("cpu")),
-        "commit": hardware.git_commit(),
-        "rounds": args.rounds,
-        "time_budget_s": args.time_budget,
-        "wall_s": round(time.time() - t0, 1),
+        **run_record(args.rounds, args.time_budget, t0),
         "order_seed": args.seed,
         "orders": orders,
         "step_ms_median_of_rounds": {n: statistics.median(v) for n, v in rounds.items()},

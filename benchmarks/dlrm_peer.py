@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import random
 import re
 import statistics
 import subprocess
@@ -40,11 +39,8 @@ from typing import Any
 
 from chipbench import workloads
 from chipbench.core.contract import RunContext
-from chipbench.measure.engine import MeasureOptions, measure
-from chipbench.platform import hardware
-from chipbench.platform.device import Device
 from dlrm_goal import BASE, VARIANTS
-from interleave import ratio
+from interleave import engine_ms, ratio, run_record, run_rounds
 
 PROGRAM_ARGS = [
     "--arch-sparse-feature-size=64",
@@ -122,27 +118,20 @@ def main() -> None:
         print(f"{name}: backend={info[name]['backend']}", flush=True)
 
     names = ["program", *ours]
-    device = Device("cpu")
-    opts = MeasureOptions(time_budget_s=args.time_budget, warmup_max_s=1.0)
-    rounds: dict[str, list[float]] = {n: [] for n in names}
     medians: dict[str, list[float]] = {n: [] for n in ours}
     windows: list[list[float]] = []
-    rng = random.Random(args.seed)
+
+    def one(n: str) -> float:
+        if n == "program":
+            ms, w = program_round(args.dlrm_python, args.dlrm_dir, args.batches, args.window)
+            windows.append(w)
+            return ms
+        samples = engine_ms(prepared[n].step, args.time_budget)
+        medians[n].append(statistics.median(samples))
+        return statistics.fmean(samples)  # a mean, as the program's
+
     t0 = time.time()
-    for r in range(args.rounds):
-        for n in rng.sample(names, len(names)):
-            if n == "program":
-                ms, w = program_round(args.dlrm_python, args.dlrm_dir, args.batches, args.window)
-                rounds[n].append(ms)
-                windows.append(w)
-            else:
-                m = measure(prepared[n].step, device, opts)
-                rounds[n].append(statistics.fmean(m.samples) * 1e3)  # a mean, as the program's
-                medians[n].append(statistics.median(m.samples) * 1e3)
-        print(
-            f"round {r + 1}/{args.rounds}: " + "  ".join(f"{n} {rounds[n][-1]:.1f} ms" for n in names),
-            flush=True,
-        )
+    rounds, _ = run_rounds(names, one, args.rounds, args.seed)
 
     verdict: dict[str, Any] = {
         "benchmark": "dlrm.train_step",
@@ -155,11 +144,7 @@ def main() -> None:
             "window_ms_per_run": windows,
         },
         "variants": {n: {**VARIANTS[n], **info[n]} for n in ours},
-        "machine": hardware.machine_id(hardware.environment("cpu")),
-        "commit": hardware.git_commit(),
-        "rounds": args.rounds,
-        "time_budget_s": args.time_budget,
-        "wall_s": round(time.time() - t0, 1),
+        **run_record(args.rounds, args.time_budget, t0),
         "step_ms_rounds": rounds,
         "step_ms_rounds_are": "means: the program's own ms/it over its windows after the first; chipbench's "
         "mean step of the round (its medians in step_ms_round_medians)",

@@ -98,7 +98,7 @@ def workload_overhead(rounds: int, budget_s: float) -> dict[str, Any]:
 
     from chipbench import workloads
     from chipbench.core.contract import RunContext
-    from chipbench.core.stats import median_ci
+    from interleave import ratio
 
     rng = random.Random(0)
     out: dict[str, Any] = {}
@@ -107,20 +107,18 @@ def workload_overhead(rounds: int, budget_s: float) -> dict[str, Any]:
         prep = b.setup(b.config(over), RunContext(device="cpu", torch_device="cpu", seed=0))
         for _ in range(3):
             prep.step()
-        ratios = []
+        got: dict[str, list[float]] = {"engine": [], "bare": []}
         for _ in range(rounds):
-            got: dict[str, float] = {}
             for how in rng.sample(["engine", "bare"], 2):
                 if how == "engine":
                     m = measure(prep.step, Device("cpu"), MeasureOptions(time_budget_s=budget_s))
-                    got[how] = statistics.median(m.samples)
+                    got[how].append(statistics.median(m.samples))
                 else:
-                    got[how] = bare_median(prep.step, budget_s)
-            ratios.append(got["engine"] / got["bare"])
-        lo, hi = median_ci(ratios)
-        out[name] = {"config": over, "engine_over_bare_median": statistics.median(ratios), "ci95": [lo, hi],
-                     "rounds": ratios}  # fmt: skip
-        print(f"{name}: engine / bare median {statistics.median(ratios):.4f}, 95% CI [{lo:.4f}, {hi:.4f}] "
+                    got[how].append(bare_median(prep.step, budget_s))
+        r = ratio(got["engine"], got["bare"])
+        (lo, hi), med = r["ci95"], r["median"]
+        out[name] = {"config": over, "engine_over_bare_median": med, "ci95": [lo, hi], "rounds": r["rounds"]}
+        print(f"{name}: engine / bare median {med:.4f}, 95% CI [{lo:.4f}, {hi:.4f}] "
               f"over {rounds} rounds (goal within 2%)", flush=True)  # fmt: skip
     return out
 

@@ -20,17 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import time
 from typing import Any
 
 from chipbench import workloads
 from chipbench.core.contract import RunContext
-from chipbench.measure.engine import MeasureOptions, measure
-from chipbench.platform import hardware
-from chipbench.platform.device import Device
-from interleave import ratio
+from interleave import engine_ms, ratio, run_record, run_rounds
 
 SHAPE = {
     "flavor": "tiny",
@@ -116,29 +112,16 @@ def main() -> None:
     for n in names:
         steps[n]()  # first step (compilation) outside the rounds
         print(f"{n}: {info[n]}", flush=True)
-    device = Device("cpu")
-    opts = MeasureOptions(time_budget_s=args.time_budget, warmup_max_s=1.0)
-    rounds: dict[str, list[float]] = {n: [] for n in names}
-    rng = random.Random(args.seed)
     t0 = time.time()
-    for r in range(args.rounds):
-        for n in rng.sample(names, len(names)):
-            m = measure(steps[n], device, opts)
-            rounds[n].append(statistics.median(m.samples) * 1e3)
-        print(
-            f"round {r + 1}/{args.rounds}: " + "  ".join(f"{n} {rounds[n][-1]:.1f} ms" for n in names),
-            flush=True,
-        )
+    rounds, _ = run_rounds(
+        names, lambda n: statistics.median(engine_ms(steps[n], args.time_budget)), args.rounds, args.seed
+    )
     tokens = SHAPE["batch_size"] * SHAPE["seq_len"]
     verdict: dict[str, Any] = {
         "shape": SHAPE,
         "dtype": args.dtype,
         "variants": info,
-        "machine": hardware.machine_id(hardware.environment("cpu")),
-        "commit": hardware.git_commit(),
-        "rounds": args.rounds,
-        "time_budget_s": args.time_budget,
-        "wall_s": round(time.time() - t0, 1),
+        **run_record(args.rounds, args.time_budget, t0),
         "step_ms_rounds": rounds,
         "tokens_per_s_median_of_rounds": {n: tokens / statistics.median(v) * 1e3 for n, v in rounds.items()},
         "goal": 1.15,
