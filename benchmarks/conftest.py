@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from chipbench.platform import ceilings, hardware
+from chipbench.platform import allocator, ceilings, hardware
 
 
 @pytest.fixture(scope="session")
 def chipbench_env() -> dict[str, Any]:
+    allocator.tune()  # as `chipbench run`'s workers do, before the first case is set up
     kind = hardware.resolve_device("auto", hardware.available_kinds())
     env = hardware.environment(kind)
     env["ceilings"] = ceilings.load(hardware.machine_id(env))  # a platform.ceilings.Ceilings or None

@@ -21,7 +21,7 @@ import time
 from chipbench import workloads
 from chipbench.core.contract import RunContext
 from chipbench.core.stats import median_ci
-from interleave import engine_ms, ratio, run_record, run_rounds
+from interleave import engine_ms, process_setup, ratio, run_record, run_rounds
 
 BASE = {
     "preset": "model1",
@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="seed of the per-round variant order")
     ap.add_argument("--summarize", nargs="+", metavar="FILE", help="pool the rounds of earlier --json files")
     args = ap.parse_args()
+    process_setup()
     if args.summarize:
         summarize(args.summarize)
         return

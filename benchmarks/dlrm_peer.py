@@ -40,7 +40,7 @@ from typing import Any
 from chipbench import workloads
 from chipbench.core.contract import RunContext
 from dlrm_goal import BASE, VARIANTS
-from interleave import engine_ms, ratio, run_record, run_rounds
+from interleave import engine_ms, process_setup, ratio, run_record, run_rounds
 
 PROGRAM_ARGS = [
     "--arch-sparse-feature-size=64",
@@ -100,6 +100,7 @@ def main() -> None:
     ap.add_argument("--json", help="write the round figures and the verdict here")
     ap.add_argument("--seed", type=int, default=0, help="seed of the per-round order")
     args = ap.parse_args()
+    process_setup()
     if not (args.dlrm_dir / "dlrm_s_pytorch.py").is_file():
         ap.error(f"--dlrm-dir {args.dlrm_dir}: no dlrm_s_pytorch.py there (a facebookresearch/dlrm checkout)")
     if args.batches < 2 * args.window or args.batches % args.window:

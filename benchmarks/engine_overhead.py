@@ -98,8 +98,9 @@ def workload_overhead(rounds: int, budget_s: float) -> dict[str, Any]:
 
     from chipbench import workloads
     from chipbench.core.contract import RunContext
-    from interleave import ratio
+    from interleave import process_setup, ratio
 
+    process_setup()  # both timings share the process, so both see the same allocator
     rng = random.Random(0)
     out: dict[str, Any] = {}
     for name, over in WORKLOADS.items():

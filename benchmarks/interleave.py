@@ -14,7 +14,7 @@ from typing import Any
 
 from chipbench.core.stats import median_ci
 from chipbench.measure.engine import MeasureOptions, measure
-from chipbench.platform import hardware
+from chipbench.platform import allocator, hardware
 from chipbench.platform.device import Device
 
 
@@ -48,10 +48,17 @@ def run_rounds(
     return out, orders
 
 
+def process_setup() -> None:
+    """What `chipbench run`'s workers set for their process before the first case: the host allocator's
+    thresholds (platform.allocator). Call first in a script's main."""
+    allocator.tune()
+
+
 def run_record(rounds: int, budget_s: float, t0: float) -> dict[str, Any]:
     """Where and when the rounds ran: the machine, the commit, their number and budget, the wall time."""
     return {
         "machine": hardware.machine_id(hardware.environment("cpu")),
+        "host_allocator": allocator.state(),
         "commit": hardware.git_commit(),
         "rounds": rounds,
         "time_budget_s": budget_s,

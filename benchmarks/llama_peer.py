@@ -26,7 +26,7 @@ from typing import Any
 
 from chipbench import workloads
 from chipbench.core.contract import RunContext
-from interleave import engine_ms, ratio, run_record, run_rounds
+from interleave import engine_ms, process_setup, ratio, run_record, run_rounds
 
 SHAPE = {
     "flavor": "tiny",
@@ -101,6 +101,7 @@ def main() -> None:
     ap.add_argument("--json", help="write the round medians and the verdict here")
     ap.add_argument("--seed", type=int, default=0, help="seed of the per-round variant order")
     args = ap.parse_args()
+    process_setup()
 
     steps: dict[str, Any] = {}
     info: dict[str, Any] = {}

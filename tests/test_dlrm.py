@@ -112,6 +112,33 @@ def test_hybrid_matches_torch_sgd(interaction):
 
 
 @needs_torchrec
+def test_hybrid_workers_compute_on_one_thread_and_leave_the_callers_count():
+    """The update's worker threads run one intra-op thread each; the caller, and threads started later,
+    keep the caller's count (torch.set_num_threads in a worker also sets the default of new threads)."""
+    import threading
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        spec = mdl.ModelSpec(rows=(20, 20, 20), dim=4, bottom=(3, 4), top=(10, 1))
+        m = mdl.DLRM(spec, "hybrid", "cpu", "sgd", 0.5)
+        assert m.sparse.threads == 2
+        sp = mdl.SparseInput(torch.tensor([1, 2, 3, 4, 5, 6]), torch.ones(6, dtype=torch.long), 2, 3)
+        for _ in range(2):
+            m.sparse(m.prepare_sparse(sp)).sum().backward()
+        seen = {m.sparse._pool.submit(torch.get_num_threads).result() for _ in range(8)}
+        assert seen == {1}
+        assert torch.get_num_threads() == 2
+        later: list[int] = []
+        t = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert later == [2]
+    finally:
+        torch.set_num_threads(before)
+
+
+@needs_torchrec
 def test_embeddings_actually_update():
     spec = mdl.ModelSpec(rows=(20,), dim=4, bottom=(3, 4), top=(4, 1))
     for backend in ("torchrec", "torch", "hybrid"):

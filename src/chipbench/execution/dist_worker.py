@@ -22,7 +22,7 @@ from pathlib import Path
 from chipbench.execution import lifeline, process_groups, worker
 from chipbench.execution.protocol import Reply, RunMessage
 from chipbench.execution.worker import error_reply, measure_case, prepare
-from chipbench.platform import hardware
+from chipbench.platform import allocator, hardware
 
 
 def _error_file(rank: int) -> Path | None:
@@ -103,6 +103,7 @@ def main(device_req: str, address: str, timeout_s: float) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, _on_sigterm)
     lifeline.die_with_parent(signal.SIGKILL)  # the parent is torchrun's agent
+    allocator.tune()  # every rank, before anything is allocated; rank 0's environment records it
     rank = int(os.environ.get("RANK", "0"))
     _register(rank)
     case_name: str | None = None

@@ -23,7 +23,7 @@ from chipbench.execution.process_groups import COMM_SOURCE, DistInfo, Lockstep, 
 from chipbench.execution.protocol import Hello, Reply, RunMessage
 from chipbench.measure import energy as energy_window
 from chipbench.measure.engine import Measurement, MeasureOptions, measure
-from chipbench.platform import contention, device, energy, hardware, telemetry
+from chipbench.platform import allocator, contention, device, energy, hardware, telemetry
 
 
 def hello(device_req: str) -> Hello:
@@ -176,6 +176,7 @@ def worker_main(conn: Connection, device_req: str) -> None:
     # with the parent if that is killed outright.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(signal.SIGKILL, expected_parent())
+    allocator.tune()  # before anything is allocated for a benchmark; the hello's environment records it
     try:
         h = hello(device_req)
     except Exception as exc:

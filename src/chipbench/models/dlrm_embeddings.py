@@ -243,6 +243,12 @@ class _HybridLookup(torch.autograd.Function):
         return None, None, None
 
 
+def _one_intra_op_thread() -> None:
+    """A worker thread's initializer: compute on one intra-op thread from here on."""
+    torch.set_num_threads(1)
+    torch.get_num_threads()  # settles this thread's count now, before the caller resets the default
+
+
 class HybridEmbeddings(TorchRecEmbeddings):
     """FBGEMM table-batched weights (a FusedEmbeddingBagCollection) driven by the fastest CPU components
     measured here: the forward pooled by plain PyTorch ``embedding_bag`` (2x FBGEMM's CPU forward), the
@@ -292,11 +298,21 @@ class HybridEmbeddings(TorchRecEmbeddings):
             for t in range(len(per_table)):
                 one(t)
             return
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
+        if self._pool is not None:
+            list(self._pool.map(one, range(len(per_table))))
+            return
+        from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="dlrm-sgd")
+        # One intra-op thread per worker: the workers already fill the cores, and an OpenMP team of its
+        # own per worker (torch's default in a new thread) oversubscribes them (3% of the model1 step
+        # here, interleaved). torch.set_num_threads also sets the count every new thread starts with, so
+        # once the first call has started the workers, the caller's count is put back for later threads.
+        caller_threads = torch.get_num_threads()
+        self._pool = ThreadPoolExecutor(
+            self.threads, thread_name_prefix="dlrm-sgd", initializer=_one_intra_op_thread
+        )
         list(self._pool.map(one, range(len(per_table))))
+        torch.set_num_threads(caller_threads)
 
     def forward(self, inp: Any) -> torch.Tensor:
         out: torch.Tensor = _HybridLookup.apply(self.anchor, self, inp)  # type: ignore[no-untyped-call]

@@ -13,6 +13,7 @@ from typing import Any
 
 from chipbench.core.dtypes import DTYPE_CHOICES
 from chipbench.core.errors import UsageError
+from chipbench.platform import allocator
 from chipbench.platform.ceilings import Ceilings
 from chipbench.platform.device import DEVICE_CHOICES
 
@@ -233,6 +234,7 @@ def environment(kind: str) -> dict[str, Any]:
         "chipbench": {"version": chipbench.__version__, "commit": git_commit()["id"]},
         "hostname": platform.node(),
         "tf32": tf32_info(kind),
+        "host_allocator": allocator.state(),
     }
 
 

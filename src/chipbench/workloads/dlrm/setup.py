@@ -172,6 +172,8 @@ def embedding_optimizer(cfg: DLRMConfig, model: Any, inner: Any, dense_params: l
 
 
 def describe_optimizer(eopt: Any, info: dict[str, Any]) -> str:
+    if eopt is None and info.get("backend") == "hybrid":
+        return "SGD applied in the backward: index_add_ of -lr x each lookup's gradient, one table per thread"
     if eopt is None:
         return "fused into backward (FBGEMM)"
     if info.get("parallelism") == "torchrec_dmp":

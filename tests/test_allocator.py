@@ -1,0 +1,80 @@
+"""The host allocator's thresholds (platform.allocator): what they change, measured in page faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from chipbench.platform import allocator, hardware
+
+glibc_only = pytest.mark.skipif(allocator._glibc() is None, reason="glibc malloc only")
+
+# 24 MiB blocks: with glibc's defaults, a block at the moving mmap threshold is mapped afresh on every
+# allocation (a page fault per 4 KiB page touched); with the thresholds fixed, it is reused from the heap.
+CHURN = """
+import ctypes, json, resource, sys
+from chipbench.platform import allocator
+state = allocator.tune()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+size = 24 << 20
+def churn():
+    a, b = libc.malloc(size), libc.malloc(size)
+    ctypes.memset(a, 1, size)
+    ctypes.memset(b, 1, size)
+    libc.free(b)
+    libc.free(a)
+churn()
+f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    churn()
+print(json.dumps({"faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0, "state": state}))
+"""
+
+
+def _churn(**env: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", CHURN], capture_output=True, text=True, check=True, env={**os.environ, **env}
+    )
+    return json.loads(out.stdout)
+
+
+@glibc_only
+def test_tuned_thresholds_end_the_page_faults_of_reallocation():
+    tuned = _churn()
+    system = _churn(CHIPBENCH_MALLOC="system")
+    assert tuned["state"]["tuned"] is True
+    assert tuned["state"]["mmap_threshold_bytes"] == allocator.MMAP_THRESHOLD_BYTES
+    assert system["state"]["tuned"] is False and "CHIPBENCH_MALLOC=system" in system["state"]["why_not"]
+    pages = 20 * 2 * (24 << 20) // 4096
+    assert system["faults"] > pages // 2  # glibc's defaults: the blocks are mapped afresh each time
+    assert tuned["faults"] < pages // 50  # fixed thresholds: reused
+
+
+def test_the_state_says_when_tune_did_not_run(monkeypatch):
+    monkeypatch.setattr(allocator, "_state", None)
+    assert allocator.state()["tuned"] is False
+    assert "not called" in allocator.state()["why_not"]
+
+
+@glibc_only
+def test_tune_runs_once_and_the_environment_records_it(monkeypatch):
+    monkeypatch.setattr(allocator, "_state", None)
+    monkeypatch.setenv("CHIPBENCH_MALLOC", "system")
+    first = allocator.tune()
+    monkeypatch.delenv("CHIPBENCH_MALLOC")
+    assert allocator.tune() is first  # a process is tuned once, by its first call
+    assert hardware.environment("cpu")["host_allocator"] == first
+
+
+def test_a_preloaded_allocator_is_left_alone(monkeypatch):
+    monkeypatch.setattr(allocator, "_state", None)
+    monkeypatch.setattr(allocator, "_preloaded", lambda: "libjemalloc.so.2")
+    got = allocator.tune()
+    assert got["tuned"] is False and "libjemalloc.so.2 is preloaded" in got["why_not"]
