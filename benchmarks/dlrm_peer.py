@@ -16,12 +16,16 @@ numpy, scikit-learn, onnx, tensorboard, tqdm, and the same torch). Each round ru
 - each chipbench variant through the engine (`--time-budget` seconds): the mean step of the round, as the
   program's figure is a mean (the median is recorded beside it).
 
+chipbench's processes run on fixed glibc malloc thresholds (platform.allocator). `--program-malloc both`
+also runs the program on the same thresholds (glibc's GLIBC_TUNABLES), as a second peer in every round:
+the ratio against it is the part of the lead that is the code's, not the allocator's.
+
 The goal is judged on the per-round ratio reference program / chipbench: its median and 95% CI.
 The program restarts every round (its tables are rebuilt each time: ~20 s); chipbench's variants are
 built once. Never run by `make test`.
 
 Run: .venv/bin/python benchmarks/dlrm_peer.py --dlrm-dir ~/src/dlrm --dlrm-python ~/dlrm-venv/bin/python
-     [--rounds 7] [--variants auto,reference] [--json results/dlrm-peer/<machine>/model1.json]
+     [--rounds 7] [--variants auto,reference] [--program-malloc both] [--json results/dlrm-peer/<machine>/model1.json]
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -39,6 +44,7 @@ from typing import Any
 
 from chipbench import workloads
 from chipbench.core.contract import RunContext
+from chipbench.platform import allocator
 from dlrm_goal import BASE, VARIANTS
 from interleave import engine_ms, process_setup, ratio, run_record, run_rounds
 
@@ -59,7 +65,20 @@ PROGRAM_ARGS = [
 WINDOW = re.compile(r"Finished training it (\d+)/(\d+) of epoch \d+, ([0-9.]+) ms/it")
 
 
-def program_round(python: str, folder: Path, batches: int, window: int) -> tuple[float, list[float]]:
+PROGRAM_MALLOC = {
+    "program": {},
+    "program_tuned_malloc": {
+        "GLIBC_TUNABLES": f"glibc.malloc.mmap_threshold={allocator.MMAP_THRESHOLD_BYTES}"
+        f":glibc.malloc.trim_threshold={allocator.TRIM_THRESHOLD_BYTES}"
+    },
+}
+"""The program as it is, and the program on the malloc thresholds chipbench's processes set
+(platform.allocator), through glibc's own environment variable: what is left is the code's part."""
+
+
+def program_round(
+    python: str, folder: Path, batches: int, window: int, env: dict[str, str]
+) -> tuple[float, list[float]]:
     """(mean ms/it after the first window, every window's ms/it) of one run of the reference program."""
     cmd = [
         python,
@@ -69,7 +88,9 @@ def program_round(python: str, folder: Path, batches: int, window: int) -> tuple
         f"--num-batches={batches}",
         f"--print-freq={window}",
     ]
-    p = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=1800)
+    p = subprocess.run(
+        cmd, cwd=folder, capture_output=True, text=True, timeout=1800, env={**os.environ, **env}
+    )
     windows = [float(m.group(3)) for m in WINDOW.finditer(p.stdout)]
     if p.returncode != 0 or len(windows) < 2:
         tail = (p.stdout + p.stderr)[-2000:]
@@ -97,6 +118,12 @@ def main() -> None:
     ap.add_argument(
         "--variants", default="auto", help="chipbench variants (dlrm_goal.py's): e.g. auto,reference"
     )
+    ap.add_argument(
+        "--program-malloc",
+        choices=("default", "both"),
+        default="default",
+        help="both: also run the program on chipbench's malloc thresholds (GLIBC_TUNABLES), as a second peer",
+    )
     ap.add_argument("--json", help="write the round figures and the verdict here")
     ap.add_argument("--seed", type=int, default=0, help="seed of the per-round order")
     args = ap.parse_args()
@@ -118,14 +145,17 @@ def main() -> None:
         info[name] = {k: p.info.get(k) for k in ("backend", "backend_reason", "hugepages")}
         print(f"{name}: backend={info[name]['backend']}", flush=True)
 
-    names = ["program", *ours]
+    programs = ["program", "program_tuned_malloc"] if args.program_malloc == "both" else ["program"]
+    names = [*programs, *ours]
     medians: dict[str, list[float]] = {n: [] for n in ours}
-    windows: list[list[float]] = []
+    windows: dict[str, list[list[float]]] = {p: [] for p in programs}
 
     def one(n: str) -> float:
-        if n == "program":
-            ms, w = program_round(args.dlrm_python, args.dlrm_dir, args.batches, args.window)
-            windows.append(w)
+        if n in programs:
+            ms, w = program_round(
+                args.dlrm_python, args.dlrm_dir, args.batches, args.window, PROGRAM_MALLOC[n]
+            )
+            windows[n].append(w)
             return ms
         samples = engine_ms(prepared[n].step, args.time_budget)
         medians[n].append(statistics.median(samples))
@@ -142,7 +172,8 @@ def main() -> None:
             "args": [*PROGRAM_ARGS, f"--num-batches={args.batches}", f"--print-freq={args.window}"],
             "timed": "its own ms/it: forward, loss, backward, optimizer and lr step; batch generation outside; "
             "mean of the print windows after the first",
-            "window_ms_per_run": windows,
+            "window_ms_per_run": windows["program"],
+            "environments": {p: PROGRAM_MALLOC[p] for p in programs},
         },
         "variants": {n: {**VARIANTS[n], **info[n]} for n in ours},
         **run_record(args.rounds, args.time_budget, t0),
@@ -151,18 +182,21 @@ def main() -> None:
         "mean step of the round (its medians in step_ms_round_medians)",
         "step_ms_round_medians": medians,
         "step_ms_median_of_rounds": {n: statistics.median(v) for n, v in rounds.items()},
-        **{f"program_over_{n}": ratio(rounds["program"], rounds[n]) for n in ours},
+        **{f"{p}_over_{n}": ratio(rounds[p], rounds[n]) for p in programs for n in ours},
+        **({"window_ms_per_run_tuned_malloc": windows["program_tuned_malloc"]} if len(programs) > 1 else {}),
         "goal": 1.5,
     }
     print()
     for n in names:
         print(f"{n:10s} step, median of round figures {verdict['step_ms_median_of_rounds'][n]:7.1f} ms")
-    for n in ours:
-        v = verdict[f"program_over_{n}"]
-        lo, hi = v["ci95"]
-        print(
-            f"program / {n}: median {v['median']:.2f}x, 95% CI [{lo:.2f}, {hi:.2f}] over {args.rounds} rounds (goal 1.5x)"
-        )
+    for p in programs:
+        for n in ours:
+            v = verdict[f"{p}_over_{n}"]
+            lo, hi = v["ci95"]
+            print(
+                f"{p} / {n}: median {v['median']:.2f}x, 95% CI [{lo:.2f}, {hi:.2f}] over {args.rounds} rounds "
+                "(goal 1.5x)"
+            )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "w") as f:
