@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 from chipbench.cli import main
-from chipbench.platform import ceilings
+from chipbench.platform import allocator, ceilings
 from chipbench.results import files
 from tests.conftest import run_cli
 
@@ -30,6 +31,10 @@ def test_run_writes_results_and_markdown(tmp_path: Path) -> None:
     assert names == ["calib.copy[size_mib=16]", "calib.matmul[dtype=fp32,k=256,m=256,n=256]"]
     assert all(len(b["stats"]["data"]) >= 5 for b in doc["benchmarks"])
     assert "calib.copy\\[size\\_mib=16\\]" in md.read_text() and "[1/2]" in p.stdout
+    # The worker fixed its allocator's thresholds before the first case, and the file says so.
+    if allocator._glibc() is not None and os.environ.get("CHIPBENCH_MALLOC") != "system":
+        assert doc["chipbench"]["environment"]["host_allocator"]["tuned"] is True
+        assert doc["machine_info"]["host_allocator"] == doc["chipbench"]["environment"]["host_allocator"]
 
 
 def test_default_output_path(tmp_path: Path) -> None:

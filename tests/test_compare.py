@@ -258,6 +258,27 @@ def test_cross_machine_refused_then_labelled(tmp_path: Path, capsys: pytest.Capt
     assert out["cross_machine"].startswith("CROSS-MACHINE")
 
 
+def test_a_different_host_allocator_is_another_stack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tuned = {
+        **json.loads(json.dumps(MACHINE)),
+        "host_allocator": {"allocator": "glibc malloc 2.36", "tuned": True},
+    }
+    system = {**tuned, "host_allocator": {"allocator": "glibc malloc 2.36", "tuned": False, "why_not": "x"}}
+    samples = {"b.x": [1.0 + 0.01 * i for i in range(20)]}
+    base = write_results(tmp_path / "a.json", samples, machine=tuned)
+    new = write_results(tmp_path / "b.json", samples, machine=system)
+    assert main(["compare", str(base), str(new)]) == 2
+    assert (
+        "host allocator glibc malloc 2.36, thresholds fixed vs glibc malloc 2.36, its defaults"
+        in _one_line_error(capsys)
+    )
+    # A file from before the allocator was recorded compares with either.
+    old = write_results(tmp_path / "c.json", samples, machine=MACHINE)
+    assert main(["compare", str(old), str(new)]) == 0
+
+
 def test_cross_machine_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     other = json.loads(json.dumps(MACHINE))
     other["chipbench_machine_id"] = "cuda-h100"

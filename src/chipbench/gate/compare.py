@@ -122,6 +122,10 @@ def machine_key(doc: dict[str, Any]) -> dict[str, Any]:
         for name in STACK_PACKAGES:
             if name in pk:
                 key[name] = pk[name]
+    alloc = mi.get("host_allocator")
+    if isinstance(alloc, dict) and "allocator" in alloc:  # files from before it was recorded have none
+        how = "thresholds fixed" if alloc.get("tuned") else "its defaults"
+        key["host allocator"] = f"{alloc['allocator']}, {how}"
     return key
 
 

@@ -46,6 +46,7 @@ def machine_info(env: dict[str, Any]) -> dict[str, Any]:
         "chipbench_machine_id": machine_id(env),
         "device": env["device"],
         "packages": env["packages"],
+        "host_allocator": env.get("host_allocator"),
     }
 
 

@@ -185,6 +185,10 @@ def _check_machine_info(mi: dict[str, Any]) -> None:
     for k, v in (packages or {}).items():
         if v is not None and not isinstance(v, str):
             _fail(f"machine_info.packages.{k}", "must be a version string or null")
+    alloc = _opt(mi, "host_allocator", dict, "machine_info")
+    if alloc is not None:
+        _opt(alloc, "allocator", str, "machine_info.host_allocator")
+        _opt(alloc, "tuned", bool, "machine_info.host_allocator")
 
 
 def _check_benchmark(b: dict[str, Any], field: str) -> None:
