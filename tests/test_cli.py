@@ -190,7 +190,8 @@ def test_ctrl_c_saves_what_finished(tmp_path: Path) -> None:
         output=out,
         on_done=lambda oc: first_done.set(),
     )
-    assert got.exit_code == 130 and got.path == out
+    # Once in a full suite run this came back 1 (an error entry, no interrupt): say which, next time.
+    assert got.exit_code == 130 and got.path == out, (got.exit_code, got.doc["chipbench"]["errors"])
     saved = files.load(out)
     assert [b["name"] for b in saved["benchmarks"]] == ["selftest.busy"]
     assert saved["chipbench"]["interrupted"] is True
