@@ -7,6 +7,9 @@ from chipbench.core.dtypes import bytes_per_element
 from chipbench.platform.device import torch_dtype
 from chipbench.workloads.calib.config import STREAMS, CopyConfig, MatmulConfig
 
+ADAMW_TENSORS = 8
+"""The adamw probe's buffer, as this many parameters (a model's optimizer steps many tensors at once)."""
+
 
 def matmul_setup(cfg: MatmulConfig, ctx: RunContext) -> Prepared:
     import torch
@@ -53,9 +56,13 @@ def copy_setup(cfg: CopyConfig, ctx: RunContext) -> Prepared:
     state = {"sign": 1.0}
     opt = None
     if cfg.kernel == "adamw":
-        weights = torch.nn.Parameter(src)
-        weights.grad = dst
-        opt = torch.optim.AdamW([weights], lr=1e-6, weight_decay=0.0, fused=True)
+        # The workloads' AdamW settings (weight decay 0.1, betas 0.9/0.95) over several tensors: fused
+        # AdamW ran 13% faster so here than on one tensor without weight decay (39.2 against 34.8 GB/s,
+        # interleaved), and a ceiling must be the best the kernel attains.
+        weights = [torch.nn.Parameter(w) for w in src.chunk(ADAMW_TENSORS)]
+        for w, g in zip(weights, dst.chunk(ADAMW_TENSORS), strict=True):
+            w.grad = g
+        opt = torch.optim.AdamW(weights, lr=1e-6, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
         opt.step()  # the moments allocated (and every page touched) before timing
 
     def step() -> None:
@@ -70,7 +77,7 @@ def copy_setup(cfg: CopyConfig, ctx: RunContext) -> Prepared:
     convention = {
         "copy": "read + write",
         "add": "2 reads + 1 write, in place",
-        "adamw": "weights, gradients, 2 moments read; weights, 2 moments written (fused AdamW)",
+        "adamw": "weights, gradients, 2 moments read; weights, 2 moments written (fused AdamW, 8 tensors)",
     }[cfg.kernel]
     return Prepared(
         step=step,
