@@ -28,3 +28,4 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["chipbench_machine_id"] = hardware.machine_id(env)
     machine_info["device"] = env["device"]
     machine_info["packages"] = env["packages"]
+    machine_info["host_allocator"] = allocator.tune()  # this hook may run before the fixture

@@ -88,9 +88,10 @@ def program_round(
         f"--num-batches={batches}",
         f"--print-freq={window}",
     ]
-    p = subprocess.run(
-        cmd, cwd=folder, capture_output=True, text=True, timeout=1800, env={**os.environ, **env}
-    )
+    run_env = dict(os.environ)
+    for k, v in env.items():  # appended to the caller's GLIBC_TUNABLES, so the two runs differ in ours only
+        run_env[k] = f"{run_env[k]}:{v}" if run_env.get(k) else v
+    p = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=1800, env=run_env)
     windows = [float(m.group(3)) for m in WINDOW.finditer(p.stdout)]
     if p.returncode != 0 or len(windows) < 2:
         tail = (p.stdout + p.stderr)[-2000:]

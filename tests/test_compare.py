@@ -261,19 +261,33 @@ def test_cross_machine_refused_then_labelled(tmp_path: Path, capsys: pytest.Capt
 def test_a_different_host_allocator_is_another_stack(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tuned = {
-        **json.loads(json.dumps(MACHINE)),
-        "host_allocator": {"allocator": "glibc malloc 2.36", "tuned": True},
+    fixed = {
+        "allocator": "glibc malloc 2.36",
+        "tuned": True,
+        "mmap_threshold_bytes": 1,
+        "trim_threshold_bytes": 2,
     }
+    tuned = {**json.loads(json.dumps(MACHINE)), "host_allocator": fixed}
     system = {**tuned, "host_allocator": {"allocator": "glibc malloc 2.36", "tuned": False, "why_not": "x"}}
     samples = {"b.x": [1.0 + 0.01 * i for i in range(20)]}
     base = write_results(tmp_path / "a.json", samples, machine=tuned)
     new = write_results(tmp_path / "b.json", samples, machine=system)
     assert main(["compare", str(base), str(new)]) == 2
+    err = _one_line_error(capsys)
     assert (
-        "host allocator glibc malloc 2.36, thresholds fixed vs glibc malloc 2.36, its defaults"
-        in _one_line_error(capsys)
+        "host allocator glibc malloc 2.36, thresholds fixed (mmap 1, trim 2) vs glibc malloc 2.36, its defaults"
+        in err
     )
+    # Other threshold values are another setting too.
+    other = {**tuned, "host_allocator": {**fixed, "trim_threshold_bytes": 3}}
+    assert main(["compare", str(base), str(write_results(tmp_path / "d.json", samples, machine=other))]) == 2
+    assert "trim 3" in _one_line_error(capsys)
+    # A hostile host_allocator is one line, exit 2.
+    hostile = {**tuned, "host_allocator": {"allocator": None}}
+    assert (
+        main(["compare", str(base), str(write_results(tmp_path / "e.json", samples, machine=hostile))]) == 2
+    )
+    assert "host_allocator.allocator" in _one_line_error(capsys)
     # A file from before the allocator was recorded compares with either.
     old = write_results(tmp_path / "c.json", samples, machine=MACHINE)
     assert main(["compare", str(old), str(new)]) == 0

@@ -126,6 +126,7 @@ def test_hybrid_workers_compute_on_one_thread_and_leave_the_callers_count():
         sp = mdl.SparseInput(torch.tensor([1, 2, 3, 4, 5, 6]), torch.ones(6, dtype=torch.long), 2, 3)
         for _ in range(2):
             m.sparse(m.prepare_sparse(sp)).sum().backward()
+        assert len(m.sparse._pool._threads) == 2  # every worker started before the caller's count came back
         seen = {m.sparse._pool.submit(torch.get_num_threads).result() for _ in range(8)}
         assert seen == {1}
         assert torch.get_num_threads() == 2
@@ -134,6 +135,33 @@ def test_hybrid_workers_compute_on_one_thread_and_leave_the_callers_count():
         t.start()
         t.join()
         assert later == [2]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_failed_pool_start_still_puts_the_callers_count_back(monkeypatch):
+    import threading
+
+    from chipbench.models import dlrm_embeddings
+
+    class Broken:
+        def __init__(self, n: int) -> None:
+            pass
+
+        def wait(self, timeout: float) -> None:
+            raise threading.BrokenBarrierError
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setattr(threading, "Barrier", Broken)
+        with pytest.raises(threading.BrokenBarrierError):
+            dlrm_embeddings._single_threaded_workers(2)
+        later: list[int] = []
+        t = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert torch.get_num_threads() == 2 and later == [2]
     finally:
         torch.set_num_threads(before)
 

@@ -66,6 +66,7 @@ def prepare(
     b = workloads.get(bench_name)
     cfg = b.config(overrides)
     device.release_cached(kind)  # earlier cases' cached blocks would count as used below
+    allocator.release()  # and what the host heap kept of them
     torch.manual_seed(seed)
     free = hardware.free_memory_bytes(kind)
     ctx = RunContext(device=kind, torch_device=device.torch_device(kind), seed=seed)

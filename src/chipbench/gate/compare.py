@@ -124,7 +124,10 @@ def machine_key(doc: dict[str, Any]) -> dict[str, Any]:
                 key[name] = pk[name]
     alloc = mi.get("host_allocator")
     if isinstance(alloc, dict) and "allocator" in alloc:  # files from before it was recorded have none
-        how = "thresholds fixed" if alloc.get("tuned") else "its defaults"
+        how = "its defaults"
+        if alloc.get("tuned"):
+            mmap, trim = alloc.get("mmap_threshold_bytes"), alloc.get("trim_threshold_bytes")
+            how = f"thresholds fixed (mmap {mmap}, trim {trim})"
         key["host allocator"] = f"{alloc['allocator']}, {how}"
     return key
 

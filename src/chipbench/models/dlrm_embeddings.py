@@ -249,6 +249,32 @@ def _one_intra_op_thread() -> None:
     torch.get_num_threads()  # settles this thread's count now, before the caller resets the default
 
 
+def _single_threaded_workers(n: int) -> Any:
+    """A pool of `n` threads that compute on one intra-op thread each, all started now.
+
+    One intra-op thread per worker: the workers already fill the cores, and an OpenMP team of its own per
+    worker (torch's default in a new thread) oversubscribes them (3% of the model1 step here, interleaved).
+    torch.set_num_threads also sets the count every thread started later begins with, so every worker is
+    started (held at a barrier until all are) before the caller's count is put back, whatever happens.
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    caller = torch.get_num_threads()
+    pool = ThreadPoolExecutor(n, thread_name_prefix="dlrm-sgd", initializer=_one_intra_op_thread)
+    try:
+        barrier = threading.Barrier(n)
+        list(
+            pool.map(lambda _: barrier.wait(60), range(n))
+        )  # a waiting worker is busy: each submit starts one
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        torch.set_num_threads(caller)
+    return pool
+
+
 class HybridEmbeddings(TorchRecEmbeddings):
     """FBGEMM table-batched weights (a FusedEmbeddingBagCollection) driven by the fastest CPU components
     measured here: the forward pooled by plain PyTorch ``embedding_bag`` (2x FBGEMM's CPU forward), the
@@ -298,21 +324,9 @@ class HybridEmbeddings(TorchRecEmbeddings):
             for t in range(len(per_table)):
                 one(t)
             return
-        if self._pool is not None:
-            list(self._pool.map(one, range(len(per_table))))
-            return
-        from concurrent.futures import ThreadPoolExecutor
-
-        # One intra-op thread per worker: the workers already fill the cores, and an OpenMP team of its
-        # own per worker (torch's default in a new thread) oversubscribes them (3% of the model1 step
-        # here, interleaved). torch.set_num_threads also sets the count every new thread starts with, so
-        # once the first call has started the workers, the caller's count is put back for later threads.
-        caller_threads = torch.get_num_threads()
-        self._pool = ThreadPoolExecutor(
-            self.threads, thread_name_prefix="dlrm-sgd", initializer=_one_intra_op_thread
-        )
+        if self._pool is None:
+            self._pool = _single_threaded_workers(self.threads)
         list(self._pool.map(one, range(len(per_table))))
-        torch.set_num_threads(caller_threads)
 
     def forward(self, inp: Any) -> torch.Tensor:
         out: torch.Tensor = _HybridLookup.apply(self.anchor, self, inp)  # type: ignore[no-untyped-call]

@@ -1,8 +1,8 @@
 """The host memory allocator of a benchmark process (glibc malloc on Linux).
 
-PyTorch's CPU tensors come from malloc. With glibc's defaults, a freed block at the top of the heap is
-handed back to the kernel once more than 128 KiB-32 MiB (a moving threshold) is free there, and blocks
-above another moving threshold are mmap'd and unmapped one by one: a training step that frees its
+PyTorch's CPU tensors come from malloc. With glibc's defaults, free memory at the top of the heap is
+handed back to the kernel once more than 128 KiB-64 MiB (a moving threshold, twice the next one) is free
+there, and blocks above another moving threshold (128 KiB-32 MiB) are mmap'd and unmapped one by one: a training step that frees its
 activations and gradients and allocates them again next step then takes each page back with a page fault
 and a zeroed page. Measured here (`cpu-intel-r-xeon-r-processor-2c-amx`, the DLRM model1 train step):
 about 1,400 page faults and 2-3 ms of kernel time a 45 ms step; a 1024x1024 weight gradient's GEMM runs
@@ -11,7 +11,8 @@ jemalloc or tcmalloc (LD_PRELOAD); we keep glibc and fix its two thresholds, whi
 the first steps (`mallopt`, the same as GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...:trim_threshold=...).
 
 Set once per process before the first benchmark, recorded in every result's environment
-(`host_allocator`); `CHIPBENCH_MALLOC=system` leaves the allocator as it is, to measure without.
+(`host_allocator`); `CHIPBENCH_MALLOC=system` leaves the allocator as it is, to measure without. Between
+benchmarks `release` hands what the heap kept back to the kernel, so a case's free memory and peak are its own.
 """
 
 from __future__ import annotations
@@ -49,15 +50,11 @@ _state: AllocatorState | None = None
 
 
 def _preloaded() -> str | None:
-    """The library of a malloc replacement loaded into this process (LD_PRELOAD), if any."""
-    try:
-        with open("/proc/self/maps") as f:
-            for line in f:
-                path = line.rsplit(" ", 1)[-1].strip()
-                if any(name in os.path.basename(path) for name in _PRELOADED):
-                    return os.path.basename(path)
-    except OSError:
-        return None
+    """The malloc replacement preloaded into this process (LD_PRELOAD, colon- or space-separated), if any."""
+    for path in os.environ.get("LD_PRELOAD", "").replace(":", " ").split():
+        name = os.path.basename(path)
+        if any(lib in name for lib in _PRELOADED):
+            return name
     return None
 
 
@@ -106,7 +103,15 @@ def tune() -> AllocatorState:
 
 
 def state() -> AllocatorState:
-    """What `tune` did in this process, or that it has not run."""
+    """What `tune` did in this process (a copy), or that it has not run."""
     if _state is not None:
-        return _state
+        return AllocatorState(**_state)
     return {"allocator": "not inspected", "tuned": False, "why_not": "tune() was not called in this process"}
+
+
+def release() -> None:
+    """Hand the free memory the heaps kept (up to the trim threshold each) back to the kernel: between
+    cases, so the next one's free-memory check and peak are its own. Only where `tune` fixed the thresholds."""
+    glibc = _glibc()
+    if _state is not None and _state.get("tuned") and glibc is not None:
+        glibc[0].malloc_trim(0)

@@ -187,8 +187,11 @@ def _check_machine_info(mi: dict[str, Any]) -> None:
             _fail(f"machine_info.packages.{k}", "must be a version string or null")
     alloc = _opt(mi, "host_allocator", dict, "machine_info")
     if alloc is not None:
-        _opt(alloc, "allocator", str, "machine_info.host_allocator")
+        if not isinstance(alloc.get("allocator"), str):
+            _fail("machine_info.host_allocator.allocator", "must be a string")
         _opt(alloc, "tuned", bool, "machine_info.host_allocator")
+        for key in ("mmap_threshold_bytes", "trim_threshold_bytes"):
+            _opt(alloc, key, int, "machine_info.host_allocator")
 
 
 def _check_benchmark(b: dict[str, Any], field: str) -> None:
