@@ -17,6 +17,7 @@ import argparse
 import json
 import statistics
 import time
+from typing import Any
 
 from chipbench import workloads
 from chipbench.core.contract import RunContext
@@ -40,6 +41,19 @@ VARIANTS = {
 }
 """reference = the reference implementation's approach; torch, torchrec and auto run chipbench's defaults;
 auto-4k is auto on the allocator's pages, to show how much of the gain is placement and how much kernels."""
+
+
+def prepare_variants(names: list[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(each variant's prepared train step, its backend facts), set up once on the CPU; prints a line each."""
+    b = workloads.get("dlrm.train_step")
+    ctx = RunContext(device="cpu", torch_device="cpu", seed=0)
+    prepared, info = {}, {}
+    for name in names:
+        p = b.setup(b.config_cls(**BASE, **VARIANTS[name]), ctx)
+        prepared[name] = p
+        info[name] = {k: p.info.get(k) for k in ("backend", "backend_reason", "hugepages")}
+        print(f"{name}: backend={info[name]['backend']} hugepages={info[name]['hugepages']}", flush=True)
+    return prepared, info
 
 
 def _identity(run: dict[str, object]) -> tuple[str, ...]:
@@ -99,15 +113,7 @@ def main() -> None:
     if not {"reference", "auto"} <= set(names) or not set(names) <= set(VARIANTS):
         ap.error(f"--variants must include reference and auto, from {', '.join(VARIANTS)}")
 
-    b = workloads.get("dlrm.train_step")
-    ctx = RunContext(device="cpu", torch_device="cpu", seed=0)
-    prepared, info = {}, {}
-    for name in names:
-        cfg = b.config_cls(**BASE, **VARIANTS[name])
-        p = b.setup(cfg, ctx)
-        prepared[name] = p
-        info[name] = {k: p.info.get(k) for k in ("backend", "backend_reason", "hugepages")}
-        print(f"{name}: backend={info[name]['backend']} hugepages={info[name]['hugepages']}", flush=True)
+    prepared, info = prepare_variants(names)
 
     t0 = time.time()
     rounds, orders = run_rounds(

@@ -42,10 +42,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chipbench import workloads
-from chipbench.core.contract import RunContext
 from chipbench.platform import allocator
-from dlrm_goal import BASE, VARIANTS
+from dlrm_goal import BASE, VARIANTS, prepare_variants
 from interleave import engine_ms, process_setup, ratio, run_record, run_rounds
 
 PROGRAM_ARGS = [
@@ -137,14 +135,7 @@ def main() -> None:
     if not set(ours) <= set(VARIANTS):
         ap.error(f"--variants: from {', '.join(VARIANTS)}")
 
-    b = workloads.get("dlrm.train_step")
-    ctx = RunContext(device="cpu", torch_device="cpu", seed=0)
-    prepared, info = {}, {}
-    for name in ours:
-        p = b.setup(b.config_cls(**BASE, **VARIANTS[name]), ctx)
-        prepared[name] = p
-        info[name] = {k: p.info.get(k) for k in ("backend", "backend_reason", "hugepages")}
-        print(f"{name}: backend={info[name]['backend']}", flush=True)
+    prepared, info = prepare_variants(ours)
 
     programs = ["program", "program_tuned_malloc"] if args.program_malloc == "both" else ["program"]
     names = [*programs, *ours]

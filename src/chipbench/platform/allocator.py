@@ -18,6 +18,7 @@ benchmarks `release` hands what the heap kept back to the kernel, so a case's fr
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 from typing import TypedDict
@@ -58,6 +59,7 @@ def _preloaded() -> str | None:
     return None
 
 
+@functools.cache
 def _glibc() -> tuple[ctypes.CDLL, str] | None:
     if not sys.platform.startswith("linux"):
         return None
