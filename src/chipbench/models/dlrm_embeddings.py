@@ -19,6 +19,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from chipbench.models import fill
+
 EmbeddingOptimizer = Literal["sgd", "adagrad", "rowwise_adagrad"]
 
 EMB_EPS = 1e-8
@@ -64,7 +66,7 @@ class TorchEmbeddings(nn.Module):
         if device is None or torch.device(device).type != "meta":
             with torch.no_grad():
                 for n, bag in zip(rows, self.tables, strict=True):  # TorchRec's default init
-                    bag.weight.uniform_(-((1.0 / n) ** 0.5), (1.0 / n) ** 0.5)
+                    fill.uniform_(bag.weight, -((1.0 / n) ** 0.5), (1.0 / n) ** 0.5)
 
     def weights(self) -> list[torch.Tensor]:
         return [b.weight for b in self.tables]

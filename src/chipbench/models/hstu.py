@@ -58,6 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from chipbench.models import fill
+
 AttentionPath = Literal["jagged", "padded"]
 JaggedOps = Literal["fbgemm", "torch"]
 EmbeddingKind = Literal["fbgemm", "torch"]
@@ -387,14 +389,14 @@ class ItemEmbeddings(nn.Module):
                 device=dev,
             )
             with torch.no_grad():
-                self.tbe.split_embedding_weights()[0].uniform_(-bound, bound)
+                fill.uniform_(self.tbe.split_embedding_weights()[0], -bound, bound)
             self.optimizer: Any = None
         else:
             from chipbench.models.dlrm_embeddings import RowWiseAdagrad
 
             self.table = nn.Embedding(rows, dim, sparse=True, device=dev)
             with torch.no_grad():
-                self.table.weight.uniform_(-bound, bound)
+                fill.uniform_(self.table.weight, -bound, bound)
             self.optimizer = RowWiseAdagrad([self.table.weight], lr=lr)
 
     def weight(self) -> torch.Tensor:

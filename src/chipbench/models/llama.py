@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from chipbench.models import fill
+
 FlopConvention = Literal["torchtitan", "causal_halved"]
 """torchtitan: causal attention not halved; causal_halved (Megatron): its term halved."""
 
@@ -223,15 +225,16 @@ class Transformer(nn.Module):
     @torch.no_grad()
     def init_weights(self, std: float = 0.02) -> None:
         """Normal(0, 0.02) everywhere; the projections into the residual stream (wo, w2) scaled by
-        1/sqrt(2 * n_layers) as in GPT-2; norm weights one."""
+        1/sqrt(2 * n_layers) as in GPT-2; norm weights one. Drawn on every core (`fill`), seeded by torch's
+        default generator."""
         out_std = std / math.sqrt(2 * self.args.n_layers)
         for name, p in self.named_parameters():
             if p.dim() == 1:
                 p.fill_(1.0)
             elif name.endswith(("wo.weight", "w2.weight")):
-                nn.init.normal_(p, 0.0, out_std)
+                fill.normal_(p, 0.0, out_std)
             else:
-                nn.init.normal_(p, 0.0, std)
+                fill.normal_(p, 0.0, std)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, T) int64 -> logits (B, T, V)."""

@@ -23,10 +23,14 @@ def forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
     # Over N processes: data parallel without communication, each its own rows of the global batch
     # and a whole copy of the model (`parallel` does not apply to inference).
     s, split = rank_shape(cfg, ctx.world_size)  # s.batch_size: this process's rows
-    torch.manual_seed(ctx.seed)
-    with torch.device(ctx.torch_device):
+    # Built on the meta device and drawn once, in the run dtype: nn.Linear's own initialization, drawn
+    # over by init_weights, and an fp32 copy to cast from would double the set-up of a large model.
+    with torch.device("meta"):
         model = Transformer(s.model_args())
-    model = model.to(torch_dtype(cfg.dtype)).eval()  # inference: weights in the run dtype
+    model = model.to(torch_dtype(cfg.dtype)).to_empty(device=ctx.torch_device).eval()
+    model.reset_rope(ctx.torch_device)
+    torch.manual_seed(ctx.seed)
+    model.init_weights()  # inference: weights in the run dtype
     fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention, training=False)
     # On the configured step, not this process's rows: every process count of a sweep decides alike.
     compiled = choose_compile(cfg.compile, fpt * cfg.shape().tokens)

@@ -97,10 +97,14 @@ def make_trainer(
     s = cfg.shape()
     dev_type = device_type(ctx.device)
     init = _init_mode(cfg, ctx)
-    torch.manual_seed(ctx.seed)
-    with torch.device("meta" if init == "meta" else ctx.torch_device):
+    with torch.device("meta"):  # drawn once below: nn.Linear's own initialization would be drawn over
         model = Transformer(s.model_args(), activation_checkpointing=cfg.activation_checkpointing)
     model.train()
+    if init == "full":
+        model.to_empty(device=ctx.torch_device)
+        model.reset_rope(ctx.torch_device)
+        torch.manual_seed(ctx.seed)
+        model.init_weights()
     par_info: dict[str, Any] = {}
     if ctx.distributed:
         model, par_info = _parallelize(model, cfg, ctx)
