@@ -31,6 +31,14 @@ def test_run_writes_results_and_markdown(tmp_path: Path) -> None:
     assert names == ["calib.copy[size_mib=16]", "calib.matmul[dtype=fp32,k=256,m=256,n=256]"]
     assert all(len(b["stats"]["data"]) >= 5 for b in doc["benchmarks"])
     assert "calib.copy\\[size\\_mib=16\\]" in md.read_text() and "[1/2]" in p.stdout
+    # The harness's own time: each case's set-up and parts pass, the run's wall time, and the line saying so.
+    for b in doc["benchmarks"]:
+        extra = b["extra_info"]["measurement"]["extra"]
+        assert extra["setup_s"] > 0 and extra["after_s"] >= 0
+    spent = sum(b["extra_info"]["measurement"]["extra"]["total_s"] for b in doc["benchmarks"])
+    assert doc["chipbench"]["wall_s"] > doc["chipbench"]["startup_to_first_result_s"] > 0
+    assert doc["chipbench"]["wall_s"] > spent
+    assert "s from start to save; set-up" in p.stdout
     # The worker fixed its allocator's thresholds before the first case, and the file says so.
     if (
         allocator._glibc()

@@ -193,3 +193,31 @@ def test_exclusive_names_without_hard_links(tmp_path: Path, monkeypatch: pytest.
     assert (first.name, second.name) == ("r.json", "r-2.json")
     assert json.loads(first.read_text()) == {"a": 1} and json.loads(second.read_text()) == {"a": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r-2.json", "r.json"]
+
+
+def _timed(setup: Any, total: Any, after: Any) -> dict[str, Any]:
+    return {"extra_info": {"measurement": {"extra": {"setup_s": setup, "total_s": total, "after_s": after}}}}
+
+
+def test_time_line_says_where_the_wall_time_went() -> None:
+    doc = {"chipbench": {"wall_s": 100.0}, "benchmarks": [_timed(10.0, 40.0, 5.0), _timed(2.5, 20.0, 0.0)]}
+    assert render.time_line(doc) == (
+        "time: 100 s from start to save; set-up 12 s, timed steps 60 s, parts passes 5 s, the rest 22 s"
+    )
+    # A merged sweep has no one wall time; a file from before these fields says nothing.
+    assert render.time_line({"chipbench": {}, "benchmarks": doc["benchmarks"]}) == (
+        "time: set-up 12 s, timed steps 60 s, parts passes 5 s"
+    )
+    assert (
+        render.time_line({"chipbench": {}, "benchmarks": [{"extra_info": {"measurement": {"extra": {}}}}]})
+        is None
+    )
+
+
+def test_time_line_ignores_what_is_not_a_duration() -> None:
+    hostile = [_timed("1e9", float("nan"), -5.0), _timed(True, None, float("inf")), _timed(3.0, 4.0, 1.0)]
+    doc = {"chipbench": {"wall_s": "soon"}, "benchmarks": [*hostile, {"extra_info": None}, {}, []]}
+    assert render.time_line(doc) == "time: set-up 3 s, timed steps 4 s, parts passes 1 s"
+    assert (
+        render.time_line({**doc, "chipbench": ["x"]}) == "time: set-up 3 s, timed steps 4 s, parts passes 1 s"
+    )

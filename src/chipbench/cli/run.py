@@ -44,6 +44,7 @@ from chipbench.results.render import (
     headline,
     roofline_lines,
     summary_rows,
+    time_line,
 )
 
 SUITE_BUDGET_S = {"smoke": 0.3, "default": 3.0, "full": 10.0}
@@ -320,6 +321,8 @@ def _report(doc: dict[str, Any], path: Path | None, code: int) -> None:
     print_table("chipbench results", list(SUMMARY_COLUMNS), summary_rows(doc))
     for line in roofline_lines(doc):
         say(line)
+    if spent := time_line(doc):
+        say(spent)
     for b in doc["benchmarks"]:
         for flag in b["extra_info"].get("flags", []):
             warn(f"{b['name']}: {flag}")

@@ -262,6 +262,7 @@ def execute(
         if first_done:
             # From process creation (interpreter start, imports, worker start) to the first finished benchmark.
             doc["chipbench"]["startup_to_first_result_s"] = first_done[0] - process_age_origin()
+        doc["chipbench"]["wall_s"] = time.monotonic() - process_age_origin()  # process start to this save
         saved = None
         if run.outcomes and write:
             saved = files.save(doc, output)

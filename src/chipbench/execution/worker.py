@@ -50,6 +50,9 @@ class PreparedCase:
     bench: Benchmark[Any]
     config: Any
     prepared: Prepared
+    setup_s: float = 0.0
+    """Wall time of preparing it: clearing the last case's memory, building the model, drawing the data,
+    placing the tables."""
 
 
 def prepare(
@@ -63,6 +66,7 @@ def prepare(
     """
     import torch
 
+    t0 = time.perf_counter()
     b = workloads.get(bench_name)
     cfg = b.config(overrides)
     device.release_cached(kind)  # earlier cases' cached blocks would count as used below
@@ -81,7 +85,8 @@ def prepare(
     est = memory_estimate(b, cfg, dist.world_size if dist is not None else 1, kind)
     if est and ctx.free_memory_bytes and est > ctx.free_memory_bytes:
         raise DoesNotFit(f"needs about {est / 2**30:.2f} GiB, {ctx.free_memory_bytes / 2**30:.2f} GiB free")
-    return PreparedCase(b, cfg, b.setup(cfg, ctx))
+    prepared = b.setup(cfg, ctx)
+    return PreparedCase(b, cfg, prepared, time.perf_counter() - t0)
 
 
 def error_reply(exc: BaseException) -> Reply:
@@ -130,7 +135,11 @@ def measure_case(
         m.extra["soak"] = soaked
     if msg.get("energy", "off") != "off":
         m.extra["energy"] = _energy(prepared.step, dev, kind, m, dist, lockstep if multi else None)
+    t_after = time.perf_counter()
     after = prepared.after() if prepared.after and msg.get("after", True) else {}
+    # The harness's own cost around the timed steps, so a slow suite says where its time went.
+    m.extra["setup_s"] = case.setup_s
+    m.extra["after_s"] = time.perf_counter() - t_after
     return {
         "type": "result",
         "measurement": dataclasses.asdict(m),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from chipbench.core import text
@@ -157,3 +158,39 @@ def roofline_lines(doc: dict[str, Any]) -> list[str]:
             f"({worst.get('bound', '?')}-bound, {worst.get('ms', 0):.3g} ms against a {worst.get('floor_ms', 0):.3g} ms floor)"
         )
     return out
+
+
+def _seconds(v: Any) -> float | None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+    return float(v) if ok else None
+
+
+def time_line(doc: dict[str, Any]) -> str | None:
+    """Where a run's wall time went: each case's set-up, its timed steps (first step, warm-up and rounds)
+    and its parts pass, and the rest (start, imports, workers, writing). None for a document without
+    these figures (files from before they were recorded)."""
+    spent = {"setup_s": 0.0, "total_s": 0.0, "after_s": 0.0}
+    seen = False
+    for b in doc.get("benchmarks", []):
+        info = b.get("extra_info") if isinstance(b, dict) else None
+        m = info.get("measurement") if isinstance(info, dict) else None
+        extra = m.get("extra") if isinstance(m, dict) else None
+        if not isinstance(extra, dict):
+            continue
+        for key in spent:
+            v = _seconds(extra.get(key))
+            if v is not None:
+                spent[key] += v
+                seen = seen or key == "setup_s"
+    if not seen:
+        return None
+    parts = (
+        f"set-up {spent['setup_s']:.0f} s, timed steps {spent['total_s']:.0f} s, "
+        f"parts passes {spent['after_s']:.0f} s"
+    )
+    run = doc.get("chipbench")
+    wall = _seconds(run.get("wall_s")) if isinstance(run, dict) else None
+    if wall is None:
+        return f"time: {parts}"
+    rest = max(0.0, wall - sum(spent.values()))
+    return f"time: {wall:.0f} s from start to save; {parts}, the rest {rest:.0f} s"
