@@ -136,7 +136,7 @@ def place_tables(
         out["allocator"] = note
     tables = table_tensors(module, optimizers)
     if cfg.hugepages != "off" and ok:
-        out.update(hugepages.advise(tables, hugepages.COLLAPSE_BUDGET_BYTES // local_world_size(ctx)))
+        out.update(hugepages.advise(tables, hugepages.MOVE_BUDGET_BYTES // local_world_size(ctx)))
     out["table_bytes"] = sum(t.untyped_storage().nbytes() for t in tables)
     out["table_mappings_on_huge_pages_bytes"] = hugepages.huge_bytes_backing(tables)
     return out

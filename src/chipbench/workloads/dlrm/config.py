@@ -139,7 +139,7 @@ class DLRMConfig:
     shards table_wise, column_wise and data_parallel on CPU; row_wise and table_row_wise need CUDA."""
     hugepages: HugePages = "auto"
     """CPU tables (weights and per-row optimizer state) on 2 MiB transparent huge pages, advised and
-    collapsed in place after construction: fewer TLB misses on random rows. auto = where Linux offers
+    moved onto them after construction (same addresses, same values): fewer TLB misses on random rows. auto = where Linux offers
     THP; on = required (error if not); off = the allocator's 4 KiB pages, as the DLRM reference
     implementation runs. Other devices: not applicable (recorded)."""
     scaling: Scaling = "weak"
