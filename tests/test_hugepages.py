@@ -1,4 +1,4 @@
-"""Huge-page placement of CPU tables: THP mode parsing, advise/collapse keeping values, DLRM wiring."""
+"""Huge-page placement of CPU tables: THP mode parsing, advise and move keeping values, DLRM wiring."""
 
 from __future__ import annotations
 
