@@ -151,7 +151,7 @@ def test_loss_falls_on_synthetic_task() -> None:
         {"flavor": "tiny", "dtype": "fp32", "lr": 3e-3, "seq_len": 32}
     )
     s = cfg.shape()
-    _, train, _ = make_trainer(cfg, CPU)
+    train = make_trainer(cfg, CPU).train
     gen = torch.Generator().manual_seed(1)
     losses = []
     for _ in range(40):
@@ -166,7 +166,7 @@ def test_activation_checkpointing_gives_same_loss() -> None:
     out = []
     for ckpt in (False, True):
         cfg = LlamaConfig(flavor="tiny", dtype="fp32", activation_checkpointing=ckpt)
-        _, train, _ = make_trainer(cfg, CPU)
+        train = make_trainer(cfg, CPU).train
         tokens = _progression_batch(torch.Generator().manual_seed(2), 256, 4, 64)
         out.append([float(train(tokens[:, :-1], tokens[:, 1:])) for _ in range(3)])
     assert out[0] == pytest.approx(out[1], rel=1e-5)
@@ -215,7 +215,8 @@ def test_gemm_ops(op: str, mode: str) -> None:
 
 def test_fp16_train_step_with_grad_scaler() -> None:
     cfg = LlamaConfig(flavor="tiny", dtype="fp16", seq_len=16)
-    _, train, info = make_trainer(cfg, CPU)
+    trainer = make_trainer(cfg, CPU)
+    train, info = trainer.train, trainer.info
     tokens = _progression_batch(torch.Generator().manual_seed(3), 256, 2, 16)
     loss = train(tokens[:, :-1], tokens[:, 1:])
     assert torch.isfinite(loss)
@@ -273,7 +274,7 @@ def test_compile_matches_eager() -> None:
     losses = []
     for comp in (False, True):
         cfg = LlamaConfig(flavor="tiny", dtype="fp32", compile=comp, seq_len=32)
-        _, train, _ = make_trainer(cfg, CPU)
+        train = make_trainer(cfg, CPU).train
         tokens = _progression_batch(torch.Generator().manual_seed(4), 256, 4, 32)
         losses.append([float(train(tokens[:, :-1], tokens[:, 1:])) for _ in range(3)])
     assert losses[0] == pytest.approx(losses[1], rel=1e-3)
@@ -283,7 +284,8 @@ def test_fused_and_foreach_adamw_agree() -> None:
     out = []
     for impl in ("fused", "foreach"):
         cfg = LlamaConfig(flavor="tiny", dtype="fp32", adamw_impl=impl, seq_len=32)  # type: ignore[arg-type]
-        _, train, info = make_trainer(cfg, CPU)
+        trainer = make_trainer(cfg, CPU)
+        train, info = trainer.train, trainer.info
         assert info["optimizer"] == f"AdamW {impl}"
         tokens = _progression_batch(torch.Generator().manual_seed(5), 256, 4, 32)
         out.append([float(train(tokens[:, :-1], tokens[:, 1:])) for _ in range(4)])

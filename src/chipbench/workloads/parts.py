@@ -51,10 +51,11 @@ class PartCount(TypedDict):
     bytes: float
 
 
-def measure_parts(run_pass: Pass, device: str, reps: int = 3, warmup: int = 1) -> dict[str, PartCount]:
-    """Each part's median time over `reps` synchronized passes (after `warmup` untimed ones: a pass may
-    build state the step already has, such as a fresh optimizer's), and its FLOPs and bytes from one
-    counted pass (parts in the order the pass first reaches them)."""
+def measure_parts(run_pass: Pass, device: str, reps: int = 3, warmup: int = 0) -> dict[str, PartCount]:
+    """Each part's median time over `reps` synchronized passes, and its FLOPs and bytes from one counted
+    pass (parts in the order the pass first reaches them). The passes run after the timed steps, on the
+    step's own modules and optimizers, so they start warm; `warmup` untimed passes come first where they
+    do not (a pass that runs eager kernels a compiled step never ran)."""
     for rep in range(warmup):
         run_pass(lambda name, nbytes=None: None, rep)
     times: dict[str, list[float]] = {}
@@ -87,11 +88,13 @@ def measure_parts(run_pass: Pass, device: str, reps: int = 3, warmup: int = 1) -
     }
 
 
-def parts_info(run_pass: Pass, device: str, reps: int = 3, note: str | None = None) -> dict[str, Any]:
+def parts_info(
+    run_pass: Pass, device: str, reps: int = 3, note: str | None = None, warmup: int = 0
+) -> dict[str, Any]:
     """What a whole step's `after` records: its parts (`measure_parts`) and the conventions they follow,
     with `note` when given (whether the parts are timed as the step runs, e.g. eager under compile)."""
     convention = dict(PARTS_CONVENTION) if note is None else {**PARTS_CONVENTION, "note": note}
-    return {"parts": measure_parts(run_pass, device, reps), "parts_convention": convention}
+    return {"parts": measure_parts(run_pass, device, reps, warmup), "parts_convention": convention}
 
 
 def _touched(sizes: list[float]) -> list[float]:

@@ -5,6 +5,8 @@ model would not fit), wrapped for FSDP2 or DDP over several processes, and one A
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
@@ -72,10 +74,24 @@ def _parallelize(model: Any, cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, di
     return model, {"mixed_precision": precision, "fsdp_units": len(layers) + 1}
 
 
-def make_trainer(
-    cfg: LlamaConfig, ctx: RunContext, compiled: CompileChoice | None = None
-) -> tuple[Any, Any, dict[str, Any]]:
-    """(model, train(inputs, targets) -> loss, info): one optimizer step per call.
+@dataclass(frozen=True)
+class Trainer:
+    """A Llama model and its training step, as `make_trainer` builds them."""
+
+    model: Any
+    """The module trained: wrapped (FSDP2, DDP) over more than one process."""
+    train: Callable[[Any, Any], Any]
+    """train(inputs, targets) -> loss: one optimizer step per call."""
+    info: dict[str, Any]
+    """What the result records of the optimizer, clip, precision and layout."""
+    optimizer: Callable[[], Any]
+    """The AdamW the step uses now (a fall-back from fused replaces it on the first step)."""
+    clip_folds: bool
+    """Whether the clip is folded into the fused AdamW step (`optimizer.clip_gradients`)."""
+
+
+def make_trainer(cfg: LlamaConfig, ctx: RunContext, compiled: CompileChoice | None = None) -> Trainer:
+    """The model and its training step (`Trainer`): one optimizer step per `train` call.
 
     Over more than one process (ctx.distributed, default process group already initialized), every
     rank builds the same model from the run seed (so every rank, and a one-process run, start from
@@ -193,7 +209,7 @@ def make_trainer(
             **par_info,
         }
     )
-    return model, train, info
+    return Trainer(model, train, info, lambda: opt, fold)
 
 
 def step_flops(cfg: LlamaConfig, s: Any) -> float:
@@ -209,7 +225,8 @@ def train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
     s, split = rank_shape(cfg, ctx.world_size)  # s.batch_size: this process's rows
     # On the configured step, not this process's rows: every process count of a sweep decides alike.
     compiled = choose_compile(cfg.compile, step_flops(cfg, cfg.shape()))
-    model, train, info = make_trainer(cfg, ctx, compiled)
+    trainer = make_trainer(cfg, ctx, compiled)
+    model, train, info = trainer.model, trainer.train, trainer.info
     tokens = random_tokens(s, ctx, global_batch=split.global_batch)
     inputs, targets = tokens[:, :-1], tokens[:, 1:]  # (B, T) each
     state: dict[str, Any] = {"first_s": None}
@@ -230,15 +247,12 @@ def train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
         )
         out: dict[str, Any] = {key: state["first_s"], **fallback}
         if not ctx.distributed:  # parts run alone would call sharded modules outside their collectives
-            import torch
-
-            impl = adamw_impl(cfg.adamw_impl, device_type(ctx.device))
-            opt = torch.optim.AdamW(
-                model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1, **adamw_kwargs(impl)
-            )
-            fold = clip_folds(impl, cfg.dtype == "fp16", False)
-            run = llama_parts.train_pass(model, opt, inputs, targets, autocast(cfg.dtype, ctx), fold)
-            out.update(parts_info(run, ctx.device, note=llama_parts.PARTS_NOTE[compiled.on]))
+            # The step's own optimizer and clip, warm from the timed steps.
+            amp = autocast(cfg.dtype, ctx)
+            run = llama_parts.train_pass(model, trainer.optimizer(), inputs, targets, amp, trainer.clip_folds)
+            # Compiled, the step never ran the eager kernels the parts pass runs: one untimed pass first.
+            warm = 1 if compiled.on else 0
+            out.update(parts_info(run, ctx.device, note=llama_parts.PARTS_NOTE[compiled.on], warmup=warm))
         return out
 
     fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention)
