@@ -365,3 +365,31 @@ def test_the_clip_folds_only_where_fused_adamw_owns_the_gradients() -> None:
     assert not clip_folds("fused", loss_scaling=False, distributed=True)  # a sharded norm is a collective
     with pytest.raises(UsageError, match="compile must be"):
         workloads.get("llama.train_step").config({"compile": 1})
+
+
+_TIED = {"flavor": "llama3.2-1b", "dim": 64, "n_layers": 1, "n_heads": 4, "n_kv_heads": 2, "vocab_size": 256,
+         "multiple_of": 32, "seq_len": 16, "batch_size": 2, "dtype": "fp32", "compile": False}  # fmt: skip
+
+
+def test_a_tied_head_stays_tied_when_built_on_the_meta_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workloads build on the meta device and materialize: the output head must still be the token
+    embedding (Module.to_empty alone gives each module its own copy), counted once."""
+    cfg = workloads.get("llama.train_step").config(_TIED)
+    assert cfg.shape().model_args().tie_embeddings
+    reference = count_params(Transformer(cfg.shape().model_args()))  # built in place: tied by the constructor
+    model = make_trainer(cfg, CPU).model
+    assert model.output.weight is model.tok_embeddings.weight
+    assert count_params(model) == reference
+    fwd = workloads.get("llama.forward")
+    seen: dict[str, object] = {}
+    real = Transformer.init_weights
+
+    def spy(self: Transformer, *a: object, **k: object) -> None:
+        seen["model"] = self
+        real(self, *a, **k)
+
+    monkeypatch.setattr(Transformer, "init_weights", spy)
+    fwd.setup(fwd.config(_TIED), CPU).step()
+    m = seen["model"]
+    assert isinstance(m, Transformer) and m.output.weight is m.tok_embeddings.weight
+    assert count_params(m) == reference

@@ -215,6 +215,16 @@ class Transformer(nn.Module):
         if not self.tok_embeddings.weight.is_meta:
             self.init_weights()
 
+    def materialize(self, device: torch.device | str) -> Transformer:
+        """Allocate a model built on the meta device on `device`, uninitialized (then `init_weights`):
+        the RoPE table rebuilt there and a tied output head tied again (Module.to_empty gives each module
+        its own copy of a shared meta parameter). Returns self."""
+        self.to_empty(device=device)
+        self.reset_rope(device)
+        if self.args.tie_embeddings:
+            self.output.weight = self.tok_embeddings.weight
+        return self
+
     def reset_rope(self, device: torch.device | str | None = None) -> None:
         """Rebuild the RoPE table on `device`: after building on the meta device and materializing
         (Module.to_empty does not see the table, a plain attribute)."""

@@ -27,8 +27,7 @@ def forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
     # over by init_weights, and an fp32 copy to cast from would double the set-up of a large model.
     with torch.device("meta"):
         model = Transformer(s.model_args())
-    model = model.to(torch_dtype(cfg.dtype)).to_empty(device=ctx.torch_device).eval()
-    model.reset_rope(ctx.torch_device)
+    model = model.to(torch_dtype(cfg.dtype)).materialize(ctx.torch_device).eval()
     torch.manual_seed(ctx.seed)
     model.init_weights()  # inference: weights in the run dtype
     fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention, training=False)

@@ -117,8 +117,7 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext, compiled: CompileChoice | No
         model = Transformer(s.model_args(), activation_checkpointing=cfg.activation_checkpointing)
     model.train()
     if init == "full":
-        model.to_empty(device=ctx.torch_device)
-        model.reset_rope(ctx.torch_device)
+        model.materialize(ctx.torch_device)
         torch.manual_seed(ctx.seed)
         model.init_weights()
     par_info: dict[str, Any] = {}
