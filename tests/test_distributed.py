@@ -254,6 +254,9 @@ def test_sweep_writes_one_file_with_scaling_efficiency(tmp_path: Path) -> None:
         "world_size": 2,
     }
     assert "scaling_efficiency" not in one["extra_info"]["metrics"]
+    # The runs follow one another in one process: the sweep's wall time covers both.
+    spent = sum(b["extra_info"]["measurement"]["extra"]["total_s"] for b in doc["benchmarks"])
+    assert doc["chipbench"]["wall_s"] > spent and "s from start to save" in p.stdout
 
 
 @pytest.mark.parametrize("value", ["0", "1,x", ""])

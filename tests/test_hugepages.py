@@ -51,10 +51,10 @@ def test_advise_keeps_values_and_skips_what_it_cannot_place():
     out = hugepages.advise([big, view, small, sparse, torch.empty(10, device="meta")])
     assert torch.equal(big, before)
     assert 11 * page <= out["advised_bytes"] <= 12 * page
-    assert out["moved_bytes"] == out["advised_bytes"] or out.get("errors")
+    assert out["placed_bytes"] == out["advised_bytes"] or out.get("errors")
     if not out.get("errors") and hugepages.thp_mode() in ("madvise", "always"):
         # The kernel may still hand out small pages when no huge page is free; here there are plenty.
-        assert hugepages.huge_bytes_backing([big]) >= out["moved_bytes"]
+        assert hugepages.huge_bytes_backing([big]) >= out["placed_bytes"]
 
 
 def test_move_budget_limits_the_synchronous_part():
@@ -64,7 +64,7 @@ def test_move_budget_limits_the_synchronous_part():
     before = t.clone()
     out = hugepages.advise([t], move_budget=0)
     assert out["advised_bytes"] > 0
-    assert out["moved_bytes"] == 0 and torch.equal(t, before)
+    assert out["placed_bytes"] == 0 and torch.equal(t, before)
 
 
 def test_a_move_spanning_many_chunks_keeps_every_value(monkeypatch):
@@ -76,8 +76,26 @@ def test_a_move_spanning_many_chunks_keeps_every_value(monkeypatch):
     before = t.clone()
     out = hugepages.advise([t])
     assert torch.equal(t, before)
-    assert out["moved_bytes"] >= 21 * page and not out.get("errors")
-    assert hugepages.huge_bytes_backing([t]) >= out["moved_bytes"]
+    assert out["placed_bytes"] >= 21 * page and not out.get("errors")
+    if out["method"] == "move":  # this kernel gives moved pages back huge (6.14+): they are
+        assert hugepages.huge_bytes_backing([t]) >= out["placed_bytes"]
+
+
+def test_where_moved_pages_come_back_small_the_rest_is_collapsed(monkeypatch):
+    if not THP_OK:
+        pytest.skip("no transparent huge pages here")
+    page = hugepages.huge_page_bytes()
+    monkeypatch.setattr(hugepages, "MOVE_CHUNK_BYTES", 2 * page)
+    monkeypatch.setattr(hugepages, "huge_bytes_backing", lambda tensors: 0)  # as on a kernel before 6.14
+    calls = []
+    real = hugepages._collapse
+    monkeypatch.setattr(hugepages, "_collapse", lambda libc, a, b: calls.append((a, b)) or real(libc, a, b))
+    ts = [torch.randn(6 * page // 4 + 5) for _ in range(2)]
+    before = [t.clone() for t in ts]
+    out = hugepages.advise(ts)
+    assert all(torch.equal(t, b) for t, b in zip(ts, before, strict=True))
+    assert out["method"] == "collapse" and len(calls) == 2  # the first tensor whole again, then the second
+    assert out["placed_bytes"] == out["advised_bytes"] or out.get("errors")
 
 
 def test_values_go_back_when_dropping_pages_fails(monkeypatch):
@@ -94,7 +112,7 @@ def test_values_go_back_when_dropping_pages_fails(monkeypatch):
     before = t.clone()
     out = hugepages.advise([t])
     assert torch.equal(t, before)
-    assert out["moved_bytes"] == 0 and out["errors"][0].startswith("MADV_DONTNEED")
+    assert out["placed_bytes"] == 0 and out["errors"][0].startswith("MADV_DONTNEED")
 
 
 def test_huge_bytes_backing_without_tensors_is_zero():
@@ -165,7 +183,7 @@ def test_dlrm_records_the_placement(setting):
         page = hugepages.huge_page_bytes()
         assert placement["advised_bytes"] >= 8 * (300_000 * 16 * 4 // page - 1) * page
         if not placement.get("errors"):
-            assert got >= placement["moved_bytes"] > 0
+            assert got >= placement["placed_bytes"] > 0
     if setting == "off":
         assert "advised_bytes" not in placement
         if hugepages.thp_mode() == "madvise":  # nothing else gives these mappings huge pages

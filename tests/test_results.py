@@ -204,7 +204,7 @@ def test_time_line_says_where_the_wall_time_went() -> None:
     assert render.time_line(doc) == (
         "time: 100 s from start to save; set-up 12 s, timed steps 60 s, parts passes 5 s, the rest 22 s"
     )
-    # A merged sweep has no one wall time; a file from before these fields says nothing.
+    # Without a wall time (a file from another tool) the parts still add up; a file from before says nothing.
     assert render.time_line({"chipbench": {}, "benchmarks": doc["benchmarks"]}) == (
         "time: set-up 12 s, timed steps 60 s, parts passes 5 s"
     )
@@ -221,3 +221,5 @@ def test_time_line_ignores_what_is_not_a_duration() -> None:
     assert (
         render.time_line({**doc, "chipbench": ["x"]}) == "time: set-up 3 s, timed steps 4 s, parts passes 1 s"
     )
+    assert render.time_line({"chipbench": {"wall_s": 10**400}, "benchmarks": [_timed(10**400, 1, 1)]}) is None
+    assert render.time_line({"chipbench": {}, "benchmarks": None}) is None

@@ -30,7 +30,9 @@ PARALLEL_MIN_NUMEL = 1 << 22
 def _fill(
     t: torch.Tensor, draw: Callable[[torch.Tensor, torch.Generator], object], gen: torch.Generator | None
 ) -> torch.Tensor:
-    seed = int(torch.randint(0, 2**62, (1,), generator=gen).item())
+    seed = int(
+        torch.randint(0, 2**62, (1,), generator=gen, device="cpu").item()
+    )  # whatever the default device
     flat = t.detach().view(-1)  # (N,); detached: grad mode is per thread, the pool's is on
     n = flat.numel()
     bounds = [n * i // CHUNKS for i in range(CHUNKS + 1)]

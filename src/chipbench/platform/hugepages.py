@@ -6,7 +6,8 @@ entries needed by 512x. The tensors are already allocated and filled when we see
 advised (MADV_HUGEPAGE) and then moved, a chunk at a time: the chunk's values are copied aside, its small
 pages dropped (MADV_DONTNEED) and the values copied back, which faults the range in on huge pages. Same
 addresses, same values, bigger pages; 1.5x faster here than the kernel's own in-place collapse
-(MADV_COLLAPSE, which also gave up once in six tries): 2.4 s against 3.7 s for model1's 2 GB. What it buys is measured, not assumed:
+(MADV_COLLAPSE, which also gave up once in six tries): 2.4 s against 3.7 s for model1's 2 GB. Where a
+moved chunk comes back on small pages (kernels before 6.14), the collapse is what runs. What it buys is measured, not assumed:
 benchmarks/dlrm_goal.py runs auto with and without it (figures in the README).
 """
 
@@ -23,11 +24,12 @@ THP_ENABLED = f"{THP_DIR}/enabled"
 DEFAULT_HUGE_PAGE = 2 << 20
 MADV_DONTNEED = 4  # Linux values: never passed to madvise on another system
 MADV_HUGEPAGE = 14
+MADV_COLLAPSE = 25
 MOVE_BUDGET_BYTES = 16 << 30
 """Move at most this much per process synchronously (about 2.4 s per 2 GB here); beyond it the pages are only
 advised and khugepaged promotes them in the background."""
 MOVE_CHUNK_BYTES = 64 << 20
-"""The bounce buffer: the only extra memory a move takes."""
+"""The bounce buffer, rounded up to whole huge pages: the only extra memory a move takes."""
 
 
 def huge_page_bytes() -> int:
@@ -86,18 +88,31 @@ def _move(libc: Any, raw: Any, base: int, start: int, end: int, buf: Any) -> str
     return None
 
 
+def _collapse(libc: Any, start: int, end: int) -> str | None:
+    if libc.madvise(start, end - start, MADV_COLLAPSE) != 0:
+        # EINVAL before Linux 6.1; EAGAIN/ENOMEM when not every huge page could be found right now.
+        return f"MADV_COLLAPSE: {os.strerror(ctypes.get_errno())}"
+    return None
+
+
 def advise(tensors: list[Any], move_budget: int = MOVE_BUDGET_BYTES) -> dict[str, Any]:
     """Put the huge-page-aligned interior of each CPU tensor's storage on huge pages; what happened, for
     the result's info. For tensors in the process's own memory (torch's CPU allocator), not in a file or
-    shared mapping. Failures are recorded, never raised: placement is an optimisation, not a need."""
+    shared mapping. Failures are recorded, never raised: placement is an optimisation, not a need.
+
+    The first chunk moved is checked: a kernel that keeps the emptied page table (before Linux 6.14's
+    page-table reclaim) faults it back in on small pages, and then the rest is collapsed in place
+    (MADV_COLLAPSE) instead. `method` says which ran."""
     if not sys.platform.startswith("linux"):
-        return {"advised_bytes": 0, "moved_bytes": 0, "move_s": 0.0, "errors": ["not Linux"]}
+        return {"advised_bytes": 0, "placed_bytes": 0, "place_s": 0.0, "errors": ["not Linux"]}
     import torch
 
     libc = _libc()
     page = huge_page_bytes()
+    chunk = -(-max(MOVE_CHUNK_BYTES, page) // page) * page  # whole huge pages (512 MiB on 64K-page arm64)
     seen: set[int] = set()
-    advised = moved = 0
+    advised = placed = attempted = 0
+    method: str | None = None
     errors: list[str] = []
     buf: Any = None
     t0 = time.perf_counter()
@@ -119,20 +134,40 @@ def advise(tensors: list[Any], move_budget: int = MOVE_BUDGET_BYTES) -> dict[str
             errors.append(f"MADV_HUGEPAGE: {os.strerror(ctypes.get_errno())}")
             continue
         advised += end - start
-        if moved + (end - start) > move_budget:
+        # The budget counts attempts: a failing placement (fragmented memory) also costs compaction time.
+        if attempted + (end - start) > move_budget:
             continue
-        if buf is None:
-            buf = torch.empty(MOVE_CHUNK_BYTES, dtype=torch.uint8)
+        attempted += end - start
+        if buf is None and method != "collapse":
+            buf = torch.empty(chunk, dtype=torch.uint8)
         raw = torch.empty(0, dtype=torch.uint8).set_(storage)  # (nbytes,): the storage's bytes
-        if err := _move(libc, raw, ptr, start, end, buf):
+        done = start
+        if method is None:
+            first = min(start + chunk, end)
+            before = huge_bytes_backing([t])
+            if err := _move(libc, raw, ptr, start, first, buf):
+                errors.append(err)
+                continue
+            after = huge_bytes_backing([t])
+            # Unreadable smaps (None): nothing to check against; the move stands.
+            small = before is not None and after is not None and after - before < (first - start) // 2
+            method, done = ("collapse", start) if small else ("move", first)
+        if method == "move":
+            err = _move(libc, raw, ptr, done, end, buf)
+        else:
+            buf = None
+            err = _collapse(libc, start, end)
+        if err:
             errors.append(err)
             continue
-        moved += end - start
+        placed += end - start
     out: dict[str, Any] = {
         "advised_bytes": advised,
-        "moved_bytes": moved,
-        "move_s": round(time.perf_counter() - t0, 2),
+        "placed_bytes": placed,
+        "place_s": round(time.perf_counter() - t0, 2),
     }
+    if method is not None:
+        out["method"] = method
     if errors:
         out["errors"] = sorted(set(errors))
     return out

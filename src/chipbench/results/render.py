@@ -161,8 +161,13 @@ def roofline_lines(doc: dict[str, Any]) -> list[str]:
 
 
 def _seconds(v: Any) -> float | None:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
-    return float(v) if ok else None
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)  # an integer past float's range raises
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) and f >= 0 else None
 
 
 def time_line(doc: dict[str, Any]) -> str | None:
@@ -171,7 +176,8 @@ def time_line(doc: dict[str, Any]) -> str | None:
     these figures (files from before they were recorded)."""
     spent = {"setup_s": 0.0, "total_s": 0.0, "after_s": 0.0}
     seen = False
-    for b in doc.get("benchmarks", []):
+    benchmarks = doc.get("benchmarks")
+    for b in benchmarks if isinstance(benchmarks, list) else []:
         info = b.get("extra_info") if isinstance(b, dict) else None
         m = info.get("measurement") if isinstance(info, dict) else None
         extra = m.get("extra") if isinstance(m, dict) else None
