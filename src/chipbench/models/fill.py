@@ -27,12 +27,18 @@ PARALLEL_MIN_NUMEL = 1 << 22
 """Below this many elements (16 MiB of fp32) the one-call fill is as fast."""
 
 
+@torch.no_grad()
 def _fill(
-    t: torch.Tensor, draw: Callable[[torch.Tensor, torch.Generator], object], gen: torch.Generator | None
+    t: torch.Tensor,
+    draw: Callable[[torch.Tensor, torch.Generator | None], object],
+    gen: torch.Generator | None,
 ) -> torch.Tensor:
-    seed = int(
-        torch.randint(0, 2**62, (1,), generator=gen, device="cpu").item()
-    )  # whatever the default device
+    """`draw(tensor, generator)` over `t`: in one call where `_parallel` says no, else chunk by chunk."""
+    if not _parallel(t):
+        draw(t, gen)
+        return t
+    # On the CPU whatever the default device: `gen` is a CPU generator.
+    seed = int(torch.randint(0, 2**62, (1,), generator=gen, device="cpu").item())
     flat = t.detach().view(-1)  # (N,); detached: grad mode is per thread, the pool's is on
     n = flat.numel()
     bounds = [n * i // CHUNKS for i in range(CHUNKS + 1)]
@@ -58,21 +64,15 @@ def _parallel(t: torch.Tensor) -> bool:
     return plain and t.device.type == "cpu" and t.is_contiguous() and t.numel() >= PARALLEL_MIN_NUMEL
 
 
-@torch.no_grad()
 def normal_(
     t: torch.Tensor, mean: float = 0.0, std: float = 1.0, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Fill `t` with N(mean, std) in place; returns `t`."""
-    if not _parallel(t):
-        return t.normal_(mean, std, generator=generator)
     return _fill(t, lambda c, g: c.normal_(mean, std, generator=g), generator)
 
 
-@torch.no_grad()
 def uniform_(
     t: torch.Tensor, low: float = 0.0, high: float = 1.0, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Fill `t` with U(low, high) in place; returns `t`."""
-    if not _parallel(t):
-        return t.uniform_(low, high, generator=generator)
     return _fill(t, lambda c, g: c.uniform_(low, high, generator=g), generator)
