@@ -30,6 +30,12 @@ def check(out: Path, device: str, tiny: bool) -> tuple[list[str], list[dict[str,
             docs.append(files.load(out / name))
         except UsageError as exc:
             problems.append(f"{name}: {exc}")
+    calib = next((d for d in docs if d["chipbench"].get("suite") == "calibrate"), None)
+    # Ceilings measured while the machine was busy (the dry run's --allow-busy on a shared box) are low by an
+    # unknown factor: a share of them says nothing, so it is not checked, and the log says so.
+    busy = calib is not None and any(b["extra_info"].get("disturbed") for b in calib["benchmarks"])
+    if busy:
+        print("note: the ceilings were measured on a busy machine: shares of them are not checked")
     for doc in docs:
         for e in doc["chipbench"]["errors"]:
             problems.append(f"error entry {e['name']}: {e['error_type']}: {e['message']}")
@@ -43,9 +49,8 @@ def check(out: Path, device: str, tiny: bool) -> tuple[list[str], list[dict[str,
             for k, v in x["metrics"].items():
                 if k == "mfu" and not 0 < v <= 1:
                     problems.append(f"{b['name']}: MFU {v:.3f} outside (0, 1]")
-                if k.startswith("share_of_") and v > SHARE_LIMIT:
+                if k.startswith("share_of_") and v > SHARE_LIMIT and not busy:
                     problems.append(f"{b['name']}: {k} {v:.2f} above {SHARE_LIMIT}")
-    calib = next((d for d in docs if d["chipbench"].get("suite") == "calibrate"), None)
     if calib is not None and not tiny:
         name = calib["machine_info"]["device"]["name"]
         peak, why = peaks.peak_tflops(name, "bf16")
@@ -78,9 +83,9 @@ def main() -> int:
     for doc in docs:
         for row in headline(doc):
             table.add_row(*(Text(c) for c in row))
-    for p in problems:
-        print(f"gpu-check: FAILED: {p}")
     Console(width=160).print(table)
+    for p in problems:  # last, so that the end of the log names them
+        print(f"gpu-check: FAILED: {p}")
     print(json.dumps({"problems": len(problems), "files": len(docs)}))
     return 1 if problems else 0
 

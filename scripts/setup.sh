@@ -27,10 +27,10 @@ if [ "$MODE" = auto ]; then
 fi
 case "$MODE" in cpu|cuda|system) ;; *) die "unknown TORCH=$MODE; use auto, cpu, cuda or system" ;; esac
 
-RUNTIME_MODULES="numpy scipy rich psutil platformdirs ruptures typing_extensions torch chipbench"
-# `chipbench report` only: required where pip installs the project, optional under TORCH=system (an offline
-# GPU image runs benchmarks; the page can be made on any other machine).
-REPORT_MODULES="plotly jinja2"
+RUNTIME_MODULES="numpy scipy rich psutil typing_extensions torch chipbench"
+# `chipbench report` and `history` only: required where pip installs the project, optional under TORCH=system
+# (an offline GPU image runs benchmarks; the page and the history can be made on any other machine).
+VIEW_MODULES="plotly jinja2 ruptures"
 DEV_MODULES="pytest pytest_benchmark mypy importlinter hypothesis yaml check_jsonschema"
 DEV=${DEV:-0}
 stamp="$MODE $(cat scripts/setup.sh scripts/stack.env pyproject.toml | sha256sum | cut -c1-16)"
@@ -116,7 +116,7 @@ if [ "$MODE" = system ]; then
   missing=$(for m in $need; do have "$m" || echo "$m"; done | tr '\n' ' ')
   if [ -n "$missing" ] && [ "${PIP_NO_INDEX:-}" != 1 ]; then
     # What is missing, from the index, never replacing the torch that is there.
-    pip install -q ${extra[@]+"${extra[@]}"} -c "$constraints" numpy scipy rich psutil platformdirs ruptures typing_extensions \
+    pip install -q ${extra[@]+"${extra[@]}"} -c "$constraints" numpy scipy rich psutil typing_extensions ruptures \
       plotly==7.1.0 jinja2==3.1.6 $([ "$DEV" = 1 ] && echo "pytest pytest-benchmark ruff mypy pyyaml import-linter==2.16 hypothesis==6.170.17 check-jsonschema==0.39.0") \
       || true
     missing=$(for m in $need; do have "$m" || echo "$m"; done | tr '\n' ' ')
@@ -138,7 +138,7 @@ fi
 
 need=$RUNTIME_MODULES
 [ "$DEV" = 1 ] && need="$need $DEV_MODULES"
-[ "$MODE" = system ] || need="$need $REPORT_MODULES"
+[ "$MODE" = system ] || need="$need $VIEW_MODULES"
 missing=$(for m in $need; do have "$m" || echo "$m"; done | tr '\n' ' ')
 [ -z "$missing" ] || die "$VENV cannot import $missing(see the pip messages above); nothing was marked set up"
 echo "$stamp" > "$VENV/.chipbench-setup"

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNTIME = ["numpy", "scipy", "rich", "psutil", "platformdirs", "ruptures", "typing_extensions"]
+IMAGE = ["numpy", "scipy", "rich", "psutil", "jinja2", "pytest", "pytest-benchmark"]
+"""What the lent GPU image holds beside torch, of what chipbench could use (the device tool's package list):
+no platformdirs, ruptures, plotly, torchrec or fbgemm-gpu, and no package index."""
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
@@ -40,8 +42,8 @@ def _make(repo: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str
 
 @pytest.fixture(scope="module")
 def system_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtual environment holding torch (the CPU wheel of this project's pin) and chipbench's run-time
-    needs, as a GPU image's /opt/torch/.venv holds its CUDA torch."""
+    """A virtual environment holding torch (the CPU wheel of this project's pin) and the GPU image's other
+    packages only, as the image's /opt/torch/.venv holds its CUDA torch."""
     env = tmp_path_factory.mktemp("image") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, timeout=120)
     torch_pin = next(
@@ -49,24 +51,39 @@ def system_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if line.startswith("TORCH_VERSION=")
     )  # fmt: skip
     subprocess.run(
-        [str(env / "bin/python"), "-m", "pip", "install", "-q", f"torch=={torch_pin}+cpu", *RUNTIME],
+        [str(env / "bin/python"), "-m", "pip", "install", "-q", f"torch=={torch_pin}+cpu", *IMAGE],
         check=True, timeout=600, capture_output=True,
     )  # fmt: skip
     return env / "bin/python"
 
 
-def test_system_setup_offline_and_a_smoke_run(system_python: Path, tmp_path: Path) -> None:
+def test_the_gpu_check_starts_on_the_image(system_python: Path, tmp_path: Path) -> None:
+    """scripts/gpu-check.sh as a lent GPU would run it, in its CPU dry run: a fresh checkout set up offline
+    over the image's environment, then every step and check of the script (this is its one end-to-end test)."""
     repo = _checkout(tmp_path / "repo")
-    p = _make(repo, "setup", TORCH="system", PYTHON=str(system_python))
-    assert p.returncode == 0, p.stdout + p.stderr
+    out = tmp_path / "out"
+    clean = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    p = subprocess.run(
+        ["bash", str(repo / "scripts/gpu-check.sh"), str(out), "--device", "cpu", "--tiny"],
+        cwd=repo, capture_output=True, text=True, timeout=900,
+        env={**clean, "CI": "true", "PIP_NO_INDEX": "1", "TORCH": "system", "PYTHON": str(system_python)},
+    )  # fmt: skip
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
     assert "done (system)" in p.stdout and str(system_python) in p.stdout
     assert not list((repo / ".venv").glob("lib/python*/site-packages/torch"))  # the image's torch, not a copy
-    # TORCH=auto keeps the system set-up: nothing downloaded over it. Two whole steps are enough to show the
-    # image's torch runs chipbench (the whole smoke suite runs in the CI recipe's and the GPU check's tests).
-    p = _make(repo, "smoke", CASES="dlrm.train_step llama.train_step")
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    assert "up to date (system)" in p.stdout
-    assert list((repo / "results").rglob("*.json"))
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == {"problems": 0, "files": 4}
+    for name in ("env.json", "calibrate.json", "smoke.json", "llama.json", "dlrm.json", "gpu-check.log"):
+        assert (out / name).exists(), name
+    assert "gpu-check: headline" in (out / "gpu-check.log").read_text()
+    # TORCH=auto keeps the system set-up: nothing downloaded over it.
+    p = _make(repo, "setup")
+    assert p.returncode == 0 and "up to date (system)" in p.stdout, p.stdout + p.stderr
+    # What only the views need says so in one line where the image lacks it.
+    hist = subprocess.run(
+        [str(repo / ".venv/bin/chipbench"), "history", str(out)], capture_output=True, text=True, timeout=120,
+        env=clean,
+    )  # fmt: skip
+    assert hist.returncode == 2 and "needs ruptures" in hist.stderr, hist.stdout + hist.stderr
 
 
 def test_system_setup_names_what_is_missing(system_python: Path, tmp_path: Path) -> None:

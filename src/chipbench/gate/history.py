@@ -78,8 +78,21 @@ def _time(doc: dict[str, Any]) -> tuple[float, float]:
     return parse((doc.get("commit_info") or {}).get("time")), parse(doc.get("datetime"))
 
 
+def _ruptures() -> Any:
+    """ruptures, imported here only: an offline GPU image without it still runs benchmarks."""
+    try:
+        import ruptures
+    except ImportError:
+        raise UsageError(
+            "chipbench history needs ruptures, which this environment lacks: `pip install ruptures`, "
+            "or run history on another machine"
+        ) from None
+    return ruptures
+
+
 def load_history(root: Path, machine_id: str | None = None) -> tuple[str, list[tuple[Path, dict[str, Any]]]]:
     """(machine id, [(file, doc)] in commit-time order) for every results file under root."""
+    _ruptures()  # before any file is read: the one line that says what to install
     if not root.exists():
         raise UsageError(f"history folder {root} does not exist")
     docs = [(f, load(f)) for f in result_files(root)]
@@ -153,7 +166,7 @@ def series(
 
 def candidates(y: np.ndarray, min_size: int = 2) -> list[int]:
     """Indices where a new segment starts, from ruptures' PELT on an L2 cost (liberal penalty)."""
-    import ruptures as rpt
+    rpt = _ruptures()
 
     n = y.size
     if n < 2 * min_size:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,13 +93,19 @@ def best_of(old: Ceilings | None, new: Ceilings) -> tuple[Ceilings, list[str]]:
 
 
 def cache_dir() -> Path:
-    """Where ceilings live: $CHIPBENCH_CACHE_DIR, else the user's cache dir."""
+    """Where ceilings live: $CHIPBENCH_CACHE_DIR, else the user's cache folder as each OS names it (the
+    folders platformdirs gives, written out here: `run` needs nothing an offline GPU image lacks)."""
     env = os.environ.get("CHIPBENCH_CACHE_DIR")
     if env:
         return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("chipbench"))
+    home = Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Caches" / "chipbench"
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
+        return Path(base) / "chipbench" / "chipbench" / "Cache"
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg) if os.path.isabs(xdg) else home / ".cache") / "chipbench"
 
 
 def path_for(machine_id: str, root: Path | None = None) -> Path:
