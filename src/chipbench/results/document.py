@@ -184,7 +184,7 @@ def build_document(
     ceilings: Ceilings | None,
     suite: str | None,
     argv: list[str],
-    commit_info: Mapping[str, Any],
+    commit_info: CommitInfo | Mapping[str, Any],
     price: Price | None = None,
 ) -> ResultsDocument:
     """The typed results document of one run."""
@@ -213,7 +213,7 @@ def build_document(
     )
     return ResultsDocument(
         machine_info=machine_info(env),
-        commit_info=CommitInfo.from_json(commit_info),
+        commit_info=commit_info if isinstance(commit_info, CommitInfo) else CommitInfo.from_json(commit_info),
         benchmarks=tuple(benchmarks),
         datetime=dt.datetime.now(dt.timezone.utc).isoformat(),
         version=PYTEST_BENCHMARK_VERSION,
