@@ -158,7 +158,7 @@ class MeasurementExtra(Record):
         )  # fmt: skip
 
     def to_json(self) -> JSONObject:
-        values: dict[str, Any] = {k: getattr(self, k) for k in self.ORDER}
+        values = wire.fields(self, self.ORDER)
         for k in ("contention", "soak", "energy"):
             values[k] = values[k].to_json() if values[k] is not None else None
         if self.key_order is None:  # built in code: what was not measured is not written
@@ -207,6 +207,6 @@ class Measurement(Record):
         )
 
     def to_json(self) -> JSONObject:
-        values: dict[str, Any] = {k: getattr(self, k) for k in self.ORDER}
+        values = wire.fields(self, self.ORDER)
         values["extra"] = self.extra.to_json()
         return emit(list(values.items()), self)

@@ -81,7 +81,7 @@ class Stats(Record):
         )
 
     def to_json(self) -> JSONObject:
-        values: dict[str, Any] = {k: getattr(self, k) for k in self.ORDER}
+        values = wire.fields(self, self.ORDER)
         values["data"] = list(self.data)
         values["median_ci95"] = list(self.median_ci95) if self.median_ci95 is not None else None
         return emit(list(values.items()), self)
@@ -124,7 +124,7 @@ class WorkRecord(Record):
         )  # fmt: skip
 
     def to_json(self) -> JSONObject:
-        values: dict[str, Any] = {k: getattr(self, k) for k in self.ORDER}
+        values = wire.fields(self, self.ORDER)
         values["extra_bytes"], values["counts"] = dict(self.extra_bytes), dict(self.counts)
         return emit(list(values.items()), self)
 
@@ -220,7 +220,7 @@ class ExtraInfo(Record):
         )  # fmt: skip
 
     def to_json(self) -> JSONObject:
-        values: dict[str, Any] = {k: getattr(self, k) for k in self.ORDER}
+        values = wire.fields(self, self.ORDER)
         for k in ("work", "roofline", "measurement", "scaling"):
             values[k] = values[k].to_json() if values[k] is not None else None
         for k in ("config", "metrics", "unavailable", "info"):
@@ -275,7 +275,7 @@ class Benchmark(Record):
         )  # fmt: skip
 
     def to_json(self) -> JSONObject:
-        values: dict[str, Any] = {k: getattr(self, k) for k in self.ORDER}
+        values = wire.fields(self, self.ORDER)
         values["params"] = dict(self.params) if self.params is not None else None
         values["extra_info"], values["stats"] = self.extra_info.to_json(), self.stats.to_json()
         values["options"] = dict(self.options)

@@ -110,7 +110,7 @@ class Roofline(Record):
         )  # fmt: skip
 
     def to_json(self) -> JSONObject:
-        values: dict[str, Any] = {k: getattr(self, k) for k in self.ORDER}
+        values = wire.fields(self, self.ORDER)
         values["parts"] = {k: p.to_json() for k, p in self.parts.items()}
         values["ceilings"] = dict(self.ceilings)
         return emit(list(values.items()), self)

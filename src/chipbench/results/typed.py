@@ -104,7 +104,7 @@ class RunHeader(Record):
         )  # fmt: skip
 
     def to_json(self) -> JSONObject:
-        values: dict[str, Any] = {k: getattr(self, k) for k in self.ORDER}
+        values = wire.fields(self, self.ORDER)
         for k in ("ceilings", "price", "load_avg_1m", "ab"):
             values[k] = values[k].to_json() if values[k] is not None else None
         values["argv"], values["environment"] = list(self.argv), dict(self.environment)
@@ -163,7 +163,7 @@ class ResultsDocument(Record):
 
     def to_json(self) -> JSONObject:
         """The JSON document (NaN and infinity stored as null): what `files.save` writes."""
-        values: dict[str, Any] = {k: getattr(self, k) for k in self.ORDER}
+        values = wire.fields(self, self.ORDER)
         for k in ("machine_info", "commit_info", "chipbench"):
             values[k] = values[k].to_json() if values[k] is not None else None
         values["benchmarks"] = [b.to_json() for b in self.benchmarks]

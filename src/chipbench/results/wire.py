@@ -85,14 +85,19 @@ def each(reader: Callable[[Any], Any], d: Mapping[str, Any], keys: Sequence[str]
     return {k: reader(d.get(k)) for k in keys}
 
 
-def rest(d: Mapping[str, Any], known: Sequence[str]) -> dict[str, Any]:
+def rest(d: Mapping[str, Any], known: Sequence[str]) -> JSONObject:
     """The keys of `d` not in `known`, in their order."""
     return {k: v for k, v in d.items() if k not in known}
 
 
-def read(d: Mapping[str, Any], known: Sequence[str]) -> dict[str, Any]:
+def read(d: Mapping[str, Any], known: Sequence[str]) -> JSONObject:
     """The `other` and `key_order` arguments of a record read from `d`."""
     return {"other": rest(d, known), "key_order": tuple(d)}
+
+
+def fields(rec: Record, order: Sequence[str]) -> JSONObject:
+    """A record's fields named in `order`, as they are (a `to_json` turns the nested ones to JSON)."""
+    return {k: getattr(rec, k) for k in order}
 
 
 def _empty(v: Any) -> bool:
