@@ -223,3 +223,41 @@ def test_time_line_ignores_what_is_not_a_duration() -> None:
     )
     assert render.time_line({"chipbench": {"wall_s": 10**400}, "benchmarks": [_timed(10**400, 1, 1)]}) is None
     assert render.time_line({"chipbench": {}, "benchmarks": None}) is None
+
+
+def test_typed_document_round_trips_and_keeps_unknown_keys(tmp_path: Path) -> None:
+    from chipbench.results.typed import ResultsDocument
+
+    doc = _doc()
+    doc["from_another_tool"] = {"x": 1}
+    doc["chipbench"]["future_field"] = [1, 2]
+    b = doc["benchmarks"][0]
+    b["extra_info"]["later_key"] = "kept"
+    b["extra_info"]["measurement"]["extra"]["new_probe"] = {"a": None}
+    b["stats"]["p999"] = 0.02
+    path = files.write(doc, tmp_path / "r.json")
+    typed = files.load_typed(path)
+    assert typed.benchmarks[0].extra_info.version_hash == "abc123" and typed.errors[0].error_type == "crash"
+    assert typed.benchmarks[0].extra_info.measurement is not None
+    assert typed.benchmarks[0].extra_info.other == {"later_key": "kept"}
+    # Written back: the same keys in the same order, unknown ones included.
+    assert json.dumps(typed.to_json()) == json.dumps(files.load(path))
+    # A plain pytest-benchmark entry gains no chipbench keys on the way through.
+    plain = {"benchmarks": [{"name": "t", "stats": {"data": [0.1, 0.2], "median": 0.15}, "extra_info": {}}]}
+    assert ResultsDocument.from_json(plain).to_json() == plain
+
+
+def test_built_and_typed_documents_agree() -> None:
+    run = _run_outcome()
+    ceil = Ceilings("cpu-test", matmul_tflops={"fp32": 0.4}, copy_gbps=20.0)
+    typed = document.build_document(
+        run, ceilings=ceil, suite="smoke", argv=["chipbench"], commit_info={"id": "x"}
+    )
+    as_json = typed.to_json()
+    assert list(as_json) == ["machine_info", "commit_info", "benchmarks", "datetime", "version", "chipbench"]
+    assert list(as_json["benchmarks"][0]["extra_info"])[-2:] == [
+        "roofline",
+        "measurement",
+    ]  # no scaling: one run
+    assert "samples" not in as_json["benchmarks"][0]["extra_info"]["measurement"]
+    assert render.summary_rows(typed) == render.summary_rows(as_json)

@@ -34,12 +34,12 @@ def test_a_pure_gemm_step_has_its_gemm_time_at_the_ceiling_as_floor():
     r, why = roofline(parts, parts["gemm"]["ms"] * 1e-3, "fp32", CEIL)
     assert why is None and r is not None
     at_ceiling_ms = 2 * m * n * k / (0.4e12) * 1e3
-    p = r["parts"]["gemm"]
-    assert p["bound"] == "compute"
-    if not p["faster_than_floor"]:
-        assert math.isclose(p["floor_ms"], at_ceiling_ms, rel_tol=1e-9)
-        assert math.isclose(r["floor_ms"], at_ceiling_ms, rel_tol=1e-9)
-        assert math.isclose(r["share_of_roofline"], at_ceiling_ms / p["ms"], rel_tol=1e-9)
+    p = r.parts["gemm"]
+    assert p.bound == "compute"
+    if not p.faster_than_floor:
+        assert math.isclose(p.floor_ms, at_ceiling_ms, rel_tol=1e-9)
+        assert math.isclose(r.floor_ms, at_ceiling_ms, rel_tol=1e-9)
+        assert math.isclose(r.share_of_roofline, at_ceiling_ms / p.ms, rel_tol=1e-9)
 
 
 def test_a_lookup_counts_the_rows_it_touches_not_the_table():
@@ -101,13 +101,13 @@ def test_shares_never_pass_100_percent_and_cover_is_judged():
     # 4e8 FLOPs at 0.4 TFLOP/s = 1 ms; 2e7 bytes at 20 GB/s = 1 ms: a floor of 1 ms per part
     r, _ = roofline(_parts(a=2.0, b=0.5), 2.5e-3, "fp32", CEIL)
     assert r is not None
-    assert r["parts"]["a"]["share_of_roofline"] == 0.5 and not r["parts"]["a"]["faster_than_floor"]
+    assert r.parts["a"].share_of_roofline == 0.5 and not r.parts["a"].faster_than_floor
     # b ran in half its floor: from cache. Its time stands as its floor; no share passes 100%.
-    assert r["parts"]["b"]["faster_than_floor"] and r["parts"]["b"]["share_of_roofline"] == 1.0
-    assert r["floor_ms"] == 1.5 and r["share_of_roofline"] == pytest.approx(1.5 / 2.5)
-    assert r["covered"] and r["holds_back"] == "a"
+    assert r.parts["b"].faster_than_floor and r.parts["b"].share_of_roofline == 1.0
+    assert r.floor_ms == 1.5 and r.share_of_roofline == pytest.approx(1.5 / 2.5)
+    assert r.covered and r.holds_back == "a"
     slow, _ = roofline(_parts(a=2.0, b=2.0), 2.0e-3, "fp32", CEIL)  # the parts' pass took 2x the step
-    assert slow is not None and not slow["covered"] and slow["share_of_roofline"] <= 1.0
+    assert slow is not None and not slow.covered and slow.share_of_roofline <= 1.0
     assert roofline(_parts(a=1.0), 1e-3, "fp32", None) == (
         None,
         "no measured ceilings: run `chipbench calibrate`",
@@ -116,7 +116,9 @@ def test_shares_never_pass_100_percent_and_cover_is_judged():
         roofline(_parts(a=1.0), 1e-3, "fp16", CEIL)[1]
         == "no measured fp16 matmul ceiling: run `chipbench calibrate`"
     )
-    line = roofline_lines({"benchmarks": [{"name": "x.train_step", "extra_info": {"roofline": r}}]})[0]
+    line = roofline_lines(
+        {"benchmarks": [{"name": "x.train_step", "extra_info": {"roofline": r.to_json()}}]}
+    )[0]
     assert "60% of roofline speed" in line and "held back most by a" in line
 
 
@@ -133,8 +135,8 @@ def test_a_hostile_breakdown_in_a_results_file_is_refused(bad):
     r, _ = roofline(_parts(a=2.0), 2e-3, "fp32", CEIL)
     assert r is not None
     with pytest.raises(validate._Bad):
-        validate._check_roofline({**r, **bad}, "benchmarks[0].extra_info.roofline")
-    validate._check_roofline(r, "benchmarks[0].extra_info.roofline")  # the untouched one passes
+        validate._check_roofline({**r.to_json(), **bad}, "benchmarks[0].extra_info.roofline")
+    validate._check_roofline(r.to_json(), "benchmarks[0].extra_info.roofline")  # the untouched one passes
 
 
 def test_a_table_and_its_optimizer_state_both_count_as_the_rows_touched():

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def report(
     as_json: bool,
     markdown: Path | None,
     strict: bool,
-    extra: dict[str, Any],
+    extra: Mapping[str, object],
 ) -> int:
     """Print the table (or JSON), write the Markdown, return the exit code."""
     code = exit_code(comps, strict)
@@ -113,8 +114,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     def on_error(side: str, case: str, message: str) -> None:
         say(f"[{side.upper()}] {case}: ERROR {message}", err=True)
 
-    got = ab.run_ab(
-        cases,
+    options = ab.ABOptions(
         pythons=pys,
         device=args.device,
         rounds=args.rounds,
@@ -122,19 +122,20 @@ def cmd_ab(args: argparse.Namespace) -> int:
         thresholds=th,
         out_dir=out_dir,
         suite=args.suite,
-        argv=list(sys.argv),
+        argv=tuple(sys.argv),
         on_round=on_round,
         on_error=on_error,
         ignore_version_hash=args.ignore_version_hash,
         # One look (at 95%) when early stopping is off or has no round to save.
         min_rounds=None if args.no_early_stop or args.rounds <= args.min_rounds else args.min_rounds,
     )
+    got = ab.run_ab(cases, options)
     if not args.json:
         print(f"results: {got.paths['a']}, {got.paths['b']}")
         if got.rounds < args.rounds:
             say(f"stopped after {got.rounds} of at most {args.rounds} rounds: every case was decided")
-    extra: dict[str, Any] = {"a": pys["a"], "b": pys["b"], "rounds": got.rounds, "max_rounds": args.rounds,
-                             "confidence": got.confidence, "output_dir": str(out_dir)}  # fmt: skip
+    extra = {"a": pys["a"], "b": pys["b"], "rounds": got.rounds, "max_rounds": args.rounds,
+             "confidence": got.confidence, "output_dir": str(out_dir)}  # fmt: skip
     return report(
         got.comparisons,
         title=(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from chipbench import workloads
@@ -15,6 +16,7 @@ from chipbench.core.registry import SUITES
 from chipbench.platform import ceilings, hardware, peaks
 from chipbench.platform.device import DEVICE_CHOICES
 from chipbench.results.render import human
+from chipbench.results.wire import JSONObject
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -39,7 +41,7 @@ def _gib(n: float) -> str:
 
 def cmd_describe(args: argparse.Namespace) -> int:
     b = workloads.get(args.bench)
-    overrides: dict[str, Any] = dict(parse_sets(args.set))
+    overrides: dict[str, object] = dict(parse_sets(args.set))
     b.config(overrides)  # bad keys and values: one line before anything is imported
     world = (args.nproc_per_node or 1) * args.nnodes
     # Resolved as `run` would on this machine's device (dtype=auto, sizes fitted to free memory); a
@@ -62,7 +64,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
             raise
     cfg = b.config(overrides)
     described = b.describe(cfg)
-    out: dict[str, Any] = {
+    out: JSONObject = {
         "benchmark": b.name,
         "doc": b.doc,
         "config": config_dict(cfg),
@@ -117,7 +119,7 @@ def cmd_env(args: argparse.Namespace) -> int:
         return 0
     rows: list[list[str]] = []
 
-    def add(prefix: str, d: dict[str, Any]) -> None:
+    def add(prefix: str, d: Mapping[str, Any]) -> None:
         for k, v in d.items():
             if isinstance(v, dict) and k not in ("isa", "tflops"):
                 add(f"{prefix}{k}.", v)

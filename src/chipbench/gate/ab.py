@@ -15,8 +15,8 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,9 @@ from chipbench.execution.session import Session
 from chipbench.gate import sequential
 from chipbench.gate.compare import Comparison, Entry, Side, compare_sides
 from chipbench.gate.thresholds import Thresholds
-from chipbench.results import files
+from chipbench.results import document, files
+from chipbench.results.header import ABSide, CommitInfo
+from chipbench.results.measurement import Measurement
 from chipbench.results.outcomes import CaseOutcome, RunOutcome
 
 
@@ -55,7 +57,7 @@ def resolve_python(spec: str, flag: str) -> str:
     raise UsageError(f"{flag} {spec}: no such python or virtualenv")
 
 
-def commit_of(python: str) -> dict[str, Any]:
+def commit_of(python: str) -> CommitInfo:
     """The git commit of the chipbench that `python` imports (its checkout when installed editable)."""
     # The other environment may hold a chipbench from before or after the move to chipbench.platform.
     code = (
@@ -64,17 +66,65 @@ def commit_of(python: str) -> dict[str, Any]:
     )
     try:
         out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-        info: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-        return info
+        info = json.loads(out.stdout.strip().splitlines()[-1])
+        if isinstance(info, dict):
+            return CommitInfo.from_json(info)
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-        return {"id": "unknown", "time": None}
+        pass
+    return CommitInfo(id="unknown", time=None)
 
 
-def _stack(env: dict[str, Any]) -> str:
+def _stack(env: Mapping[str, Any]) -> str:
     pk = env.get("packages") or {}
     return ", ".join(
         f"{k} {v}" for k, v in pk.items() if v and k in ("torch", "fbgemm-gpu", "fbgemm-gpu-cpu", "torchrec")
     )
+
+
+@dataclass(frozen=True)
+class ABOptions:
+    """How `run_ab` runs the two environments and judges them."""
+
+    pythons: Mapping[str, str]
+    """Side ("a", "b") -> its python executable."""
+    device: str
+    """The device kind asked for (auto, cpu, cuda, ...)."""
+    rounds: int
+    """Most interleaved rounds per side."""
+    time_budget_s: float
+    """Per case and round."""
+    thresholds: Thresholds
+    out_dir: Path
+    """Where a.json and b.json go."""
+    suite: str | None = None
+    argv: tuple[str, ...] = ()
+    on_round: Callable[[int, float], None] | None = None
+    """Called after each round with the rounds done and the seconds since the first began."""
+    on_error: Callable[[str, str, str], None] | None = None
+    """Called with (side, case, message) for a failed case."""
+    ignore_version_hash: bool = False
+    min_rounds: int | None = None
+    """Look after each round from this one on and stop once every case is decided; None: run every
+    round and look once (95%)."""
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise UsageError(f"--rounds must be >= 1, got {self.rounds}")
+        if self.min_rounds is not None and not 2 <= self.min_rounds <= self.rounds:
+            raise UsageError(
+                f"--min-rounds must be between 2 and --rounds ({self.rounds}), got {self.min_rounds}"
+            )
+        if self.time_budget_s <= 0:
+            raise UsageError(f"--time-budget must be > 0 seconds, got {self.time_budget_s}")
+        if set(self.pythons) != {"a", "b"}:
+            raise ValueError("pythons must name sides a and b")
+
+    @property
+    def confidence(self) -> float:
+        """Of each look's intervals (0.95 with one look)."""
+        return (
+            sequential.look_confidence(self.rounds, self.min_rounds) if self.min_rounds is not None else 0.95
+        )
 
 
 @dataclass
@@ -93,114 +143,122 @@ class ABResult:
     """Of each look's intervals (0.95 with one look)."""
 
 
-def run_ab(
-    cases: list[Case],
-    *,
-    pythons: dict[str, str],
-    device: str,
-    rounds: int,
-    time_budget_s: float,
-    thresholds: Thresholds,
-    out_dir: Path,
-    suite: str | None,
-    argv: list[str],
-    on_round: Callable[[int, float], None] | None = None,
-    on_error: Callable[[str, str, str], None] | None = None,
-    ignore_version_hash: bool = False,
-    min_rounds: int | None = None,
-) -> ABResult:
+Rounds = dict[str, dict[str, list[CaseOutcome]]]
+"""Side -> case name -> its outcome in each round."""
+
+
+def run_ab(cases: list[Case], options: ABOptions) -> ABResult:
     """Run every case on both sides in interleaved rounds, write a.json and b.json, compare B to A.
 
-    With `min_rounds`, stop early once every case is decided, looking after each round from `min_rounds`
-    on at the level `gate.sequential` sets; without it, run all `rounds` and look once (95%).
-    `on_round(round, elapsed_s)` after each round; `on_error(side, case, message)` for a failed case.
+    With `options.min_rounds`, stop early once every case is decided, looking after each round from
+    `min_rounds` on at the level `gate.sequential` sets; without it, run all rounds and look once (95%).
     """
-    if rounds < 1:
-        raise UsageError(f"--rounds must be >= 1, got {rounds}")
-    if min_rounds is not None and not 2 <= min_rounds <= rounds:
-        raise UsageError(f"--min-rounds must be between 2 and --rounds ({rounds}), got {min_rounds}")
-    confidence = sequential.look_confidence(rounds, min_rounds) if min_rounds is not None else 0.95
-    if time_budget_s <= 0:
-        raise UsageError(f"--time-budget must be > 0 seconds, got {time_budget_s}")
-    # Workers run outside any checkout, so each imports its own environment's chipbench.
-    home = Path.home() if Path.home().is_dir() else None
-    timeout = max(120.0, 20 * time_budget_s)
-    sessions = {
-        s: Session(
-            WorkerPool(device, 180.0, python=py, cwd=home),
-            time_budget_s=time_budget_s,
-            timeout_s=timeout,
-            after=False,  # the gate compares timed rounds: no roofline pass in every round
-        )
-        for s, py in pythons.items()
-    }
-    for s in sessions.values():
-        s.pool.launch()  # both import torch at once
+    sessions = _start(options)
     try:
-        for s in sessions.values():
-            s.start()
         ids = {side: s.machine_id for side, s in sessions.items()}
         if ids["a"] != ids["b"]:
             raise UsageError(f"the two environments see different devices ({ids['a']} vs {ids['b']})")
         # Both sides run the same concrete cases: fitted to the smaller of the two free memories.
         free = min(s.free_memory_bytes for s in sessions.values())
         cases = sessions["a"].resolve(cases, free)
-        runs: dict[str, dict[str, list[CaseOutcome]]] = {"a": {}, "b": {}}
-        t0 = time.perf_counter()
-        done = 0
-        decided: list[Comparison] | None = None
-        for r in range(rounds):
-            for side in ("a", "b") if r % 2 == 0 else ("b", "a"):
-                for case in cases:
-                    oc = sessions[side].run_case(case)
-                    runs[side].setdefault(case.name, []).append(oc)
-                    if not oc.ok and on_error:
-                        on_error(side, case.name, str(oc.payload.get("message")))
-            done = r + 1
-            if on_round:
-                on_round(done, time.perf_counter() - t0)
-            if min_rounds is not None and min_rounds <= done < rounds:
-                sides_now = {s: Side([], [], _pool_rounds(cases, runs[s])[1]) for s in ("a", "b")}
-                look = compare_sides(
-                    sides_now["a"],
-                    sides_now["b"],
-                    thresholds,
-                    ignore_version_hash=ignore_version_hash,
-                    confidence=confidence,
-                )  # fmt: skip  (the same statistics as the final verdict: stopping means it is decided)
-                if sequential.decided(look):
-                    decided = look  # the verdicts: the files below hold these same rounds
-                    break
+        runs, done, decided = _rounds(cases, sessions, options)
     finally:
         for s in sessions.values():
             s.close()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    paths, sides = _write_sides(cases, sessions, runs, done, options)
+    stacks = {s: _stack(sessions[s].env) for s in ("a", "b")}
+    label = f"A: {options.pythons['a']} ({stacks['a']}); B: {options.pythons['b']} ({stacks['b']})"
+    if decided is None:
+        decided = compare_sides(
+            sides["a"], sides["b"], options.thresholds, ignore_version_hash=options.ignore_version_hash,
+            confidence=options.confidence,
+        )  # fmt: skip
+    return ABResult(decided, paths, ids["a"], label, done, options.confidence)
+
+
+def _start(options: ABOptions) -> dict[str, Session]:
+    """Both sides' workers, launched together and started (a failure closes both)."""
+    # Workers run outside any checkout, so each imports its own environment's chipbench.
+    home = Path.home() if Path.home().is_dir() else None
+    timeout = max(120.0, 20 * options.time_budget_s)
+    sessions = {
+        s: Session(
+            WorkerPool(options.device, 180.0, python=py, cwd=home),
+            time_budget_s=options.time_budget_s,
+            timeout_s=timeout,
+            after=False,  # the gate compares timed rounds: no roofline pass in every round
+        )
+        for s, py in options.pythons.items()
+    }
+    for s in sessions.values():
+        s.pool.launch()  # both import torch at once
+    try:
+        for s in sessions.values():
+            s.start()
+    except BaseException:
+        for s in sessions.values():
+            s.close()
+        raise
+    return sessions
+
+
+def _rounds(
+    cases: list[Case], sessions: Mapping[str, Session], options: ABOptions
+) -> tuple[Rounds, int, list[Comparison] | None]:
+    """Run the rounds: (every outcome, rounds done, the verdicts when a look decided every case early)."""
+    runs: Rounds = {"a": {}, "b": {}}
+    t0 = time.perf_counter()
+    done = 0
+    for r in range(options.rounds):
+        for side in ("a", "b") if r % 2 == 0 else ("b", "a"):
+            for case in cases:
+                oc = sessions[side].run_case(case)
+                runs[side].setdefault(case.name, []).append(oc)
+                if not oc.ok and options.on_error:
+                    options.on_error(side, case.name, str(oc.payload.get("message")))
+        done = r + 1
+        if options.on_round:
+            options.on_round(done, time.perf_counter() - t0)
+        if options.min_rounds is not None and options.min_rounds <= done < options.rounds:
+            look = _look(cases, runs, options)
+            if look is not None:
+                return runs, done, look  # the verdicts: the files hold these same rounds
+    return runs, done, None
+
+
+def _look(cases: list[Case], runs: Rounds, options: ABOptions) -> list[Comparison] | None:
+    """The verdicts after this round when every case is decided, else None (run another round)."""
+    sides_now = {s: Side([], [], _pool_rounds(cases, runs[s])[1]) for s in ("a", "b")}
+    # The same statistics as the final verdict: stopping means it is decided.
+    look = compare_sides(
+        sides_now["a"], sides_now["b"], options.thresholds, ignore_version_hash=options.ignore_version_hash,
+        confidence=options.confidence,
+    )  # fmt: skip
+    return look if sequential.decided(look) else None
+
+
+def _write_sides(
+    cases: list[Case], sessions: Mapping[str, Session], runs: Rounds, done: int, options: ABOptions
+) -> tuple[dict[str, Path], dict[str, Side]]:
+    """Each side's results file (every round's samples, pooled) and its side for the verdict."""
+    options.out_dir.mkdir(parents=True, exist_ok=True)
     sides: dict[str, Side] = {}
     paths: dict[str, Path] = {}
     for side, session in sessions.items():
         outcomes, entries = _pool_rounds(cases, runs[side])
         run = RunOutcome(session.env, session.kind, session.free_memory_bytes, outcomes)
-        doc = session.document(run, suite=suite, argv=argv, commit_info=commit_of(pythons[side]))
-        doc["chipbench"]["ab"] = {
-            "side": side.upper(), "python": pythons[side], "rounds": done, "max_rounds": rounds,
-            "min_rounds": min_rounds, "confidence": confidence,
-        }  # fmt: skip
-        paths[side] = files.save(doc, out_dir / f"{side}.json").path
+        doc = document.build_document(
+            run, ceilings=session.ceilings, suite=options.suite, argv=list(options.argv),
+            commit_info=commit_of(options.pythons[side]), price=session.price,
+        )  # fmt: skip
+        ab = ABSide(
+            side=side.upper(), python=options.pythons[side], rounds=done, max_rounds=options.rounds,
+            min_rounds=options.min_rounds, confidence=options.confidence,
+        )  # fmt: skip
+        doc = replace(doc, chipbench=replace(doc.header, ab=ab))
+        paths[side] = files.save(doc, options.out_dir / f"{side}.json").path
         sides[side] = Side([paths[side]], [doc], entries)
-    stacks = {s: _stack(sessions[s].env) for s in ("a", "b")}
-    label = f"A: {pythons['a']} ({stacks['a']}); B: {pythons['b']} ({stacks['b']})"
-    if decided is None:
-        decided = compare_sides(
-            sides["a"], sides["b"], thresholds, ignore_version_hash=ignore_version_hash, confidence=confidence
-        )
-    return ABResult(
-        decided,
-        paths,
-        ids["a"],
-        label,
-        done,
-        confidence,
-    )
+    return paths, sides
 
 
 def _pool_rounds(
@@ -233,6 +291,7 @@ def _pool_rounds(
     return outcomes, entries
 
 
-def _disturbed(payload: dict[str, Any]) -> str | None:
-    seen = (payload.get("measurement", {}).get("extra") or {}).get("contention") or {}
-    return seen.get("disturbed")
+def _disturbed(payload: Mapping[str, Any]) -> str | None:
+    """Why the machine was disturbed while the worker's reply was measured, or None."""
+    m = payload.get("measurement")
+    return Measurement.from_json(m).extra.disturbed if isinstance(m, dict) else None

@@ -29,7 +29,10 @@ import numpy as np
 
 from chipbench.core import text
 from chipbench.gate.thresholds import DEFAULT_THRESHOLD, Thresholds
-from chipbench.results.files import load, result_files
+from chipbench.results.files import load_typed, result_files
+from chipbench.results.header import MachineInfo
+from chipbench.results.typed import ResultsDocument
+from chipbench.results.wire import JSONObject
 
 MIN_SAMPLES = 5  # fewer samples per side than this never give a definite verdict
 RANK_ALPHA = 0.05
@@ -79,7 +82,7 @@ class Entry:
 @dataclass
 class Side:
     files: list[Path]
-    docs: list[dict[str, Any]]
+    docs: list[ResultsDocument]
     entries: dict[str, Entry]
 
 
@@ -87,52 +90,45 @@ def load_side(paths: Iterable[Path]) -> Side:
     files: list[Path] = []
     for p in paths:
         files.extend(result_files(Path(p)))
-    docs = [load(f) for f in files]
+    docs = [load_typed(f) for f in files]
     entries: dict[str, Entry] = {}
     for doc in docs:
-        for b in doc["benchmarks"]:
-            data = np.asarray([v for v in b["stats"]["data"] if v is not None], dtype=float)
+        for b in doc.benchmarks:
+            data = np.asarray(b.samples, dtype=float)
             if data.size == 0:
                 continue
-            e = entries.setdefault(b["name"], Entry(b["name"], b.get("group")))
-            e.hashes.add((b.get("extra_info") or {}).get("version_hash"))
-            why = (b.get("extra_info") or {}).get("disturbed")
+            e = entries.setdefault(b.name, Entry(b.name, b.group))
+            e.hashes.add(b.extra_info.version_hash)
+            why = b.extra_info.disturbed
             if why:  # its samples say more about the other process than about the code
-                e.disturbed.append(str(why))
+                e.disturbed.append(why)
             else:
                 e.runs.append(data)
     return Side(files, docs, entries)
 
 
-def machine_key(doc: dict[str, Any]) -> dict[str, Any]:
+def machine_key(doc: ResultsDocument) -> dict[str, str]:
     """What must agree for two results to be compared: machine id, device model, software stack."""
-    mi = doc.get("machine_info") or {}
-    key: dict[str, Any] = {}
-    mid = mi.get("chipbench_machine_id") or (doc.get("chipbench") or {}).get("machine_id")
+    mi = doc.machine_info or MachineInfo()
+    key: dict[str, str] = {}
+    mid = doc.recorded_machine_id
     if mid:
         key["machine id"] = mid
-    dev = mi.get("device")
-    if isinstance(dev, dict) and dev.get("name"):
-        key["device"] = f"{dev.get('name')} x{dev.get('count', 1)}"
+    dev = mi.device
+    if dev is not None and dev.name:
+        key["device"] = f"{dev.name} x{dev.count if dev.count is not None else 1}"
     elif not mid:  # a plain pytest-benchmark file: the CPU is all we know
-        cpu = mi.get("cpu") or {}
-        key["cpu"] = f"{cpu.get('brand_raw', '?')} ({mi.get('machine', '?')})"
-    pk = mi.get("packages")
-    if isinstance(pk, dict):
-        for name in STACK_PACKAGES:
-            if name in pk:
-                key[name] = pk[name]
-    alloc = mi.get("host_allocator")
-    if isinstance(alloc, dict) and "allocator" in alloc:  # files from before it was recorded have none
-        how = "its defaults"
-        if alloc.get("tuned"):
-            mmap, trim = alloc.get("mmap_threshold_bytes"), alloc.get("trim_threshold_bytes")
-            how = f"thresholds fixed (mmap {mmap}, trim {trim})"
-        key["host allocator"] = f"{alloc['allocator']}, {how}"
+        brand = (mi.cpu.brand_raw if mi.cpu else None) or "?"
+        key["cpu"] = f"{brand} ({mi.machine or '?'})"
+    for name in STACK_PACKAGES:
+        if name in mi.packages:
+            key[name] = str(mi.packages[name])
+    if mi.host_allocator is not None:  # files from before it was recorded have none
+        key["host allocator"] = mi.host_allocator.describe()
     return key
 
 
-def machine_differences(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
+def machine_differences(a: list[ResultsDocument], b: list[ResultsDocument]) -> list[str]:
     """Human-readable differences between the machines of two sets of docs (fields both sides know)."""
     keys_a = [machine_key(d) for d in a]
     keys_b = [machine_key(d) for d in b]
@@ -501,7 +497,7 @@ def to_markdown(title: str, comps: list[Comparison], label: str | None = None) -
     return "\n".join(lines) + "\n"
 
 
-def to_json(comps: list[Comparison], **extra: Any) -> dict[str, Any]:
+def to_json(comps: list[Comparison], **extra: Any) -> JSONObject:
     return {
         **extra,
         "summary": {v: sum(c.verdict == v for c in comps) for v in VERDICTS},

@@ -28,13 +28,15 @@ import fnmatch
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
 
 import numpy as np
 
 from chipbench.core import text
 from chipbench.core.errors import UsageError
-from chipbench.results.files import load, result_files
+from chipbench.results.files import load_typed, result_files
+from chipbench.results.header import CommitInfo
+from chipbench.results.typed import ResultsDocument
 
 MIN_POINTS = 4
 """Fewest results of a benchmark in which a change point can be found (two on each side)."""
@@ -63,9 +65,9 @@ class ChangePoint:
     points_after: int
 
 
-def _time(doc: dict[str, Any]) -> tuple[float, float]:
-    def parse(s: Any) -> float:
-        if not isinstance(s, str) or not s:
+def _time(doc: ResultsDocument) -> tuple[float, float]:
+    def parse(s: str | None) -> float:
+        if not s:
             return math.inf
         try:
             t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
@@ -75,10 +77,10 @@ def _time(doc: dict[str, Any]) -> tuple[float, float]:
             t = t.replace(tzinfo=dt.timezone.utc)
         return t.timestamp()
 
-    return parse((doc.get("commit_info") or {}).get("time")), parse(doc.get("datetime"))
+    return parse(doc.commit_info.time if doc.commit_info else None), parse(doc.datetime)
 
 
-def _ruptures() -> Any:
+def _ruptures() -> ModuleType:
     """ruptures, imported here only: an offline GPU image without it still runs benchmarks."""
     try:
         import ruptures
@@ -90,12 +92,12 @@ def _ruptures() -> Any:
     return ruptures
 
 
-def load_history(root: Path, machine_id: str | None = None) -> tuple[str, list[tuple[Path, dict[str, Any]]]]:
+def load_history(root: Path, machine_id: str | None = None) -> tuple[str, list[tuple[Path, ResultsDocument]]]:
     """(machine id, [(file, doc)] in commit-time order) for every results file under root."""
     _ruptures()  # before any file is read: the one line that says what to install
     if not root.exists():
         raise UsageError(f"history folder {root} does not exist")
-    docs = [(f, load(f)) for f in result_files(root)]
+    docs = [(f, load_typed(f)) for f in result_files(root)]
     ids: dict[str, int] = {}
     for _, d in docs:
         mid = _machine(d)
@@ -114,9 +116,8 @@ def load_history(root: Path, machine_id: str | None = None) -> tuple[str, list[t
     return machine_id, picked
 
 
-def _machine(doc: dict[str, Any]) -> str:
-    mi = doc.get("machine_info") or {}
-    return str(mi.get("chipbench_machine_id") or (doc.get("chipbench") or {}).get("machine_id") or "unknown")
+def _machine(doc: ResultsDocument) -> str:
+    return doc.recorded_machine_id or "unknown"
 
 
 @dataclass
@@ -131,34 +132,30 @@ class Disturbed:
 
 
 def series(
-    docs: list[tuple[Path, dict[str, Any]]], pattern: str | None
+    docs: list[tuple[Path, ResultsDocument]], pattern: str | None
 ) -> tuple[dict[str, list[Point]], list[Disturbed]]:
     """Each benchmark's points in file order; runs measured on a disturbed machine are left out and
     listed instead (a co-tenant's step would read as a change point)."""
     out: dict[str, list[Point]] = {}
     left: list[Disturbed] = []
     for i, (f, d) in enumerate(docs):
-        commit = str((d.get("commit_info") or {}).get("id") or "unknown")
-        when = str((d.get("commit_info") or {}).get("time") or d.get("datetime") or "")
-        for b in d["benchmarks"]:
-            name = b["name"]
+        ci = d.commit_info or CommitInfo()
+        commit = ci.id or "unknown"
+        when = ci.time or d.datetime or ""
+        for b in d.benchmarks:
+            name = b.name
             if pattern and not (
-                fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(str(b.get("group")), pattern)
+                fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(str(b.group), pattern)
             ):
                 continue
-            st = b["stats"]
-            data = [v for v in st.get("data") or [] if v is not None]
-            med = (
-                st.get("median")
-                if st.get("median") is not None
-                else (float(np.median(data)) if data else None)
-            )
+            st = b.stats
+            med = st.median if st.median is not None else (float(np.median(st.data)) if st.data else None)
             if med is None or not med > 0:
                 continue
-            why = (b.get("extra_info") or {}).get("disturbed")
+            why = b.extra_info.disturbed
             if why:
-                newest = not any(b2["name"] == name for _, d2 in docs[i + 1 :] for b2 in d2["benchmarks"])
-                left.append(Disturbed(name, str(f), str(why), newest))
+                newest = not any(b2.name == name for _, d2 in docs[i + 1 :] for b2 in d2.benchmarks)
+                left.append(Disturbed(name, str(f), why, newest))
                 continue
             out.setdefault(name, []).append(Point(commit, when, float(med), str(f)))
     return out, left

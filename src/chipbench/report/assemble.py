@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,25 @@ from chipbench.core import stats
 from chipbench.core.config import finite_number
 from chipbench.core.errors import UsageError
 from chipbench.gate.compare import median_ci_runs, ratio_ci
-from chipbench.platform import hardware, peaks
-from chipbench.results.document import base_name
-from chipbench.results.files import load, result_files
+from chipbench.report.machines import Loaded, Machine, Skipped, collect, machine_id_of, read_machine
+from chipbench.results.header import MachineInfo
+from chipbench.results.model import Benchmark, WorkRecord
+from chipbench.results.roofline import Roofline
+from chipbench.results.typed import ResultsDocument
 from chipbench.workloads import registry
+
+__all__ = [
+    "Cell",
+    "Loaded",
+    "Machine",
+    "Pooled",
+    "Report",
+    "Row",
+    "Skipped",
+    "build",
+    "collect",
+    "machine_id_of",
+]
 
 FITTED_FIELDS = ("dtype", "max_rows", "batch_size")
 """Config fields chipbench may fit to a machine; a file that predates recording the request is matched
@@ -43,37 +59,9 @@ def _str(x: Any, default: str = "?") -> str:
     return x if isinstance(x, str) and x else default
 
 
-def _dict(x: Any) -> dict[str, Any]:
+def _dict(x: Any) -> Mapping[str, Any]:
+    """`x` when it is a JSON object (the recorded environment is platform's wire format), else empty."""
     return x if isinstance(x, dict) else {}
-
-
-@dataclass(frozen=True)
-class Machine:
-    """One machine, as its results files describe it."""
-
-    id: str
-    """chipbench's machine id (device model, count, ISA tier), or the CPU for a plain pytest-benchmark file."""
-    device: str
-    """Device model name and count, e.g. `NVIDIA H100 80GB HBM3 x8`."""
-    kind: str
-    """cpu, cuda, rocm, mps, xpu."""
-    memory_gib: float | None
-    cpu: str
-    """CPU model, core count and ISA tier (the device's capability on CPUs)."""
-    stack: dict[str, str]
-    """torch, torchrec, fbgemm versions (absent: not installed)."""
-    driver: str
-    commits: tuple[str, ...]
-    dates: tuple[str, ...]
-    """First and last run date (UTC, ISO)."""
-    matmul_tflops: dict[str, float]
-    """Measured matmul ceiling per dtype (`chipbench calibrate`)."""
-    copy_gbps: float | None
-    """Measured copy bandwidth ceiling."""
-    peak_tflops: dict[str, float]
-    """Published dense peaks per dtype; empty when the device is not in the table."""
-    peak_gbps: float | None
-    files: tuple[str, ...]
 
 
 @dataclass
@@ -85,15 +73,16 @@ class Pooled:
     """The case key (see the glossary), as canonical JSON."""
     bench: str
     world: int
-    requested: dict[str, Any]
+    requested: Mapping[str, Any]
+    """The benchmark's config fields as asked (before fitting to the machine)."""
     requested_known: bool
     """False when the file predates recording the request and it was inferred from the suite."""
-    resolved: dict[str, Any]
+    resolved: Mapping[str, Any]
     """The config as run (fitted values included), from the newest run."""
     version_hash: str | None
     runs: list[np.ndarray] = field(default_factory=list)
     metrics_runs: list[dict[str, float]] = field(default_factory=list)
-    work: dict[str, Any] = field(default_factory=dict)
+    work: WorkRecord = field(default_factory=WorkRecord)
     flags: list[str] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
     command: str = ""
@@ -102,8 +91,8 @@ class Pooled:
     """torch (and torchrec) versions of the pooled runs: more than one is said in the notes."""
     energy_scope: str = ""
     price_source: str = ""
-    roofline: dict[str, Any] = field(default_factory=dict)
-    """The newest run's roofline breakdown (results.roofline), validated on load; empty: none."""
+    roofline: Roofline | None = None
+    """The newest run's roofline breakdown (results.roofline), validated on load."""
     soak: str = ""
     """Burst against sustained: the clocks and temperature before and after a `--soak` (empty: none)."""
     median_s: float = math.nan
@@ -150,12 +139,6 @@ class Row:
 
 
 @dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str
-
-
-@dataclass(frozen=True)
 class Report:
     title: str
     machines: list[Machine]
@@ -167,142 +150,9 @@ class Report:
     """Warnings a reader must see (no common case, superseded runs left out)."""
 
 
-# ---------------------------------------------------------------- reading
-
-
-def collect(paths: list[Path], *, skip_bad: bool) -> tuple[list[tuple[Path, dict[str, Any]]], list[Skipped]]:
-    """Every results file under `paths`, loaded through the strict reader. A bad file is a one-line
-    UsageError, or with `skip_bad` listed and left out."""
-    docs, skipped = [], []
-    seen: set[Path] = set()
-    for p in paths:
-        for f in result_files(p):
-            if f.resolve() in seen:  # overlapping arguments: a file counts once
-                continue
-            seen.add(f.resolve())
-            if p.is_dir() and _not_results(f):
-                # A folder of results may hold other JSON (a robustness log, a config): not ours to read.
-                skipped.append(Skipped(str(f), "JSON, but not a results file (no 'benchmarks' list)"))
-                continue
-            try:
-                doc = load(f)
-            except UsageError as exc:
-                if not skip_bad:
-                    raise UsageError(f"{exc} (or pass --skip-bad to leave it out)") from None
-                skipped.append(Skipped(str(f), str(exc).replace(f"results file {f}", "it", 1)))
-                continue
-            if not doc["benchmarks"]:
-                skipped.append(Skipped(str(f), "holds no finished benchmark"))
-                continue
-            docs.append((f, doc))
-    if not docs:
-        raise UsageError("no results to report: every file given was empty or bad; run `chipbench run` first")
-    return docs, skipped
-
-
-def _not_results(path: Path) -> bool:
-    """A JSON object without a `benchmarks` list: some other tool's file (a corrupt or hostile results
-    file still goes to the strict reader and its error)."""
-    try:
-        with path.open("rb") as fh:
-            doc = json.loads(fh.read())
-    except (OSError, ValueError, RecursionError):
-        return False
-    return isinstance(doc, dict) and "benchmarks" not in doc
-
-
-def machine_id_of(doc: dict[str, Any]) -> str:
-    """The machine id by today's rule from the recorded environment (older files lack the ISA tier
-    that tells two hosts of one CPU name apart), else as recorded."""
-    mi = _dict(doc.get("machine_info"))
-    env = _dict(doc.get("chipbench")).get("environment")
-    if isinstance(env, dict):
-        try:
-            return hardware.machine_id(env)
-        except (KeyError, TypeError, AttributeError, ValueError):
-            pass  # not the environment chipbench writes: fall back to the recorded id
-    mid = _dict(doc.get("chipbench")).get("machine_id") or mi.get("chipbench_machine_id")
-    if isinstance(mid, str) and mid:
-        return mid
-    cpu = _dict(mi.get("cpu"))
-    return f"{_str(cpu.get('brand_raw'), 'unknown cpu')} ({_str(mi.get('machine'))})"
-
-
-def _machine(mid: str, docs: list[tuple[Path, dict[str, Any]]]) -> Machine:
-    newest = max(docs, key=lambda pd: _str(pd[1].get("datetime"), ""))[1]
-    mi = _dict(newest.get("machine_info"))
-    env = _dict(_dict(newest.get("chipbench")).get("environment"))
-    dev = _dict(mi.get("device"))
-    cpu = _dict(env.get("cpu"))
-    pk = _dict(mi.get("packages"))
-    name = _str(dev.get("name"), _str(_dict(mi.get("cpu")).get("brand_raw")))
-    count = dev.get("count") if isinstance(dev.get("count"), int) else 1
-    mem = _num(dev.get("memory_bytes"))
-    cores = cpu.get("physical_cores") or cpu.get("logical_cores")
-    isa = cpu.get("isa")
-    tier = hardware.isa_tier(isa) if isinstance(isa, dict) else _str(dev.get("capability"), "")
-    cpu_text = " ".join(
-        x for x in (_str(cpu.get("model"), ""), f"{cores} cores" if isinstance(cores, int) else "",
-                    f"ISA {tier}" if tier else "") if x
-    ) or _str(_dict(mi.get("cpu")).get("brand_raw"))  # fmt: skip
-    stack = {
-        k: v for k in ("torch", "torchrec", "fbgemm-gpu", "fbgemm-gpu-cpu") if isinstance(v := pk.get(k), str)
-    }
-    # The best measured ceiling over the files (a busy run's lower figure is not the machine's).
-    matmul: dict[str, float] = {}
-    copy: float | None = None
-    for _, d in docs:
-        c = _dict(_dict(d.get("chipbench")).get("ceilings"))
-        for dtype, v in _dict(c.get("matmul_tflops")).items():
-            if (x := _num(v)) and x > matmul.get(dtype, 0.0):
-                matmul[dtype] = x
-        if (bw := _num(c.get("copy_gbps"))) and bw > (copy or 0.0):
-            copy = bw
-    peak = peaks.lookup(name)
-    dates = sorted(_str(d.get("datetime"), "") for _, d in docs if d.get("datetime"))
-    commits = sorted({_str(_dict(d.get("commit_info")).get("id"), "")[:8] for _, d in docs} - {""})
-    return Machine(
-        id=mid,
-        device=f"{name} x{count}",
-        kind=_str(dev.get("kind")),
-        memory_gib=mem / 2**30 if mem else None,
-        cpu=cpu_text,
-        stack=stack,
-        driver=" ".join(
-            x
-            for x in (
-                _str(dev.get("driver"), ""),
-                f"(runtime {dev['runtime']})" if isinstance(dev.get("runtime"), str) else "",
-            )
-            if x
-        )
-        or "-",
-        commits=tuple(commits),
-        dates=(dates[0][:19], dates[-1][:19]) if dates else (),
-        matmul_tflops=matmul,
-        copy_gbps=copy,
-        peak_tflops=dict(peak.tflops) if peak else {},
-        peak_gbps=peak.mem_tbps * 1000.0 if peak else None,
-        files=tuple(str(p) for p, _ in docs),
-    )
-
-
-def _soak(soak: dict[str, Any]) -> str:
-    """`soaked 60 s: clock 3400 -> 3100 MHz, 71 C` from a run's `extra.soak`, or empty."""
-    seconds = _num(soak.get("seconds"))
-    if seconds is None:
-        return ""
-    before, after = _dict(soak.get("before")), _dict(soak.get("after"))
-    parts = [f"soaked {seconds:.0f} s"]
-    for key, unit in (("sm_clock_mhz", "MHz"), ("clock_mhz_mean", "MHz"), ("temperature_c", "C"),
-                      ("temperature_c_max", "C")):  # fmt: skip
-        a, b = _num(before.get(key)), _num(after.get(key))
-        if a is not None and b is not None:
-            parts.append(f"{key.split('_')[0]} {a:.0f} -> {b:.0f} {unit}")
-    return ", ".join(parts)
-
-
-def infer_requested(bench: str, params: dict[str, Any], suite: str | None) -> tuple[dict[str, Any], bool]:
+def infer_requested(
+    bench: str, params: Mapping[str, Any], suite: str | None
+) -> tuple[Mapping[str, Any], bool]:
     """The request behind a fitted config, for a file that did not record it: the suite case it came
     from, where exactly one fits (its fields equal, any other field one chipbench fits). Else the config
     as run, flagged unknown."""
@@ -322,58 +172,75 @@ def infer_requested(bench: str, params: dict[str, Any], suite: str | None) -> tu
     return dict(params), False
 
 
-def case_key(bench: str, requested: dict[str, Any], world: int) -> str:
+def case_key(bench: str, requested: Mapping[str, Any], world: int) -> str:
     return json.dumps([bench, requested, world], sort_keys=True, default=str)
 
 
-def pool(docs: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Pooled], list[str]]:
+@dataclass(frozen=True)
+class _Source:
+    """What every benchmark of one results file shares in the pool."""
+
+    mid: str
+    suite: str | None
+    command: str
+    stack: str
+    price_source: str
+    date: str
+
+
+def _source(doc: ResultsDocument) -> _Source:
+    cb = doc.header
+    command = " ".join(["chipbench", *cb.argv[1:]]) if cb.argv else "pytest benchmarks (pytest-benchmark)"
+    mi = doc.machine_info or MachineInfo()
+    stack = " ".join(f"{k} {v}" for k in ("torch", "torchrec") if isinstance(v := mi.package(k), str))
+    price = (cb.price.source if cb.price else None) or ""
+    return _Source(machine_id_of(doc), cb.suite, command, stack, price, doc.datetime or "")
+
+
+def _add_run(groups: dict[tuple[str, str, str | None], Pooled], src: _Source, b: Benchmark) -> None:
+    """One benchmark's run into its pooled case (the newest run's details win)."""
+    extra = b.extra_info
+    params = b.params or extra.config
+    requested: Mapping[str, Any]
+    if extra.requested is not None:
+        requested, known = dict(extra.requested), True
+    else:
+        requested, known = infer_requested(b.bench, params, src.suite)
+    key = case_key(b.bench, requested, extra.world)
+    vh = extra.version_hash
+    p = groups.setdefault(
+        (src.mid, key, vh), Pooled(src.mid, key, b.bench, extra.world, requested, known, params, vh)
+    )
+    p.runs.append(np.asarray(b.samples, dtype=float))
+    p.metrics_runs.append({k: float(v) for k, v in extra.metrics.items()})
+    p.resolved = dict(extra.config or params)
+    p.work = extra.work or WorkRecord()
+    p.flags = list(extra.flags)  # the newest run's
+    p.unavailable = dict(extra.unavailable)
+    p.command = src.command
+    p.date = src.date
+    if src.stack:
+        p.stacks.add(src.stack)
+    m = extra.measurement
+    energy, soak = (m.extra.energy, m.extra.soak) if m is not None else (None, None)
+    p.energy_scope = (energy.scope if energy else None) or ""
+    p.price_source = src.price_source
+    p.soak = soak.line() if soak else ""
+    p.roofline = extra.roofline
+
+
+def pool(docs: Loaded) -> tuple[list[Pooled], list[str]]:
     """Pool runs per machine, case and version hash; where one machine holds several version hashes of a
     case, the newest is kept and the rest are named in the notes."""
     groups: dict[tuple[str, str, str | None], Pooled] = {}
     disturbed: dict[str, int] = {}
-    for _path, doc in sorted(docs, key=lambda pd: _str(pd[1].get("datetime"), "")):
-        mid = machine_id_of(doc)
-        cb = _dict(doc.get("chipbench"))
-        suite = cb.get("suite") if isinstance(cb.get("suite"), str) else None
-        argv = cb.get("argv") if isinstance(cb.get("argv"), list) else []
-        command = " ".join(["chipbench", *argv[1:]]) if argv else "pytest benchmarks (pytest-benchmark)"
-        pk = _dict(_dict(doc.get("machine_info")).get("packages"))
-        stack = " ".join(f"{k} {pk[k]}" for k in ("torch", "torchrec") if isinstance(pk.get(k), str))
-        price_source = _str(_dict(cb.get("price")).get("source"), "")
-        for b in doc["benchmarks"]:
-            extra = _dict(b.get("extra_info"))
-            if extra.get("disturbed"):  # as the gate does: another process's figure, not this machine's
-                disturbed[mid] = disturbed.get(mid, 0) + 1
+    for _path, doc in sorted(docs, key=lambda pd: pd[1].datetime or ""):
+        src = _source(doc)
+        for b in doc.benchmarks:
+            if b.extra_info.disturbed:  # as the gate does: another process's figure, not this machine's
+                disturbed[src.mid] = disturbed.get(src.mid, 0) + 1
                 continue
-            bench = _str(extra.get("benchmark"), _str(b.get("group"), base_name(b["name"])))
-            w = extra.get("world_size")
-            world = w if isinstance(w, int) else 1
-            params = _dict(b.get("params")) or _dict(extra.get("config"))
-            if isinstance(extra.get("requested"), dict):
-                requested, known = dict(extra["requested"]), True
-            else:
-                requested, known = infer_requested(bench, params, suite)
-            key = case_key(bench, requested, world)
-            vh = extra.get("version_hash") if isinstance(extra.get("version_hash"), str) else None
-            p = groups.setdefault(
-                (mid, key, vh), Pooled(mid, key, bench, world, requested, known, params, vh)
-            )
-            p.runs.append(np.asarray(b["stats"]["data"], dtype=float))
-            p.metrics_runs.append({k: float(v) for k, v in _dict(extra.get("metrics")).items()})
-            p.resolved = dict(_dict(extra.get("config")) or params)
-            p.work = _dict(extra.get("work"))
-            p.flags = list(extra.get("flags") or [])  # the newest run's
-            p.unavailable = {k: str(v) for k, v in _dict(extra.get("unavailable")).items()}
-            p.command = command
-            p.date = _str(doc.get("datetime"), "")
-            if stack:
-                p.stacks.add(stack)
-            p.energy_scope = _str(
-                _dict(_dict(_dict(extra.get("measurement")).get("extra")).get("energy")).get("scope"), ""
-            )
-            p.price_source = price_source
-            p.soak = _soak(_dict(_dict(_dict(extra.get("measurement")).get("extra")).get("soak")))
-            p.roofline = _dict(extra.get("roofline"))
+            _add_run(groups, src, b)
     newest: dict[tuple[str, str], Pooled] = {}
     superseded: dict[str, list[Pooled]] = {}
     for p in groups.values():  # insertion order follows the file dates
@@ -471,10 +338,10 @@ def build(
 ) -> Report:
     """Read, pool and match every results file under `paths`."""
     docs, skipped = collect(paths, skip_bad=skip_bad)
-    by_machine: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+    by_machine: dict[str, Loaded] = {}
     for pd in docs:
         by_machine.setdefault(machine_id_of(pd[1]), []).append(pd)
-    machines = [_machine(mid, ds) for mid, ds in sorted(by_machine.items())]
+    machines = [read_machine(mid, ds) for mid, ds in sorted(by_machine.items())]
     ids = [m.id for m in machines]
     if baseline is None:
         baseline = ids[0]

@@ -53,8 +53,8 @@ def roofline_points(machine: Machine, pooled: list[Pooled]) -> tuple[list[Roofli
         if p.bench.startswith("calib."):  # they measure the roofs themselves
             off.append(p.name)
             continue
-        flops, nbytes = p.work.get("flops"), p.work.get("bytes")
-        conv = str(p.work.get("bytes_convention") or "")
+        flops, nbytes = p.work.flops, p.work.bytes
+        conv = p.work.bytes_convention or ""
         m = p.metrics
         tflops = m.get("tflops_per_device", m.get("tflops"))
         if not flops or not nbytes or tflops is None or conv.startswith("collective"):
@@ -65,7 +65,7 @@ def roofline_points(machine: Machine, pooled: list[Pooled]) -> tuple[list[Roofli
         if not (0 < x < float("inf")) or not tflops > 0:
             off.append(p.name)
             continue
-        convention = f"FLOPs: {p.work.get('flop_convention') or 'counted'}; bytes: {conv or 'counted'}"
+        convention = f"FLOPs: {p.work.flop_convention or 'counted'}; bytes: {conv or 'counted'}"
         points.append(
             RooflinePoint(
                 machine.id, p.name, dtype, x, tflops, roof(machine, dtype, x), convention, p.command
@@ -135,7 +135,7 @@ def collective_series(pooled: list[Pooled]) -> list[Series]:
     for (mid, bench, world), ps in sorted(groups.items()):
         pts = []
         for p in ps:
-            size = p.work.get("bytes")
+            size = p.work.bytes
             if size:
                 bw = p.metrics["gbps_busbw"]
                 pts.append(SeriesPoint(float(size), bw, f"{size:.4g} B: bus {bw:.4g} GB/s", p.command))
@@ -264,24 +264,14 @@ def breakdowns(pooled: list[Pooled]) -> list[Breakdown]:
     out = []
     for p in pooled:
         r = p.roofline
-        if p.bench not in WHOLE_STEPS or not isinstance(r.get("parts"), dict) or not r["parts"]:
+        if p.bench not in WHOLE_STEPS or r is None or not r.parts:
             continue
         rows = [
-            PartRow(str(n), float(v["ms"]), float(v["tflops"]), float(v["gbps"]), float(v["floor_ms"]),
-                    str(v.get("bound", "?")), float(v["share_of_roofline"]), bool(v.get("faster_than_floor")))
-            for n, v in r["parts"].items()
-        ]  # fmt: skip
+            PartRow(n, v.ms, v.tflops, v.gbps, v.floor_ms, v.bound, v.share_of_roofline, v.faster_than_floor)
+            for n, v in r.parts.items()
+        ]
+        share, holds = r.share_of_roofline, r.holds_back or ""
         out.append(
-            Breakdown(
-                p.machine,
-                p.name,
-                float(r["step_ms"]),
-                float(r["floor_ms"]),
-                float(r["share_of_roofline"]),
-                float(r["parts_cover"]),
-                bool(r.get("covered")),
-                str(r.get("holds_back", "")),
-                rows,
-            )
+            Breakdown(p.machine, p.name, r.step_ms, r.floor_ms, share, r.parts_cover, r.covered, holds, rows)
         )
     return sorted(out, key=lambda b: (b.name, b.machine))

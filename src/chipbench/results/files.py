@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,22 +15,33 @@ from chipbench.core.errors import UsageError
 from chipbench.core.fileio import atomic_write_json, atomic_write_text
 from chipbench.results import validate
 from chipbench.results.render import to_markdown
+from chipbench.results.typed import ResultsDocument, as_document
+from chipbench.results.wire import JSONObject
 
 
 def _stamp() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
-def default_path(doc: dict[str, Any], root: Path = Path("results")) -> Path:
+Document = ResultsDocument | Mapping[str, Any]
+"""What the writers take: a typed document, or its JSON (built before the typed path)."""
+
+
+def _json(doc: Document) -> Mapping[str, Any]:
+    return doc.to_json() if isinstance(doc, ResultsDocument) else doc
+
+
+def default_path(doc: Document, root: Path = Path("results")) -> Path:
     """results/<machine id>/<UTC time to the microsecond>_<commit>_<pid>.json: two runs never share it
     (and `save` never replaces a file at a default path)."""
-    commit = str((doc.get("commit_info") or {}).get("id") or "unknown")
-    return root / doc["chipbench"]["machine_id"] / f"{_stamp()}_{commit[:8]}_{os.getpid()}.json"
+    typed = as_document(doc)
+    commit = (typed.commit_info.id if typed.commit_info else None) or "unknown"
+    return root / str(typed.header.machine_id) / f"{_stamp()}_{commit[:8]}_{os.getpid()}.json"
 
 
-def write(doc: dict[str, Any], path: Path, *, exclusive: bool = False) -> Path:
+def write(doc: Document, path: Path, *, exclusive: bool = False) -> Path:
     """Write atomically; returns the path written (with exclusive=True, the next free name)."""
-    return atomic_write_json(path, doc, exclusive=exclusive)
+    return atomic_write_json(path, _json(doc), exclusive=exclusive)
 
 
 @dataclass(frozen=True)
@@ -40,10 +52,11 @@ class Saved:
     """Why it is not where it was asked to go (the write failed: a full disk, a vanished folder)."""
 
 
-def save(doc: dict[str, Any], path: Path | None) -> Saved:
+def save(doc: Document, path: Path | None) -> Saved:
     """Write the document to `path` (None: a default path, never replacing a file). If that write fails,
     it goes to a file in the temporary folder instead, and the reason says so: what finished is never
     lost to a failed write."""
+    doc = _json(doc)
     target = path if path is not None else default_path(doc)
     try:
         return Saved(write(doc, target, exclusive=path is None))
@@ -53,9 +66,10 @@ def save(doc: dict[str, Any], path: Path | None) -> Saved:
         return Saved(written, f"could not write {target} ({exc.strerror or exc}); saved to {written} instead")
 
 
-def load(path: Path) -> dict[str, Any]:
+def load(path: Path) -> JSONObject:
     """Load a results file through the strict reader (`validate`): a missing, unreadable, corrupt or
-    hostile file raises a one-line UsageError naming the file and the field."""
+    hostile file raises a one-line UsageError naming the file and the field. The checked JSON; readers
+    take `load_typed`."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -63,8 +77,13 @@ def load(path: Path) -> dict[str, Any]:
     return validate.parse(raw, path)
 
 
-def write_markdown(doc: dict[str, Any], path: Path) -> None:
-    atomic_write_text(path, to_markdown(doc))
+def load_typed(path: Path) -> ResultsDocument:
+    """`load`, typed: the one place a results file becomes a `ResultsDocument`."""
+    return ResultsDocument.from_json(load(path))
+
+
+def write_markdown(doc: Document, path: Path) -> None:
+    atomic_write_text(path, to_markdown(as_document(doc)))
 
 
 def result_files(path: Path) -> list[Path]:

@@ -3,12 +3,15 @@ measured ceilings, with units in their names; a metric that cannot be known is a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from chipbench.core.contract import Work
 from chipbench.core.price import Price, energy_usd_per_million, per_dollar
 from chipbench.platform import peaks
 from chipbench.platform.ceilings import Ceilings
+from chipbench.results.measurement import Energy
+from chipbench.results.model import Stats
 
 
 class Derived(NamedTuple):
@@ -21,7 +24,7 @@ class Derived(NamedTuple):
 def derive_metrics(
     work: Work,
     median_s: float,
-    stats: dict[str, Any],
+    stats: Stats | Mapping[str, Any],
     *,
     device_name: str,
     dtype: str | None,
@@ -29,7 +32,7 @@ def derive_metrics(
     peak_mem_bytes: int | None,
     world_size: int = 1,
     tf32: bool = False,
-    energy: dict[str, Any] | None = None,
+    energy: Energy | Mapping[str, Any] | None = None,
     price: Price | None = None,
     nodes: int = 1,
 ) -> Derived:
@@ -37,47 +40,24 @@ def derive_metrics(
 
     `work` counts one rank's step; with `world_size` ranks, throughputs are global (every rank's work
     over the slowest rank's time) with a `_per_rank` twin, and shares of peak or ceiling are per device.
+    `stats` and `energy` may be given as their JSON (a worker's reply, core.stats.summarize).
     """
+    st = stats if isinstance(stats, Stats) else Stats.from_json(stats)
     m: dict[str, float] = {
-        "step_ms_p50": stats["p50"] * 1e3,
-        "step_ms_p90": stats["p90"] * 1e3,
-        "step_ms_p99": stats["p99"] * 1e3,
+        "step_ms_p50": (st.p50 or 0.0) * 1e3,
+        "step_ms_p90": (st.p90 or 0.0) * 1e3,
+        "step_ms_p99": (st.p99 or 0.0) * 1e3,
     }
     missing: dict[str, str] = {}
     w = max(1, world_size)
-    if work.samples:
-        m["samples_per_s"] = w * work.samples / median_s
-        if w > 1:
-            m["samples_per_s_per_rank"] = work.samples / median_s
-    if work.tokens:
-        m["tokens_per_s"] = w * work.tokens / median_s
-        if w > 1:
-            m["tokens_per_s_per_rank"] = work.tokens / median_s
-    for name, n in work.counts.items():
-        m[f"{name}_per_s"] = w * n / median_s
+    _rates(m, work, median_s, w)
     if work.flops:
         tflops = work.flops / median_s / 1e12  # per device
         m["tflops"] = w * tflops
         if w > 1:
             m["tflops_per_device"] = tflops
         if dtype:
-            # fp32 matmuls that run as TF32 (allow_tf32, NGC's override) are measured against TF32's peak.
-            peak, why = peaks.peak_tflops(device_name, dtype, tf32=tf32)
-            if peak:
-                m["share_of_peak_flops"] = tflops / peak
-                if work.model_flops:
-                    m["mfu"] = tflops / peak
-            else:
-                missing["share_of_peak_flops"] = why
-                if work.model_flops:
-                    missing["mfu"] = why
-            ceil = ceilings.matmul_tflops.get(dtype) if ceilings else None
-            if ceil:
-                m["share_of_ceiling_flops"] = tflops / ceil
-            else:
-                missing["share_of_ceiling_flops"] = (
-                    f"no measured {dtype} matmul ceiling: run `chipbench calibrate`"
-                )
+            _flops_shares(m, missing, tflops, work.model_flops, device_name, dtype, ceilings, tf32)
     if work.bytes:
         gbps = work.bytes / median_s / 1e9  # per device
         if work.bytes_convention and work.bytes_convention.startswith("collective"):
@@ -89,25 +69,83 @@ def derive_metrics(
             if peak_mem_bytes is not None:
                 m["peak_mem_gib"] = peak_mem_bytes / 2**30
             return Derived(m, missing)
-        m["gbps"] = w * gbps
-        if w > 1:
-            m["gbps_per_device"] = gbps
-        for name, b in work.extra_bytes.items():
-            m[f"gbps_{name}"] = w * b / median_s / 1e9
-        peak_bw, why = peaks.peak_mem_gbps(device_name)
-        if peak_bw:
-            m["share_of_peak_bw"] = gbps / peak_bw
-        else:
-            missing["share_of_peak_bw"] = why
-        ceil_bw = ceilings.copy_gbps if ceilings else None
-        if ceil_bw:
-            m["share_of_ceiling_bw"] = gbps / ceil_bw
-        else:
-            missing["share_of_ceiling_bw"] = "no measured copy bandwidth: run `chipbench calibrate`"
+        _bandwidth(m, missing, gbps, work, median_s, w, device_name, ceilings)
     if peak_mem_bytes is not None:
         m["peak_mem_gib"] = peak_mem_bytes / 2**30
-    _energy_and_cost(m, missing, work, w, energy, price, max(1, nodes))
+    power = energy if isinstance(energy, Energy) or energy is None else Energy.from_json(energy)
+    _energy_and_cost(m, missing, work, w, power, price, max(1, nodes))
     return Derived(m, missing)
+
+
+def _rates(m: dict[str, float], work: Work, median_s: float, w: int) -> None:
+    """Samples, tokens and other counts per second (global, and per rank with several)."""
+    if work.samples:
+        m["samples_per_s"] = w * work.samples / median_s
+        if w > 1:
+            m["samples_per_s_per_rank"] = work.samples / median_s
+    if work.tokens:
+        m["tokens_per_s"] = w * work.tokens / median_s
+        if w > 1:
+            m["tokens_per_s_per_rank"] = work.tokens / median_s
+    for name, n in work.counts.items():
+        m[f"{name}_per_s"] = w * n / median_s
+
+
+def _flops_shares(
+    m: dict[str, float],
+    missing: dict[str, str],
+    tflops: float,
+    model_flops: bool,
+    device_name: str,
+    dtype: str,
+    ceilings: Ceilings | None,
+    tf32: bool,
+) -> None:
+    """One device's TFLOP/s as shares of the published peak (MFU for a whole model's FLOPs) and of the
+    measured ceiling."""
+    # fp32 matmuls that run as TF32 (allow_tf32, NGC's override) are measured against TF32's peak.
+    peak, why = peaks.peak_tflops(device_name, dtype, tf32=tf32)
+    if peak:
+        m["share_of_peak_flops"] = tflops / peak
+        if model_flops:
+            m["mfu"] = tflops / peak
+    else:
+        missing["share_of_peak_flops"] = why
+        if model_flops:
+            missing["mfu"] = why
+    ceil = ceilings.matmul_tflops.get(dtype) if ceilings else None
+    if ceil:
+        m["share_of_ceiling_flops"] = tflops / ceil
+    else:
+        missing["share_of_ceiling_flops"] = f"no measured {dtype} matmul ceiling: run `chipbench calibrate`"
+
+
+def _bandwidth(
+    m: dict[str, float],
+    missing: dict[str, str],
+    gbps: float,
+    work: Work,
+    median_s: float,
+    w: int,
+    device_name: str,
+    ceilings: Ceilings | None,
+) -> None:
+    """GB/s (global; `gbps` is one device's) and its shares of the published peak and the copy ceiling."""
+    m["gbps"] = w * gbps
+    if w > 1:
+        m["gbps_per_device"] = gbps
+    for name, b in work.extra_bytes.items():
+        m[f"gbps_{name}"] = w * b / median_s / 1e9
+    peak_bw, why = peaks.peak_mem_gbps(device_name)
+    if peak_bw:
+        m["share_of_peak_bw"] = gbps / peak_bw
+    else:
+        missing["share_of_peak_bw"] = why
+    ceil_bw = ceilings.copy_gbps if ceilings else None
+    if ceil_bw:
+        m["share_of_ceiling_bw"] = gbps / ceil_bw
+    else:
+        missing["share_of_ceiling_bw"] = "no measured copy bandwidth: run `chipbench calibrate`"
 
 
 def _energy_and_cost(
@@ -115,7 +153,7 @@ def _energy_and_cost(
     missing: dict[str, str],
     work: Work,
     world: int,
-    energy: dict[str, Any] | None,
+    energy: Energy | None,
     price: Price | None,
     nodes: int = 1,
 ) -> None:
@@ -127,16 +165,16 @@ def _energy_and_cost(
         for u, per_rank in (("sample", work.samples), ("token", work.tokens))
         if per_rank
     ]
-    jps = (energy or {}).get("joules_per_step")
+    jps = energy.joules_per_step if energy is not None else None
     if energy is not None:
         if jps is not None and jps > 0:
-            m["avg_power_w"] = float(energy["avg_power_w"])
-            m["idle_power_w"] = float(energy["idle_power_w"])
+            m["avg_power_w"] = float(energy.avg_power_w or 0.0)
+            m["idle_power_w"] = float(energy.idle_power_w or 0.0)
             for unit, per_step in units:
                 m[f"joules_per_{unit}"] = jps / per_step
                 m[f"{unit}s_per_joule"] = per_step / jps
         else:
-            why = str(energy.get("unavailable") or "no energy reading")
+            why = energy.unavailable or "no energy reading"
             for unit, _ in units:
                 missing[f"joules_per_{unit}"] = why
     for unit, _ in units:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from chipbench.core.cases import Case
+from chipbench.results.wire import JSONObject
 
 
 @dataclass
@@ -14,14 +14,15 @@ class CaseOutcome:
 
     case: Case
     ok: bool
-    payload: dict[str, Any]
+    payload: JSONObject
     """The worker's reply (execution.protocol: a ResultReply or an ErrorReply)."""
     wall_s: float
 
 
 @dataclass
 class RunOutcome:
-    env: dict[str, Any]
+    env: JSONObject
+    """The machine as platform.hardware.environment describes it (the worker's hello)."""
     kind: str
     free_memory_bytes: int
     outcomes: list[CaseOutcome] = field(default_factory=list)

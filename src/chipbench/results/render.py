@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from chipbench.core import text
+from chipbench.results.header import DeviceInfo, MachineInfo
+from chipbench.results.model import Benchmark, Stats
+from chipbench.results.typed import ResultsDocument, as_document
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
@@ -32,58 +36,70 @@ SUMMARY_COLUMNS = (
 )
 
 
-def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
+Document = ResultsDocument | Mapping[str, Any]
+"""What the views take: a typed document, or its JSON (made before the typed path, or by hand)."""
+
+
+def _ci_text(st: Stats) -> str:
+    """The half-width of the median's 95% CI in % of the median; "unstable" past UNSTABLE_CI_PCT."""
+    lo, hi = st.median_ci95 or (None, None)
+    if lo is None or hi is None or not st.median:
+        return "-"
+    half = (hi - lo) / 2 / st.median * 100
+    # A median known to worse than +-20% is noise, not a figure to read: flagged instead.
+    return f"{half:.1f}%" if half <= UNSTABLE_CI_PCT else "unstable"
+
+
+def _summary_row(b: Benchmark) -> list[str]:
+    m = b.extra_info.metrics
+    st = b.stats
+    tput = ""
+    if "tokens_per_s" in m:
+        tput = f"{_fmt(m['tokens_per_s'])} tok/s"
+    elif "samples_per_s" in m:
+        tput = f"{_fmt(m['samples_per_s'])} samples/s"
+    if "scaling_efficiency" in m:
+        tput += f" ({m['scaling_efficiency'] * 100:.0f}% scaling)"
+    gbps = _fmt(m.get("gbps"))
+    if "gbps_busbw" in m:
+        gbps += f" (bus {_fmt(m['gbps_busbw'])})"
+    share = m.get("share_of_ceiling_flops", m.get("share_of_ceiling_bw"))
+    median = st.median_s
+    return [
+        b.name,
+        _fmt(median * 1e3 if median is not None else None, 4),
+        _ci_text(st),
+        str(st.rounds if st.rounds is not None else len(st.data)),
+        tput or "-",
+        _fmt(m.get("tflops")),
+        gbps,
+        "-" if share is None else f"{share * 100:.0f}%" + ("!" if share > 1.0 else ""),
+        _fmt(m.get("peak_mem_gib")),
+    ]
+
+
+def summary_rows(doc: Document) -> list[list[str]]:
     """One row per benchmark (and per error) for the terminal or Markdown table."""
-    rows = []
-    for b in doc["benchmarks"]:
-        m = b["extra_info"]["metrics"]
-        st = b["stats"]
-        lo, hi = st.get("median_ci95") or [None, None]
-        half = (hi - lo) / 2 / st["median"] * 100 if lo is not None and hi is not None else None
-        # A median known to worse than +-20% is noise, not a figure to read: flagged instead.
-        ci = "-" if half is None else (f"{half:.1f}%" if half <= UNSTABLE_CI_PCT else "unstable")
-        tput = ""
-        if "tokens_per_s" in m:
-            tput = f"{_fmt(m['tokens_per_s'])} tok/s"
-        elif "samples_per_s" in m:
-            tput = f"{_fmt(m['samples_per_s'])} samples/s"
-        if "scaling_efficiency" in m:
-            tput += f" ({m['scaling_efficiency'] * 100:.0f}% scaling)"
-        gbps = _fmt(m.get("gbps"))
-        if "gbps_busbw" in m:
-            gbps += f" (bus {_fmt(m['gbps_busbw'])})"
-        share = m.get("share_of_ceiling_flops", m.get("share_of_ceiling_bw"))
-        rows.append(
-            [
-                b["name"],
-                _fmt(st["median"] * 1e3, 4),
-                ci,
-                str(st["rounds"]),
-                tput or "-",
-                _fmt(m.get("tflops")),
-                gbps,
-                "-" if share is None else f"{share * 100:.0f}%" + ("!" if share > 1.0 else ""),
-                _fmt(m.get("peak_mem_gib")),
-            ]
-        )
-    for e in doc.get("chipbench", {}).get("errors", []):
-        rows.append([e["name"], f"ERROR {e['error_type']}: {e['message'][:60]}", "", "", "", "", "", "", ""])
+    typed = as_document(doc)
+    rows = [_summary_row(b) for b in typed.benchmarks]
+    for e in typed.errors:
+        rows.append([e.name, f"ERROR {e.error_type}: {e.message[:60]}", "", "", "", "", "", "", ""])
     return rows
 
 
-def to_markdown(doc: dict[str, Any]) -> str:
-    meta = doc.get("chipbench") or {}
-    mi = doc.get("machine_info") or {}
-    dev = mi.get("device") or {}
+def to_markdown(doc: Document) -> str:
+    typed = as_document(doc)
+    mi = typed.machine_info or MachineInfo()
+    dev = mi.device or DeviceInfo()
     md = text.markdown
-    commit = str((doc.get("commit_info") or {}).get("id") or "?")[:12]
+    commit = ((typed.commit_info.id if typed.commit_info else None) or "?")[:12]
     lines = [
-        f"### chipbench results: {md(dev.get('name', '?'))} ({md(dev.get('kind', '?'))})",
+        f"### chipbench results: {md(dev.name or '?')} ({md(dev.kind or '?')})",
         "",
-        f"machine {md(meta.get('machine_id', '?'))}, commit {md(commit)}, "
-        f"torch {md((mi.get('packages') or {}).get('torch', '?'))}, {md(doc.get('datetime', ''))}",
+        f"machine {md(typed.header.machine_id or '?')}, commit {md(commit)}, "
+        f"torch {md(mi.package('torch') or '?')}, {md(typed.datetime or '')}",
         "",
-        *text.markdown_table(SUMMARY_COLUMNS, summary_rows(doc)),
+        *text.markdown_table(SUMMARY_COLUMNS, summary_rows(typed)),
     ]
     return "\n".join(lines) + "\n"
 
@@ -104,18 +120,29 @@ def human(v: float, unit: str) -> str:
     return f"{v:.3g} {unit}"
 
 
-def headline(doc: dict[str, Any]) -> list[list[str]]:
+def _limit(m: Mapping[str, float], dtype: str, when: str) -> str:
+    """Which of the device's limits a whole step reaches, and how far."""
+    if "mfu" in m:
+        return f"MFU {m['mfu'] * 100:.0f}% ({dtype} peak)"
+    if "share_of_ceiling_flops" in m:
+        return f"{m['share_of_ceiling_flops'] * 100:.0f}% of the {dtype} matmul ceiling ({when})"
+    if "share_of_ceiling_bw" in m:
+        return f"{m['share_of_ceiling_bw'] * 100:.0f}% of the copy bandwidth ceiling ({when})"
+    return "no ceiling: run `chipbench calibrate`"
+
+
+def headline(doc: Document) -> list[list[str]]:
     """One row per whole-step benchmark: throughput, p99 latency, compute, share of the device's limits
     (which ceiling, measured when), peak memory; in human units."""
-    ceil = (doc.get("chipbench") or {}).get("ceilings") or {}
-    when = str(ceil.get("measured_at") or "")[:10]
+    typed = as_document(doc)
+    ceil = typed.header.ceilings
+    when = ((ceil.measured_at if ceil else None) or "")[:10]
     rows = []
     for group in HEADLINE_GROUPS:
-        for b in doc["benchmarks"]:
-            if b.get("group") != group:
+        for b in typed.benchmarks:
+            if b.group != group:
                 continue
-            m = b["extra_info"]["metrics"]
-            dtype = b["extra_info"].get("dtype") or ""
+            m = b.extra_info.metrics
             tput = (
                 human(m["gbps"] * 1e9, "B/s") if group in ("dlrm.embedding", "calib.copy") and "gbps" in m
                 else human(m["tokens_per_s"], "tokens/s") if "tokens_per_s" in m
@@ -123,18 +150,10 @@ def headline(doc: dict[str, Any]) -> list[list[str]]:
                 else human(m["gbps"] * 1e9, "B/s") if "gbps" in m else "-"
             )  # fmt: skip
             compute = human(m["tflops"] * 1e12, "FLOP/s") if "tflops" in m else "-"
-            if "mfu" in m:
-                limit = f"MFU {m['mfu'] * 100:.0f}% ({dtype} peak)"
-            elif "share_of_ceiling_flops" in m:
-                limit = f"{m['share_of_ceiling_flops'] * 100:.0f}% of the {dtype} matmul ceiling ({when})"
-            elif "share_of_ceiling_bw" in m:
-                limit = f"{m['share_of_ceiling_bw'] * 100:.0f}% of the copy bandwidth ceiling ({when})"
-            else:
-                limit = "no ceiling: run `chipbench calibrate`"
             mem = m.get("peak_mem_gib")
             rows.append([
-                b["name"], tput, f"{m['step_ms_p99']:.3g} ms" if "step_ms_p99" in m else "-", compute, limit,
-                f"{mem:.3g} GiB" if mem is not None else "-",
+                b.name, tput, f"{m['step_ms_p99']:.3g} ms" if "step_ms_p99" in m else "-", compute,
+                _limit(m, b.extra_info.dtype or "", when), f"{mem:.3g} GiB" if mem is not None else "-",
             ])  # fmt: skip
     return rows
 
@@ -142,26 +161,30 @@ def headline(doc: dict[str, Any]) -> list[list[str]]:
 HEADLINE_COLUMNS = ("benchmark", "throughput", "p99 step", "compute", "of the device's limits", "peak memory")
 
 
-def roofline_lines(doc: dict[str, Any]) -> list[str]:
+def roofline_lines(doc: Document) -> list[str]:
     """One compact line per whole step with a roofline breakdown: its share of the floor, whether its
     parts add up to it, and the part that holds it back most (time above its own floor)."""
     out = []
-    for b in doc["benchmarks"]:
-        r = b["extra_info"].get("roofline")
-        if not isinstance(r, dict) or not isinstance(r.get("parts"), dict) or not r["parts"]:
+    for b in as_document(doc).benchmarks:
+        r = b.extra_info.roofline
+        if r is None or not r.parts:
             continue
-        worst = r["parts"].get(r.get("holds_back"), {})
-        cover = "" if r.get("covered") else f" (the parts' pass took {r['parts_cover']:.2f}x the step)"
+        worst = r.parts.get(r.holds_back or "")
+        cover = "" if r.covered else f" (the parts' pass took {r.parts_cover:.2f}x the step)"
+        held = (
+            f"({worst.bound}-bound, {worst.ms:.3g} ms against a {worst.floor_ms:.3g} ms floor)"
+            if worst is not None
+            else "(?-bound, 0 ms against a 0 ms floor)"
+        )
         out.append(
-            f"roofline {b['name']}: {r['share_of_roofline'] * 100:.0f}% of roofline speed "
-            f"(floor {r['floor_ms']:.3g} ms, step {r['step_ms']:.3g} ms){cover}; held back most by {r.get('holds_back')} "
-            f"({worst.get('bound', '?')}-bound, {worst.get('ms', 0):.3g} ms against a {worst.get('floor_ms', 0):.3g} ms floor)"
+            f"roofline {b.name}: {r.share_of_roofline * 100:.0f}% of roofline speed "
+            f"(floor {r.floor_ms:.3g} ms, step {r.step_ms:.3g} ms){cover}; held back most by {r.holds_back} {held}"
         )
     return out
 
 
-def _seconds(v: Any) -> float | None:
-    if not isinstance(v, (int, float)) or isinstance(v, bool):
+def _seconds(v: float | None) -> float | None:
+    if v is None:
         return None
     try:
         f = float(v)  # an integer past float's range raises
@@ -170,21 +193,23 @@ def _seconds(v: Any) -> float | None:
     return f if math.isfinite(f) and f >= 0 else None
 
 
-def time_line(doc: dict[str, Any]) -> str | None:
+def time_line(doc: Document) -> str | None:
     """Where a run's wall time went: each case's set-up, its timed steps (first step, warm-up and rounds)
     and its parts pass, and the rest (start, imports, workers, writing). None for a document without
     these figures (files from before they were recorded)."""
+    typed = as_document(doc)
     spent = {"setup_s": 0.0, "total_s": 0.0, "after_s": 0.0}
     seen = False
-    benchmarks = doc.get("benchmarks")
-    for b in benchmarks if isinstance(benchmarks, list) else []:
-        info = b.get("extra_info") if isinstance(b, dict) else None
-        m = info.get("measurement") if isinstance(info, dict) else None
-        extra = m.get("extra") if isinstance(m, dict) else None
-        if not isinstance(extra, dict):
+    for b in typed.benchmarks:
+        m = b.extra_info.measurement
+        if m is None:
             continue
-        for key in spent:
-            v = _seconds(extra.get(key))
+        for key, got in (
+            ("setup_s", m.extra.setup_s),
+            ("total_s", m.extra.total_s),
+            ("after_s", m.extra.after_s),
+        ):
+            v = _seconds(got)
             if v is not None:
                 spent[key] += v
                 seen = seen or key == "setup_s"
@@ -194,8 +219,7 @@ def time_line(doc: dict[str, Any]) -> str | None:
         f"set-up {spent['setup_s']:.0f} s, timed steps {spent['total_s']:.0f} s, "
         f"parts passes {spent['after_s']:.0f} s"
     )
-    run = doc.get("chipbench")
-    wall = _seconds(run.get("wall_s")) if isinstance(run, dict) else None
+    wall = _seconds(typed.header.wall_s)
     if wall is None:
         return f"time: {parts}"
     rest = max(0.0, wall - sum(spent.values()))

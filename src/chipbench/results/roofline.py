@@ -11,30 +11,73 @@ floor, so no share passes 100%.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from chipbench.platform.ceilings import Ceilings
+from chipbench.results import wire
+from chipbench.results.wire import JSONObject, Record, emit, number, read
 
 COVER_TOLERANCE = 0.15
 """The parts' times (a separate synchronized pass) must add up to the timed median within 15%; outside
 it the breakdown says so (a compiled step, parts that overlap on an asynchronous device, a disturbed pass)."""
 
 
-class PartRoofline(TypedDict):
+@dataclass(frozen=True)
+class PartRoofline(Record):
+    """One part of a whole step against the ceilings."""
+
     ms: float
+    """The part's measured time per step."""
     flops: float
     bytes: float
     tflops: float
     gbps: float
     floor_ms: float
-    bound: Literal["compute", "memory", "neither"]
-    """Which ceiling gives the part's floor here ("neither": no FLOPs and no bytes counted)."""
+    """max(FLOPs / matmul ceiling, bytes / copy ceiling); its measured time when it ran faster."""
+    bound: str
+    """Which ceiling gives the part's floor here: compute, memory or neither (no FLOPs, no bytes)."""
     share_of_roofline: float
-    faster_than_floor: bool
+    faster_than_floor: bool = False
+    """It ran faster than its floor (from cache): its time stands as its floor."""
+
+    NUMBERS = ("ms", "flops", "bytes", "tflops", "gbps", "floor_ms", "share_of_roofline")
+    ORDER = (
+        "ms",
+        "flops",
+        "bytes",
+        "tflops",
+        "gbps",
+        "floor_ms",
+        "bound",
+        "share_of_roofline",
+        "faster_than_floor",
+    )
+
+    def __post_init__(self) -> None:
+        for k in self.NUMBERS:
+            v = getattr(self, k)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"roofline part {k} must be a finite number >= 0")
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> PartRoofline:
+        return cls(
+            **wire.each(lambda v: number(v) or 0.0, d, cls.NUMBERS), bound=wire.text(d.get("bound")) or "?",
+            faster_than_floor=bool(d.get("faster_than_floor")), **read(d, cls.ORDER),
+        )  # fmt: skip
+
+    def to_json(self) -> JSONObject:
+        return emit([(k, getattr(self, k)) for k in self.ORDER], self)
 
 
-class Roofline(TypedDict):
-    parts: dict[str, PartRoofline]
+@dataclass(frozen=True)
+class Roofline(Record):
+    """A whole step's roofline breakdown: each part against the ceilings, and the step's floor."""
+
+    parts: Mapping[str, PartRoofline]
     step_ms: float
     """The timed rounds' median step."""
     parts_sum_ms: float
@@ -44,16 +87,40 @@ class Roofline(TypedDict):
     """parts_cover within 1 +- COVER_TOLERANCE."""
     floor_ms: float
     share_of_roofline: float
-    ceilings: dict[str, float]
+    ceilings: Mapping[str, float] = field(default_factory=dict)
     """The ceilings used: matmul TFLOP/s at the run's dtype, copy GB/s."""
-    holds_back: str
+    holds_back: str | None = None
     """The part with the most time above its floor: where a faster kernel would pay most."""
+
+    NUMBERS = ("step_ms", "parts_sum_ms", "parts_cover", "floor_ms", "share_of_roofline")
+    ORDER = ("parts", "step_ms", "parts_sum_ms", "parts_cover", "covered", "floor_ms", "share_of_roofline",
+             "ceilings", "holds_back")  # fmt: skip
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Roofline:
+        parts = {
+            str(k): PartRoofline.from_json(p)
+            for k, p in wire.obj(d.get("parts")).items()
+            if isinstance(p, dict)
+        }
+        return cls(
+            parts=parts, **wire.each(lambda v: number(v) or 0.0, d, cls.NUMBERS), covered=bool(d.get("covered")),
+            ceilings=wire.number_map(d.get("ceilings")), holds_back=wire.text(d.get("holds_back")),
+            **read(d, cls.ORDER),
+        )  # fmt: skip
+
+    def to_json(self) -> JSONObject:
+        values = wire.fields(self, self.ORDER)
+        values["parts"] = {k: p.to_json() for k, p in self.parts.items()}
+        values["ceilings"] = dict(self.ceilings)
+        return emit(list(values.items()), self)
 
 
 def roofline(
-    parts: dict[str, Any], step_s: float, dtype: str | None, ceilings: Ceilings | None
+    parts: Mapping[str, Any], step_s: float, dtype: str | None, ceilings: Ceilings | None
 ) -> tuple[Roofline | None, str | None]:
-    """(breakdown, None), or (None, why not) when a ceiling is missing or the parts are empty."""
+    """(breakdown, None), or (None, why not) when a ceiling is missing or the parts are empty. `parts`
+    is the worker's `info.parts`: each part's `ms`, `flops` and `bytes`."""
     if not parts:
         return None, "no parts measured"
     if ceilings is None or not ceilings.copy_gbps:
@@ -62,39 +129,41 @@ def roofline(
     if not tflops_ceiling:
         return None, f"no measured {dtype} matmul ceiling: run `chipbench calibrate`"
     bw = ceilings.copy_gbps
-    out: dict[str, PartRoofline] = {}
-    for name, p in parts.items():
-        ms, flops, nbytes = float(p["ms"]), float(p["flops"]), float(p["bytes"])
-        compute_ms = flops / (tflops_ceiling * 1e12) * 1e3
-        memory_ms = nbytes / (bw * 1e9) * 1e3
-        floor = max(compute_ms, memory_ms)
-        fast = floor > ms
-        out[name] = {
-            "ms": ms,
-            "flops": flops,
-            "bytes": nbytes,
-            "tflops": flops / (ms * 1e-3) / 1e12 if ms > 0 else 0.0,
-            "gbps": nbytes / (ms * 1e-3) / 1e9 if ms > 0 else 0.0,
-            "floor_ms": ms if fast else floor,
-            "bound": "neither" if floor == 0 else ("compute" if compute_ms >= memory_ms else "memory"),
-            "share_of_roofline": 1.0 if fast else (floor / ms if ms > 0 else 0.0),
-            "faster_than_floor": fast,
-        }
+    out = {name: _part(p, tflops_ceiling, bw) for name, p in parts.items()}
     step_ms = step_s * 1e3
-    total = sum(p["ms"] for p in out.values())
-    floor_ms = sum(p["floor_ms"] for p in out.values())
+    total = sum(p.ms for p in out.values())
+    floor_ms = sum(p.floor_ms for p in out.values())
     cover = total / step_ms if step_ms > 0 else 0.0
-    holds = max(out, key=lambda n: out[n]["ms"] - out[n]["floor_ms"])
-    return {
-        "parts": out,
-        "step_ms": step_ms,
-        "parts_sum_ms": total,
-        "parts_cover": cover,
-        "covered": abs(cover - 1.0) <= COVER_TOLERANCE,
-        "floor_ms": floor_ms,
+    holds = max(out, key=lambda n: out[n].ms - out[n].floor_ms)
+    return Roofline(
+        parts=out,
+        step_ms=step_ms,
+        parts_sum_ms=total,
+        parts_cover=cover,
+        covered=abs(cover - 1.0) <= COVER_TOLERANCE,
+        floor_ms=floor_ms,
         # floor / the measured step; where the parts' pass ran slower than the step (cover > 1), over the
         # parts' sum instead: the floor is made of their times, and a share stays a share.
-        "share_of_roofline": min(1.0, floor_ms / max(step_ms, total)) if step_ms > 0 else 0.0,
-        "ceilings": {"matmul_tflops": tflops_ceiling, "copy_gbps": bw},
-        "holds_back": holds,
-    }, None
+        share_of_roofline=min(1.0, floor_ms / max(step_ms, total)) if step_ms > 0 else 0.0,
+        ceilings={"matmul_tflops": tflops_ceiling, "copy_gbps": bw},
+        holds_back=holds,
+    ), None
+
+
+def _part(p: Mapping[str, Any], tflops_ceiling: float, bw: float) -> PartRoofline:
+    ms, flops, nbytes = float(p["ms"]), float(p["flops"]), float(p["bytes"])
+    compute_ms = flops / (tflops_ceiling * 1e12) * 1e3
+    memory_ms = nbytes / (bw * 1e9) * 1e3
+    floor = max(compute_ms, memory_ms)
+    fast = floor > ms
+    return PartRoofline(
+        ms=ms,
+        flops=flops,
+        bytes=nbytes,
+        tflops=flops / (ms * 1e-3) / 1e12 if ms > 0 else 0.0,
+        gbps=nbytes / (ms * 1e-3) / 1e9 if ms > 0 else 0.0,
+        floor_ms=ms if fast else floor,
+        bound="neither" if floor == 0 else ("compute" if compute_ms >= memory_ms else "memory"),
+        share_of_roofline=1.0 if fast else (floor / ms if ms > 0 else 0.0),
+        faster_than_floor=fast,
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,6 +21,7 @@ import chipbench
 from chipbench.core import text
 from chipbench.core.config import finite_number
 from chipbench.core.errors import UsageError
+from chipbench.results.wire import JSONObject
 
 MAX_DEPTH = 64
 """Deepest nesting of lists and objects accepted (chipbench's own files stay under 12)."""
@@ -50,7 +52,7 @@ def _finite_float(text: str) -> float:
     return v
 
 
-def parse(raw: bytes, path: Path) -> dict[str, Any]:
+def parse(raw: bytes, path: Path) -> JSONObject:
     """The document in `raw` (the bytes of `path`), checked; a one-line UsageError otherwise."""
     try:
         decoded = raw.decode("utf-8")
@@ -89,7 +91,7 @@ def _depth(doc: Any) -> None:
             stack.extend((v, d + 1) for v in x if isinstance(v, (dict, list)))
 
 
-def _opt(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], field: str) -> Any:
+def _opt(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], field: str) -> Any:
     """obj[key] when present and not None, checked to be of `kind`."""
     v = obj.get(key)
     if v is not None and (not isinstance(v, kind) or (isinstance(v, bool) and bool not in _tuple(kind))):
@@ -137,7 +139,7 @@ def check_document(doc: Any) -> None:
         _check_benchmark(b, f"benchmarks[{i}] ({name[:80]})")
 
 
-def _check_meta(meta: dict[str, Any]) -> None:
+def _check_meta(meta: Mapping[str, Any]) -> None:
     v = meta.get("schema_version", 1)
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         _fail("chipbench.schema_version", "must be a positive integer")
@@ -168,7 +170,7 @@ def _check_meta(meta: dict[str, Any]) -> None:
             _opt(e, key, str, f"chipbench.errors[{i}]")
 
 
-def _check_machine_info(mi: dict[str, Any]) -> None:
+def _check_machine_info(mi: Mapping[str, Any]) -> None:
     for key in ("chipbench_machine_id", "machine", "node", "system"):
         _opt(mi, key, str, "machine_info")
     dev = _opt(mi, "device", dict, "machine_info")
@@ -194,7 +196,7 @@ def _check_machine_info(mi: dict[str, Any]) -> None:
             _opt(alloc, key, int, "machine_info.host_allocator")
 
 
-def _check_benchmark(b: dict[str, Any], field: str) -> None:
+def _check_benchmark(b: Mapping[str, Any], field: str) -> None:
     _opt(b, "group", str, field)
     _opt(b, "params", dict, field)
     st = b.get("stats")
@@ -253,7 +255,7 @@ ROOFLINE_NUMBERS = ("step_ms", "parts_sum_ms", "parts_cover", "floor_ms", "share
 PART_NUMBERS = ("ms", "flops", "bytes", "tflops", "gbps", "floor_ms", "share_of_roofline")
 
 
-def _check_roofline(r: dict[str, Any] | None, field: str) -> None:
+def _check_roofline(r: Mapping[str, Any] | None, field: str) -> None:
     """A roofline breakdown (results.roofline): numbers finite and >= 0, strings strings (they are shown)."""
     if r is None:
         return

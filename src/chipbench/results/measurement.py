@@ -1,0 +1,212 @@
+"""A case's measurement as recorded: how its samples were taken (the samples themselves are the
+benchmark's `stats.data`) and the extras the worker adds (energy, soak, contention, the harness's own time,
+collectives' time per rank)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chipbench.results import wire
+from chipbench.results.wire import JSONObject, Record, emit, number, read
+
+
+@dataclass(frozen=True)
+class Energy(Record):
+    """The energy of the timed steps (measure.energy), or why there is none."""
+
+    joules: float | None = None
+    steps: int | None = None
+    window_s: float | None = None
+    avg_power_w: float | None = None
+    idle_power_w: float | None = None
+    """Power while the device idled just before the window (recorded, not subtracted)."""
+    scope: str | None = None
+    """Which devices the reading covers (this process's, the node's)."""
+    method: str | None = None
+    joules_per_step: float | None = None
+    unavailable: str | None = None
+    """Why there is no reading (no energy source on this device)."""
+
+    ORDER = ("joules", "steps", "window_s", "avg_power_w", "idle_power_w", "scope", "method", "joules_per_step",
+             "unavailable")  # fmt: skip
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Energy:
+        return cls(
+            joules=number(d.get("joules")), steps=wire.integer(d.get("steps")), window_s=number(d.get("window_s")),
+            avg_power_w=number(d.get("avg_power_w")), idle_power_w=number(d.get("idle_power_w")),
+            scope=wire.text(d.get("scope")), method=wire.text(d.get("method")),
+            joules_per_step=number(d.get("joules_per_step")), unavailable=wire.text(d.get("unavailable")),
+            **read(d, cls.ORDER),
+        )  # fmt: skip
+
+    def to_json(self) -> JSONObject:
+        return emit([(k, getattr(self, k)) for k in self.ORDER], self)
+
+
+@dataclass(frozen=True)
+class Soak(Record):
+    """A `--soak` before the timed steps: the clocks and temperature before and after it."""
+
+    seconds: float | None = None
+    steps: int | None = None
+    before: Mapping[str, Any] = field(default_factory=dict)
+    """Telemetry before the soak (platform.telemetry: clocks in MHz, temperatures in C), as read."""
+    after: Mapping[str, Any] = field(default_factory=dict)
+    after_timing: Mapping[str, Any] = field(default_factory=dict)
+
+    ORDER = ("seconds", "steps", "before", "after", "after_timing")
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Soak:
+        return cls(
+            seconds=number(d.get("seconds")), steps=wire.integer(d.get("steps")), before=wire.obj(d.get("before")),
+            after=wire.obj(d.get("after")), after_timing=wire.obj(d.get("after_timing")), **read(d, cls.ORDER),
+        )  # fmt: skip
+
+    def to_json(self) -> JSONObject:
+        return emit([(k, getattr(self, k)) for k in self.ORDER], self)
+
+    def line(self) -> str:
+        """`soaked 60 s: clock 3400 -> 3100 MHz, 71 C`, or empty without a duration."""
+        if self.seconds is None:
+            return ""
+        parts = [f"soaked {self.seconds:.0f} s"]
+        for key, unit in (("sm_clock_mhz", "MHz"), ("clock_mhz_mean", "MHz"), ("temperature_c", "C"),
+                          ("temperature_c_max", "C")):  # fmt: skip
+            a, b = number(self.before.get(key)), number(self.after.get(key))
+            if a is not None and b is not None:
+                parts.append(f"{key.split('_')[0]} {a:.0f} -> {b:.0f} {unit}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Contention(Record):
+    """The kernel's word on whether another process held this case's CPUs (platform.contention)."""
+
+    wall_s: float | None = None
+    threads: int | None = None
+    run_delay_share: float | None = None
+    steal_share: float | None = None
+    cpu_share: float | None = None
+    disturbed: str | None = None
+    """Why the machine was disturbed while the case was measured; None: it was not (or cannot tell)."""
+    unavailable: str | None = None
+
+    ORDER = ("wall_s", "threads", "run_delay_share", "steal_share", "cpu_share", "disturbed", "unavailable")
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Contention:
+        return cls(
+            wall_s=number(d.get("wall_s")), threads=wire.integer(d.get("threads")),
+            run_delay_share=number(d.get("run_delay_share")), steal_share=number(d.get("steal_share")),
+            cpu_share=number(d.get("cpu_share")), disturbed=wire.text(d.get("disturbed")),
+            unavailable=wire.text(d.get("unavailable")), **read(d, cls.ORDER),
+        )  # fmt: skip
+
+    def to_json(self) -> JSONObject:
+        return emit([(k, getattr(self, k)) for k in self.ORDER], self)
+
+
+@dataclass(frozen=True)
+class MeasurementExtra(Record):
+    """What the engine and the worker add to a measurement; any of it may be absent (older files)."""
+
+    total_s: float | None = None
+    """Seconds of timed steps: first step, warm-up and rounds."""
+    late_warmup_samples: int | None = None
+    """Leading samples dropped as late warm-up."""
+    drift_late_over_early: float | None = None
+    per_rank_median_s: tuple[float, ...] | None = None
+    per_rank_peak_mem_bytes: tuple[float, ...] | None = None
+    world_size: int | None = None
+    contention: Contention | None = None
+    soak: Soak | None = None
+    energy: Energy | None = None
+    setup_s: float | None = None
+    """Seconds the case took to set up (build the model, make the inputs)."""
+    after_s: float | None = None
+    """Seconds of the parts pass after the timed rounds (the roofline's)."""
+    comm_s_per_step_by_rank: tuple[float, ...] | None = None
+    """Each rank's seconds in collectives per step (multi-process runs)."""
+    comm_source: str | None = None
+    comm_unavailable: str | None = None
+    """Why collectives were not timed."""
+
+    ORDER = ("total_s", "late_warmup_samples", "drift_late_over_early", "per_rank_median_s",
+             "per_rank_peak_mem_bytes", "world_size", "comm_unavailable", "comm_s_per_step_by_rank",
+             "comm_source", "contention", "soak", "energy", "setup_s", "after_s")  # fmt: skip
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> MeasurementExtra:
+        con, soak, energy = (wire.opt_obj(d.get(k)) for k in ("contention", "soak", "energy"))
+        return cls(
+            total_s=number(d.get("total_s")), late_warmup_samples=wire.integer(d.get("late_warmup_samples")),
+            drift_late_over_early=number(d.get("drift_late_over_early")),
+            per_rank_median_s=wire.numbers(d.get("per_rank_median_s")),
+            per_rank_peak_mem_bytes=wire.numbers(d.get("per_rank_peak_mem_bytes")),
+            world_size=wire.integer(d.get("world_size")),
+            contention=Contention.from_json(con) if con is not None else None,
+            soak=Soak.from_json(soak) if soak is not None else None,
+            energy=Energy.from_json(energy) if energy is not None else None,
+            setup_s=number(d.get("setup_s")), after_s=number(d.get("after_s")),
+            comm_s_per_step_by_rank=wire.numbers(d.get("comm_s_per_step_by_rank")),
+            comm_source=wire.text(d.get("comm_source")), comm_unavailable=wire.text(d.get("comm_unavailable")),
+            **read(d, cls.ORDER),
+        )  # fmt: skip
+
+    def to_json(self) -> JSONObject:
+        values = wire.fields(self, self.ORDER)
+        for k in ("contention", "soak", "energy"):
+            values[k] = values[k].to_json() if values[k] is not None else None
+        if self.key_order is None:  # built in code: what was not measured is not written
+            return emit([(k, v) for k, v in values.items() if v is not None], self)
+        return emit(list(values.items()), self)
+
+    @property
+    def disturbed(self) -> str | None:
+        """Why the machine was disturbed while this was measured (the kernel's evidence), or None."""
+        return self.contention.disturbed if self.contention is not None else None
+
+
+@dataclass(frozen=True)
+class Measurement(Record):
+    """How a case's samples were taken (measure.engine.Measurement, without the samples)."""
+
+    iterations: int | None = None
+    """Steps averaged per sample."""
+    first_step_s: float | None = None
+    """The first call alone: compilation, lazy init, allocator growth."""
+    warmup_steps: int | None = None
+    warmup_s: float | None = None
+    stop_reason: str | None = None
+    rel_ci95: float | None = None
+    timer: str | None = None
+    measure_s: float | None = None
+    peak_mem_bytes: int | None = None
+    peak_mem_source: str | None = None
+    extra: MeasurementExtra = field(default_factory=MeasurementExtra)
+
+    ORDER = ("iterations", "first_step_s", "warmup_steps", "warmup_s", "stop_reason", "rel_ci95", "timer",
+             "measure_s", "peak_mem_bytes", "peak_mem_source", "extra")  # fmt: skip
+    INTS = ("iterations", "warmup_steps", "peak_mem_bytes")
+    TEXTS = ("stop_reason", "timer", "peak_mem_source")
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Measurement:
+        """From a results file's `measurement`, or a worker's (its `samples` go to the stats, not here)."""
+        floats = [k for k in cls.ORDER if k not in (*cls.INTS, *cls.TEXTS, "extra")]
+        return cls(
+            **wire.each(wire.integer, d, cls.INTS),
+            **wire.each(wire.text, d, cls.TEXTS),
+            **wire.each(number, d, floats),
+            extra=MeasurementExtra.from_json(wire.obj(d.get("extra"))),
+            **read(d, (*cls.ORDER, "samples")),
+        )
+
+    def to_json(self) -> JSONObject:
+        values = wire.fields(self, self.ORDER)
+        values["extra"] = self.extra.to_json()
+        return emit(list(values.items()), self)
