@@ -202,11 +202,10 @@ def train_setup(
         expose["model"] = model
     amp = common.autocast(cfg.dtype, ctx)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
-    state = {"i": 0}
+    next_batch = common.rotation(batches)
 
     def step() -> Any:
-        dense, sp, y = batches[state["i"] % len(batches)]
-        state["i"] += 1
+        dense, sp, y = next_batch()
         dopt.zero_grad(set_to_none=True)
         with amp():
             logit = model(dense, sp)  # (B, 1)
@@ -317,11 +316,10 @@ def inference_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
     model.eval()
     info["hugepages"] = place_tables(cfg, ctx, model)
     amp = common.autocast(cfg.dtype, ctx)
-    state = {"i": 0}
+    next_batch = common.rotation(batches)
 
     def step() -> Any:
-        dense, sp, _ = batches[state["i"] % len(batches)]
-        state["i"] += 1
+        dense, sp, _ = next_batch()
         with torch.no_grad(), amp():
             return model(dense, sp)  # (B, 1)
 
@@ -390,12 +388,11 @@ def embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
         eopt = None
     info["embedding_optimizer"] = describe_optimizer(eopt, info)
     info["hugepages"] = place_tables(cfg, ctx, emb, (eopt,))
-    state = {"i": 0}
+    next_input = common.rotation(inputs)
     fwd_only = cfg.mode == "fwd"
 
     def step() -> Any:
-        inp = inputs[state["i"] % len(inputs)]
-        state["i"] += 1
+        inp = next_input()
         if fwd_only:
             with torch.no_grad():
                 return emb(inp)  # (B, F, D)
@@ -439,11 +436,10 @@ def mlp_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
     ]
     amp = common.autocast(cfg.dtype, ctx)
     params = [*bottom.parameters(), *top.parameters()]
-    state = {"i": 0}
+    next_input = common.rotation(xs)
 
     def step() -> None:
-        xb, xt = xs[state["i"] % len(xs)]
-        state["i"] += 1
+        xb, xt = next_input()
         for p in params:
             p.grad = None
         with amp():
@@ -485,11 +481,10 @@ def interaction_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
     gout = torch.randn(b, r.interaction_width, generator=gen, device=ctx.torch_device)  # (B, W)
     amp = common.autocast(cfg.dtype, ctx)
     params = [*inter.parameters()]
-    state = {"i": 0}
+    next_input = common.rotation(xs)
 
     def step() -> None:
-        dn, sp = xs[state["i"] % len(xs)]
-        state["i"] += 1
+        dn, sp = next_input()
         dn.grad = sp.grad = None
         for p in params:
             p.grad = None

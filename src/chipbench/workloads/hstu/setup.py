@@ -209,11 +209,10 @@ def train_setup(
     amp = common.autocast(cfg.dtype, ctx)
     if expose is not None:
         expose["model"] = inner
-    state = {"i": 0}
+    next_index = common.rotation(range(len(batches)))
 
     def step() -> Any:
-        i = state["i"] % len(batches)
-        state["i"] += 1
+        i = next_index()
         b = batches[i]
         dopt.zero_grad(set_to_none=True)
         with amp():
@@ -304,11 +303,10 @@ def inference_setup(cfg: HSTUConfig, ctx: RunContext) -> Prepared:
     model, batches, items = built.model, built.batches, built.item_inputs
     model.eval()
     amp = common.autocast(cfg.dtype, ctx)
-    state = {"i": 0}
+    next_index = common.rotation(range(len(batches)))
 
     def step() -> Any:
-        i = state["i"] % len(batches)
-        state["i"] += 1
+        i = next_index()
         b = batches[i]
         with torch.no_grad(), amp():
             return model(items[i], b.actions, b.seq)  # (K, T)
@@ -365,11 +363,10 @@ def attention_setup(cfg: AttentionConfig, ctx: RunContext) -> Prepared:
         return (q.requires_grad_(grad_mode), k.requires_grad_(grad_mode), v.requires_grad_(grad_mode), g)
 
     inputs = [qkv(b.seq.num_tokens) for b in batches]
-    state = {"i": 0}
+    next_index = common.rotation(range(len(batches)))
 
     def step() -> Any:
-        i = state["i"] % len(batches)
-        state["i"] += 1
+        i = next_index()
         q, k, v, g = inputs[i]
         if not grad_mode:
             with torch.no_grad(), amp():
@@ -429,11 +426,10 @@ def embedding_setup(cfg: SequenceEmbeddingConfig, ctx: RunContext) -> Prepared:
     gen = common.generator(ctx, 1, on_device=True)
     grads = [torch.randn(b.seq.num_tokens, r.dim, generator=gen, device=ctx.torch_device) for b in batches]
     fwd_only = cfg.mode == "fwd"
-    state = {"i": 0}
+    next_index = common.rotation(range(len(inputs)))
 
     def step() -> Any:
-        i = state["i"] % len(inputs)
-        state["i"] += 1
+        i = next_index()
         if fwd_only:
             with torch.no_grad():
                 return emb(inputs[i])  # (L, C)
