@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from chipbench.cli.output import EXIT_FAILED, count, print_table, seconds, warn
 from chipbench.cli.run import check_outputs, run_cases
 from chipbench.core.cases import Case
 from chipbench.core.fileio import check_writable
+from chipbench.execution.options import Destination, RunOptions
 from chipbench.execution.pools import WorkerPool
 from chipbench.execution.session import Session
 from chipbench.platform import ceilings, hardware
@@ -24,7 +26,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         os.environ["CHIPBENCH_CACHE_DIR"] = str(args.cache_dir)
     check_outputs(args.output, None)
     check_writable(ceilings.cache_dir(), "the ceilings cache", folder=True)
-    probe = Session(WorkerPool(args.device), time_budget_s=args.time_budget, timeout_s=60.0)
+    probe = Session(WorkerPool(args.device), RunOptions(time_budget_s=args.time_budget, timeout_s=60.0))
     hello = probe.start()
     probe.close()
     kind = hello["kind"]
@@ -46,11 +48,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     done = run_cases(
         cases,
         pool=WorkerPool(args.device),
-        time_budget_s=args.time_budget,
-        timeout_s=max(300.0, 30 * args.time_budget),
-        suite="calibrate",
-        output=args.output,
-        markdown=None,
+        options=RunOptions(time_budget_s=args.time_budget, timeout_s=max(300.0, 30 * args.time_budget)),
+        destination=Destination("calibrate", list(sys.argv), args.output),
         preflight=True,
     )
     matmul: dict[str, float] = {}

@@ -20,9 +20,9 @@ from chipbench.core.errors import DoesNotFit
 from chipbench.core.registry import Benchmark
 from chipbench.execution.lifeline import die_with_parent, expected_parent
 from chipbench.execution.process_groups import COMM_SOURCE, DistInfo, Lockstep, comm_time_per_step
-from chipbench.execution.protocol import Hello, Reply, RunMessage
+from chipbench.execution.protocol import CaseRequest, Hello, Reply, RunMessage
 from chipbench.measure import energy as energy_window
-from chipbench.measure.engine import Measurement, MeasureOptions, measure
+from chipbench.measure.engine import Measurement, measure
 from chipbench.platform import allocator, contention, device, energy, hardware, telemetry
 
 
@@ -107,24 +107,22 @@ def error_reply(exc: BaseException) -> Reply:
 
 
 def measure_case(
-    msg: RunMessage,
+    request: CaseRequest,
     kind: str,
     case: PreparedCase,
     dist: DistInfo | None = None,
     lockstep: Lockstep | None = None,
 ) -> Reply:
     """Measure a prepared case; returns the raw measurement, work counts and info."""
-    prepared = case.prepared
+    prepared, opts = case.prepared, request.options
     dev = device.Device(kind)
     multi = dist is not None and lockstep is not None and dist.world_size > 1
     # (The CLI refuses --soak for multi-process runs: ranks would take different step counts.)
     ident = energy.physical_id(kind, dist.local_rank if dist is not None else 0)
-    soaked = (
-        energy_window.soak(prepared.step, dev, float(msg["soak_s"]), ident) if msg.get("soak_s") else None
-    )
+    soaked = energy_window.soak(prepared.step, dev, opts.soak_s, ident) if opts.soak_s else None
     # The kernel's word on contention, around the whole measurement (warm-up included: conservative).
     monitor = contention.Monitor(_compute_threads(kind))
-    m = measure(prepared.step, dev, MeasureOptions(**msg.get("options", {})), lockstep)
+    m = measure(prepared.step, dev, request.measure, lockstep)
     seen = monitor.stop().as_dict()
     if multi and lockstep is not None and dist is not None:
         seen = _worst_rank(lockstep.gather(seen))
@@ -133,10 +131,10 @@ def measure_case(
     if soaked is not None:
         soaked["after_timing"] = telemetry.read(kind, ident)
         m.extra["soak"] = soaked
-    if msg.get("energy", "off") != "off":
+    if opts.energy != "off":
         m.extra["energy"] = _energy(prepared.step, dev, kind, m, dist, lockstep if multi else None)
     t_after = time.perf_counter()
-    after = prepared.after() if prepared.after and msg.get("after", True) else {}
+    after = prepared.after() if prepared.after and opts.after else {}
     # The harness's own cost around the timed steps, so a slow suite says where its time went.
     m.extra["setup_s"] = case.setup_s
     m.extra["after_s"] = time.perf_counter() - t_after
@@ -154,8 +152,9 @@ def run_case(msg: RunMessage, kind: str) -> Reply:
     """Set up and measure one case in this process; any failure becomes an error entry."""
     case = None
     try:
-        case = prepare(msg["bench"], msg["overrides"], kind, msg.get("seed", 0))
-        return measure_case(msg, kind, case)
+        request = CaseRequest.read(msg)
+        case = prepare(request.bench, request.overrides, kind, request.options.seed)
+        return measure_case(request, kind, case)
     except Exception as exc:
         return error_reply(exc)
     finally:
