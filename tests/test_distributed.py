@@ -56,7 +56,7 @@ def _lockstep(rank: int, world: int) -> dict[str, object]:
         dist.all_reduce(t)
 
     m = measure(step, Device("cpu"), MeasureOptions(time_budget_s=0.3), distributed.Lockstep())
-    return {"n": len(m.samples), "median": sorted(m.samples)[len(m.samples) // 2], "extra": m.extra}
+    return {"n": len(m.samples), "median": sorted(m.samples)[len(m.samples) // 2], "extra": m.extra.as_dict()}
 
 
 def test_collectives_give_the_right_values() -> None:

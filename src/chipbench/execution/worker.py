@@ -127,20 +127,20 @@ def measure_case(
     if multi and lockstep is not None and dist is not None:
         seen = _worst_rank(lockstep.gather(seen))
         _profile_comm(prepared.step, kind, dist, lockstep, m)
-    m.extra["contention"] = seen
+    m.extra.contention = seen
     if soaked is not None:
         soaked["after_timing"] = telemetry.read(kind, ident)
-        m.extra["soak"] = soaked
+        m.extra.soak = soaked
     if opts.energy != "off":
-        m.extra["energy"] = _energy(prepared.step, dev, kind, m, dist, lockstep if multi else None)
+        m.extra.energy = _energy(prepared.step, dev, kind, m, dist, lockstep if multi else None)
     t_after = time.perf_counter()
     after = prepared.after() if prepared.after and opts.after else {}
     # The harness's own cost around the timed steps, so a slow suite says where its time went.
-    m.extra["setup_s"] = case.setup_s
-    m.extra["after_s"] = time.perf_counter() - t_after
+    m.extra.setup_s = case.setup_s
+    m.extra.after_s = time.perf_counter() - t_after
     return {
         "type": "result",
-        "measurement": dataclasses.asdict(m),
+        "measurement": m.as_dict(),
         "work": dataclasses.asdict(prepared.work),
         "info": {**prepared.info, **after},
         "version_hash": case.bench.version_hash(case.config),
@@ -167,17 +167,17 @@ def run_case(msg: RunMessage, kind: str) -> Reply:
 def _profile_comm(step: Any, kind: str, dist: DistInfo, lockstep: Lockstep, m: Measurement) -> None:
     """Time spent in collectives per step, each rank's, from a few extra profiled steps."""
     if dist.backend not in COMM_SOURCE:
-        m.extra["comm_unavailable"] = f"no profiler reading of {dist.backend} collectives"
+        m.extra.comm_unavailable = f"no profiler reading of {dist.backend} collectives"
         return
     med = sorted(m.samples)[len(m.samples) // 2]
     steps = 3 if med < 1.0 else 1  # every rank takes the same number: the steps hold collectives
     mine: Any = comm_time_per_step(step, kind, steps)
     got = lockstep.gather(mine)
     if all(isinstance(g, float) for g in got):
-        m.extra["comm_s_per_step_by_rank"] = got
-        m.extra["comm_source"] = COMM_SOURCE.get(dist.backend, "torch.profiler")
+        m.extra.comm_s_per_step_by_rank = got
+        m.extra.comm_source = COMM_SOURCE.get(dist.backend, "torch.profiler")
     else:
-        m.extra["comm_unavailable"] = next(str(g) for g in got if not isinstance(g, float))
+        m.extra.comm_unavailable = next(str(g) for g in got if not isinstance(g, float))
 
 
 def worker_main(conn: Connection, device_req: str) -> None:
