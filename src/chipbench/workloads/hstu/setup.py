@@ -322,6 +322,32 @@ def inference_setup(cfg: HSTUConfig, ctx: RunContext) -> Prepared:
     )
 
 
+def _attention_inputs(
+    cfg: AttentionConfig, ctx: RunContext, r: Any, batches: list[Any], grad_mode: bool
+) -> list[tuple[Any, ...]]:
+    """Random q, k, v (and the output's gradient) for each batch's tokens, in the dtype the projections
+    hand the attention (bf16 / fp16 under autocast)."""
+    import torch
+
+    gen = common.generator(ctx, 1, on_device=True)
+    dt = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.dtype, torch.float32)
+
+    def qkv(n: int) -> tuple[Any, ...]:
+        q = torch.randn(
+            n, r.n_heads, r.attn_dim, generator=gen, device=ctx.torch_device, dtype=dt
+        )  # (L, H, A)
+        k = torch.randn(
+            n, r.n_heads, r.attn_dim, generator=gen, device=ctx.torch_device, dtype=dt
+        )  # (L, H, A)
+        v = torch.randn(
+            n, r.n_heads, r.linear_dim, generator=gen, device=ctx.torch_device, dtype=dt
+        )  # (L, H, V)
+        g = torch.randn(n, r.n_heads, r.linear_dim, generator=gen, device=ctx.torch_device, dtype=dt)
+        return (q.requires_grad_(grad_mode), k.requires_grad_(grad_mode), v.requires_grad_(grad_mode), g)
+
+    return [qkv(b.seq.num_tokens) for b in batches]
+
+
 def attention_setup(cfg: AttentionConfig, ctx: RunContext) -> Prepared:
     """One layer's attention on random q, k, v over this rank's users (all layers' shapes are alike)."""
     import torch
@@ -342,27 +368,9 @@ def attention_setup(cfg: AttentionConfig, ctx: RunContext) -> Prepared:
     args = dataclasses.replace(model_args(r), relative_bias=cfg.relative_bias)
     layer = HSTULayer(args).to(ctx.torch_device)
     batches = rank_batches(one, r, ctx, cfg.num_batches)
-    gen = common.generator(ctx, 1, on_device=True)
     amp = common.autocast(cfg.dtype, ctx)
     grad_mode = cfg.mode == "fwd_bwd"
-
-    # q, k, v in the dtype the projections hand the attention (bf16 / fp16 under autocast)
-    dt = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.dtype, torch.float32)
-
-    def qkv(n: int) -> tuple[Any, ...]:
-        q = torch.randn(
-            n, r.n_heads, r.attn_dim, generator=gen, device=ctx.torch_device, dtype=dt
-        )  # (L, H, A)
-        k = torch.randn(
-            n, r.n_heads, r.attn_dim, generator=gen, device=ctx.torch_device, dtype=dt
-        )  # (L, H, A)
-        v = torch.randn(
-            n, r.n_heads, r.linear_dim, generator=gen, device=ctx.torch_device, dtype=dt
-        )  # (L, H, V)
-        g = torch.randn(n, r.n_heads, r.linear_dim, generator=gen, device=ctx.torch_device, dtype=dt)
-        return (q.requires_grad_(grad_mode), k.requires_grad_(grad_mode), v.requires_grad_(grad_mode), g)
-
-    inputs = [qkv(b.seq.num_tokens) for b in batches]
+    inputs = _attention_inputs(cfg, ctx, r, batches, grad_mode)
     next_index = common.rotation(range(len(batches)))
 
     def step() -> Any:
