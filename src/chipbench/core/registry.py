@@ -89,6 +89,43 @@ class Benchmark(Generic[C]):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def suites(
+    smoke: list[dict[str, Any]], default: list[dict[str, Any]], full: list[dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """A benchmark's cases in each suite (each a list of config overrides)."""
+    return {"smoke": smoke, "default": default, "full": full}
+
+
+@dataclass(frozen=True)
+class Family:
+    """What the benchmarks of one workload family share; `add` registers one of them, which declares only
+    its name, config, set-up, doc and suites, and any field where it differs from the family."""
+
+    prefix: str
+    """The family's name: a benchmark `x` is registered as `<prefix>.x`."""
+    describe: Callable[[Any], Description] | None = None
+    timed: tuple[str, ...] = ()
+    fit: Callable[[Any, int, str], dict[str, Any]] | None = None
+    plan: Callable[[Any, int, str], Layout] | None = None
+    auto_dtype: dict[str, str] = field(default_factory=dict)
+
+    def add(
+        self,
+        name: str,
+        config_cls: type[C],
+        setup: Callable[[C, RunContext], Prepared],
+        doc: str,
+        suites: dict[str, list[dict[str, Any]]],
+        **differs: Any,
+    ) -> Benchmark[C]:
+        """Register `<prefix>.<name>`; `differs`: Benchmark fields that are not the family's."""
+        fields: dict[str, Any] = {
+            "describe": self.describe, "timed": self.timed, "fit": self.fit, "plan": self.plan,
+            "auto_dtype": self.auto_dtype, **differs,
+        }  # fmt: skip
+        return register(Benchmark(f"{self.prefix}.{name}", doc, config_cls, setup, suites=suites, **fields))
+
+
 _REGISTRY: dict[str, Benchmark[Any]] = {}
 
 
