@@ -14,6 +14,7 @@ from chipbench.cli.output import EXIT_FAILED, count, print_table, seconds, warn
 from chipbench.cli.run import check_outputs, run_cases
 from chipbench.core.cases import Case
 from chipbench.core.fileio import check_writable
+from chipbench.core.wire import Environment
 from chipbench.execution.options import Destination, RunOptions
 from chipbench.execution.pools import WorkerPool
 from chipbench.execution.session import Session
@@ -34,7 +35,7 @@ class Plan:
     cases: list[Case]
 
 
-def plan(args: argparse.Namespace, kind: str, env: dict[str, Any]) -> Plan:
+def plan(args: argparse.Namespace, kind: str, env: Environment) -> Plan:
     """The matmul per dtype and the bandwidth kernels, at the sizes the flags (or the device) ask for."""
     gpu = kind != "cpu"
     size = args.size if args.size is not None else (8192 if gpu else 2048)

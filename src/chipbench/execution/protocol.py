@@ -11,6 +11,7 @@ from typing import Any, Literal, TypedDict
 
 from typing_extensions import NotRequired
 
+from chipbench.core.wire import Environment, Info, Overrides
 from chipbench.execution.options import ENERGY_MODES, RunOptions
 from chipbench.measure.engine import MeasureOptions
 
@@ -20,7 +21,7 @@ class RunMessage(TypedDict):
 
     type: Literal["run"]
     bench: str
-    overrides: dict[str, Any]
+    overrides: Overrides
     options: dict[str, Any]
     """MeasureOptions fields (time_budget_s, ...)."""
     seed: int
@@ -43,7 +44,7 @@ class Hello(TypedDict):
     """Worker -> parent, once: what it runs on (or `fatal`, with `message` and `error_type`)."""
 
     type: Literal["hello", "fatal"]
-    env: dict[str, Any]
+    env: Environment
     """platform.hardware.environment(): device, CPU, stack, commit (+ `distributed` for a job)."""
     kind: str
     free_memory_bytes: int
@@ -63,9 +64,9 @@ class Reply(TypedDict):
     """measure.engine.Measurement as a dict, raw samples included."""
     work: NotRequired[dict[str, Any]]
     """core.contract.Work as a dict."""
-    info: NotRequired[dict[str, Any]]
+    info: NotRequired[Info]
     version_hash: NotRequired[str]
-    config: NotRequired[dict[str, Any]]
+    config: NotRequired[Overrides]
     # type == "error"
     error_type: NotRequired[str]
     message: NotRequired[str]
@@ -75,7 +76,7 @@ class Reply(TypedDict):
     ranks_failed: NotRequired[list[int]]
 
 
-def run_message(bench: str, overrides: dict[str, Any], options: RunOptions) -> RunMessage:
+def run_message(bench: str, overrides: Overrides, options: RunOptions) -> RunMessage:
     """The message that asks a worker to run one case: the keys every chipbench version's worker reads,
     an option at its default left out."""
     msg: RunMessage = {
@@ -99,7 +100,7 @@ class CaseRequest:
     """A run message as the worker reads it."""
 
     bench: str
-    overrides: dict[str, Any]
+    overrides: Overrides
     """Config field -> value, as given on the command line or by a suite."""
     options: RunOptions
     measure: MeasureOptions

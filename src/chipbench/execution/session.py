@@ -22,6 +22,7 @@ from chipbench import workloads
 from chipbench.core.cases import Case, memory_estimate
 from chipbench.core.errors import StartFailed, UsageError
 from chipbench.core.price import Price
+from chipbench.core.wire import Environment
 from chipbench.execution.options import Destination, Listener, RunOptions
 from chipbench.execution.pools import WorkerPool
 from chipbench.execution.protocol import Hello, error, run_message
@@ -63,7 +64,7 @@ class Session:
         return self.hello
 
     @property
-    def env(self) -> dict[str, Any]:
+    def env(self) -> Environment:
         assert self.hello is not None, "start() first"
         return self.hello["env"]
 

@@ -18,6 +18,7 @@ from chipbench.core.config import config_dict
 from chipbench.core.contract import Prepared, RunContext
 from chipbench.core.errors import DoesNotFit
 from chipbench.core.registry import Benchmark
+from chipbench.core.wire import Info, Overrides
 from chipbench.execution.lifeline import die_with_parent, expected_parent
 from chipbench.execution.process_groups import COMM_SOURCE, DistInfo, Lockstep, comm_time_per_step
 from chipbench.execution.protocol import CaseRequest, Hello, Reply, RunMessage
@@ -56,7 +57,7 @@ class PreparedCase:
 
 
 def prepare(
-    bench_name: str, overrides: dict[str, Any], kind: str, seed: int = 0, dist: DistInfo | None = None
+    bench_name: str, overrides: Overrides, kind: str, seed: int = 0, dist: DistInfo | None = None
 ) -> PreparedCase:
     """One case on device `kind`, inputs generated, ready to time.
 
@@ -214,7 +215,7 @@ def _compute_threads(kind: str) -> int:
     return int(torch.get_num_threads())
 
 
-def _worst_rank(seen: list[dict[str, Any]]) -> dict[str, Any]:
+def _worst_rank(seen: list[Info]) -> Info:
     """The most disturbed rank's evidence; every disturbed rank named (a synchronous step waits for all)."""
     worst = max(range(len(seen)), key=lambda i: seen[i].get("run_delay_share") or 0.0)
     why = "; ".join(f"rank {i}: {c['disturbed']}" for i, c in enumerate(seen) if c.get("disturbed"))
@@ -231,12 +232,12 @@ def _energy_source(kind: str, dist: DistInfo | None) -> energy.Source | energy.U
 
 def _energy(
     step: Any, dev: device.Device, kind: str, m: Measurement, dist: DistInfo | None, lockstep: Lockstep | None
-) -> dict[str, Any]:
+) -> Info:
     """The energy phase after the timed rounds, summed over the job's devices (each rank its own);
     `lockstep` only for a multi-process job."""
     src = _energy_source(kind, dist)
     if isinstance(src, energy.Unavailable):
-        mine: dict[str, Any] = {"unavailable": src.why}
+        mine: Info = {"unavailable": src.why}
         # Every rank takes the window's steps, read or not (collectives in the step).
         if lockstep is not None:
             steps = int(lockstep.agree(0))

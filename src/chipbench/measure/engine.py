@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from chipbench.core.config import check
 from chipbench.core.stats import rel_ci_halfwidth
+from chipbench.core.wire import Info
 from chipbench.platform.device import EVENT_TIMED, Device, Step
 
 
@@ -83,11 +84,11 @@ class MeasurementExtra:
     comm_source: str | None = None
     comm_unavailable: str | None = None
     """Why the collectives' time was not read."""
-    contention: dict[str, Any] | None = None
+    contention: Info | None = None
     """platform.contention's evidence of other work on the cores (JSON)."""
-    soak: dict[str, Any] | None = None
+    soak: Info | None = None
     """The soak before timing and the telemetry around it (JSON)."""
-    energy: dict[str, Any] | None = None
+    energy: Info | None = None
     """The energy phase after the timed rounds, or why there was none (JSON)."""
     setup_s: float | None = None
     """Wall time of preparing the case (model, data, tables)."""

@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeVar
 
 from chipbench.core.contract import RunContext
 from chipbench.core.errors import UsageError
+from chipbench.core.wire import Info
 from chipbench.platform.device import device_type
 
 Scaling = Literal["weak", "strong"]
@@ -42,7 +43,7 @@ def split_batch(batch_size: int, world_size: int, scaling: str) -> BatchSplit:
     return BatchSplit(batch_size // world_size, batch_size)
 
 
-def layout_info(split: BatchSplit, ctx: RunContext, scaling: str, parallelism: str) -> dict[str, Any]:
+def layout_info(split: BatchSplit, ctx: RunContext, scaling: str, parallelism: str) -> Info:
     """How a run is spread over its processes, for the result's info."""
     return {
         "parallelism": parallelism,

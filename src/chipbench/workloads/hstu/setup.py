@@ -14,6 +14,7 @@ from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
 from chipbench.core.errors import UsageError
+from chipbench.core.wire import Info
 from chipbench.workloads import common, parts
 from chipbench.workloads.hstu.accounting import (
     BYTES_CONVENTION,
@@ -94,7 +95,7 @@ class Built:
     """What the step calls: the HSTU, or its DDP wrapper."""
     inner: Any
     arith: Arithmetic
-    info: dict[str, Any]
+    info: Info
     batches: list[Batch]
     item_inputs: list[Any]
     """Each batch's prepared item lookup input."""
@@ -119,7 +120,7 @@ def build(
     if init_state is not None:
         inner.load_state_dict(init_state)
     model: Any = inner
-    info: dict[str, Any] = {
+    info: Info = {
         "backend": backend,
         "backend_reason": why,
         "attention": path,
@@ -149,7 +150,7 @@ def build(
     return Built(model, inner, a, info, batches, [inner.items.prepare(b.items) for b in batches])
 
 
-def pairs_info(a: Arithmetic, path: str) -> dict[str, Any]:
+def pairs_info(a: Arithmetic, path: str) -> Info:
     """The attention pairs computed against those the mask opens (per head and layer, mean over batches)."""
     valid = sum(c.pairs.valid for c in a.counts) / len(a.counts)
     computed = sum(getattr(c.pairs, path) for c in a.counts) / len(a.counts)
@@ -223,7 +224,7 @@ def train_setup(
         inner.items.step()
         return loss.detach()
 
-    def after() -> dict[str, Any]:
+    def after() -> Info:
         return parts.parts_info(model_pass(inner, dopt, batches, items, amp, True), ctx.device)
 
     info = {**built.info, **pairs_info(built.arith, built.info["attention"])}
@@ -311,7 +312,7 @@ def inference_setup(cfg: HSTUConfig, ctx: RunContext) -> Prepared:
         with torch.no_grad(), amp():
             return model(items[i], b.actions, b.seq)  # (K, T)
 
-    def after() -> dict[str, Any]:
+    def after() -> Info:
         return parts.parts_info(model_pass(built.inner, None, batches, items, amp, False), ctx.device)
 
     info = {**built.info, **pairs_info(built.arith, built.info["attention"])}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
+from chipbench.core.wire import Info
 from chipbench.platform.device import device_type, torch_dtype
 from chipbench.workloads.common import autocast, layout_info
 from chipbench.workloads.llama import parts as llama_parts
@@ -37,7 +38,7 @@ def _init_mode(cfg: LlamaConfig, ctx: RunContext) -> str:
     return "full" if 2 * full <= ctx.free_memory_bytes else "meta"
 
 
-def _parallelize(model: Any, cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, dict[str, Any]]:
+def _parallelize(model: Any, cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Info]:
     """Wrap the (fully built, identically initialized) model for ctx.world_size processes: FSDP2
     (fully_shard per transformer block, then the root) or DDP. Returns (module to train, info)."""
     import torch
@@ -82,7 +83,7 @@ class Trainer:
     """The module trained: wrapped (FSDP2, DDP) over more than one process."""
     train: Callable[[Any, Any], Any]
     """train(inputs, targets) -> loss: one optimizer step per call."""
-    info: dict[str, Any]
+    info: Info
     """What the result records of the optimizer, clip, precision and layout."""
     optimizer: Callable[[], Any]
     """The AdamW the step uses now (a fall-back from fused replaces it on the first step)."""
@@ -108,7 +109,7 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext, compiled: CompileChoice | No
 
     model, par_info = _build_model(cfg, ctx)
     impl = adamw_impl(cfg.adamw_impl, device_type(ctx.device))
-    info: dict[str, Any] = {}
+    info: Info = {}
     o = _Optimizer(list(model.parameters()), cfg, ctx, impl, info)  # after sharding: DTensors under FSDP2
     if compiled is None:
         compiled = choose_compile(cfg.compile, step_flops(cfg, cfg.shape()))
@@ -159,7 +160,7 @@ PRECISION_TEXT = {
 }
 
 
-def _build_model(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, dict[str, Any]]:
+def _build_model(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Info]:
     """The model in training mode, initialized from the run seed and wrapped over the processes (see
     `make_trainer`); with what the result records of its layout."""
     import warnings
@@ -176,7 +177,7 @@ def _build_model(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, dict[str, Any]
         model.materialize(ctx.torch_device)
         torch.manual_seed(ctx.seed)
         model.init_weights()
-    par_info: dict[str, Any] = {}
+    par_info: Info = {}
     if ctx.distributed:
         model, par_info = _parallelize(model, cfg, ctx)
         par_info["init"] = INIT_TEXT[init]
@@ -196,9 +197,7 @@ class _Optimizer:
     fails on the first step over sharded parameters is replaced by foreach, the fall-back recorded in
     `info`."""
 
-    def __init__(
-        self, params: list[Any], cfg: LlamaConfig, ctx: RunContext, impl: str, info: dict[str, Any]
-    ) -> None:
+    def __init__(self, params: list[Any], cfg: LlamaConfig, ctx: RunContext, impl: str, info: Info) -> None:
         import torch
 
         self.params, self.lr, self.info = params, cfg.lr, info
@@ -266,12 +265,12 @@ def train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
             return out
         return train(inputs, targets)
 
-    def after() -> dict[str, Any]:
+    def after() -> Info:
         key = "compile_first_step_s" if compiled.on else "first_step_s"
         fallback = (
             {k: info[k] for k in ("optimizer", "optimizer_fallback")} if "optimizer_fallback" in info else {}
         )
-        out: dict[str, Any] = {key: state["first_s"], **fallback}
+        out: Info = {key: state["first_s"], **fallback}
         if not ctx.distributed:  # parts run alone would call sharded modules outside their collectives
             # The step's own optimizer and clip, warm from the timed steps.
             amp = autocast(cfg.dtype, ctx)
