@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from chipbench.execution.options import RunOptions
 from chipbench.execution.pools import WorkerPool
 from chipbench.execution.protocol import run_message
 from chipbench.gate import compare
@@ -61,7 +62,7 @@ def collect(
                 if r % 2:
                     sides.reverse()
                 for side, ov in sides:
-                    reply = pool.run(run_message(bench, ov, budget), timeout_s=120)
+                    reply = pool.run(run_message(bench, ov, RunOptions(time_budget_s=budget)), timeout_s=120)
                     if reply["type"] != "result":
                         raise SystemExit(f"{label} {side}: {reply.get('message')}")
                     data.setdefault((label, side), []).append(np.asarray(reply["measurement"]["samples"]))

@@ -35,6 +35,7 @@ import numpy as np
 
 from chipbench import workloads
 from chipbench.core.cases import Case
+from chipbench.execution.options import RunOptions
 from chipbench.execution.pools import WorkerPool
 from chipbench.execution.protocol import run_message
 from chipbench.execution.session import Session
@@ -98,7 +99,7 @@ def collect(runs: int, budget: float, restart_every: int) -> dict[str, Any]:
                 sides = [("base", base), ("twin", twin)] if r % 2 == 0 else [("twin", twin), ("base", base)]
                 for side, ov in sides:
                     t = time.perf_counter()
-                    reply = pool.run(run_message(bench, ov, budget), timeout_s=120)
+                    reply = pool.run(run_message(bench, ov, RunOptions(time_budget_s=budget)), timeout_s=120)
                     key = f"{name}|{side}"
                     wall[key] += time.perf_counter() - t
                     if reply["type"] != "result":

@@ -180,6 +180,7 @@ def test_ctrl_c_saves_what_finished(tmp_path: Path) -> None:
     import threading
 
     from chipbench.core.cases import Case
+    from chipbench.execution.options import Destination, Listener, RunOptions
     from chipbench.execution.pools import WorkerPool
     from chipbench.execution.session import execute
 
@@ -199,12 +200,9 @@ def test_ctrl_c_saves_what_finished(tmp_path: Path) -> None:
         got = execute(
             cases,
             pool=WorkerPool("cpu"),
-            time_budget_s=0.05,
-            timeout_s=120,
-            suite=None,
-            argv=["chipbench"],
-            output=out,
-            on_done=lambda oc: first_done.set(),
+            options=RunOptions(time_budget_s=0.05, timeout_s=120),
+            destination=Destination(None, ["chipbench"], out),
+            listener=Listener(on_done=lambda oc: first_done.set()),
         )
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -255,6 +253,7 @@ def test_interrupt_during_the_save_waits_for_it(tmp_path: Path, monkeypatch: pyt
     import signal
 
     from chipbench.core.cases import Case
+    from chipbench.execution.options import Destination, RunOptions
     from chipbench.execution.pools import WorkerPool
     from chipbench.execution.session import execute
     from chipbench.results import files as results_files
@@ -269,8 +268,8 @@ def test_interrupt_during_the_save_waits_for_it(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(results_files, "save", interrupted_save)
     out = tmp_path / "r.json"
     got = execute(
-        [Case("selftest.busy", {})], pool=WorkerPool("cpu"), time_budget_s=0.05, timeout_s=60, suite=None,
-        argv=["chipbench"], output=out,
+        [Case("selftest.busy", {})], pool=WorkerPool("cpu"), options=RunOptions(time_budget_s=0.05, timeout_s=60),
+        destination=Destination(None, ["chipbench"], out),
     )  # fmt: skip
     assert got.exit_code == 130 and got.path == out
     assert [b["name"] for b in files.load(out)["benchmarks"]] == ["selftest.busy"]

@@ -56,7 +56,7 @@ def _lockstep(rank: int, world: int) -> dict[str, object]:
         dist.all_reduce(t)
 
     m = measure(step, Device("cpu"), MeasureOptions(time_budget_s=0.3), distributed.Lockstep())
-    return {"n": len(m.samples), "median": sorted(m.samples)[len(m.samples) // 2], "extra": m.extra}
+    return {"n": len(m.samples), "median": sorted(m.samples)[len(m.samples) // 2], "extra": m.extra.as_dict()}
 
 
 def test_collectives_give_the_right_values() -> None:
@@ -126,6 +126,7 @@ def test_run_under_torchrun_writes_one_results_file(tmp_path: Path) -> None:
 def test_mixed_cases_failing_rank_named_next_case_runs(tmp_path: Path) -> None:
     """A rank that raises in set-up is named and the next case runs in the same job; throughput is global."""
     from chipbench.core.cases import Case
+    from chipbench.execution.options import Destination, RunOptions
     from chipbench.execution.pools import DistWorkerPool, Launch
     from chipbench.execution.session import execute
 
@@ -136,8 +137,8 @@ def test_mixed_cases_failing_rank_named_next_case_runs(tmp_path: Path) -> None:
     ]
     pool = DistWorkerPool("cpu", Launch(2))
     got = execute(
-        cases, pool=pool, time_budget_s=0.2, timeout_s=120, suite=None, argv=["chipbench"],
-        output=tmp_path / "r.json",
+        cases, pool=pool, options=RunOptions(time_budget_s=0.2, timeout_s=120),
+        destination=Destination(None, ["chipbench"], tmp_path / "r.json"),
     )  # fmt: skip
     path, code = got.path, got.exit_code
     assert code == 1 and path is not None

@@ -169,5 +169,5 @@ def test_steady_slow_samples_are_not_trimmed(clock: FakeClock) -> None:
         dev.pending += next(it)
 
     m = measure(step, dev, MeasureOptions(time_budget_s=0.3, target_rel_ci=1e-6))
-    assert m.extra["late_warmup_samples"] == 0
-    assert m.extra["drift_late_over_early"] == pytest.approx(1.0, abs=0.2)
+    assert m.extra.late_warmup_samples == 0
+    assert m.extra.drift_late_over_early == pytest.approx(1.0, abs=0.2)

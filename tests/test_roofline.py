@@ -3,6 +3,7 @@ floor against the ceilings, the step's share of its roofline, and a results file
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -149,10 +150,16 @@ def test_a_table_and_its_optimizer_state_both_count_as_the_rows_touched():
 
 
 def test_the_gate_skips_the_parts_pass_and_run_takes_it():
-    from chipbench.execution.protocol import run_message
+    from chipbench.execution.options import RunOptions
+    from chipbench.execution.protocol import CaseRequest, run_message
     from chipbench.execution.worker import measure_case, prepare
 
     case = prepare("dlrm.train_step", {"preset": "tiny", "batch_size": 64, "dtype": "fp32"}, "cpu")
-    ran = measure_case(run_message("dlrm.train_step", {}, 0.05), "cpu", case)
-    gated = measure_case(run_message("dlrm.train_step", {}, 0.05, after=False), "cpu", case)
+    options = RunOptions(time_budget_s=0.05)
+    ran = measure_case(CaseRequest.read(run_message("dlrm.train_step", {}, options)), "cpu", case)
+    gated = measure_case(
+        CaseRequest.read(run_message("dlrm.train_step", {}, dataclasses.replace(options, after=False))),
+        "cpu",
+        case,
+    )
     assert "parts" in ran["info"] and "parts" not in gated["info"]

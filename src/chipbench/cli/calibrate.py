@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ from chipbench.cli.output import EXIT_FAILED, count, print_table, seconds, warn
 from chipbench.cli.run import check_outputs, run_cases
 from chipbench.core.cases import Case
 from chipbench.core.fileio import check_writable
+from chipbench.core.wire import Environment
+from chipbench.execution.options import Destination, RunOptions
 from chipbench.execution.pools import WorkerPool
 from chipbench.execution.session import Session
 from chipbench.platform import ceilings, hardware
@@ -19,20 +23,25 @@ from chipbench.platform.device import DEVICE_CHOICES
 from chipbench.workloads.llama.optimizer import adamw_impl
 
 
-def cmd_calibrate(args: argparse.Namespace) -> int:
-    if args.cache_dir:
-        os.environ["CHIPBENCH_CACHE_DIR"] = str(args.cache_dir)
-    check_outputs(args.output, None)
-    check_writable(ceilings.cache_dir(), "the ceilings cache", folder=True)
-    probe = Session(WorkerPool(args.device), time_budget_s=args.time_budget, timeout_s=60.0)
-    hello = probe.start()
-    probe.close()
-    kind = hello["kind"]
+@dataclass(frozen=True)
+class Plan:
+    """What a calibration runs on this device."""
+
+    sizes: dict[str, int]
+    """dtype -> the matmul's m = n = k."""
+    size: int
+    """The matmul size asked for (or the device's default)."""
+    copy_mib: int
+    cases: list[Case]
+
+
+def plan(args: argparse.Namespace, kind: str, env: Environment) -> Plan:
+    """The matmul per dtype and the bandwidth kernels, at the sizes the flags (or the device) ask for."""
     gpu = kind != "cpu"
     size = args.size if args.size is not None else (8192 if gpu else 2048)
     dtypes = ["fp32", "bf16"] + (["fp16"] if gpu else [])
     sizes = dict.fromkeys(dtypes, size)
-    native, _ = hardware.native_bf16(hello["env"])
+    native, _ = hardware.native_bf16(env)
     if not gpu and not native and args.size is None:
         # Emulated bf16 runs about 1 GFLOP/s: 2048^3 would take minutes a step. A smaller product
         # still shows the emulation's rate, which is what `dtype=auto` needs to see.
@@ -43,14 +52,24 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     # step where the device has fused AdamW kernels).
     kernels = ("copy", "add") + (("adamw",) if adamw_impl("auto", kind) == "fused" else ())
     cases += [Case("calib.copy", {"size_mib": copy_mib, "kernel": k}) for k in kernels]
+    return Plan(sizes, size, copy_mib, cases)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    if args.cache_dir:
+        os.environ["CHIPBENCH_CACHE_DIR"] = str(args.cache_dir)
+    check_outputs(args.output, None)
+    check_writable(ceilings.cache_dir(), "the ceilings cache", folder=True)
+    probe = Session(WorkerPool(args.device), RunOptions(time_budget_s=args.time_budget, timeout_s=60.0))
+    hello = probe.start()
+    probe.close()
+    env = hello["env"]
+    p = plan(args, hello["kind"], env)
     done = run_cases(
-        cases,
+        p.cases,
         pool=WorkerPool(args.device),
-        time_budget_s=args.time_budget,
-        timeout_s=max(300.0, 30 * args.time_budget),
-        suite="calibrate",
-        output=args.output,
-        markdown=None,
+        options=RunOptions(time_budget_s=args.time_budget, timeout_s=max(300.0, 30 * args.time_budget)),
+        destination=Destination("calibrate", list(sys.argv), args.output),
         preflight=True,
     )
     matmul: dict[str, float] = {}
@@ -61,30 +80,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if b["group"] == "calib.matmul":
             dt = b["extra_info"]["dtype"]
             matmul[dt] = m["tflops"]
-            rows.append([f"matmul {dt} {sizes[dt]}^3", f"{m['tflops'] * 1e3:.1f} GFLOP/s"])
+            rows.append([f"matmul {dt} {p.sizes[dt]}^3", f"{m['tflops'] * 1e3:.1f} GFLOP/s"])
         else:
             copy = max(copy or 0.0, m["gbps"])
             # The kernel and the bytes it is credited with, as its result records them.
             what = f"{b['extra_info']['config']['kernel']} ({b['extra_info']['work']['bytes_convention']})"
-            rows.append([f"{what}, {copy_mib} MiB buffers", f"{m['gbps']:.1f} GB/s"])
-    mid = hardware.machine_id(hello["env"])
+            rows.append([f"{what}, {p.copy_mib} MiB buffers", f"{m['gbps']:.1f} GB/s"])
+    mid = hardware.machine_id(env)
     load = (done.doc["chipbench"].get("load_avg_1m") or {}).get("start")
-    cores = hello["env"]["cpu"]["logical_cores"] or 1
-    seen = [
-        b["extra_info"]["measurement"].get("extra", {}).get("contention") or {}
-        for b in done.doc["benchmarks"]
-    ]
-    disturbed = [c["disturbed"] for c in seen if c.get("disturbed")]
-    # The kernel's evidence where it has some; the load average (which lags, and counts our own previous
-    # run) only where it has none.
-    busy = disturbed[0] if disturbed else None
-    if (
-        busy is None
-        and any(c.get("run_delay_share") is None for c in seen)
-        and load is not None
-        and load >= cores
-    ):
-        busy = f"1-minute load {load:.1f} on {cores} cores"
+    busy = _busy(done.doc, load, env["cpu"]["logical_cores"] or 1)
     if busy and not args.allow_busy:
         # Other processes on the cores stall the measurement: such a ceiling would deflate every share's base.
         print_table(f"ceilings of {mid}", ["ceiling", "value"], rows)
@@ -94,13 +98,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         new = ceilings.Ceilings(
             machine_id=mid,
             measured_at=done.doc["datetime"],
-            device=hello["env"]["device"]["name"],
+            device=env["device"]["name"],
             matmul_tflops=matmul,
-            matmul_size=size,
-            matmul_sizes=sizes,
+            matmul_size=p.size,
+            matmul_sizes=p.sizes,
             copy_gbps=copy,
-            copy_mib=copy_mib,
-            torch=hello["env"]["packages"]["torch"],
+            copy_mib=p.copy_mib,
+            torch=env["packages"]["torch"],
             results_file=str(done.path) if done.path else None,
             load_avg_1m=load,
         )
@@ -111,6 +115,21 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         rows.append(["stored", str(stored)])
     print_table(f"ceilings of {mid}", ["ceiling", "value"], rows)
     return done.exit_code
+
+
+def _busy(doc: dict[str, Any], load: float | None, cores: int) -> str | None:
+    """Why the calibration's figures are not to be trusted as ceilings, or None: the kernel's evidence
+    where it has some; the load average (which lags, and counts our own previous run) only where it has
+    none."""
+    seen = [
+        b["extra_info"]["measurement"].get("extra", {}).get("contention") or {} for b in doc["benchmarks"]
+    ]
+    disturbed = [c["disturbed"] for c in seen if c.get("disturbed")]
+    if disturbed:
+        return str(disturbed[0])
+    if any(c.get("run_delay_share") is None for c in seen) and load is not None and load >= cores:
+        return f"1-minute load {load:.1f} on {cores} cores"
+    return None
 
 
 def add_parsers(sub: Any) -> None:

@@ -33,6 +33,7 @@ from chipbench.core.dtypes import DTYPE_CHOICES
 from chipbench.core.errors import StartFailed, UsageError
 from chipbench.core.fileio import check_writable
 from chipbench.core.registry import SUITES
+from chipbench.execution.options import Destination, Listener, RunOptions
 from chipbench.execution.pools import DistWorkerPool, Launch, WorkerPool, kill_tree
 from chipbench.execution.session import Executed, execute, hold_signals
 from chipbench.platform.device import DEVICE_CHOICES
@@ -100,39 +101,20 @@ def run_cases(
     cases: list[Case],
     *,
     pool: WorkerPool,
-    time_budget_s: float,
-    timeout_s: float,
-    suite: str | None,
-    output: Path | None,
-    markdown: Path | None,
+    options: RunOptions,
+    destination: Destination,
     preflight: bool,
-    write: bool = True,
     quiet: bool = False,
-    energy: str = "off",
-    soak_s: float = 0.0,
     price_for: Callable[[str], price.Price | None] | None = None,
 ) -> Executed:
     """A session with the terminal's progress and warnings."""
     progress = Progress(len(cases), quiet)
     with progress:
+        hear = Listener(progress.start, progress.done, None if quiet else warn)
         return execute(
-            cases,
-            energy=energy,
-            soak_s=soak_s,
+            cases, pool=pool, options=options, destination=destination, listener=hear, preflight=preflight,
             price_for=price_for,
-            pool=pool,
-            time_budget_s=time_budget_s,
-            timeout_s=timeout_s,
-            suite=suite,
-            argv=list(sys.argv),
-            output=output,
-            markdown=markdown,
-            preflight=preflight,
-            write=write,
-            on_start=progress.start,
-            on_done=progress.done,
-            on_warning=None if quiet else warn,
-        )
+        )  # fmt: skip
 
 
 def _nprocs(value: str | None) -> list[int | None]:
@@ -285,25 +267,25 @@ def _run(args: argparse.Namespace, pool: WorkerPool, world: int = 1, write: bool
     if not cases:
         raise UsageError("nothing to run: no benchmark matches; see `chipbench list`")
     suite = args.suite or (None if args.benchmarks else "smoke")
-    budget = args.time_budget if args.time_budget is not None else SUITE_BUDGET_S.get(suite or "default", 3.0)
-    timeout = args.timeout if args.timeout is not None else max(120.0, 20 * budget)
     done = run_cases(
         cases,
         pool=pool,
-        time_budget_s=budget,
-        timeout_s=timeout,
-        suite=suite,
-        output=args.output,
-        markdown=args.markdown,
-        write=write,
+        options=run_options(args, suite),
+        destination=Destination(suite, list(sys.argv), args.output, args.markdown, write),
         preflight=bool(args.benchmarks),
-        energy=args.energy,
-        soak_s=args.soak or 0.0,
         price_for=_price_for(args),
     )
     if write:
         _report(done.doc, done.path, done.exit_code)
     return done
+
+
+def run_options(args: argparse.Namespace, suite: str | None) -> RunOptions:
+    """The run's options from its flags: the suite's time budget unless --time-budget says otherwise."""
+    budget = args.time_budget if args.time_budget is not None else SUITE_BUDGET_S.get(suite or "default", 3.0)
+    return RunOptions(
+        time_budget_s=budget, timeout_s=args.timeout, energy=args.energy, soak_s=args.soak or 0.0
+    )
 
 
 def _price_for(args: argparse.Namespace) -> Callable[[str], price.Price | None]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from chipbench.core.errors import UsageError
 from chipbench.core.registry import SUITES, Benchmark, get, registered
+from chipbench.core.wire import Overrides
 
 
 @dataclass(frozen=True)
@@ -15,8 +16,8 @@ class Case:
     """One benchmark at one config: the unit the runner schedules."""
 
     bench: str
-    overrides: dict[str, Any]
-    requested: dict[str, Any] | None = field(default=None, compare=False)
+    overrides: Overrides
+    requested: Overrides | None = field(default=None, compare=False)
     """What the user or suite asked for, before `resolve_case` fitted it to the device (None: as
     `overrides`); results record it so machines that fit a case differently still match by it."""
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from chipbench.core.errors import UsageError
+from chipbench.core.wire import Overrides
 
 C = TypeVar("C")
 
@@ -134,7 +135,7 @@ def apply_overrides(base: C, overrides: Mapping[str, Any]) -> C:
         raise UsageError(f"invalid config: {exc}") from None
 
 
-def config_dict(cfg: Any) -> dict[str, Any]:
+def config_dict(cfg: Any) -> Overrides:
     """A JSON-ready dict of a config dataclass."""
     out = dataclasses.asdict(cfg)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}

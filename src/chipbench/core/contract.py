@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chipbench.core.wire import Info
+
 
 @dataclass(frozen=True)
 class Work:
@@ -36,9 +38,9 @@ class Prepared:
 
     step: Callable[[], Any]
     work: Work
-    info: dict[str, Any] = field(default_factory=dict)
+    info: Info = field(default_factory=dict)
     """Facts about how it ran (backend chosen, shapes, caps applied); stored in extra_info."""
-    after: Callable[[], dict[str, Any]] | None = None
+    after: Callable[[], Info] | None = None
     """Optional extra measurements taken after the timed rounds (e.g. a time breakdown)."""
 
 
@@ -71,7 +73,7 @@ class Description:
 
     memory_bytes_estimate: int | None
     """Bytes one process needs (checked against free memory before the case runs); None = unknown."""
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: Info = field(default_factory=dict)
     """Everything else, for people: parameter counts, FLOPs and bytes per step, conventions."""
 
     def as_dict(self) -> dict[str, Any]:
@@ -84,7 +86,7 @@ class Layout:
 
     memory_bytes_per_rank_estimate: int | None
     """Bytes the busiest process needs; None = the one-process estimate applies to every rank."""
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: Info = field(default_factory=dict)
     """Parallelism, batch split, sharding plan and the per-rank memory breakdown, for people."""
 
     def as_dict(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from chipbench.core.config import apply_overrides, config_dict
 from chipbench.core.contract import Description, Layout, Prepared, RunContext
 from chipbench.core.errors import UsageError
+from chipbench.core.wire import Overrides
 
 C = TypeVar("C")
 
@@ -50,12 +51,12 @@ class Benchmark(Generic[C]):
     setup: Callable[[C, RunContext], Prepared]
     """Builds the model and inputs on the device and returns the step to time."""
     describe: Callable[[C], Description]
-    suites: dict[str, list[dict[str, Any]]]
+    suites: dict[str, list[Overrides]]
     """Suite name -> list of config overrides, one case each."""
     timed: tuple[str, ...] = ()
     """Modules whose code the step runs besides the one that defines `setup` (the models it builds,
     the data and backend code of its family): with the engine, what the version hash covers."""
-    fit: Callable[[C, int, str], dict[str, Any]] | None = None
+    fit: Callable[[C, int, str], Overrides] | None = None
     """(config, free memory bytes, device kind) -> overrides that fit the case to the device (e.g. a
     table-row cap)."""
     auto_dtype: dict[str, str] = field(default_factory=dict)
@@ -67,7 +68,7 @@ class Benchmark(Generic[C]):
     needs_world: int = 1
     """Fewest processes the benchmark runs on (collectives need 2); below it, suites skip it."""
 
-    def config(self, overrides: dict[str, Any] | None = None) -> C:
+    def config(self, overrides: Overrides | None = None) -> C:
         return apply_overrides(self.config_cls(), overrides or {})
 
     def resolve_auto_dtype(self, kind: str, device_choice: tuple[str, str]) -> tuple[str, str]:
@@ -87,6 +88,43 @@ class Benchmark(Generic[C]):
         src = {m: read(m) for m in self.timed_modules()}
         blob = json.dumps({"src": src, "cfg": config_dict(cfg)}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def suites(
+    smoke: list[Overrides], default: list[Overrides], full: list[Overrides]
+) -> dict[str, list[Overrides]]:
+    """A benchmark's cases in each suite (each a list of config overrides)."""
+    return {"smoke": smoke, "default": default, "full": full}
+
+
+@dataclass(frozen=True)
+class Family:
+    """What the benchmarks of one workload family share; `add` registers one of them, which declares only
+    its name, config, set-up, doc and suites, and any field where it differs from the family."""
+
+    prefix: str
+    """The family's name: a benchmark `x` is registered as `<prefix>.x`."""
+    describe: Callable[[Any], Description] | None = None
+    timed: tuple[str, ...] = ()
+    fit: Callable[[Any, int, str], Overrides] | None = None
+    plan: Callable[[Any, int, str], Layout] | None = None
+    auto_dtype: dict[str, str] = field(default_factory=dict)
+
+    def add(
+        self,
+        name: str,
+        config_cls: type[C],
+        setup: Callable[[C, RunContext], Prepared],
+        doc: str,
+        suites: dict[str, list[Overrides]],
+        **differs: Any,
+    ) -> Benchmark[C]:
+        """Register `<prefix>.<name>`; `differs`: Benchmark fields that are not the family's."""
+        fields: dict[str, Any] = {
+            "describe": self.describe, "timed": self.timed, "fit": self.fit, "plan": self.plan,
+            "auto_dtype": self.auto_dtype, **differs,
+        }  # fmt: skip
+        return register(Benchmark(f"{self.prefix}.{name}", doc, config_cls, setup, suites=suites, **fields))
 
 
 _REGISTRY: dict[str, Benchmark[Any]] = {}

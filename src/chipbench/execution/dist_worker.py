@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from chipbench.execution import lifeline, process_groups, worker
-from chipbench.execution.protocol import Reply, RunMessage
+from chipbench.execution.protocol import CaseRequest, Reply, RunMessage
 from chipbench.execution.worker import error_reply, measure_case, prepare
 from chipbench.platform import allocator, hardware
 
@@ -56,7 +56,8 @@ def _run_case(
     that point ends the job (see the module docstring).
     """
     try:
-        case = prepare(msg["bench"], msg["overrides"], kind, msg.get("seed", 0), info)
+        request = CaseRequest.read(msg)
+        case = prepare(request.bench, request.overrides, kind, request.options.seed, info)
         err = None
     except Exception as exc:
         err = error_reply(exc)
@@ -68,7 +69,7 @@ def _run_case(
         reply["message"] = f"rank {rank}: {e.get('message', '')}"
         reply["ranks_failed"] = [r for r, _ in failed]
         return reply
-    return measure_case(msg, kind, case, info, lock)
+    return measure_case(request, kind, case, info, lock)
 
 
 def _register(rank: int) -> None:

@@ -6,9 +6,14 @@ chipbench version; these TypedDicts say what each one holds.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 from typing_extensions import NotRequired
+
+from chipbench.core.wire import Environment, Info, Overrides
+from chipbench.execution.options import ENERGY_MODES, RunOptions
+from chipbench.measure.engine import MeasureOptions
 
 
 class RunMessage(TypedDict):
@@ -16,7 +21,7 @@ class RunMessage(TypedDict):
 
     type: Literal["run"]
     bench: str
-    overrides: dict[str, Any]
+    overrides: Overrides
     options: dict[str, Any]
     """MeasureOptions fields (time_budget_s, ...)."""
     seed: int
@@ -39,7 +44,7 @@ class Hello(TypedDict):
     """Worker -> parent, once: what it runs on (or `fatal`, with `message` and `error_type`)."""
 
     type: Literal["hello", "fatal"]
-    env: dict[str, Any]
+    env: Environment
     """platform.hardware.environment(): device, CPU, stack, commit (+ `distributed` for a job)."""
     kind: str
     free_memory_bytes: int
@@ -59,9 +64,9 @@ class Reply(TypedDict):
     """measure.engine.Measurement as a dict, raw samples included."""
     work: NotRequired[dict[str, Any]]
     """core.contract.Work as a dict."""
-    info: NotRequired[dict[str, Any]]
+    info: NotRequired[Info]
     version_hash: NotRequired[str]
-    config: NotRequired[dict[str, Any]]
+    config: NotRequired[Overrides]
     # type == "error"
     error_type: NotRequired[str]
     message: NotRequired[str]
@@ -71,30 +76,50 @@ class Reply(TypedDict):
     ranks_failed: NotRequired[list[int]]
 
 
-def run_message(
-    bench: str,
-    overrides: dict[str, Any],
-    time_budget_s: float,
-    seed: int = 0,
-    *,
-    energy: str = "off",
-    soak_s: float = 0.0,
-    after: bool = True,
-) -> RunMessage:
+def run_message(bench: str, overrides: Overrides, options: RunOptions) -> RunMessage:
+    """The message that asks a worker to run one case: the keys every chipbench version's worker reads,
+    an option at its default left out."""
     msg: RunMessage = {
         "type": "run",
         "bench": bench,
         "overrides": overrides,
-        "options": {"time_budget_s": time_budget_s},
-        "seed": seed,
+        "options": {"time_budget_s": options.time_budget_s},
+        "seed": options.seed,
     }
-    if energy != "off":
-        msg["energy"] = energy
-    if soak_s > 0:
-        msg["soak_s"] = soak_s
-    if not after:
+    if options.energy != "off":
+        msg["energy"] = options.energy
+    if options.soak_s > 0:
+        msg["soak_s"] = options.soak_s
+    if not options.after:
         msg["after"] = False
     return msg
+
+
+@dataclass(frozen=True)
+class CaseRequest:
+    """A run message as the worker reads it."""
+
+    bench: str
+    overrides: Overrides
+    """Config field -> value, as given on the command line or by a suite."""
+    options: RunOptions
+    measure: MeasureOptions
+    """The engine's options: `options`' time budget, and any other field a parent sends."""
+
+    @classmethod
+    def read(cls, msg: RunMessage) -> CaseRequest:
+        """The message's case and options; a key a parent of another version left out at its default."""
+        wire = dict(msg.get("options") or {})
+        measure = MeasureOptions(**wire)
+        energy = msg.get("energy", "off")
+        options = RunOptions(
+            time_budget_s=measure.time_budget_s,
+            seed=int(msg.get("seed", 0)),
+            energy=energy if energy in ENERGY_MODES else "auto",  # type: ignore[arg-type]
+            soak_s=float(msg.get("soak_s") or 0.0),
+            after=bool(msg.get("after", True)),
+        )
+        return cls(msg["bench"], dict(msg.get("overrides") or {}), options, measure)
 
 
 def error(error_type: str, message: str, **extra: Any) -> Reply:

@@ -22,6 +22,8 @@ from chipbench import workloads
 from chipbench.core.cases import Case, memory_estimate
 from chipbench.core.errors import StartFailed, UsageError
 from chipbench.core.price import Price
+from chipbench.core.wire import Environment
+from chipbench.execution.options import Destination, Listener, RunOptions
 from chipbench.execution.pools import WorkerPool
 from chipbench.execution.protocol import Hello, error, run_message
 from chipbench.platform import ceilings as ceilings_store
@@ -36,26 +38,11 @@ _IMPORTED = time.monotonic()
 class Session:
     """One started worker pool and what it told us: environment, device kind, free memory, ceilings."""
 
-    def __init__(
-        self,
-        pool: WorkerPool,
-        *,
-        time_budget_s: float,
-        timeout_s: float,
-        seed: int = 0,
-        energy: str = "off",
-        soak_s: float = 0.0,
-        after: bool = True,
-    ) -> None:
+    def __init__(self, pool: WorkerPool, options: RunOptions | None = None, **fields: Any) -> None:
+        """`fields`: RunOptions' fields one by one, in place of `options` (the older call, kept for
+        callers that still make it)."""
         self.pool = pool
-        self.after = after
-        """False: no after-rounds measurements (the roofline parts): `ab` needs only the timed rounds."""
-        self.time_budget_s = time_budget_s
-        self.timeout_s = timeout_s
-        self.seed = seed
-        self.energy = energy
-        """auto, on or off: the energy phase after each case's timed rounds."""
-        self.soak_s = soak_s
+        self.options = options if options is not None else RunOptions(**fields)
         self.price: Price | None = None
         """The machine's price (the user's), once its id is known."""
         self.hello: Hello | None = None
@@ -77,7 +64,7 @@ class Session:
         return self.hello
 
     @property
-    def env(self) -> dict[str, Any]:
+    def env(self) -> Environment:
         assert self.hello is not None, "start() first"
         return self.hello["env"]
 
@@ -120,17 +107,9 @@ class Session:
 
     def run_case(self, case: Case) -> CaseOutcome:
         t0 = time.perf_counter()
-        msg = run_message(
-            case.bench,
-            case.overrides,
-            self.time_budget_s,
-            self.seed,
-            energy=self.energy,
-            soak_s=self.soak_s,
-            after=self.after,
-        )
+        msg = run_message(case.bench, case.overrides, self.options)
         try:
-            reply = self.pool.run(msg, self.timeout_s)
+            reply = self.pool.run(msg, self.options.limit_s)
         except RuntimeError as exc:  # the worker could not be started again after a failure
             reply = error("start_failed", str(exc))
         return CaseOutcome(case, reply["type"] == "result", dict(reply), time.perf_counter() - t0)
@@ -188,7 +167,7 @@ class Session:
         """`--energy on` where the device has no energy source: one line, before any benchmark runs."""
         power: dict[str, Any] = self.hello.get("energy", {}) if self.hello else {}
         why = power.get("unavailable")
-        if self.energy == "on" and why:
+        if self.options.energy == "on" and why:
             raise UsageError(f"--energy on: {why}; use --energy auto to run without energy figures")
 
     def close(self) -> None:
@@ -210,38 +189,25 @@ def execute(
     cases: list[Case],
     *,
     pool: WorkerPool,
-    time_budget_s: float,
-    timeout_s: float,
-    suite: str | None,
-    argv: list[str],
-    output: Path | None = None,
-    markdown: Path | None = None,
+    options: RunOptions,
+    destination: Destination,
+    listener: Listener | None = None,
     preflight: bool = False,
-    write: bool = True,
-    on_start: Callable[[Case], None] | None = None,
-    on_done: Callable[[CaseOutcome], None] | None = None,
-    on_warning: Callable[[str], None] | None = None,
-    energy: str = "off",
-    soak_s: float = 0.0,
     price_for: Callable[[str], Price | None] | None = None,
 ) -> Executed:
-    """Run cases in a session on `pool` and write the results file (unless write=False). `price_for`
-    gives the machine's price from its id (a UsageError when the user's price file lacks it)."""
+    """Run cases in a session on `pool` and write the results file (unless `destination` says not to).
+    `price_for` gives the machine's price from its id (a UsageError when the user's price file lacks it)."""
+    hear = listener or Listener()
     load_start = load_avg()
-    session = Session(pool, time_budget_s=time_budget_s, timeout_s=timeout_s, energy=energy, soak_s=soak_s)
+    session = Session(pool, options)
     session.start()
     try:
-        session.check_energy()
-        if price_for is not None:
-            session.price = price_for(session.machine_id)
-        cases = session.resolve(cases)
-        if preflight:
-            session.preflight(cases)
+        cases = _ready(session, cases, preflight, price_for)
         cores = session.env["cpu"]["logical_cores"] or 1
         # Our own previous run keeps the 1-minute average near 1: warn only when every core was busy.
-        if load_start is not None and load_start >= cores and on_warning:
+        if load_start is not None and load_start >= cores and hear.on_warning:
             # Other processes on the cores stall torch's thread pool: figures can be inflated many times.
-            on_warning(
+            hear.on_warning(
                 f"this machine is busy (1-minute load {load_start:.1f} on {cores} cores); figures may be inflated"
             )
     except BaseException:
@@ -252,33 +218,50 @@ def execute(
     def done(oc: CaseOutcome) -> None:
         if not first_done:
             first_done.append(time.monotonic())
-        if on_done:
-            on_done(oc)
+        if hear.on_done:
+            hear.on_done(oc)
 
-    run = session.run(cases, on_start, done)  # Ctrl-C until here stops the run; what finished is kept
+    run = session.run(cases, hear.on_start, done)  # Ctrl-C until here stops the run; what finished is kept
     with hold_signals() as held:  # a Ctrl-C or SIGTERM from here on waits for the save
-        doc = session.document(run, suite=suite, argv=argv)
+        doc = session.document(run, suite=destination.suite, argv=destination.argv)
         doc["chipbench"]["load_avg_1m"] = {"start": load_start, "end": load_avg()}
         if first_done:
             # From process creation (interpreter start, imports, worker start) to the first finished benchmark.
             doc["chipbench"]["startup_to_first_result_s"] = first_done[0] - process_age_origin()
         doc["chipbench"]["wall_s"] = time.monotonic() - process_age_origin()  # process start to this save
-        saved = None
-        if run.outcomes and write:
-            saved = files.save(doc, output)
-            if saved.fallback_reason and on_warning:
-                on_warning(saved.fallback_reason)
-            if markdown:
-                try:
-                    files.write_markdown(doc, markdown)
-                except OSError as exc:
-                    if on_warning:
-                        on_warning(
-                            f"could not write {markdown} ({exc.strerror or exc}); the results are in {saved.path}"
-                        )
+        path = _save(doc, destination, hear.on_warning) if run.outcomes and destination.write else None
     failed = len(doc["chipbench"]["errors"])
     code = 130 if run.interrupted or held.received else (1 if failed else 0)
-    return Executed(doc, saved.path if saved else None, code)
+    return Executed(doc, path, code)
+
+
+def _ready(
+    session: Session, cases: list[Case], preflight: bool, price_for: Callable[[str], Price | None] | None
+) -> list[Case]:
+    """The started session's checks before any case runs; the cases made concrete for its device."""
+    session.check_energy()
+    if price_for is not None:
+        session.price = price_for(session.machine_id)
+    cases = session.resolve(cases)
+    if preflight:
+        session.preflight(cases)
+    return cases
+
+
+def _save(doc: dict[str, Any], to: Destination, warn: Callable[[str], None] | None) -> Path:
+    """Write the results file (and the Markdown table); what went elsewhere or failed is a warning."""
+    saved = files.save(doc, to.output)
+    if saved.fallback_reason and warn:
+        warn(saved.fallback_reason)
+    if to.markdown:
+        try:
+            files.write_markdown(doc, to.markdown)
+        except OSError as exc:
+            if warn:
+                warn(
+                    f"could not write {to.markdown} ({exc.strerror or exc}); the results are in {saved.path}"
+                )
+    return saved.path
 
 
 class Held:

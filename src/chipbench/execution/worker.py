@@ -18,11 +18,12 @@ from chipbench.core.config import config_dict
 from chipbench.core.contract import Prepared, RunContext
 from chipbench.core.errors import DoesNotFit
 from chipbench.core.registry import Benchmark
+from chipbench.core.wire import Info, Overrides
 from chipbench.execution.lifeline import die_with_parent, expected_parent
 from chipbench.execution.process_groups import COMM_SOURCE, DistInfo, Lockstep, comm_time_per_step
-from chipbench.execution.protocol import Hello, Reply, RunMessage
+from chipbench.execution.protocol import CaseRequest, Hello, Reply, RunMessage
 from chipbench.measure import energy as energy_window
-from chipbench.measure.engine import Measurement, MeasureOptions, measure
+from chipbench.measure.engine import Measurement, measure
 from chipbench.platform import allocator, contention, device, energy, hardware, telemetry
 
 
@@ -56,7 +57,7 @@ class PreparedCase:
 
 
 def prepare(
-    bench_name: str, overrides: dict[str, Any], kind: str, seed: int = 0, dist: DistInfo | None = None
+    bench_name: str, overrides: Overrides, kind: str, seed: int = 0, dist: DistInfo | None = None
 ) -> PreparedCase:
     """One case on device `kind`, inputs generated, ready to time.
 
@@ -107,42 +108,40 @@ def error_reply(exc: BaseException) -> Reply:
 
 
 def measure_case(
-    msg: RunMessage,
+    request: CaseRequest,
     kind: str,
     case: PreparedCase,
     dist: DistInfo | None = None,
     lockstep: Lockstep | None = None,
 ) -> Reply:
     """Measure a prepared case; returns the raw measurement, work counts and info."""
-    prepared = case.prepared
+    prepared, opts = case.prepared, request.options
     dev = device.Device(kind)
     multi = dist is not None and lockstep is not None and dist.world_size > 1
     # (The CLI refuses --soak for multi-process runs: ranks would take different step counts.)
     ident = energy.physical_id(kind, dist.local_rank if dist is not None else 0)
-    soaked = (
-        energy_window.soak(prepared.step, dev, float(msg["soak_s"]), ident) if msg.get("soak_s") else None
-    )
+    soaked = energy_window.soak(prepared.step, dev, opts.soak_s, ident) if opts.soak_s else None
     # The kernel's word on contention, around the whole measurement (warm-up included: conservative).
     monitor = contention.Monitor(_compute_threads(kind))
-    m = measure(prepared.step, dev, MeasureOptions(**msg.get("options", {})), lockstep)
+    m = measure(prepared.step, dev, request.measure, lockstep)
     seen = monitor.stop().as_dict()
     if multi and lockstep is not None and dist is not None:
         seen = _worst_rank(lockstep.gather(seen))
         _profile_comm(prepared.step, kind, dist, lockstep, m)
-    m.extra["contention"] = seen
+    m.extra.contention = seen
     if soaked is not None:
         soaked["after_timing"] = telemetry.read(kind, ident)
-        m.extra["soak"] = soaked
-    if msg.get("energy", "off") != "off":
-        m.extra["energy"] = _energy(prepared.step, dev, kind, m, dist, lockstep if multi else None)
+        m.extra.soak = soaked
+    if opts.energy != "off":
+        m.extra.energy = _energy(prepared.step, dev, kind, m, dist, lockstep if multi else None)
     t_after = time.perf_counter()
-    after = prepared.after() if prepared.after and msg.get("after", True) else {}
+    after = prepared.after() if prepared.after and opts.after else {}
     # The harness's own cost around the timed steps, so a slow suite says where its time went.
-    m.extra["setup_s"] = case.setup_s
-    m.extra["after_s"] = time.perf_counter() - t_after
+    m.extra.setup_s = case.setup_s
+    m.extra.after_s = time.perf_counter() - t_after
     return {
         "type": "result",
-        "measurement": dataclasses.asdict(m),
+        "measurement": m.as_dict(),
         "work": dataclasses.asdict(prepared.work),
         "info": {**prepared.info, **after},
         "version_hash": case.bench.version_hash(case.config),
@@ -154,8 +153,9 @@ def run_case(msg: RunMessage, kind: str) -> Reply:
     """Set up and measure one case in this process; any failure becomes an error entry."""
     case = None
     try:
-        case = prepare(msg["bench"], msg["overrides"], kind, msg.get("seed", 0))
-        return measure_case(msg, kind, case)
+        request = CaseRequest.read(msg)
+        case = prepare(request.bench, request.overrides, kind, request.options.seed)
+        return measure_case(request, kind, case)
     except Exception as exc:
         return error_reply(exc)
     finally:
@@ -168,17 +168,17 @@ def run_case(msg: RunMessage, kind: str) -> Reply:
 def _profile_comm(step: Any, kind: str, dist: DistInfo, lockstep: Lockstep, m: Measurement) -> None:
     """Time spent in collectives per step, each rank's, from a few extra profiled steps."""
     if dist.backend not in COMM_SOURCE:
-        m.extra["comm_unavailable"] = f"no profiler reading of {dist.backend} collectives"
+        m.extra.comm_unavailable = f"no profiler reading of {dist.backend} collectives"
         return
     med = sorted(m.samples)[len(m.samples) // 2]
     steps = 3 if med < 1.0 else 1  # every rank takes the same number: the steps hold collectives
     mine: Any = comm_time_per_step(step, kind, steps)
     got = lockstep.gather(mine)
     if all(isinstance(g, float) for g in got):
-        m.extra["comm_s_per_step_by_rank"] = got
-        m.extra["comm_source"] = COMM_SOURCE.get(dist.backend, "torch.profiler")
+        m.extra.comm_s_per_step_by_rank = got
+        m.extra.comm_source = COMM_SOURCE.get(dist.backend, "torch.profiler")
     else:
-        m.extra["comm_unavailable"] = next(str(g) for g in got if not isinstance(g, float))
+        m.extra.comm_unavailable = next(str(g) for g in got if not isinstance(g, float))
 
 
 def worker_main(conn: Connection, device_req: str) -> None:
@@ -215,7 +215,7 @@ def _compute_threads(kind: str) -> int:
     return int(torch.get_num_threads())
 
 
-def _worst_rank(seen: list[dict[str, Any]]) -> dict[str, Any]:
+def _worst_rank(seen: list[Info]) -> Info:
     """The most disturbed rank's evidence; every disturbed rank named (a synchronous step waits for all)."""
     worst = max(range(len(seen)), key=lambda i: seen[i].get("run_delay_share") or 0.0)
     why = "; ".join(f"rank {i}: {c['disturbed']}" for i, c in enumerate(seen) if c.get("disturbed"))
@@ -232,12 +232,12 @@ def _energy_source(kind: str, dist: DistInfo | None) -> energy.Source | energy.U
 
 def _energy(
     step: Any, dev: device.Device, kind: str, m: Measurement, dist: DistInfo | None, lockstep: Lockstep | None
-) -> dict[str, Any]:
+) -> Info:
     """The energy phase after the timed rounds, summed over the job's devices (each rank its own);
     `lockstep` only for a multi-process job."""
     src = _energy_source(kind, dist)
     if isinstance(src, energy.Unavailable):
-        mine: dict[str, Any] = {"unavailable": src.why}
+        mine: Info = {"unavailable": src.why}
         # Every rank takes the window's steps, read or not (collectives in the step).
         if lockstep is not None:
             steps = int(lockstep.agree(0))

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from chipbench.core.wire import Info
 from chipbench.measure.engine import Lockstep
 from chipbench.platform import telemetry
 from chipbench.platform.device import Device, Step
@@ -92,7 +93,7 @@ def measure_energy(
     return EnergyReading(joules, steps, window, joules / window, idle, source.scope, source.method)
 
 
-def soak(step: Step, device: Device, seconds: float, ident: int | str = 0) -> dict[str, Any]:
+def soak(step: Step, device: Device, seconds: float, ident: int | str = 0) -> Info:
     """Run the step for `seconds` (the device reaches its sustained clocks and temperature); what the
     platform reports of clocks, temperature and throttling before and after (`ident`: the device, as
     platform.energy.physical_id names it)."""

@@ -9,6 +9,7 @@ CPU with perf_counter.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import time
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 from chipbench.core.config import check
 from chipbench.core.stats import rel_ci_halfwidth
+from chipbench.core.wire import Info
 from chipbench.platform.device import EVENT_TIMED, Device, Step
 
 
@@ -63,6 +65,42 @@ class MeasureOptions:
 
 
 @dataclass
+class MeasurementExtra:
+    """What a measurement records besides its samples: the engine's own accounting, and what the worker
+    adds around it. A field left at None is absent from the results file."""
+
+    total_s: float | None = None
+    """Wall time of the whole measurement: first step, warm-up and timed rounds."""
+    late_warmup_samples: int | None = None
+    """Leading samples dropped as late warm-up (counted in warmup_steps)."""
+    per_rank_median_s: list[float] | None = None
+    """Each rank's own median (a multi-process run: the samples are each round's slowest rank)."""
+    per_rank_peak_mem_bytes: list[int | None] | None = None
+    world_size: int | None = None
+    drift_late_over_early: float | None = None
+    """Median of the last third of the samples over the first third's (with 9 samples or more)."""
+    comm_s_per_step_by_rank: list[float] | None = None
+    """Seconds in collectives per step, each rank's, from a few extra profiled steps."""
+    comm_source: str | None = None
+    comm_unavailable: str | None = None
+    """Why the collectives' time was not read."""
+    contention: Info | None = None
+    """platform.contention's evidence of other work on the cores (JSON)."""
+    soak: Info | None = None
+    """The soak before timing and the telemetry around it (JSON)."""
+    energy: Info | None = None
+    """The energy phase after the timed rounds, or why there was none (JSON)."""
+    setup_s: float | None = None
+    """Wall time of preparing the case (model, data, tables)."""
+    after_s: float | None = None
+    """Wall time of the after-rounds measurements."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The results file's `measurement.extra`: the fields that were set."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass
 class Measurement:
     """Raw samples and how they were taken."""
 
@@ -79,7 +117,14 @@ class Measurement:
     measure_s: float
     peak_mem_bytes: int | None = None
     peak_mem_source: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: MeasurementExtra = field(default_factory=MeasurementExtra)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The measurement as the worker's reply (and the results file) hold it."""
+        return {
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+            "extra": self.extra.as_dict(),
+        }
 
 
 def _median(xs: list[float]) -> float:
@@ -128,67 +173,14 @@ def measure(
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection inside a timed step is noise, not the workload
     try:
-        # Warm-up until two consecutive windows agree (or the warm-up budget is spent).
-        warmup_max = opt.warmup_max_s if opt.warmup_max_s is not None else max(2.0, 0.5 * opt.time_budget_s)
-        w = opt.steady_window
-        warm: list[float] = []
-        t_warm = clock()
-        while True:
-            warm += device.time_samples(step, 1, 1)
-            n = len(warm)
-            steady = False
-            if n >= max(opt.min_warmup_steps, 2 * w):
-                a, b = _median(warm[-2 * w : -w]), _median(warm[-w:])
-                steady = abs(b - a) <= opt.steady_tolerance * max(a, b)
-            done = steady or (n >= opt.min_warmup_steps and clock() - t_warm >= warmup_max)
-            if lockstep is not None:
-                done = lockstep.agree(done)
-            if done:
-                break
-        warmup_s = clock() - t_warm
-        est = _median(warm[-w:])
-        if lockstep is not None:
-            est = lockstep.agree(est)
-
-        iterations = max(1, math.ceil(opt.min_sample_s / est)) if est > 0 else 1
-        per_round = 1
-        if device.kind in EVENT_TIMED:
-            per_round = int(min(64, max(1, opt.round_s // max(est * iterations, 1e-9))))
-
-        samples: list[float] = []
-        late = 0
-        t_meas = clock()
-        next_check = opt.min_rounds
-        rel_ci = math.inf
-        stop = "max_rounds"
-        take = min(per_round, opt.max_rounds)
-        while take > 0:
-            samples += device.time_samples(step, take, iterations)
-            if len(samples) <= 4 * opt.min_rounds:
-                late += _trim_transient(samples)
-            n = len(samples)
-            reason = None
-            if n >= opt.max_rounds:
-                reason = "max_rounds"
-            elif n >= opt.min_rounds:
-                if clock() - t_meas >= opt.time_budget_s:
-                    reason = "time_budget"
-                elif n >= next_check:
-                    rel_ci = rel_ci_halfwidth(samples)
-                    if rel_ci <= opt.target_rel_ci:
-                        reason = "target_precision"
-                    next_check = n + max(1, n // 10)  # the CI costs ~1 ms: check on a geometric schedule
-            take = 0 if reason else min(per_round, opt.max_rounds - n)
-            if lockstep is not None:
-                reason, take = lockstep.agree((reason, take))
-            if reason:
-                stop = reason
-        measure_s = clock() - t_meas
+        warm = _warm_up(step, device, opt, lockstep)
+        timed = _timed_rounds(step, device, opt, warm.estimate_s, lockstep)
     finally:
         if gc_was_enabled:
             gc.enable()
     peak, source = device.peak_memory()
-    extra: dict[str, Any] = {"total_s": clock() - t_start, "late_warmup_samples": late}
+    samples = timed.samples
+    extra = MeasurementExtra(total_s=clock() - t_start, late_warmup_samples=timed.late)
     if lockstep is not None:
         samples, peak = _combine_ranks(lockstep, samples, peak, extra)
     rel_ci = rel_ci_halfwidth(samples)
@@ -196,25 +188,110 @@ def measure(
     if third >= 3:
         # Step times that still moved while timing (late warm-up, thermal or co-tenant drift) are flagged.
         first, last = _median(samples[:third]), _median(samples[-third:])
-        extra["drift_late_over_early"] = last / first if first > 0 else None
+        extra.drift_late_over_early = last / first if first > 0 else None
     return Measurement(
         samples=samples,
-        iterations=iterations,
+        iterations=timed.iterations,
         first_step_s=first_step_s,
-        warmup_steps=len(warm) + late * iterations,
-        warmup_s=warmup_s,
-        stop_reason=stop,
+        warmup_steps=warm.steps + timed.late * timed.iterations,
+        warmup_s=warm.seconds,
+        stop_reason=timed.stop,
         rel_ci95=rel_ci,
         timer=device.timer_name,
-        measure_s=measure_s,
+        measure_s=timed.seconds,
         peak_mem_bytes=peak,
         peak_mem_source=source,
         extra=extra,
     )
 
 
+@dataclass(frozen=True)
+class _Warm:
+    steps: int
+    seconds: float
+    estimate_s: float
+    """A step's time at the end of the warm-up (rank 0's, in a multi-process run)."""
+
+
+def _warm_up(step: Step, device: Device, opt: MeasureOptions, lockstep: Lockstep | None) -> _Warm:
+    """Warm-up until two consecutive windows agree (or the warm-up budget is spent)."""
+    clock = time.perf_counter
+    warmup_max = opt.warmup_max_s if opt.warmup_max_s is not None else max(2.0, 0.5 * opt.time_budget_s)
+    w = opt.steady_window
+    warm: list[float] = []
+    t_warm = clock()
+    while True:
+        warm += device.time_samples(step, 1, 1)
+        n = len(warm)
+        steady = False
+        if n >= max(opt.min_warmup_steps, 2 * w):
+            a, b = _median(warm[-2 * w : -w]), _median(warm[-w:])
+            steady = abs(b - a) <= opt.steady_tolerance * max(a, b)
+        done = steady or (n >= opt.min_warmup_steps and clock() - t_warm >= warmup_max)
+        if lockstep is not None:
+            done = lockstep.agree(done)
+        if done:
+            break
+    warmup_s = clock() - t_warm
+    est = _median(warm[-w:])
+    if lockstep is not None:
+        est = lockstep.agree(est)
+    return _Warm(len(warm), warmup_s, est)
+
+
+@dataclass(frozen=True)
+class _Timed:
+    samples: list[float]
+    iterations: int
+    late: int
+    """Leading samples dropped as late warm-up."""
+    stop: str
+    seconds: float
+
+
+def _timed_rounds(
+    step: Step, device: Device, opt: MeasureOptions, est: float, lockstep: Lockstep | None
+) -> _Timed:
+    """Rounds of samples until the time budget is spent, the median is precise enough or max_rounds."""
+    clock = time.perf_counter
+    iterations = max(1, math.ceil(opt.min_sample_s / est)) if est > 0 else 1
+    per_round = 1
+    if device.kind in EVENT_TIMED:
+        per_round = int(min(64, max(1, opt.round_s // max(est * iterations, 1e-9))))
+
+    samples: list[float] = []
+    late = 0
+    t_meas = clock()
+    next_check = opt.min_rounds
+    rel_ci = math.inf
+    stop = "max_rounds"
+    take = min(per_round, opt.max_rounds)
+    while take > 0:
+        samples += device.time_samples(step, take, iterations)
+        if len(samples) <= 4 * opt.min_rounds:
+            late += _trim_transient(samples)
+        n = len(samples)
+        reason = None
+        if n >= opt.max_rounds:
+            reason = "max_rounds"
+        elif n >= opt.min_rounds:
+            if clock() - t_meas >= opt.time_budget_s:
+                reason = "time_budget"
+            elif n >= next_check:
+                rel_ci = rel_ci_halfwidth(samples)
+                if rel_ci <= opt.target_rel_ci:
+                    reason = "target_precision"
+                next_check = n + max(1, n // 10)  # the CI costs ~1 ms: check on a geometric schedule
+        take = 0 if reason else min(per_round, opt.max_rounds - n)
+        if lockstep is not None:
+            reason, take = lockstep.agree((reason, take))
+        if reason:
+            stop = reason
+    return _Timed(samples, iterations, late, stop, clock() - t_meas)
+
+
 def _combine_ranks(
-    lockstep: Lockstep, samples: list[float], peak: int | None, extra: dict[str, Any]
+    lockstep: Lockstep, samples: list[float], peak: int | None, extra: MeasurementExtra
 ) -> tuple[list[float], int | None]:
     """Each round's slowest rank (a synchronous step is as slow as its slowest rank), and the largest
     peak memory; per-rank medians are kept so an imbalance shows."""
@@ -222,8 +299,8 @@ def _combine_ranks(
     # Ranks may have trimmed different numbers of leading samples: align the rounds from the end.
     n = min(len(s) for s, _ in got)
     combined = [max(s[len(s) - n + i] for s, _ in got) for i in range(n)]
-    extra["per_rank_median_s"] = [_median(s) for s, _ in got]
-    extra["per_rank_peak_mem_bytes"] = [p for _, p in got]
-    extra["world_size"] = len(got)
+    extra.per_rank_median_s = [_median(s) for s, _ in got]
+    extra.per_rank_peak_mem_bytes = [p for _, p in got]
+    extra.world_size = len(got)
     peaks = [p for _, p in got if p is not None]
     return combined, (max(peaks) if peaks else peak)

@@ -13,6 +13,7 @@ from typing import Any
 
 from chipbench.core.dtypes import DTYPE_CHOICES
 from chipbench.core.errors import UsageError
+from chipbench.core.wire import Environment, Info
 from chipbench.platform import allocator
 from chipbench.platform.ceilings import Ceilings
 from chipbench.platform.device import DEVICE_CHOICES
@@ -92,12 +93,12 @@ def cpu_info() -> dict[str, Any]:
     }
 
 
-def device_info(kind: str) -> dict[str, Any]:
+def device_info(kind: str) -> Info:
     """Name, count, memory and versions of the accelerator of `kind` (or of the CPU)."""
     import psutil
     import torch
 
-    info: dict[str, Any] = {"kind": kind}
+    info: Info = {"kind": kind}
     if kind == "cpu":
         cpu = cpu_info()
         info.update(
@@ -217,7 +218,7 @@ def tf32_info(kind: str) -> dict[str, Any]:
     return {"effective": on, "reason": f"torch allow_tf32={allow}, float32_matmul_precision={precision}"}
 
 
-def environment(kind: str) -> dict[str, Any]:
+def environment(kind: str) -> Environment:
     """Everything a result needs to be compared fairly: device, CPU, software stack, commit."""
     import torch
 
@@ -242,7 +243,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48]
 
 
-def machine_id(env: dict[str, Any]) -> str:
+def machine_id(env: Environment) -> str:
     """A stable id for 'this kind of machine': device kind, model and count, plus the CPU model and cores.
 
     The hostname is left out on purpose: identical CI machines share baselines.
@@ -266,7 +267,7 @@ def isa_tier(isa: dict[str, bool]) -> str:
     return "base"
 
 
-def native_bf16(env: dict[str, Any]) -> tuple[bool, str]:
+def native_bf16(env: Environment) -> tuple[bool, str]:
     """Whether the device has native bf16 matrix units, and why we think so."""
     dev = env["device"]
     kind = dev["kind"]
@@ -285,7 +286,7 @@ def native_bf16(env: dict[str, Any]) -> tuple[bool, str]:
     return False, "CPU has no bf16 matrix instructions (no AMX, no avx512_bf16): bf16 would be emulated"
 
 
-def auto_dtype(env: dict[str, Any], ceilings: Ceilings | None = None) -> tuple[str, str]:
+def auto_dtype(env: Environment, ceilings: Ceilings | None = None) -> tuple[str, str]:
     """(dtype, reason) for `--dtype auto`.
 
     A measured ceiling decides when `chipbench calibrate` stored both fp32 and bf16 matmul rates for this
@@ -299,7 +300,7 @@ def auto_dtype(env: dict[str, Any], ceilings: Ceilings | None = None) -> tuple[s
     return ("bf16" if native else "fp32"), why
 
 
-def resolve_dtype(requested: str, env: dict[str, Any], ceilings: Ceilings | None = None) -> tuple[str, str]:
+def resolve_dtype(requested: str, env: Environment, ceilings: Ceilings | None = None) -> tuple[str, str]:
     if requested not in DTYPE_CHOICES:
         raise UsageError(f"unknown dtype {requested!r}; choose one of {', '.join(DTYPE_CHOICES)}")
     if requested == "auto":

@@ -19,6 +19,8 @@ import sys
 import time
 from typing import Any
 
+from chipbench.core.wire import Info
+
 THP_DIR = "/sys/kernel/mm/transparent_hugepage"
 THP_ENABLED = f"{THP_DIR}/enabled"
 DEFAULT_HUGE_PAGE = 2 << 20
@@ -95,7 +97,7 @@ def _collapse(libc: Any, start: int, end: int) -> str | None:
     return None
 
 
-def advise(tensors: list[Any], move_budget: int = MOVE_BUDGET_BYTES) -> dict[str, Any]:
+def advise(tensors: list[Any], move_budget: int = MOVE_BUDGET_BYTES) -> Info:
     """Put the huge-page-aligned interior of each CPU tensor's storage on huge pages; what happened, for
     the result's info. For tensors in the process's own memory (torch's CPU allocator), not in a file or
     shared mapping. Failures are recorded, never raised: placement is an optimisation, not a need.
@@ -161,7 +163,7 @@ def advise(tensors: list[Any], move_budget: int = MOVE_BUDGET_BYTES) -> dict[str
             errors.append(err)
             continue
         placed += end - start
-    out: dict[str, Any] = {
+    out: Info = {
         "advised_bytes": advised,
         "placed_bytes": placed,
         "place_s": round(time.perf_counter() - t0, 2),

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
+from chipbench.core.wire import Info
 from chipbench.platform import energy
 
 CPUINFO = Path("/proc/cpuinfo")
 THERMAL = Path("/sys/class/thermal")
 
 
-def _cpu() -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _cpu() -> Info:
+    out: Info = {}
     try:
         mhz = [float(v) for v in re.findall(r"^cpu MHz\s*:\s*([0-9.]+)", CPUINFO.read_text(), re.M)]
         if mhz:
@@ -32,7 +32,7 @@ def _cpu() -> dict[str, Any]:
     return out
 
 
-def _nvidia(ident: int | str) -> dict[str, Any]:
+def _nvidia(ident: int | str) -> Info:
     try:
         import pynvml
 
@@ -40,7 +40,7 @@ def _nvidia(ident: int | str) -> dict[str, Any]:
         h = energy.nvml_handle(pynvml, ident)
     except Exception as exc:  # not installed, no driver
         return {"unavailable": f"NVML: {exc}"}
-    out: dict[str, Any] = {}
+    out: Info = {}
     reads = {
         "sm_clock_mhz": lambda: pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM),
         "temperature_c": lambda: pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU),
@@ -55,7 +55,7 @@ def _nvidia(ident: int | str) -> dict[str, Any]:
     return out
 
 
-def read(kind: str, ident: int | str = 0) -> dict[str, Any]:
+def read(kind: str, ident: int | str = 0) -> Info:
     """`ident`: the device as energy.physical_id names it."""
     if kind == "cuda":
         return {**_cpu(), **_nvidia(ident)}

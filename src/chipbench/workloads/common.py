@@ -4,15 +4,18 @@ distributed result records, autocast around the dense parts, and seeded generato
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from chipbench.core.contract import RunContext
 from chipbench.core.errors import UsageError
+from chipbench.core.wire import Info
 from chipbench.platform.device import device_type
 
 Scaling = Literal["weak", "strong"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ def split_batch(batch_size: int, world_size: int, scaling: str) -> BatchSplit:
     return BatchSplit(batch_size // world_size, batch_size)
 
 
-def layout_info(split: BatchSplit, ctx: RunContext, scaling: str, parallelism: str) -> dict[str, Any]:
+def layout_info(split: BatchSplit, ctx: RunContext, scaling: str, parallelism: str) -> Info:
     """How a run is spread over its processes, for the result's info."""
     return {
         "parallelism": parallelism,
@@ -49,6 +52,12 @@ def layout_info(split: BatchSplit, ctx: RunContext, scaling: str, parallelism: s
         "per_rank_batch_size": split.per_rank,
         "global_batch_size": split.global_batch,
     }
+
+
+def rotation(items: Iterable[T]) -> Callable[[], T]:
+    """The round-robin over a step's prepared inputs: each call returns the next one, the first again
+    after the last (a step never draws data while it is timed)."""
+    return itertools.cycle(items).__next__
 
 
 def autocast(dtype: str, ctx: RunContext) -> Callable[[], Any]:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypedDict
 
+from chipbench.core.wire import Info
 from chipbench.platform.device import synchronize
 
 PARTS_CONVENTION = {
@@ -88,9 +89,7 @@ def measure_parts(run_pass: Pass, device: str, reps: int = 3, warmup: int = 0) -
     }
 
 
-def parts_info(
-    run_pass: Pass, device: str, reps: int = 3, note: str | None = None, warmup: int = 0
-) -> dict[str, Any]:
+def parts_info(run_pass: Pass, device: str, reps: int = 3, note: str | None = None, warmup: int = 0) -> Info:
     """What a whole step's `after` records: its parts (`measure_parts`) and the conventions they follow,
     with `note` when given (whether the parts are timed as the step runs, e.g. eager under compile)."""
     convention = dict(PARTS_CONVENTION) if note is None else {**PARTS_CONVENTION, "note": note}

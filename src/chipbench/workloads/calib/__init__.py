@@ -16,6 +16,7 @@ MATMUL = register(
         doc="Dense matrix product on random data (the FLOP/s ceiling).",
         config_cls=MatmulConfig,
         setup=matmul_setup,
+        timed=("chipbench.workloads.common",),  # the rotation over its operand pairs
         describe=matmul_describe,
         suites={
             "smoke": [{"m": 256, "n": 256, "k": 256, "dtype": "fp32"}],

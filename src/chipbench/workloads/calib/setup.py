@@ -6,6 +6,7 @@ from chipbench.core.contract import Prepared, RunContext, Work
 from chipbench.core.dtypes import bytes_per_element
 from chipbench.platform.device import torch_dtype
 from chipbench.workloads.calib.config import STREAMS, CopyConfig, MatmulConfig
+from chipbench.workloads.common import rotation
 
 ADAMW_TENSORS = 8
 """The adamw probe's buffer, as this many parameters (a model's optimizer steps many tensors at once)."""
@@ -24,11 +25,10 @@ def matmul_setup(cfg: MatmulConfig, ctx: RunContext) -> Prepared:
         for _ in range(cfg.buffers)
     ]
     out = torch.empty(cfg.m, cfg.n, dtype=dt, device=ctx.torch_device)
-    state = {"i": 0}
+    next_pair = rotation(pairs)
 
     def step() -> None:
-        a, b = pairs[state["i"] % len(pairs)]
-        state["i"] += 1
+        a, b = next_pair()
         torch.mm(a, b, out=out)
 
     b = bytes_per_element(cfg.dtype)

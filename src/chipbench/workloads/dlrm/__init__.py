@@ -9,7 +9,7 @@ no torch. Conventions of the figures: `accounting`.
 
 from __future__ import annotations
 
-from chipbench.core.registry import Benchmark, register
+from chipbench.core.registry import Family, suites
 from chipbench.workloads.dlrm.accounting import (
     FIT_SHARE,
     arithmetic,
@@ -82,100 +82,53 @@ _DEFAULT = [
     {"preset": "dcnv2", "max_rows": -1, "batch_size": 256},
 ]
 
-TRAIN_STEP = register(
-    Benchmark(
-        name="dlrm.train_step",
-        doc="DLRM training step: forward, BCE, backward, sparse embedding + dense optimizers.",
-        config_cls=DLRMConfig,
-        auto_dtype=_AUTO_DTYPE,
-        fit=fit,
-        setup=train_setup,
-        timed=TIMED,
-        plan=plan_layout,
-        describe=describe,
-        suites={
-            "smoke": [_TINY],
-            "default": _DEFAULT,
-            "full": [
-                *_DEFAULT,
-                *({**c, "backend": "torch"} for c in _DEFAULT),
-                {"preset": "terabyte", "max_rows": 2_000_000, "batch_size": 2048},
-            ],
-        },
-    )
-)
+_DLRM = Family("dlrm", describe=describe, timed=TIMED, fit=fit, plan=plan_layout, auto_dtype=_AUTO_DTYPE)
 
-INFERENCE = register(
-    Benchmark(
-        name="dlrm.inference",
-        doc="DLRM forward in eval mode (latency percentiles and samples/s at batch_size).",
-        config_cls=DLRMConfig,
-        auto_dtype=_AUTO_DTYPE,
-        fit=fit,
-        setup=inference_setup,
-        timed=TIMED,
-        plan=plan_layout,
-        describe=describe,
-        suites={
-            "smoke": [_TINY],
-            "default": _DEFAULT,
-            "full": [{**c, "batch_size": bs} for c in _DEFAULT for bs in (64, 512, 4096)],
-        },
-    )
-)
+TRAIN_STEP = _DLRM.add(
+    "train_step", DLRMConfig, train_setup,
+    "DLRM training step: forward, BCE, backward, sparse embedding + dense optimizers.",
+    suites(
+        [_TINY],
+        _DEFAULT,
+        [
+            *_DEFAULT,
+            *({**c, "backend": "torch"} for c in _DEFAULT),
+            {"preset": "terabyte", "max_rows": 2_000_000, "batch_size": 2048},
+        ],
+    ),
+)  # fmt: skip
 
-EMBEDDING = register(
-    Benchmark(
-        name="dlrm.embedding",
-        doc="Embedding-bag lookup alone (mode=fwd|fwd_bwd); GB/s in FBGEMM's and the full accounting.",
-        config_cls=EmbeddingConfig,
-        auto_dtype=_AUTO_DTYPE,
-        fit=fit,
-        setup=embedding_setup,
-        timed=TIMED,
-        plan=plan_layout,
-        describe=describe,
-        suites={
-            "smoke": [{**_TINY, "mode": "fwd"}, {**_TINY, "mode": "fwd_bwd"}],
-            "default": [{**c, "mode": m} for c in _DEFAULT for m in ("fwd", "fwd_bwd")],
-            "full": [
-                {**c, "mode": m, "backend": be}
-                for c in _DEFAULT
-                for m in ("fwd", "fwd_bwd")
-                for be in ("torchrec", "torch")
-            ],
-        },
-    )
-)
+INFERENCE = _DLRM.add(
+    "inference", DLRMConfig, inference_setup,
+    "DLRM forward in eval mode (latency percentiles and samples/s at batch_size).",
+    suites(
+        [_TINY],
+        _DEFAULT,
+        [{**c, "batch_size": bs} for c in _DEFAULT for bs in (64, 512, 4096)],
+    ),
+)  # fmt: skip
 
-MLP = register(
-    Benchmark(
-        name="dlrm.mlp",
-        doc="Bottom + top MLPs forward + backward (dense TFLOP/s).",
-        config_cls=DLRMConfig,
-        auto_dtype=_AUTO_DTYPE,
-        fit=fit,
-        setup=mlp_setup,
-        timed=TIMED,
-        describe=describe_mlp,
-        suites={"smoke": [_TINY], "default": _DEFAULT, "full": _DEFAULT},
-    )
-)
+EMBEDDING = _DLRM.add(
+    "embedding", EmbeddingConfig, embedding_setup,
+    "Embedding-bag lookup alone (mode=fwd|fwd_bwd); GB/s in FBGEMM's and the full accounting.",
+    suites(
+        [{**_TINY, "mode": "fwd"}, {**_TINY, "mode": "fwd_bwd"}],
+        [{**c, "mode": m} for c in _DEFAULT for m in ("fwd", "fwd_bwd")],
+        [
+            {**c, "mode": m, "backend": be} for c in _DEFAULT for m in ("fwd", "fwd_bwd") for be in ("torchrec", "torch")
+        ],
+    ),
+)  # fmt: skip
 
-INTERACTION = register(
-    Benchmark(
-        name="dlrm.interaction",
-        doc="Feature interaction (dot or DCNv2 cross layers) forward + backward.",
-        config_cls=DLRMConfig,
-        auto_dtype=_AUTO_DTYPE,
-        fit=fit,
-        setup=interaction_setup,
-        timed=TIMED,
-        describe=describe_interaction,
-        suites={
-            "smoke": [_TINY, {**_TINY, "interaction": "dcn"}],
-            "default": _DEFAULT,
-            "full": _DEFAULT,
-        },
-    )
-)
+# The dense parts alone have no layout over processes to show.
+MLP = _DLRM.add(
+    "mlp", DLRMConfig, mlp_setup, "Bottom + top MLPs forward + backward (dense TFLOP/s).",
+    suites([_TINY], _DEFAULT, _DEFAULT), describe=describe_mlp, plan=None,
+)  # fmt: skip
+
+INTERACTION = _DLRM.add(
+    "interaction", DLRMConfig, interaction_setup,
+    "Feature interaction (dot or DCNv2 cross layers) forward + backward.",
+    suites([_TINY, {**_TINY, "interaction": "dcn"}], _DEFAULT, _DEFAULT),
+    describe=describe_interaction, plan=None,
+)  # fmt: skip

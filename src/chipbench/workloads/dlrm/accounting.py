@@ -15,9 +15,9 @@ import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from chipbench.core.contract import Description
+from chipbench.core.wire import Overrides
 from chipbench.workloads.dlrm.config import DLRMConfig, Resolved, resolve
 
 
@@ -203,7 +203,7 @@ FIT_SHARE_ACCELERATOR = 0.5
 figure of merit, and building tables there takes seconds, not minutes."""
 
 
-def fit(cfg: DLRMConfig, free_bytes: int, kind: str = "cpu") -> dict[str, Any]:
+def fit(cfg: DLRMConfig, free_bytes: int, kind: str = "cpu") -> Overrides:
     """Overrides that make a `max_rows=-1` case fit the device (empty for any other case); the cap used
     is in the result's config."""
     if cfg.max_rows != -1:

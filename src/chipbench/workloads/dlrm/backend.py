@@ -9,6 +9,7 @@ from typing import Any
 
 from chipbench.core.contract import RunContext
 from chipbench.core.errors import UsageError
+from chipbench.core.wire import Info
 from chipbench.platform import hugepages
 from chipbench.workloads.dlrm.config import Backend, DLRMConfig
 
@@ -119,14 +120,12 @@ def check_hugepages(cfg: DLRMConfig, ctx: RunContext) -> None:
         raise UsageError(f"hugepages=on: {why}; use --set hugepages=auto or off")
 
 
-def place_tables(
-    cfg: DLRMConfig, ctx: RunContext, module: Any, optimizers: tuple[Any, ...] = ()
-) -> dict[str, Any]:
+def place_tables(cfg: DLRMConfig, ctx: RunContext, module: Any, optimizers: tuple[Any, ...] = ()) -> Info:
     """Put the tables of `module` (and their optimizer state) on huge pages as `cfg.hugepages` asks;
     what was asked, done and got, for the info."""
     from chipbench.models.dlrm_embeddings import table_tensors
 
-    out: dict[str, Any] = {"setting": cfg.hugepages}
+    out: Info = {"setting": cfg.hugepages}
     if ctx.device != "cpu":
         out["not_applicable"] = f"tables in {ctx.device} memory"
         return out

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from chipbench.core.config import check
 from chipbench.core.dtypes import DType
+from chipbench.core.wire import Overrides
 from chipbench.workloads.common import Scaling
 
 Preset = Literal["tiny", "kaggle", "terabyte", "model1", "dcnv2"]
@@ -33,7 +34,7 @@ LIST_C = (40000000, 39060, 17295, 7424, 20265, 3, 7122, 1543, 63, 40000000, 3067
           11938, 155, 4, 976, 14, 40000000, 40000000, 40000000, 590152, 12973, 108, 36)  # fmt: skip
 LIST_D = (3, 2, 1, 2, 6, 1, 1, 1, 1, 7, 3, 8, 1, 6, 9, 5, 1, 1, 1, 12, 100, 27, 10, 3, 1, 1)
 
-PRESETS: dict[str, dict[str, Any]] = {
+PRESETS: dict[str, Overrides] = {
     "tiny": {
         "rows": (1000, 500, 2000, 100),
         "embedding_dim": 16,

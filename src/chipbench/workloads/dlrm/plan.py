@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 from chipbench.core.contract import Layout
 from chipbench.core.errors import UsageError
+from chipbench.core.wire import Info
 from chipbench.workloads.common import split_batch
 from chipbench.workloads.dlrm.accounting import arithmetic
 from chipbench.workloads.dlrm.backend import DDP_EMBEDDINGS, check_sharding, choose_backend
@@ -22,7 +22,7 @@ def plan(cfg: DLRMConfig, world_size: int, device_kind: str) -> Layout:
     process group, nothing allocated)."""
     split = split_batch(cfg.batch_size, world_size, cfg.scaling)
     local, glob = split.per_rank, split.global_batch
-    out: dict[str, Any] = {
+    out: Info = {
         "world_size": world_size,
         "scaling": cfg.scaling,
         "per_rank_batch_size": local,

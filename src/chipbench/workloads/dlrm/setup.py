@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
+from chipbench.core.wire import Info
 from chipbench.workloads import common, parts
 from chipbench.workloads.dlrm.accounting import Arithmetic, arithmetic, embedding_bytes
 from chipbench.workloads.dlrm.backend import (
@@ -47,7 +48,7 @@ def model_spec(r: Resolved) -> ModelSpec:
     )
 
 
-def layout_facts(cfg: DLRMConfig, ctx: RunContext, parallelism: str, **facts: Any) -> dict[str, Any]:
+def layout_facts(cfg: DLRMConfig, ctx: RunContext, parallelism: str, **facts: Any) -> Info:
     """How a run is spread over its processes (recorded only when distributed)."""
     split = common.split_batch(cfg.batch_size, ctx.world_size, cfg.scaling)
     return {
@@ -57,9 +58,7 @@ def layout_facts(cfg: DLRMConfig, ctx: RunContext, parallelism: str, **facts: An
     }
 
 
-def run_info(
-    cfg: DLRMConfig, r: Resolved, backend: str, why: str, batches: list[Any], b: int
-) -> dict[str, Any]:
+def run_info(cfg: DLRMConfig, r: Resolved, backend: str, why: str, batches: list[Any], b: int) -> Info:
     """What a run records of its model and data (the measured ids per sample among them)."""
     ids = sum(int(sp.values.numel()) for _, sp, _ in batches) / len(batches) / b
     return {
@@ -111,7 +110,7 @@ class BuiltModel:
     inner: Any
     """The DLRM inside."""
     arith: Arithmetic
-    info: dict[str, Any]
+    info: Info
     batches: list[Any]
     """(dense, the backend's sparse input, labels) per batch."""
     batch: int
@@ -131,7 +130,7 @@ def build_model(cfg: DLRMConfig, ctx: RunContext, init_state: dict[str, Any] | N
     r, backend, why, local = s.resolved, s.backend, s.backend_reason, s.batch
     check_hugepages(cfg, ctx)
     spec = model_spec(r)
-    layout: dict[str, Any] = {}
+    layout: Info = {}
     model: Any
     if ctx.distributed:
         check_sharding(cfg.sharding, ctx.device, backend, why)
@@ -171,7 +170,7 @@ def embedding_optimizer(cfg: DLRMConfig, model: Any, inner: Any, dense_params: l
     return inner.make_embedding_optimizer(cfg.lr)
 
 
-def describe_optimizer(eopt: Any, info: dict[str, Any]) -> str:
+def describe_optimizer(eopt: Any, info: Info) -> str:
     if eopt is None and info.get("backend") == "hybrid":
         return "SGD applied in the backward: index_add_ of -lr x each lookup's gradient, one table per thread"
     if eopt is None:
@@ -202,11 +201,10 @@ def train_setup(
         expose["model"] = model
     amp = common.autocast(cfg.dtype, ctx)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
-    state = {"i": 0}
+    next_batch = common.rotation(batches)
 
     def step() -> Any:
-        dense, sp, y = batches[state["i"] % len(batches)]
-        state["i"] += 1
+        dense, sp, y = next_batch()
         dopt.zero_grad(set_to_none=True)
         with amp():
             logit = model(dense, sp)  # (B, 1)
@@ -218,7 +216,7 @@ def train_setup(
             eopt.zero_grad(set_to_none=True)
         return loss.detach()
 
-    def after() -> dict[str, Any]:
+    def after() -> Info:
         return parts.parts_info(train_pass(model, dopt, eopt, batches, amp, (fb, fb_all)), ctx.device, reps=5)
 
     ids = info["ids_per_sample_measured"]
@@ -317,15 +315,14 @@ def inference_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
     model.eval()
     info["hugepages"] = place_tables(cfg, ctx, model)
     amp = common.autocast(cfg.dtype, ctx)
-    state = {"i": 0}
+    next_batch = common.rotation(batches)
 
     def step() -> Any:
-        dense, sp, _ = batches[state["i"] % len(batches)]
-        state["i"] += 1
+        dense, sp, _ = next_batch()
         with torch.no_grad(), amp():
             return model(dense, sp)  # (B, 1)
 
-    def after() -> dict[str, Any]:
+    def after() -> Info:
         return parts.parts_info(inference_pass(model, batches, amp, fb), ctx.device, reps=5)
 
     fb, fb_all = embedding_bytes(a, b, info["ids_per_sample_measured"], training=False)
@@ -357,7 +354,7 @@ def embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
     a, r, backend, why, b = s.arith, s.resolved, s.backend, s.backend_reason, s.batch
     check_hugepages(cfg, ctx)
     spec = model_spec(r)
-    layout: dict[str, Any] = {}
+    layout: Info = {}
     emb: Any
     if ctx.distributed:
         check_sharding(cfg.sharding, ctx.device, backend, why)
@@ -390,12 +387,11 @@ def embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
         eopt = None
     info["embedding_optimizer"] = describe_optimizer(eopt, info)
     info["hugepages"] = place_tables(cfg, ctx, emb, (eopt,))
-    state = {"i": 0}
+    next_input = common.rotation(inputs)
     fwd_only = cfg.mode == "fwd"
 
     def step() -> Any:
-        inp = inputs[state["i"] % len(inputs)]
-        state["i"] += 1
+        inp = next_input()
         if fwd_only:
             with torch.no_grad():
                 return emb(inp)  # (B, F, D)
@@ -439,11 +435,10 @@ def mlp_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
     ]
     amp = common.autocast(cfg.dtype, ctx)
     params = [*bottom.parameters(), *top.parameters()]
-    state = {"i": 0}
+    next_input = common.rotation(xs)
 
     def step() -> None:
-        xb, xt = xs[state["i"] % len(xs)]
-        state["i"] += 1
+        xb, xt = next_input()
         for p in params:
             p.grad = None
         with amp():
@@ -485,11 +480,10 @@ def interaction_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
     gout = torch.randn(b, r.interaction_width, generator=gen, device=ctx.torch_device)  # (B, W)
     amp = common.autocast(cfg.dtype, ctx)
     params = [*inter.parameters()]
-    state = {"i": 0}
+    next_input = common.rotation(xs)
 
     def step() -> None:
-        dn, sp = xs[state["i"] % len(xs)]
-        state["i"] += 1
+        dn, sp = next_input()
         dn.grad = sp.grad = None
         for p in params:
             p.grad = None

@@ -9,7 +9,7 @@ benchmarks and imports no torch.
 
 from __future__ import annotations
 
-from chipbench.core.registry import Benchmark, register
+from chipbench.core.registry import Family, suites
 from chipbench.workloads.hstu.accounting import arithmetic, describe, fit
 from chipbench.workloads.hstu.config import (
     PRESETS,
@@ -66,82 +66,54 @@ _FULL = [
     {"preset": "recsys-examples", "max_rows": -1, "batch_size": 8},
 ]
 
-TRAIN_STEP = register(
-    Benchmark(
-        name="hstu.train_step",
-        doc="HSTU ranking training step: sequence embeddings, HSTU layers, multitask head, backward, "
-        "row-wise Adagrad (table) + AdamW (dense).",
-        config_cls=HSTUConfig,
-        setup=train_setup,
-        describe=describe,
-        timed=TIMED,
-        fit=fit,
-        plan=plan,
-        suites={"smoke": [_TINY], "default": _DEFAULT, "full": _FULL},
-    )
-)
+_HSTU = Family("hstu", describe=describe, timed=TIMED, fit=fit, plan=plan)
 
-INFERENCE = register(
-    Benchmark(
-        name="hstu.inference",
-        doc="HSTU ranking forward for a batch of users and their candidates (latency percentiles).",
-        config_cls=HSTUConfig,
-        setup=inference_setup,
-        describe=describe,
-        timed=TIMED,
-        fit=fit,
-        plan=plan,
-        suites={
-            "smoke": [_TINY],
-            "default": _DEFAULT,
-            "full": [{**c, "batch_size": bs} for c in _FULL[:1] for bs in (1, 8, 32)],
-        },
-    )
-)
+TRAIN_STEP = _HSTU.add(
+    "train_step", HSTUConfig, train_setup,
+    "HSTU ranking training step: sequence embeddings, HSTU layers, multitask head, backward, "
+    "row-wise Adagrad (table) + AdamW (dense).",
+    suites([_TINY], _DEFAULT, _FULL),
+)  # fmt: skip
 
-ATTENTION = register(
-    Benchmark(
-        name="hstu.attention",
-        doc="The jagged HSTU attention alone (mode=fwd|fwd_bwd): FLOPs over valid pairs, padding waste.",
-        config_cls=AttentionConfig,
-        setup=attention_setup,
-        describe=describe,
-        timed=TIMED,
-        suites={
-            # smoke: forward and backward in one case (the default suite splits them)
-            "smoke": [{**_TINY, "mode": "fwd_bwd"}],
-            "default": [
-                {"preset": "dlrmv3", "batch_size": 2, "items": 1000, "mode": m} for m in ("fwd", "fwd_bwd")
-            ],
-            "full": [
-                {**_ATTN, "mode": m, "attention": p, "avg_history": hl, "max_history": 2 * hl}
-                for m in ("fwd", "fwd_bwd")
-                for p in ("jagged", "padded")
-                for hl in (256, 1024, 4096)
-            ],
-        },
-    )
-)
+INFERENCE = _HSTU.add(
+    "inference", HSTUConfig, inference_setup,
+    "HSTU ranking forward for a batch of users and their candidates (latency percentiles).",
+    suites(
+        [_TINY],
+        _DEFAULT,
+        [{**c, "batch_size": bs} for c in _FULL[:1] for bs in (1, 8, 32)],
+    ),
+)  # fmt: skip
 
-EMBEDDING = register(
-    Benchmark(
-        name="hstu.embedding",
-        doc="The item table's sequence lookups alone (mode=fwd|fwd_bwd); GB/s in FBGEMM's accounting.",
-        config_cls=SequenceEmbeddingConfig,
-        setup=embedding_setup,
-        describe=describe,
-        timed=TIMED,
-        fit=fit,
-        suites={
-            "smoke": [{**_TINY, "mode": "fwd_bwd"}],
-            "default": [
-                {"preset": "dlrmv3", "max_rows": -1, "batch_size": 8, "mode": m} for m in ("fwd", "fwd_bwd")
-            ],
-            "full": [
-                {"preset": "dlrmv3", "max_rows": -1, "batch_size": 32, "mode": m, "backend": be}
-                for m in ("fwd", "fwd_bwd")
-                for be in ("fbgemm", "torch")
-            ],
-        },
-    )
-)
+# The attention alone: independent per rank, no table to fit or lay out.
+ATTENTION = _HSTU.add(
+    "attention", AttentionConfig, attention_setup,
+    "The jagged HSTU attention alone (mode=fwd|fwd_bwd): FLOPs over valid pairs, padding waste.",
+    suites(
+        # smoke: forward and backward in one case (the default suite splits them)
+        [{**_TINY, "mode": "fwd_bwd"}],
+        [{"preset": "dlrmv3", "batch_size": 2, "items": 1000, "mode": m} for m in ("fwd", "fwd_bwd")],
+        [
+            {**_ATTN, "mode": m, "attention": p, "avg_history": hl, "max_history": 2 * hl}
+            for m in ("fwd", "fwd_bwd")
+            for p in ("jagged", "padded")
+            for hl in (256, 1024, 4096)
+        ],
+    ),
+    fit=None, plan=None,
+)  # fmt: skip
+
+EMBEDDING = _HSTU.add(
+    "embedding", SequenceEmbeddingConfig, embedding_setup,
+    "The item table's sequence lookups alone (mode=fwd|fwd_bwd); GB/s in FBGEMM's accounting.",
+    suites(
+        [{**_TINY, "mode": "fwd_bwd"}],
+        [{"preset": "dlrmv3", "max_rows": -1, "batch_size": 8, "mode": m} for m in ("fwd", "fwd_bwd")],
+        [
+            {"preset": "dlrmv3", "max_rows": -1, "batch_size": 32, "mode": m, "backend": be}
+            for m in ("fwd", "fwd_bwd")
+            for be in ("fbgemm", "torch")
+        ],
+    ),
+    plan=None,
+)  # fmt: skip

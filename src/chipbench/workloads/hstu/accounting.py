@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chipbench.core.contract import Description
+from chipbench.core.wire import Overrides
 from chipbench.workloads.dlrm.accounting import nice_floor
 from chipbench.workloads.hstu.config import (
     AttentionConfig,
@@ -216,7 +217,7 @@ TABLE_SHARE = {"cpu": 0.1, "mps": 0.1}
 """Share the item table may take on CPUs: its set-up stays in seconds (elsewhere: up to FIT_SHARE)."""
 
 
-def fit(cfg: HSTUConfig, free_bytes: int, kind: str = "cpu") -> dict[str, Any]:
+def fit(cfg: HSTUConfig, free_bytes: int, kind: str = "cpu") -> Overrides:
     """Overrides that make a `max_rows=-1` case fit (the item table capped; empty for other cases)."""
     if cfg.max_rows != -1:
         return {}

@@ -5,10 +5,11 @@ No torch."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from chipbench.core.config import check
 from chipbench.core.dtypes import DType
+from chipbench.core.wire import Overrides
 from chipbench.workloads.common import Scaling
 
 Preset = Literal["tiny", "dlrmv3", "recsys-examples"]
@@ -17,7 +18,7 @@ BackendChoice = Literal["auto", "fbgemm", "torch"]
 HistoryDist = Literal["lognormal", "fixed"]
 IndexDist = Literal["uniform", "zipf"]
 
-PRESETS: dict[str, dict[str, Any]] = {
+PRESETS: dict[str, Overrides] = {
     "tiny": {
         "items": 10_000,
         "dim": 32,

@@ -14,6 +14,7 @@ from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
 from chipbench.core.errors import UsageError
+from chipbench.core.wire import Info
 from chipbench.workloads import common, parts
 from chipbench.workloads.hstu.accounting import (
     BYTES_CONVENTION,
@@ -94,7 +95,7 @@ class Built:
     """What the step calls: the HSTU, or its DDP wrapper."""
     inner: Any
     arith: Arithmetic
-    info: dict[str, Any]
+    info: Info
     batches: list[Batch]
     item_inputs: list[Any]
     """Each batch's prepared item lookup input."""
@@ -119,7 +120,7 @@ def build(
     if init_state is not None:
         inner.load_state_dict(init_state)
     model: Any = inner
-    info: dict[str, Any] = {
+    info: Info = {
         "backend": backend,
         "backend_reason": why,
         "attention": path,
@@ -149,7 +150,7 @@ def build(
     return Built(model, inner, a, info, batches, [inner.items.prepare(b.items) for b in batches])
 
 
-def pairs_info(a: Arithmetic, path: str) -> dict[str, Any]:
+def pairs_info(a: Arithmetic, path: str) -> Info:
     """The attention pairs computed against those the mask opens (per head and layer, mean over batches)."""
     valid = sum(c.pairs.valid for c in a.counts) / len(a.counts)
     computed = sum(getattr(c.pairs, path) for c in a.counts) / len(a.counts)
@@ -209,11 +210,10 @@ def train_setup(
     amp = common.autocast(cfg.dtype, ctx)
     if expose is not None:
         expose["model"] = inner
-    state = {"i": 0}
+    next_index = common.rotation(range(len(batches)))
 
     def step() -> Any:
-        i = state["i"] % len(batches)
-        state["i"] += 1
+        i = next_index()
         b = batches[i]
         dopt.zero_grad(set_to_none=True)
         with amp():
@@ -224,7 +224,7 @@ def train_setup(
         inner.items.step()
         return loss.detach()
 
-    def after() -> dict[str, Any]:
+    def after() -> Info:
         return parts.parts_info(model_pass(inner, dopt, batches, items, amp, True), ctx.device)
 
     info = {**built.info, **pairs_info(built.arith, built.info["attention"])}
@@ -304,16 +304,15 @@ def inference_setup(cfg: HSTUConfig, ctx: RunContext) -> Prepared:
     model, batches, items = built.model, built.batches, built.item_inputs
     model.eval()
     amp = common.autocast(cfg.dtype, ctx)
-    state = {"i": 0}
+    next_index = common.rotation(range(len(batches)))
 
     def step() -> Any:
-        i = state["i"] % len(batches)
-        state["i"] += 1
+        i = next_index()
         b = batches[i]
         with torch.no_grad(), amp():
             return model(items[i], b.actions, b.seq)  # (K, T)
 
-    def after() -> dict[str, Any]:
+    def after() -> Info:
         return parts.parts_info(model_pass(built.inner, None, batches, items, amp, False), ctx.device)
 
     info = {**built.info, **pairs_info(built.arith, built.info["attention"])}
@@ -322,6 +321,32 @@ def inference_setup(cfg: HSTUConfig, ctx: RunContext) -> Prepared:
     return Prepared(
         step=step, work=step_work(built.arith, False), info=info, after=None if ctx.distributed else after
     )
+
+
+def _attention_inputs(
+    cfg: AttentionConfig, ctx: RunContext, r: Any, batches: list[Any], grad_mode: bool
+) -> list[tuple[Any, ...]]:
+    """Random q, k, v (and the output's gradient) for each batch's tokens, in the dtype the projections
+    hand the attention (bf16 / fp16 under autocast)."""
+    import torch
+
+    gen = common.generator(ctx, 1, on_device=True)
+    dt = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.dtype, torch.float32)
+
+    def qkv(n: int) -> tuple[Any, ...]:
+        q = torch.randn(
+            n, r.n_heads, r.attn_dim, generator=gen, device=ctx.torch_device, dtype=dt
+        )  # (L, H, A)
+        k = torch.randn(
+            n, r.n_heads, r.attn_dim, generator=gen, device=ctx.torch_device, dtype=dt
+        )  # (L, H, A)
+        v = torch.randn(
+            n, r.n_heads, r.linear_dim, generator=gen, device=ctx.torch_device, dtype=dt
+        )  # (L, H, V)
+        g = torch.randn(n, r.n_heads, r.linear_dim, generator=gen, device=ctx.torch_device, dtype=dt)
+        return (q.requires_grad_(grad_mode), k.requires_grad_(grad_mode), v.requires_grad_(grad_mode), g)
+
+    return [qkv(b.seq.num_tokens) for b in batches]
 
 
 def attention_setup(cfg: AttentionConfig, ctx: RunContext) -> Prepared:
@@ -344,32 +369,13 @@ def attention_setup(cfg: AttentionConfig, ctx: RunContext) -> Prepared:
     args = dataclasses.replace(model_args(r), relative_bias=cfg.relative_bias)
     layer = HSTULayer(args).to(ctx.torch_device)
     batches = rank_batches(one, r, ctx, cfg.num_batches)
-    gen = common.generator(ctx, 1, on_device=True)
     amp = common.autocast(cfg.dtype, ctx)
     grad_mode = cfg.mode == "fwd_bwd"
-
-    # q, k, v in the dtype the projections hand the attention (bf16 / fp16 under autocast)
-    dt = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.dtype, torch.float32)
-
-    def qkv(n: int) -> tuple[Any, ...]:
-        q = torch.randn(
-            n, r.n_heads, r.attn_dim, generator=gen, device=ctx.torch_device, dtype=dt
-        )  # (L, H, A)
-        k = torch.randn(
-            n, r.n_heads, r.attn_dim, generator=gen, device=ctx.torch_device, dtype=dt
-        )  # (L, H, A)
-        v = torch.randn(
-            n, r.n_heads, r.linear_dim, generator=gen, device=ctx.torch_device, dtype=dt
-        )  # (L, H, V)
-        g = torch.randn(n, r.n_heads, r.linear_dim, generator=gen, device=ctx.torch_device, dtype=dt)
-        return (q.requires_grad_(grad_mode), k.requires_grad_(grad_mode), v.requires_grad_(grad_mode), g)
-
-    inputs = [qkv(b.seq.num_tokens) for b in batches]
-    state = {"i": 0}
+    inputs = _attention_inputs(cfg, ctx, r, batches, grad_mode)
+    next_index = common.rotation(range(len(batches)))
 
     def step() -> Any:
-        i = state["i"] % len(batches)
-        state["i"] += 1
+        i = next_index()
         q, k, v, g = inputs[i]
         if not grad_mode:
             with torch.no_grad(), amp():
@@ -429,11 +435,10 @@ def embedding_setup(cfg: SequenceEmbeddingConfig, ctx: RunContext) -> Prepared:
     gen = common.generator(ctx, 1, on_device=True)
     grads = [torch.randn(b.seq.num_tokens, r.dim, generator=gen, device=ctx.torch_device) for b in batches]
     fwd_only = cfg.mode == "fwd"
-    state = {"i": 0}
+    next_index = common.rotation(range(len(inputs)))
 
     def step() -> Any:
-        i = state["i"] % len(inputs)
-        state["i"] += 1
+        i = next_index()
         if fwd_only:
             with torch.no_grad():
                 return emb(inputs[i])  # (L, C)

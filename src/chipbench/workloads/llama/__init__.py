@@ -13,7 +13,11 @@ Modules: `config` (flavors and configs), `accounting` (FLOPs, bytes, parameter s
 
 from __future__ import annotations
 
-from chipbench.core.registry import Benchmark, register
+from collections.abc import Callable
+from typing import Any
+
+from chipbench.core.contract import Prepared, RunContext
+from chipbench.core.registry import Benchmark, Family, suites
 from chipbench.workloads.llama.accounting import CE_PASSES, RMSNORM_PASSES, ROPE_PASSES, SWIGLU_PASSES
 from chipbench.workloads.llama.batch import batch_layout
 from chipbench.workloads.llama.config import (
@@ -76,176 +80,133 @@ _TINY_MICRO = {"flavor": "tiny", "seq_len": 64, "batch_size": 4}
 _8B = {"flavor": "llama3-8b"}
 _8B_LAYER = {"flavor": "llama3-8b", "n_layers": 1, "seq_len": 64, "batch_size": 1, "vocab_size": 2048}
 
-TRAIN_STEP = register(
-    Benchmark(
-        name="llama.train_step",
-        doc="Llama training step (forward, cross-entropy, backward, clip, AdamW): tokens/s, TFLOP/s, MFU.",
-        config_cls=LlamaConfig,
-        setup=train_setup,
-        describe=train_describe,
-        plan=train_plan,
-        timed=(*TIMED, _BATCH, _OPTIMIZER),
-        suites={
-            "smoke": [_TINY],
-            # A llama3-8b block trains at about 4 s a step on the 2-core CPU (AdamW and gradients over
-            # 218M parameters dominate): it runs in the full suite; the default suite covers its shapes
-            # with the forward pass and the microbenchmarks.
-            "default": [{"flavor": "debug"}],
-            "full": [
-                {"flavor": "debug"},
-                _8B_LAYER,
-                {"flavor": "llama3-8b", "n_layers": 2, "seq_len": 2048},
-                {"flavor": "llama3-70b", "n_layers": 1, "seq_len": 2048},
-                {"flavor": "llama3.1-405b", "n_layers": 1, "seq_len": 2048},
-            ],
-        },
-    )
-)
+_LLAMA = Family("llama", timed=TIMED)
+_FWD_BWD = ("fwd", "fwd_bwd")
 
-FORWARD = register(
-    Benchmark(
-        name="llama.forward",
-        doc="Llama prefill forward (inference, no gradients): tokens/s, TFLOP/s, MFU.",
-        config_cls=LlamaConfig,
-        setup=forward_setup,
-        describe=forward_describe,
-        plan=forward_plan,
-        timed=(*TIMED, _BATCH),
-        suites={
-            "smoke": [_TINY],
-            "default": [{"flavor": "debug"}, {**_8B_LAYER, "seq_len": 256}],
-            "full": [{"flavor": "debug"}, {"flavor": "llama3-8b", "n_layers": 2}],
-        },
-    )
-)
+TRAIN_STEP = _LLAMA.add(
+    "train_step", LlamaConfig, train_setup,
+    "Llama training step (forward, cross-entropy, backward, clip, AdamW): tokens/s, TFLOP/s, MFU.",
+    suites(
+        [_TINY],
+        # A llama3-8b block trains at about 4 s a step on the 2-core CPU (AdamW and gradients over
+        # 218M parameters dominate): it runs in the full suite; the default suite covers its shapes
+        # with the forward pass and the microbenchmarks.
+        [{"flavor": "debug"}],
+        [
+            {"flavor": "debug"},
+            _8B_LAYER,
+            {"flavor": "llama3-8b", "n_layers": 2, "seq_len": 2048},
+            {"flavor": "llama3-70b", "n_layers": 1, "seq_len": 2048},
+            {"flavor": "llama3.1-405b", "n_layers": 1, "seq_len": 2048},
+        ],
+    ),
+    describe=train_describe, plan=train_plan, timed=(*TIMED, _BATCH, _OPTIMIZER),
+)  # fmt: skip
 
-GEMM = register(
-    Benchmark(
-        name="llama.gemm",
-        doc="One Llama projection (qkv, out, gate_up, down, head) as a matrix product at the flavor's shapes.",
-        config_cls=GemmConfig,
-        setup=gemm_setup,
-        describe=gemm_describe,
-        timed=TIMED,
-        suites={
-            "smoke": [{**_TINY_MICRO, "op": "gate_up"}],
-            "default": [
-                {**_8B, "op": op, "seq_len": 32 if op == "head" else 128}
-                for op in ("qkv", "out", "gate_up", "down", "head")
-            ],
-            "full": [
-                {"flavor": f, "op": op, "seq_len": 4096, "mode": m}
-                for f in ("llama3-8b", "llama3-70b", "llama3.1-405b")
-                for op in ("qkv", "out", "gate_up", "down", "head")
-                for m in ("fwd", "fwd_bwd")
-            ],
-        },
-    )
-)
+FORWARD = _LLAMA.add(
+    "forward", LlamaConfig, forward_setup,
+    "Llama prefill forward (inference, no gradients): tokens/s, TFLOP/s, MFU.",
+    suites(
+        [_TINY],
+        [{"flavor": "debug"}, {**_8B_LAYER, "seq_len": 256}],
+        [{"flavor": "debug"}, {"flavor": "llama3-8b", "n_layers": 2}],
+    ),
+    describe=forward_describe, plan=forward_plan, timed=(*TIMED, _BATCH),
+)  # fmt: skip
 
-ATTENTION = register(
-    Benchmark(
-        name="llama.attention",
-        doc="Causal grouped-query scaled_dot_product_attention at the flavor's heads, over seq_len.",
-        config_cls=AttentionConfig,
-        setup=attention_setup,
-        describe=attention_describe,
-        timed=TIMED,
-        suites={
-            "smoke": [_TINY_MICRO],
-            "default": [{**_8B, "seq_len": t} for t in (256, 512)],
-            "full": [
-                {"flavor": f, "seq_len": t, "mode": m}
-                for f in ("llama3-8b", "llama3-70b", "llama3.1-405b")
-                for t in (1024, 2048, 4096, 8192)
-                for m in ("fwd", "fwd_bwd")
-            ],
-        },
-    )
-)
+GEMM = _LLAMA.add(
+    "gemm", GemmConfig, gemm_setup,
+    "One Llama projection (qkv, out, gate_up, down, head) as a matrix product at the flavor's shapes.",
+    suites(
+        [{**_TINY_MICRO, "op": "gate_up"}],
+        [
+            {**_8B, "op": op, "seq_len": 32 if op == "head" else 128} for op in ("qkv", "out", "gate_up", "down", "head")
+        ],
+        [
+            {"flavor": f, "op": op, "seq_len": 4096, "mode": m}
+            for f in ("llama3-8b", "llama3-70b", "llama3.1-405b")
+            for op in ("qkv", "out", "gate_up", "down", "head")
+            for m in _FWD_BWD
+        ],
+    ),
+    describe=gemm_describe,
+)  # fmt: skip
 
-RMSNORM = register(
-    Benchmark(
-        name="llama.rmsnorm",
-        doc="RMSNorm (F.rms_norm) over (B*T, dim): GB/s.",
-        config_cls=RmsnormConfig,
-        setup=rmsnorm_setup,
-        describe=elementwise_describe(RMSNORM_PASSES),
-        timed=TIMED,
-        suites={
-            "smoke": [_TINY_MICRO],
-            "default": [{**_8B, "seq_len": 2048}],
-            "full": [
-                {"flavor": f, "mode": m} for f in ("llama3-8b", "llama3.1-405b") for m in ("fwd", "fwd_bwd")
-            ],
-        },
-    )
-)
+ATTENTION = _LLAMA.add(
+    "attention", AttentionConfig, attention_setup,
+    "Causal grouped-query scaled_dot_product_attention at the flavor's heads, over seq_len.",
+    suites(
+        [_TINY_MICRO],
+        [{**_8B, "seq_len": t} for t in (256, 512)],
+        [
+            {"flavor": f, "seq_len": t, "mode": m}
+            for f in ("llama3-8b", "llama3-70b", "llama3.1-405b")
+            for t in (1024, 2048, 4096, 8192)
+            for m in _FWD_BWD
+        ],
+    ),
+    describe=attention_describe,
+)  # fmt: skip
 
-ROPE = register(
-    Benchmark(
-        name="llama.rope",
-        doc="Rotary embedding of q and k at the flavor's heads: GB/s.",
-        config_cls=RopeConfig,
-        setup=rope_setup,
-        describe=elementwise_describe(ROPE_PASSES),
-        timed=TIMED,
-        suites={
-            "smoke": [_TINY_MICRO],
-            "default": [{**_8B, "seq_len": 1024}],
-            "full": [
-                {"flavor": f, "mode": m} for f in ("llama3-8b", "llama3.1-405b") for m in ("fwd", "fwd_bwd")
-            ],
-        },
-    )
-)
 
-SWIGLU = register(
-    Benchmark(
-        name="llama.swiglu",
-        doc="SwiGLU activation silu(gate) * up at the flavor's FFN hidden size: GB/s.",
-        config_cls=SwigluConfig,
-        setup=swiglu_setup,
-        describe=elementwise_describe(SWIGLU_PASSES),
-        timed=TIMED,
-        suites={
-            "smoke": [_TINY_MICRO],
-            "default": [{**_8B, "seq_len": 512}],
-            "full": [
-                {"flavor": f, "mode": m} for f in ("llama3-8b", "llama3.1-405b") for m in ("fwd", "fwd_bwd")
-            ],
-        },
-    )
-)
+def _elementwise(
+    name: str,
+    config_cls: type[Any],
+    setup: Callable[[Any, RunContext], Prepared],
+    doc: str,
+    passes: tuple[int, int],
+    seq_len: int,
+) -> Benchmark[Any]:
+    """An elementwise microbenchmark (GB/s; it touches its elements `passes` (fwd, fwd_bwd) times): the
+    default suite at llama3-8b's shapes over `seq_len` tokens, the full suite at 8B's and 405B's, forward
+    and backward."""
+    full = [{"flavor": f, "mode": m} for f in ("llama3-8b", "llama3.1-405b") for m in _FWD_BWD]
+    return _LLAMA.add(
+        name, config_cls, setup, doc,
+        suites([_TINY_MICRO], [{**_8B, "seq_len": seq_len}], full),
+        describe=elementwise_describe(passes),
+    )  # fmt: skip
 
-CROSS_ENTROPY = register(
-    Benchmark(
-        name="llama.cross_entropy",
-        doc="Cross-entropy over the vocabulary (128256 for Llama 3), fp32 as autocast runs it: GB/s.",
-        config_cls=CrossEntropyConfig,
-        setup=cross_entropy_setup,
-        describe=elementwise_describe(CE_PASSES),
-        timed=TIMED,
-        suites={
-            "smoke": [_TINY_MICRO],
-            "default": [{**_8B, "seq_len": 256}],
-            "full": [{**_8B, "seq_len": 8192, "mode": m} for m in ("fwd", "fwd_bwd")],
-        },
-    )
-)
 
-ADAMW = register(
-    Benchmark(
-        name="llama.adamw",
-        doc="AdamW step over one transformer block's parameters at the flavor's shapes: GB/s.",
-        config_cls=AdamwConfig,
-        setup=adamw_setup,
-        describe=adamw_describe,
-        timed=(*TIMED, _OPTIMIZER),
-        suites={
-            "smoke": [{"flavor": "tiny"}],
-            "default": [{"flavor": "llama3-8b"}],
-            "full": [{"flavor": f} for f in ("llama3-8b", "llama3-70b")],
-        },
-    )
+RMSNORM = _elementwise(
+    "rmsnorm",
+    RmsnormConfig,
+    rmsnorm_setup,
+    "RMSNorm (F.rms_norm) over (B*T, dim): GB/s.",
+    RMSNORM_PASSES,
+    2048,
 )
+ROPE = _elementwise(
+    "rope",
+    RopeConfig,
+    rope_setup,
+    "Rotary embedding of q and k at the flavor's heads: GB/s.",
+    ROPE_PASSES,
+    1024,
+)
+SWIGLU = _elementwise(
+    "swiglu", SwigluConfig, swiglu_setup,
+    "SwiGLU activation silu(gate) * up at the flavor's FFN hidden size: GB/s.", SWIGLU_PASSES, 512,
+)  # fmt: skip
+
+CROSS_ENTROPY = _LLAMA.add(
+    "cross_entropy", CrossEntropyConfig, cross_entropy_setup,
+    "Cross-entropy over the vocabulary (128256 for Llama 3), fp32 as autocast runs it: GB/s.",
+    suites(
+        [_TINY_MICRO],
+        [{**_8B, "seq_len": 256}],
+        [{**_8B, "seq_len": 8192, "mode": m} for m in _FWD_BWD],
+    ),
+    describe=elementwise_describe(CE_PASSES),
+)  # fmt: skip
+
+ADAMW = _LLAMA.add(
+    "adamw", AdamwConfig, adamw_setup,
+    "AdamW step over one transformer block's parameters at the flavor's shapes: GB/s.",
+    suites(
+        [{"flavor": "tiny"}],
+        [{"flavor": "llama3-8b"}],
+        [{"flavor": f} for f in ("llama3-8b", "llama3-70b")],
+    ),
+    describe=adamw_describe, timed=(*TIMED, _OPTIMIZER),
+)  # fmt: skip

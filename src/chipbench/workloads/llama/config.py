@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from chipbench.core.config import check
 from chipbench.core.dtypes import DType
+from chipbench.core.wire import Overrides
 from chipbench.workloads.common import Scaling
 
 FlavorName = Literal[
@@ -26,7 +27,7 @@ Mode = Literal["fwd", "fwd_bwd"]
 GemmOp = Literal["qkv", "out", "gate_up", "down", "head"]
 
 # One row per flavor. seq_len and batch_size are the defaults for whole-model runs at that flavor.
-FLAVORS: dict[str, dict[str, Any]] = {
+FLAVORS: dict[str, Overrides] = {
     "tiny": dict(
         dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=256, multiple_of=32,
         ffn_dim_multiplier=None, rope_theta=10000.0, tie_embeddings=False, seq_len=64, batch_size=4,

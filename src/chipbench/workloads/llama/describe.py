@@ -9,6 +9,7 @@ from typing import Any
 
 from chipbench.core.contract import Description
 from chipbench.core.dtypes import bytes_per_element
+from chipbench.core.wire import Info
 from chipbench.workloads.llama.accounting import (
     ADAMW_PASSES,
     activation_bytes,
@@ -114,7 +115,7 @@ def attention_describe(cfg: AttentionConfig) -> Description:
     b = bytes_per_element(cfg.dtype)
     qkvo = b * s.tokens * s.head_dim * (2 * s.n_heads + 2 * s.n_kv_heads)
     scores = math_attention_bytes(s, cfg.dtype, training=cfg.mode == "fwd_bwd")
-    facts: dict[str, Any] = {"flops_per_step": attention_flops(cfg)}
+    facts: Info = {"flops_per_step": attention_flops(cfg)}
     if scores:
         facts["score_matrix_bytes"] = scores
         facts["note"] = "fp32 grouped-query attention: SDPA's math path builds the B x H x T^2 scores on GPUs"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
+from chipbench.core.wire import Info
 from chipbench.platform.device import torch_dtype
 from chipbench.workloads.common import layout_info
 from chipbench.workloads.llama import parts as llama_parts
@@ -40,7 +41,7 @@ def forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
     def step() -> Any:
         return fwd(tokens)  # (B, T, V); the first call, which compiles, the engine times apart
 
-    def after() -> dict[str, Any]:
+    def after() -> Info:
         note = llama_parts.PARTS_NOTE[compiled.on]
         # Compiled, the step never ran the eager kernels the parts pass runs: one untimed pass first.
         warm = 1 if compiled.on else 0

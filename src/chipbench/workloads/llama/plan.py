@@ -4,9 +4,9 @@ rough per-process memory estimate, without allocating."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from chipbench.core.contract import Layout
+from chipbench.core.wire import Info
 from chipbench.workloads.llama.accounting import activation_bytes
 from chipbench.workloads.llama.batch import batch_layout
 from chipbench.workloads.llama.config import LlamaConfig
@@ -50,7 +50,7 @@ def train_plan(cfg: LlamaConfig, world_size: int, kind: str) -> Layout:
             "activations": act,
         }
         precision = f"{cfg.dtype} autocast, fp32 master weights" if low == 2 else "fp32"
-    facts: dict[str, Any] = {
+    facts: Info = {
         "parallelism": parallelism,
         "world_size": world_size,
         "device": kind,

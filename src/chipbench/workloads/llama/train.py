@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
+from chipbench.core.wire import Info
 from chipbench.platform.device import device_type, torch_dtype
 from chipbench.workloads.common import autocast, layout_info
 from chipbench.workloads.llama import parts as llama_parts
@@ -37,7 +38,7 @@ def _init_mode(cfg: LlamaConfig, ctx: RunContext) -> str:
     return "full" if 2 * full <= ctx.free_memory_bytes else "meta"
 
 
-def _parallelize(model: Any, cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, dict[str, Any]]:
+def _parallelize(model: Any, cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Info]:
     """Wrap the (fully built, identically initialized) model for ctx.world_size processes: FSDP2
     (fully_shard per transformer block, then the root) or DDP. Returns (module to train, info)."""
     import torch
@@ -82,7 +83,7 @@ class Trainer:
     """The module trained: wrapped (FSDP2, DDP) over more than one process."""
     train: Callable[[Any, Any], Any]
     """train(inputs, targets) -> loss: one optimizer step per call."""
-    info: dict[str, Any]
+    info: Info
     """What the result records of the optimizer, clip, precision and layout."""
     optimizer: Callable[[], Any]
     """The AdamW the step uses now (a fall-back from fused replaces it on the first step)."""
@@ -103,24 +104,80 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext, compiled: CompileChoice | No
     Compiled (`compiled.on`; default: as cfg.compile asks, at this step's size), the model and its loss
     run as one compiled function. On one process with fused AdamW and no loss scaling, the clip's
     scaling is folded into the fused step (`optimizer.clip_gradients`)."""
-    import warnings
-
     import torch
     import torch.nn.functional as F
 
+    model, par_info = _build_model(cfg, ctx)
+    impl = adamw_impl(cfg.adamw_impl, device_type(ctx.device))
+    info: Info = {}
+    o = _Optimizer(list(model.parameters()), cfg, ctx, impl, info)  # after sharding: DTensors under FSDP2
+    if compiled is None:
+        compiled = choose_compile(cfg.compile, step_flops(cfg, cfg.shape()))
+
+    def forward_loss(inputs: Any, targets: Any) -> Any:
+        logits = model(inputs)  # (B, T, V)
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+    loss_of = torch.compile(forward_loss) if compiled.on else forward_loss
+    amp = autocast(cfg.dtype, ctx)
+    scaler = o.scaler
+
+    def train(inputs: Any, targets: Any) -> Any:
+        with amp():
+            loss = loss_of(inputs, targets)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(o.opt)
+            o.clip()
+            o.step()
+            scaler.update()
+        else:
+            loss.backward()
+            o.clip()
+            o.step()
+        o.opt.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    info.update(
+        {
+            "optimizer": f"AdamW {impl}",
+            "compile": compiled.on,
+            "compile_choice": compiled.why,
+            "clip": "norm 1.0, folded into the fused AdamW step (its grad_scale)"
+            if o.fold
+            else "clip_grad_norm_(1.0, foreach)",
+            "precision": PRECISION_TEXT[cfg.dtype],
+            **par_info,
+        }
+    )
+    return Trainer(model, train, info, lambda: o.opt, o.fold)
+
+
+PRECISION_TEXT = {
+    "fp32": "fp32",
+    "bf16": "bf16 autocast, fp32 master weights",
+    "fp16": "fp16 autocast, fp32 master weights, GradScaler",
+}
+
+
+def _build_model(cfg: LlamaConfig, ctx: RunContext) -> tuple[Any, Info]:
+    """The model in training mode, initialized from the run seed and wrapped over the processes (see
+    `make_trainer`); with what the result records of its layout."""
+    import warnings
+
+    import torch
+
     from chipbench.models.llama import Transformer
 
-    s = cfg.shape()
-    dev_type = device_type(ctx.device)
     init = _init_mode(cfg, ctx)
     with torch.device("meta"):  # drawn once below: nn.Linear's own initialization would be drawn over
-        model = Transformer(s.model_args(), activation_checkpointing=cfg.activation_checkpointing)
+        model = Transformer(cfg.shape().model_args(), activation_checkpointing=cfg.activation_checkpointing)
     model.train()
     if init == "full":
         model.materialize(ctx.torch_device)
         torch.manual_seed(ctx.seed)
         model.init_weights()
-    par_info: dict[str, Any] = {}
+    par_info: Info = {}
     if ctx.distributed:
         model, par_info = _parallelize(model, cfg, ctx)
         par_info["init"] = INIT_TEXT[init]
@@ -132,83 +189,52 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext, compiled: CompileChoice | No
         with warnings.catch_warnings():  # "DTensor random operators may not have complete support on cpu"
             warnings.filterwarnings("ignore", message="DTensor random operators")
             model.init_weights()
-    impl = adamw_impl(cfg.adamw_impl, dev_type)
-    params = list(model.parameters())  # after sharding: DTensors under FSDP2
+    return model, par_info
 
-    def adamw(impl: str) -> Any:
-        return torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1, **adamw_kwargs(impl))
 
-    opt = adamw(impl)
-    scaler = torch.amp.GradScaler(dev_type) if cfg.dtype == "fp16" else None
-    if compiled is None:
-        compiled = choose_compile(cfg.compile, step_flops(cfg, cfg.shape()))
+class _Optimizer:
+    """The training step's AdamW (under a GradScaler for fp16) and its gradient clip. A fused AdamW that
+    fails on the first step over sharded parameters is replaced by foreach, the fall-back recorded in
+    `info`."""
 
-    def forward_loss(inputs: Any, targets: Any) -> Any:
-        logits = model(inputs)  # (B, T, V)
-        return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    def __init__(self, params: list[Any], cfg: LlamaConfig, ctx: RunContext, impl: str, info: Info) -> None:
+        import torch
 
-    loss_of = torch.compile(forward_loss) if compiled.on else forward_loss
-    amp = autocast(cfg.dtype, ctx)
-    # The clip folded into fused AdamW (one process: a sharded norm is a collective clip_grad_norm_ does).
-    fold = clip_folds(impl, scaler is not None, ctx.distributed)
-    info: dict[str, Any] = {}
-    state = {"first": True}
+        self.params, self.lr, self.info = params, cfg.lr, info
+        self.may_fall_back = ctx.distributed and impl == "fused"
+        self.first = True
+        self.opt = self.adamw(impl)
+        self.scaler = torch.amp.GradScaler(device_type(ctx.device)) if cfg.dtype == "fp16" else None
+        # The clip folded into fused AdamW (one process: a sharded norm is a collective clip_grad_norm_ does).
+        self.fold = clip_folds(impl, self.scaler is not None, ctx.distributed)
 
-    def clip() -> None:
-        clip_gradients(params, opt, fold)
+    def adamw(self, impl: str) -> Any:
+        import torch
 
-    def opt_step() -> None:
-        nonlocal opt
+        return torch.optim.AdamW(
+            self.params, lr=self.lr, betas=(0.9, 0.95), weight_decay=0.1, **adamw_kwargs(impl)
+        )
+
+    def clip(self) -> None:
+        clip_gradients(self.params, self.opt, self.fold)
+
+    def step(self) -> None:
         try:
-            if scaler is None:
-                opt.step()
+            if self.scaler is None:
+                self.opt.step()
             else:
-                scaler.step(opt)
+                self.scaler.step(self.opt)
         except (RuntimeError, NotImplementedError) as exc:
-            if not (state["first"] and ctx.distributed and impl == "fused"):
+            if not (self.first and self.may_fall_back):
                 raise
             # Fused AdamW over sharded (DTensor) parameters needs a torch with the kernel's sharding
             # rule; without one, the first step falls back to foreach, and the fall-back is recorded.
-            opt = adamw("foreach")
-            info["optimizer"] = "AdamW foreach"
-            info["optimizer_fallback"] = f"fused AdamW failed on sharded parameters: {str(exc)[:300]}"
-            if scaler is None:
-                opt.step()  # (under GradScaler this one step is skipped: its gradients were unscaled)
-        state["first"] = False
-
-    def train(inputs: Any, targets: Any) -> Any:
-        with amp():
-            loss = loss_of(inputs, targets)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            clip()
-            opt_step()
-            scaler.update()
-        else:
-            loss.backward()
-            clip()
-            opt_step()
-        opt.zero_grad(set_to_none=True)
-        return loss.detach()
-
-    info.update(
-        {
-            "optimizer": f"AdamW {impl}",
-            "compile": compiled.on,
-            "compile_choice": compiled.why,
-            "clip": "norm 1.0, folded into the fused AdamW step (its grad_scale)"
-            if fold
-            else "clip_grad_norm_(1.0, foreach)",
-            "precision": {
-                "fp32": "fp32",
-                "bf16": "bf16 autocast, fp32 master weights",
-                "fp16": "fp16 autocast, fp32 master weights, GradScaler",
-            }[cfg.dtype],
-            **par_info,
-        }
-    )
-    return Trainer(model, train, info, lambda: opt, fold)
+            self.opt = self.adamw("foreach")
+            self.info["optimizer"] = "AdamW foreach"
+            self.info["optimizer_fallback"] = f"fused AdamW failed on sharded parameters: {str(exc)[:300]}"
+            if self.scaler is None:
+                self.opt.step()  # (under GradScaler this one step is skipped: its gradients were unscaled)
+        self.first = False
 
 
 def step_flops(cfg: LlamaConfig, s: Any) -> float:
@@ -239,12 +265,12 @@ def train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
             return out
         return train(inputs, targets)
 
-    def after() -> dict[str, Any]:
+    def after() -> Info:
         key = "compile_first_step_s" if compiled.on else "first_step_s"
         fallback = (
             {k: info[k] for k in ("optimizer", "optimizer_fallback")} if "optimizer_fallback" in info else {}
         )
-        out: dict[str, Any] = {key: state["first_s"], **fallback}
+        out: Info = {key: state["first_s"], **fallback}
         if not ctx.distributed:  # parts run alone would call sharded modules outside their collectives
             # The step's own optimizer and clip, warm from the timed steps.
             amp = autocast(cfg.dtype, ctx)
