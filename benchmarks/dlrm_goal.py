@@ -8,7 +8,7 @@ per-round ratio reference / auto, reported as its median with a 95% confidence i
 as for every chipbench median). `--summarize` pools the rounds of several runs of the same commit.
 
 Run: .venv/bin/python benchmarks/dlrm_goal.py [--rounds 15] [--time-budget 2] [--json results/...json]
-Figures go in the README; this is a benchmark, never a timed unit test.
+Figures go in docs/measured.md; this is a benchmark, never a timed unit test.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 over the same step, in interleaved rounds (goal: within 2%).
 
 Run: .venv/bin/python benchmarks/engine_overhead.py [--repeats 5] [--workloads --rounds 9]
-Figures go in the README; they are benchmarks, never timed unit tests.
+Figures go in docs/measured.md; they are benchmarks, never timed unit tests.
 """
 
 from __future__ import annotations

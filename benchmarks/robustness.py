@@ -1,5 +1,5 @@
 """Measures how chipbench holds at its edges: hostile results files, bad command lines, fuzzed documents,
-kills and interrupts. Every figure of the README's "Reliability" section comes from this script.
+kills and interrupts. Every figure of docs/methodology.md's "Reliability" section comes from this script.
 
 Run: .venv/bin/python benchmarks/robustness.py [--fuzz 2000] [--kills 3] [--interrupts 10] [--json PATH]
 """

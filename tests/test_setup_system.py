@@ -125,7 +125,7 @@ def test_system_setup_names_what_is_missing(system_python: Path, tmp_path: Path)
 
 
 def test_the_framework_recipe_two_environments_one_chipbench(system_python: Path, tmp_path: Path) -> None:
-    """README "Gating a framework": one fixed chipbench checkout set up over two environments (here both
+    """docs/ci-gating.md "Gating a framework": one fixed chipbench checkout set up over two environments (here both
     the same torch), then `chipbench ab` between them; the hashes match, so the verdicts are real."""
     repo = _checkout(tmp_path / "repo")
     for side in ("base", "head"):
