@@ -79,7 +79,7 @@ def cases() -> dict[str, tuple[str, dict[str, Any], dict[str, Any]]]:
 
 def collect(runs: int, budget: float, restart_every: int) -> dict[str, Any]:
     pool = WorkerPool("cpu")
-    session = Session(pool, time_budget_s=budget, timeout_s=120)
+    session = Session(pool, RunOptions(time_budget_s=budget, timeout_s=120))
     session.start()
     todo = {}
     for name, (bench, base, twin) in cases().items():  # dtype=auto and sizes made concrete, as `run` does

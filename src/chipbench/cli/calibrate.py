@@ -20,6 +20,7 @@ from chipbench.execution.pools import WorkerPool
 from chipbench.execution.session import Session
 from chipbench.platform import ceilings, hardware
 from chipbench.platform.device import DEVICE_CHOICES
+from chipbench.results.typed import ResultsDocument
 from chipbench.workloads.llama.optimizer import adamw_impl
 
 
@@ -75,19 +76,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     matmul: dict[str, float] = {}
     copy = None
     rows = []
-    for b in done.doc["benchmarks"]:
-        m = b["extra_info"]["metrics"]
-        if b["group"] == "calib.matmul":
-            dt = b["extra_info"]["dtype"]
+    for b in done.doc.benchmarks:
+        x = b.extra_info
+        m = x.metrics
+        if b.group == "calib.matmul":
+            dt = str(x.dtype)
             matmul[dt] = m["tflops"]
             rows.append([f"matmul {dt} {p.sizes[dt]}^3", f"{m['tflops'] * 1e3:.1f} GFLOP/s"])
         else:
             copy = max(copy or 0.0, m["gbps"])
             # The kernel and the bytes it is credited with, as its result records them.
-            what = f"{b['extra_info']['config']['kernel']} ({b['extra_info']['work']['bytes_convention']})"
+            what = f"{x.config['kernel']} ({x.work.bytes_convention if x.work else None})"
             rows.append([f"{what}, {p.copy_mib} MiB buffers", f"{m['gbps']:.1f} GB/s"])
     mid = hardware.machine_id(env)
-    load = (done.doc["chipbench"].get("load_avg_1m") or {}).get("start")
+    load = done.doc.header.load_avg_1m.start if done.doc.header.load_avg_1m else None
     busy = _busy(done.doc, load, env["cpu"]["logical_cores"] or 1)
     if busy and not args.allow_busy:
         # Other processes on the cores stall the measurement: such a ceiling would deflate every share's base.
@@ -97,7 +99,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if matmul or copy:
         new = ceilings.Ceilings(
             machine_id=mid,
-            measured_at=done.doc["datetime"],
+            measured_at=done.doc.datetime,
             device=env["device"]["name"],
             matmul_tflops=matmul,
             matmul_size=p.size,
@@ -117,17 +119,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return done.exit_code
 
 
-def _busy(doc: dict[str, Any], load: float | None, cores: int) -> str | None:
+def _busy(doc: ResultsDocument, load: float | None, cores: int) -> str | None:
     """Why the calibration's figures are not to be trusted as ceilings, or None: the kernel's evidence
     where it has some; the load average (which lags, and counts our own previous run) only where it has
     none."""
     seen = [
-        b["extra_info"]["measurement"].get("extra", {}).get("contention") or {} for b in doc["benchmarks"]
+        b.extra_info.measurement.extra.contention if b.extra_info.measurement else None
+        for b in doc.benchmarks
     ]
-    disturbed = [c["disturbed"] for c in seen if c.get("disturbed")]
+    disturbed = [c.disturbed for c in seen if c is not None and c.disturbed]
     if disturbed:
-        return str(disturbed[0])
-    if any(c.get("run_delay_share") is None for c in seen) and load is not None and load >= cores:
+        return disturbed[0]
+    if any(c is None or c.run_delay_share is None for c in seen) and load is not None and load >= cores:
         return f"1-minute load {load:.1f} on {cores} cores"
     return None
 

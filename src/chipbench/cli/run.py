@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from chipbench.execution.pools import DistWorkerPool, Launch, WorkerPool, kill_t
 from chipbench.execution.session import Executed, execute, hold_signals
 from chipbench.platform.device import DEVICE_CHOICES
 from chipbench.results import document, files
+from chipbench.results.header import RunSummary
 from chipbench.results.outcomes import CaseOutcome
 from chipbench.results.render import (
     HEADLINE_COLUMNS,
@@ -47,6 +49,7 @@ from chipbench.results.render import (
     summary_rows,
     time_line,
 )
+from chipbench.results.typed import ResultsDocument
 
 SUITE_BUDGET_S = {"smoke": 0.3, "default": 3.0, "full": 10.0}
 
@@ -191,14 +194,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_follower(args, specs[0])
     if len(specs) == 1:
         return _run_one(args, specs[0], write=True).exit_code
-    docs, code, failed = [], 0, []
+    docs: list[ResultsDocument] = []
+    failed: list[RunSummary] = []
+    code = 0
     for spec in specs:
         try:
             done = _run_one(args, spec, write=False)
         except StartFailed as exc:  # keep the counts that ran
             n = spec.nproc_per_node if spec else 1
             error(f"{n} process(es): {exc}")
-            failed.append({"world_size": n, "start_failed": str(exc)})
+            failed.append(RunSummary(world_size=n, start_failed=str(exc)))
             code = max(code, 1)
             continue
         docs.append(done.doc)
@@ -208,8 +213,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not docs:
         return code
     with hold_signals() as held:
-        merged = document.merge_runs(docs)
-        merged["chipbench"]["runs"] += failed
+        merged = document.merge(docs)
+        merged = replace(
+            merged, chipbench=replace(merged.header, runs=(merged.header.runs or ()) + tuple(failed))
+        )
         saved = files.save(merged, args.output)
         if saved.fallback_reason:
             warn(saved.fallback_reason)
@@ -220,7 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
-def _write_markdown(doc: dict[str, Any], path: Path, results: Path) -> None:
+def _write_markdown(doc: ResultsDocument, path: Path, results: Path) -> None:
     try:
         files.write_markdown(doc, path)
     except OSError as exc:
@@ -296,7 +303,7 @@ def _price_for(args: argparse.Namespace) -> Callable[[str], price.Price | None]:
     return pick
 
 
-def _report(doc: dict[str, Any], path: Path | None, code: int) -> None:
+def _report(doc: ResultsDocument, path: Path | None, code: int) -> None:
     top = headline(doc)
     if top:
         print_table("headline", list(HEADLINE_COLUMNS), top)
@@ -305,28 +312,23 @@ def _report(doc: dict[str, Any], path: Path | None, code: int) -> None:
         say(line)
     if spent := time_line(doc):
         say(spent)
-    for b in doc["benchmarks"]:
-        for flag in b["extra_info"].get("flags", []):
-            warn(f"{b['name']}: {flag}")
-        if b["extra_info"].get("disturbed"):
-            warn(
-                f"{b['name']}: measured on a disturbed machine ({b['extra_info']['disturbed']}); rerun when quiet"
-            )
+    for b in doc.benchmarks:
+        for flag in b.extra_info.flags:
+            warn(f"{b.name}: {flag}")
+        if b.extra_info.disturbed:
+            warn(f"{b.name}: measured on a disturbed machine ({b.extra_info.disturbed}); rerun when quiet")
     if path:
         print(f"results: {path}")
     if code == EXIT_INTERRUPTED:
-        n = len(doc["benchmarks"]) + len(doc["chipbench"]["errors"])
+        n = len(doc.benchmarks) + len(doc.errors)
         if path:
             say(f"interrupted: saved the {n} benchmark(s) that finished to {path}", err=True)
         else:
             say("interrupted: no benchmark had finished; nothing was saved", err=True)
     elif code:
-        for e in doc["chipbench"]["errors"]:
-            error(f"{e['name']}: {e['error_type']}: {e['message']}")
-        print(
-            f"{len(doc['chipbench']['errors'])} benchmark(s) failed; see the errors in {path}",
-            file=sys.stderr,
-        )
+        for e in doc.errors:
+            error(f"{e.name}: {e.error_type}: {e.message}")
+        print(f"{len(doc.errors)} benchmark(s) failed; see the errors in {path}", file=sys.stderr)
 
 
 def add_parsers(sub: Any) -> None:

@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from chipbench.platform import hardware
 from chipbench.platform.ceilings import Ceilings
 from chipbench.results import document, files
 from chipbench.results.outcomes import CaseOutcome, RunOutcome
+from chipbench.results.typed import LoadAvg, ResultsDocument
 
 _IMPORTED = time.monotonic()
 
@@ -38,11 +39,9 @@ _IMPORTED = time.monotonic()
 class Session:
     """One started worker pool and what it told us: environment, device kind, free memory, ceilings."""
 
-    def __init__(self, pool: WorkerPool, options: RunOptions | None = None, **fields: Any) -> None:
-        """`fields`: RunOptions' fields one by one, in place of `options` (the older call, kept for
-        callers that still make it)."""
+    def __init__(self, pool: WorkerPool, options: RunOptions) -> None:
         self.pool = pool
-        self.options = options if options is not None else RunOptions(**fields)
+        self.options = options
         self.price: Price | None = None
         """The machine's price (the user's), once its id is known."""
         self.hello: Hello | None = None
@@ -153,8 +152,8 @@ class Session:
         suite: str | None,
         argv: list[str],
         commit_info: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        return document.build(
+    ) -> ResultsDocument:
+        return document.build_document(
             run,
             ceilings=self.ceilings,
             suite=suite,
@@ -178,7 +177,7 @@ class Session:
 class Executed:
     """What `execute` produced."""
 
-    doc: dict[str, Any]
+    doc: ResultsDocument
     path: Path | None
     """The results file written, or None (nothing finished, or write=False)."""
     exit_code: int
@@ -224,13 +223,16 @@ def execute(
     run = session.run(cases, hear.on_start, done)  # Ctrl-C until here stops the run; what finished is kept
     with hold_signals() as held:  # a Ctrl-C or SIGTERM from here on waits for the save
         doc = session.document(run, suite=destination.suite, argv=destination.argv)
-        doc["chipbench"]["load_avg_1m"] = {"start": load_start, "end": load_avg()}
-        if first_done:
+        header = replace(
+            doc.header,
+            load_avg_1m=LoadAvg(start=load_start, end=load_avg()),
             # From process creation (interpreter start, imports, worker start) to the first finished benchmark.
-            doc["chipbench"]["startup_to_first_result_s"] = first_done[0] - process_age_origin()
-        doc["chipbench"]["wall_s"] = time.monotonic() - process_age_origin()  # process start to this save
+            startup_to_first_result_s=first_done[0] - process_age_origin() if first_done else None,
+            wall_s=time.monotonic() - process_age_origin(),  # process start to this save
+        )
+        doc = replace(doc, chipbench=header)
         path = _save(doc, destination, hear.on_warning) if run.outcomes and destination.write else None
-    failed = len(doc["chipbench"]["errors"])
+    failed = len(doc.errors)
     code = 130 if run.interrupted or held.received else (1 if failed else 0)
     return Executed(doc, path, code)
 
@@ -248,7 +250,7 @@ def _ready(
     return cases
 
 
-def _save(doc: dict[str, Any], to: Destination, warn: Callable[[str], None] | None) -> Path:
+def _save(doc: ResultsDocument, to: Destination, warn: Callable[[str], None] | None) -> Path:
     """Write the results file (and the Markdown table); what went elsewhere or failed is a warning."""
     saved = files.save(doc, to.output)
     if saved.fallback_reason and warn:

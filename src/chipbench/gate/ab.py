@@ -24,6 +24,7 @@ import numpy as np
 
 from chipbench.core.cases import Case
 from chipbench.core.errors import UsageError
+from chipbench.execution.options import RunOptions
 from chipbench.execution.pools import WorkerPool
 from chipbench.execution.session import Session
 from chipbench.gate import sequential
@@ -180,14 +181,10 @@ def _start(options: ABOptions) -> dict[str, Session]:
     """Both sides' workers, launched together and started (a failure closes both)."""
     # Workers run outside any checkout, so each imports its own environment's chipbench.
     home = Path.home() if Path.home().is_dir() else None
-    timeout = max(120.0, 20 * options.time_budget_s)
+    # The gate compares timed rounds: no roofline pass in every round.
+    run = RunOptions(time_budget_s=options.time_budget_s, after=False)
     sessions = {
-        s: Session(
-            WorkerPool(options.device, 180.0, python=py, cwd=home),
-            time_budget_s=options.time_budget_s,
-            timeout_s=timeout,
-            after=False,  # the gate compares timed rounds: no roofline pass in every round
-        )
+        s: Session(WorkerPool(options.device, 180.0, python=py, cwd=home), run)
         for s, py in options.pythons.items()
     }
     for s in sessions.values():

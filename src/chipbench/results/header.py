@@ -285,8 +285,8 @@ class RunSummary(Record):
         values = dict(_fields(self, self.ORDER))
         values["distributed"] = dict(self.distributed) if self.distributed is not None else None
         pairs = list(values.items())
-        if self.key_order is None and self.start_failed is None:  # built in code: a run that started
-            pairs = pairs[:4]
+        if self.key_order is None:  # built in code: a run's counts, or why it did not start
+            pairs = pairs[:4] if self.start_failed is None else [pairs[0], pairs[4]]
         return emit(pairs, self)
 
 
