@@ -8,7 +8,7 @@ SUITE ?= default
 # CASES narrows a run to some benchmarks (e.g. CASES="llama.train_step dlrm.inference"); empty = the whole suite.
 CASES ?=
 
-.PHONY: setup bench smoke test lint format calibrate clean pytest-bench gpu-check peers
+.PHONY: setup bench smoke test test-fast lint format calibrate clean pytest-bench gpu-check peers
 
 setup:
 	@TORCH=$(TORCH) PYTHON=$(PYTHON) VENV=$(VENV) DEV=$(DEV) bash scripts/setup.sh
@@ -38,10 +38,16 @@ format: setup
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
+# Tests run on JOBS processes (pytest-xdist); the end-to-end ones go first, being the longest.
+JOBS ?= 2
 test: DEV = 1
 test: setup lint
-	$(BIN)/python -m pytest -q tests
-	$(BIN)/python -m pytest -q benchmarks --benchmark-disable -p no:cacheprovider
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist worksteal tests/e2e tests/unit benchmarks --benchmark-disable
+
+# The unit tests alone: in-process, a minute or so.
+test-fast: DEV = 1
+test-fast: setup
+	$(BIN)/python -m pytest -q -n $(JOBS) tests/unit
 
 # The public peers of the performance goals (benchmarks/llama_peer.py): transformers, pinned in pyproject.
 peers: setup

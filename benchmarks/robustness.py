@@ -25,7 +25,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.test_hostile_files import GOOD, HOSTILE  # noqa: E402
+from tests.unit.test_hostile_files import GOOD, HOSTILE  # noqa: E402
 
 from chipbench.core.errors import UsageError  # noqa: E402
 from chipbench.gate import compare, history  # noqa: E402

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/sequential_rates.py [--seeds 300]
 
-The same model as tests/test_sequential.py: each round, drift shared by both sides (1%), each side's run
+The same model as tests/unit/test_sequential.py: each round, drift shared by both sides (1%), each side's run
 noise (1%) and sample noise (2%); 15 samples a run; threshold 5%; at most 10 rounds, first look after 3.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.test_sequential import MAX_ROUNDS, MIN_ROUNDS, _run
+from tests.unit.test_sequential import MAX_ROUNDS, MIN_ROUNDS, _run
 
 from chipbench.gate import sequential
 

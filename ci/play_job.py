@@ -6,7 +6,7 @@ are skipped; every `run:` step runs with bash in the head's folder, `${{ ... }}`
     .venv/bin/python ci/play_job.py [--job cpu-smoke] [--keep DIR]
 
 The head reuses this checkout's `.venv` (linked), so the set-up step finds it up to date and nothing is
-downloaded. Exit status: the first failing step's, else 0. `tests/test_ci_recipe.py` runs it.
+downloaded. Exit status: the first failing step's, else 0. `tests/e2e/test_ci_recipe.py` runs it.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ RUNTIME_MODULES="numpy scipy rich psutil typing_extensions torch chipbench"
 # `chipbench report` and `history` only: required where pip installs the project, optional under TORCH=system
 # (an offline GPU image runs benchmarks; the page and the history can be made on any other machine).
 VIEW_MODULES="plotly jinja2 ruptures"
-DEV_MODULES="pytest pytest_benchmark mypy importlinter hypothesis yaml check_jsonschema"
+DEV_MODULES="pytest pytest_benchmark xdist mypy importlinter hypothesis yaml check_jsonschema"
 DEV=${DEV:-0}
 stamp="$MODE $(cat scripts/setup.sh scripts/stack.env pyproject.toml | sha256sum | cut -c1-16)"
 [ "$MODE" = system ] && stamp="$stamp $(command -v "$PY" || echo "$PY")"  # another interpreter: set up again
@@ -117,7 +117,7 @@ if [ "$MODE" = system ]; then
   if [ -n "$missing" ] && [ "${PIP_NO_INDEX:-}" != 1 ]; then
     # What is missing, from the index, never replacing the torch that is there.
     pip install -q ${extra[@]+"${extra[@]}"} -c "$constraints" numpy scipy rich psutil typing_extensions ruptures \
-      plotly==7.1.0 jinja2==3.1.6 $([ "$DEV" = 1 ] && echo "pytest pytest-benchmark ruff mypy pyyaml import-linter==2.16 hypothesis==6.170.17 check-jsonschema==0.39.0") \
+      plotly==7.1.0 jinja2==3.1.6 $([ "$DEV" = 1 ] && echo "pytest pytest-benchmark pytest-xdist ruff mypy pyyaml import-linter==2.16 hypothesis==6.170.17 check-jsonschema==0.39.0") \
       || true
     missing=$(for m in $need; do have "$m" || echo "$m"; done | tr '\n' ' ')
   fi

@@ -3,7 +3,7 @@ every case, and stops once every case is decided. Looking more than once would r
 (each look is another chance for noise to clear the threshold), so each look's intervals and tests are at
 level `alpha / looks` (Bonferroni over the most looks the run can take): the chance that *any* look calls a
 regression that is not there (true ratio within the threshold) stays at or below the chance one look at
-level `alpha` has. `tests/test_sequential.py` checks this on simulated rounds.
+level `alpha` has. `tests/unit/test_sequential.py` checks this on simulated rounds.
 """
 
 from __future__ import annotations

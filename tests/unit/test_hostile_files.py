@@ -19,7 +19,7 @@ from chipbench.core.errors import UsageError
 from chipbench.gate import compare, history
 from chipbench.gate.thresholds import Thresholds
 from chipbench.results import validate
-from tests.test_compare import MACHINE, write_results
+from tests.helpers import MACHINE, write_results
 
 GOOD: dict[str, Any] = {
     "machine_info": MACHINE,

@@ -84,33 +84,6 @@ def test_tune_runs_once_and_the_environment_records_it(monkeypatch):
     assert hardware.environment("cpu")["host_allocator"] == first
 
 
-RELEASE = """
-import ctypes, json
-from chipbench.platform import allocator
-allocator.tune()
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = (ctypes.c_size_t,)
-libc.free.argtypes = (ctypes.c_void_p,)
-def rss():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096
-blocks = [libc.malloc(8 << 20) for _ in range(24)]  # 192 MiB under the trim threshold, from the heap
-for b in blocks:
-    ctypes.memset(b, 1, 8 << 20)
-for b in blocks:
-    libc.free(b)
-held = rss()
-allocator.release()
-print(json.dumps({"held": held, "released": rss()}))
-"""
-
-
-@glibc_only
-def test_release_hands_back_what_the_heap_kept():
-    got = _run(RELEASE)
-    assert got["held"] - got["released"] > 150 << 20  # the freed 192 MiB stayed until release
-
-
 def test_preloaded_reads_ld_preload(monkeypatch):
     monkeypatch.setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2:/opt/libfoo.so")
     assert allocator._preloaded() == "libjemalloc.so.2"

@@ -1,12 +1,12 @@
 """scripts/gpu_check_verify.py, the checks of the first GPU run (the whole script runs end to end on a simulated
-GPU image in tests/test_setup_system.py)."""
+GPU image in tests/e2e/test_setup_system.py)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_checks_catch_an_impossible_figure(tmp_path: Path) -> None:
@@ -15,7 +15,7 @@ def test_the_checks_catch_an_impossible_figure(tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT / "scripts"))
     from gpu_check_verify import check  # type: ignore[import-not-found]
 
-    from tests.test_results import _doc
+    from tests.helpers import result_doc as _doc
 
     for name in ("calibrate.json", "smoke.json", "llama.json", "dlrm.json"):
         doc = _doc()

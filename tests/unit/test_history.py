@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from chipbench.cli import main
-from tests.test_compare import MACHINE, write_results
+from tests.helpers import MACHINE, write_results
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IMAGE = ["numpy", "scipy", "rich", "psutil", "jinja2", "pytest", "pytest-benchmark"]
 """What the lent GPU image holds beside torch, of what chipbench could use (the device tool's package list):
 no platformdirs, ruptures, plotly, torchrec or fbgemm-gpu, and no package index."""

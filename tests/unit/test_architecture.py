@@ -13,7 +13,7 @@ import pytest
 from chipbench import workloads
 from chipbench.core.registry import ENGINE_MODULES, module_source
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "chipbench"
+SRC = Path(__file__).resolve().parents[2] / "src" / "chipbench"
 ROOT = SRC.parents[1]
 
 

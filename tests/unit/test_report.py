@@ -226,7 +226,7 @@ def test_pytest_benchmark_front_door_file(tmp_path: Path) -> None:
 
 def test_committed_results_report(tmp_path: Path) -> None:
     out, md = tmp_path / "r.html", tmp_path / "r.md"
-    root = Path(__file__).resolve().parents[1] / "results"
+    root = Path(__file__).resolve().parents[2] / "results"
     dirs = sorted(str(p) for p in root.glob("cpu-*") if p.is_dir())
     assert main(["report", *dirs, "-o", str(out), "--markdown", str(md)]) == 0
     html = out.read_text()
@@ -240,7 +240,7 @@ def test_committed_results_report(tmp_path: Path) -> None:
 def test_a_default_run_relabelled_as_a_gpu_box_matches_every_case(tmp_path: Path) -> None:
     # The example: the same default-suite file as from a GPU box, where dtype=auto resolves to
     # bf16, max_rows=-1 fits other caps, and names differ. Every case must still match, labelled.
-    root = Path(__file__).resolve().parents[1] / "results" / "cpu-intel-r-xeon-r-processor-2c-amx"
+    root = Path(__file__).resolve().parents[2] / "results" / "cpu-intel-r-xeon-r-processor-2c-amx"
     src = next(p for p in sorted(root.glob("*.json")) if (d := json.loads(p.read_text()))["chipbench"]["suite"] == "default"
                and all("requested" in b["extra_info"] for b in d["benchmarks"]))  # fmt: skip
     cpu = json.loads(src.read_text())

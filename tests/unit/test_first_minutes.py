@@ -5,7 +5,6 @@ a busy machine cannot lower."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 
 from chipbench.cli import main
 from chipbench.platform.ceilings import Ceilings, best_of
-from tests.test_compare import MACHINE, write_results
+from tests.helpers import MACHINE, write_results
 
 
 def test_a_mistyped_benchmark_gets_suggestions(capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,14 +61,14 @@ def test_unstable_and_impossible_figures_are_flagged() -> None:
 
 
 def test_a_share_above_100_percent_is_flagged_in_the_results() -> None:
-    from tests.test_results import _doc
+    from tests.helpers import result_doc as _doc
 
     doc = _doc()  # ceilings of 0.4 TFLOP/s fp32 against a step of 2 GFLOP in about 10 ms: 50%
     assert doc["benchmarks"][0]["extra_info"]["flags"] == []
     from chipbench.platform import hardware
     from chipbench.platform.ceilings import Ceilings as C
     from chipbench.results import document
-    from tests.test_results import _run_outcome
+    from tests.helpers import run_outcome as _run_outcome
 
     low = C("cpu-test", matmul_tflops={"fp32": 0.05}, copy_gbps=1.0)
     doc = document.build(_run_outcome(), ceilings=low, suite=None, argv=[], commit_info=hardware.git_commit())
@@ -87,36 +86,6 @@ def test_ceilings_keep_the_best_seen_with_the_same_torch() -> None:
     assert kept == ["matmul fp32", "copy"]
     other_torch = Ceilings("m", matmul_tflops={"fp32": 0.10}, torch="2.14.0")
     assert best_of(old, other_torch) == (other_torch, [])
-
-
-def test_calibrate_on_a_busy_machine_stores_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # A competitor on every core: the kernel's run-queue evidence (not the load average, which lags and
-    # counts our own previous run) says the ceilings would be too low.
-    import multiprocessing as mp
-    import time
-
-    from tests.test_contention import _spin
-
-    ctx = mp.get_context("spawn")
-    spinners = [ctx.Process(target=_spin, args=(time.time() + 120,)) for _ in range(os.cpu_count() or 2)]
-    for p in spinners:
-        p.start()
-    cache = tmp_path / "cache"
-    args = ["calibrate", "--size", "128", "--copy-mib", "4", "--time-budget", "0.2", "--cache-dir", str(cache),
-            "--output", str(tmp_path / "c.json")]  # fmt: skip
-    try:
-        code = main(args)
-    finally:
-        for p in spinners:
-            p.kill()
-            p.join()
-    assert code == 1
-    err = capsys.readouterr().err
-    assert "not stored: the machine was busy (its threads waited" in err
-    assert not list(cache.rglob("*.json"))
-    json.loads((tmp_path / "c.json").read_text())  # the measurements themselves are kept
 
 
 def test_headline_in_human_units_names_its_ceiling() -> None:
