@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from chipbench.core import stats
-from chipbench.core.config import finite_number
 from chipbench.core.errors import UsageError
 from chipbench.gate.compare import median_ci_runs, ratio_ci
 from chipbench.report.machines import Loaded, Machine, Skipped, collect, machine_id_of, read_machine
@@ -49,19 +48,6 @@ __all__ = [
 FITTED_FIELDS = ("dtype", "max_rows", "batch_size")
 """Config fields chipbench may fit to a machine; a file that predates recording the request is matched
 with these taken as fitted where the suite's own case leaves them open."""
-
-
-def _num(x: Any) -> float | None:
-    return float(x) if finite_number(x) else None
-
-
-def _str(x: Any, default: str = "?") -> str:
-    return x if isinstance(x, str) and x else default
-
-
-def _dict(x: Any) -> Mapping[str, Any]:
-    """`x` when it is a JSON object (the recorded environment is platform's wire format), else empty."""
-    return x if isinstance(x, dict) else {}
 
 
 @dataclass

@@ -100,7 +100,7 @@ def _metrics(
     env = run.env
     median = st.median_s or 0.0
     metrics, missing = derive_metrics(
-        work.as_work(),
+        work,
         median,
         st,
         device_name=env["device"]["name"],

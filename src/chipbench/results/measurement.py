@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chipbench.results import wire
-from chipbench.results.wire import JSONObject, Record, emit, number, read
+from chipbench.results.wire import Record, number
 
 
 @dataclass(frozen=True)
@@ -29,22 +28,6 @@ class Energy(Record):
     unavailable: str | None = None
     """Why there is no reading (no energy source on this device)."""
 
-    ORDER = ("joules", "steps", "window_s", "avg_power_w", "idle_power_w", "scope", "method", "joules_per_step",
-             "unavailable")  # fmt: skip
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Energy:
-        return cls(
-            joules=number(d.get("joules")), steps=wire.integer(d.get("steps")), window_s=number(d.get("window_s")),
-            avg_power_w=number(d.get("avg_power_w")), idle_power_w=number(d.get("idle_power_w")),
-            scope=wire.text(d.get("scope")), method=wire.text(d.get("method")),
-            joules_per_step=number(d.get("joules_per_step")), unavailable=wire.text(d.get("unavailable")),
-            **read(d, cls.ORDER),
-        )  # fmt: skip
-
-    def to_json(self) -> JSONObject:
-        return emit([(k, getattr(self, k)) for k in self.ORDER], self)
-
 
 @dataclass(frozen=True)
 class Soak(Record):
@@ -56,18 +39,6 @@ class Soak(Record):
     """Telemetry before the soak (platform.telemetry: clocks in MHz, temperatures in C), as read."""
     after: Mapping[str, Any] = field(default_factory=dict)
     after_timing: Mapping[str, Any] = field(default_factory=dict)
-
-    ORDER = ("seconds", "steps", "before", "after", "after_timing")
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Soak:
-        return cls(
-            seconds=number(d.get("seconds")), steps=wire.integer(d.get("steps")), before=wire.obj(d.get("before")),
-            after=wire.obj(d.get("after")), after_timing=wire.obj(d.get("after_timing")), **read(d, cls.ORDER),
-        )  # fmt: skip
-
-    def to_json(self) -> JSONObject:
-        return emit([(k, getattr(self, k)) for k in self.ORDER], self)
 
     def line(self) -> str:
         """`soaked 60 s: clock 3400 -> 3100 MHz, 71 C`, or empty without a duration."""
@@ -95,20 +66,6 @@ class Contention(Record):
     """Why the machine was disturbed while the case was measured; None: it was not (or cannot tell)."""
     unavailable: str | None = None
 
-    ORDER = ("wall_s", "threads", "run_delay_share", "steal_share", "cpu_share", "disturbed", "unavailable")
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Contention:
-        return cls(
-            wall_s=number(d.get("wall_s")), threads=wire.integer(d.get("threads")),
-            run_delay_share=number(d.get("run_delay_share")), steal_share=number(d.get("steal_share")),
-            cpu_share=number(d.get("cpu_share")), disturbed=wire.text(d.get("disturbed")),
-            unavailable=wire.text(d.get("unavailable")), **read(d, cls.ORDER),
-        )  # fmt: skip
-
-    def to_json(self) -> JSONObject:
-        return emit([(k, getattr(self, k)) for k in self.ORDER], self)
-
 
 @dataclass(frozen=True)
 class MeasurementExtra(Record):
@@ -122,6 +79,11 @@ class MeasurementExtra(Record):
     per_rank_median_s: tuple[float, ...] | None = None
     per_rank_peak_mem_bytes: tuple[float, ...] | None = None
     world_size: int | None = None
+    comm_unavailable: str | None = None
+    """Why collectives were not timed."""
+    comm_s_per_step_by_rank: tuple[float, ...] | None = None
+    """Each rank's seconds in collectives per step (multi-process runs)."""
+    comm_source: str | None = None
     contention: Contention | None = None
     soak: Soak | None = None
     energy: Energy | None = None
@@ -129,46 +91,16 @@ class MeasurementExtra(Record):
     """Seconds the case took to set up (build the model, make the inputs)."""
     after_s: float | None = None
     """Seconds of the parts pass after the timed rounds (the roofline's)."""
-    comm_s_per_step_by_rank: tuple[float, ...] | None = None
-    """Each rank's seconds in collectives per step (multi-process runs)."""
-    comm_source: str | None = None
-    comm_unavailable: str | None = None
-    """Why collectives were not timed."""
-
-    ORDER = ("total_s", "late_warmup_samples", "drift_late_over_early", "per_rank_median_s",
-             "per_rank_peak_mem_bytes", "world_size", "comm_unavailable", "comm_s_per_step_by_rank",
-             "comm_source", "contention", "soak", "energy", "setup_s", "after_s")  # fmt: skip
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> MeasurementExtra:
-        con, soak, energy = (wire.opt_obj(d.get(k)) for k in ("contention", "soak", "energy"))
-        return cls(
-            total_s=number(d.get("total_s")), late_warmup_samples=wire.integer(d.get("late_warmup_samples")),
-            drift_late_over_early=number(d.get("drift_late_over_early")),
-            per_rank_median_s=wire.numbers(d.get("per_rank_median_s")),
-            per_rank_peak_mem_bytes=wire.numbers(d.get("per_rank_peak_mem_bytes")),
-            world_size=wire.integer(d.get("world_size")),
-            contention=Contention.from_json(con) if con is not None else None,
-            soak=Soak.from_json(soak) if soak is not None else None,
-            energy=Energy.from_json(energy) if energy is not None else None,
-            setup_s=number(d.get("setup_s")), after_s=number(d.get("after_s")),
-            comm_s_per_step_by_rank=wire.numbers(d.get("comm_s_per_step_by_rank")),
-            comm_source=wire.text(d.get("comm_source")), comm_unavailable=wire.text(d.get("comm_unavailable")),
-            **read(d, cls.ORDER),
-        )  # fmt: skip
-
-    def to_json(self) -> JSONObject:
-        values = wire.fields(self, self.ORDER)
-        for k in ("contention", "soak", "energy"):
-            values[k] = values[k].to_json() if values[k] is not None else None
-        if self.key_order is None:  # built in code: what was not measured is not written
-            return emit([(k, v) for k, v in values.items() if v is not None], self)
-        return emit(list(values.items()), self)
 
     @property
     def disturbed(self) -> str | None:
         """Why the machine was disturbed while this was measured (the kernel's evidence), or None."""
         return self.contention.disturbed if self.contention is not None else None
+
+
+MeasurementExtra.OMIT_NONE = (
+    MeasurementExtra.json_keys()
+)  # built in code: what was not measured is not written
 
 
 @dataclass(frozen=True)
@@ -189,24 +121,7 @@ class Measurement(Record):
     peak_mem_source: str | None = None
     extra: MeasurementExtra = field(default_factory=MeasurementExtra)
 
-    ORDER = ("iterations", "first_step_s", "warmup_steps", "warmup_s", "stop_reason", "rel_ci95", "timer",
-             "measure_s", "peak_mem_bytes", "peak_mem_source", "extra")  # fmt: skip
-    INTS = ("iterations", "warmup_steps", "peak_mem_bytes")
-    TEXTS = ("stop_reason", "timer", "peak_mem_source")
-
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Measurement:
         """From a results file's `measurement`, or a worker's (its `samples` go to the stats, not here)."""
-        floats = [k for k in cls.ORDER if k not in (*cls.INTS, *cls.TEXTS, "extra")]
-        return cls(
-            **wire.each(wire.integer, d, cls.INTS),
-            **wire.each(wire.text, d, cls.TEXTS),
-            **wire.each(number, d, floats),
-            extra=MeasurementExtra.from_json(wire.obj(d.get("extra"))),
-            **read(d, (*cls.ORDER, "samples")),
-        )
-
-    def to_json(self) -> JSONObject:
-        values = wire.fields(self, self.ORDER)
-        values["extra"] = self.extra.to_json()
-        return emit(list(values.items()), self)
+        return super().from_json({k: v for k, v in d.items() if k != "samples"})

@@ -57,7 +57,7 @@ def derive_metrics(
         if w > 1:
             m["tflops_per_device"] = tflops
         if dtype:
-            _flops_shares(m, missing, tflops, work.model_flops, device_name, dtype, ceilings, tf32)
+            _flops_shares(Derived(m, missing), tflops, work.model_flops, device_name, dtype, ceilings, tf32)
     if work.bytes:
         gbps = work.bytes / median_s / 1e9  # per device
         if work.bytes_convention and work.bytes_convention.startswith("collective"):
@@ -69,7 +69,7 @@ def derive_metrics(
             if peak_mem_bytes is not None:
                 m["peak_mem_gib"] = peak_mem_bytes / 2**30
             return Derived(m, missing)
-        _bandwidth(m, missing, gbps, work, median_s, w, device_name, ceilings)
+        _bandwidth(Derived(m, missing), gbps, work, median_s, w, device_name, ceilings)
     if peak_mem_bytes is not None:
         m["peak_mem_gib"] = peak_mem_bytes / 2**30
     power = energy if isinstance(energy, Energy) or energy is None else Energy.from_json(energy)
@@ -91,9 +91,16 @@ def _rates(m: dict[str, float], work: Work, median_s: float, w: int) -> None:
         m[f"{name}_per_s"] = w * n / median_s
 
 
+def _share(d: Derived, name: str, value: float, of: float | None, why: str) -> None:
+    """`name` = value / of, or why it cannot be known (no `of`)."""
+    if of:
+        d.metrics[name] = value / of
+    else:
+        d.unavailable[name] = why
+
+
 def _flops_shares(
-    m: dict[str, float],
-    missing: dict[str, str],
+    d: Derived,
     tflops: float,
     model_flops: bool,
     device_name: str,
@@ -105,47 +112,31 @@ def _flops_shares(
     measured ceiling."""
     # fp32 matmuls that run as TF32 (allow_tf32, NGC's override) are measured against TF32's peak.
     peak, why = peaks.peak_tflops(device_name, dtype, tf32=tf32)
-    if peak:
-        m["share_of_peak_flops"] = tflops / peak
-        if model_flops:
-            m["mfu"] = tflops / peak
-    else:
-        missing["share_of_peak_flops"] = why
-        if model_flops:
-            missing["mfu"] = why
+    for name in ("share_of_peak_flops", "mfu") if model_flops else ("share_of_peak_flops",):
+        _share(d, name, tflops, peak, why)
     ceil = ceilings.matmul_tflops.get(dtype) if ceilings else None
-    if ceil:
-        m["share_of_ceiling_flops"] = tflops / ceil
-    else:
-        missing["share_of_ceiling_flops"] = f"no measured {dtype} matmul ceiling: run `chipbench calibrate`"
+    _share(
+        d,
+        "share_of_ceiling_flops",
+        tflops,
+        ceil,
+        f"no measured {dtype} matmul ceiling: run `chipbench calibrate`",
+    )
 
 
 def _bandwidth(
-    m: dict[str, float],
-    missing: dict[str, str],
-    gbps: float,
-    work: Work,
-    median_s: float,
-    w: int,
-    device_name: str,
-    ceilings: Ceilings | None,
+    d: Derived, gbps: float, work: Work, median_s: float, w: int, device_name: str, ceilings: Ceilings | None
 ) -> None:
     """GB/s (global; `gbps` is one device's) and its shares of the published peak and the copy ceiling."""
-    m["gbps"] = w * gbps
+    d.metrics["gbps"] = w * gbps
     if w > 1:
-        m["gbps_per_device"] = gbps
+        d.metrics["gbps_per_device"] = gbps
     for name, b in work.extra_bytes.items():
-        m[f"gbps_{name}"] = w * b / median_s / 1e9
+        d.metrics[f"gbps_{name}"] = w * b / median_s / 1e9
     peak_bw, why = peaks.peak_mem_gbps(device_name)
-    if peak_bw:
-        m["share_of_peak_bw"] = gbps / peak_bw
-    else:
-        missing["share_of_peak_bw"] = why
+    _share(d, "share_of_peak_bw", gbps, peak_bw, why)
     ceil_bw = ceilings.copy_gbps if ceilings else None
-    if ceil_bw:
-        m["share_of_ceiling_bw"] = gbps / ceil_bw
-    else:
-        missing["share_of_ceiling_bw"] = "no measured copy bandwidth: run `chipbench calibrate`"
+    _share(d, "share_of_ceiling_bw", gbps, ceil_bw, "no measured copy bandwidth: run `chipbench calibrate`")
 
 
 def _energy_and_cost(

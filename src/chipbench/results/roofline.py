@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chipbench.platform.ceilings import Ceilings
-from chipbench.results import wire
-from chipbench.results.wire import JSONObject, Record, emit, number, read
+from chipbench.results.wire import Record
 
 COVER_TOLERANCE = 0.15
 """The parts' times (a separate synchronized pass) must add up to the timed median within 15%; outside
@@ -44,33 +43,12 @@ class PartRoofline(Record):
     """It ran faster than its floor (from cache): its time stands as its floor."""
 
     NUMBERS = ("ms", "flops", "bytes", "tflops", "gbps", "floor_ms", "share_of_roofline")
-    ORDER = (
-        "ms",
-        "flops",
-        "bytes",
-        "tflops",
-        "gbps",
-        "floor_ms",
-        "bound",
-        "share_of_roofline",
-        "faster_than_floor",
-    )
 
     def __post_init__(self) -> None:
         for k in self.NUMBERS:
             v = getattr(self, k)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"roofline part {k} must be a finite number >= 0")
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> PartRoofline:
-        return cls(
-            **wire.each(lambda v: number(v) or 0.0, d, cls.NUMBERS), bound=wire.text(d.get("bound")) or "?",
-            faster_than_floor=bool(d.get("faster_than_floor")), **read(d, cls.ORDER),
-        )  # fmt: skip
-
-    def to_json(self) -> JSONObject:
-        return emit([(k, getattr(self, k)) for k in self.ORDER], self)
 
 
 @dataclass(frozen=True)
@@ -91,29 +69,6 @@ class Roofline(Record):
     """The ceilings used: matmul TFLOP/s at the run's dtype, copy GB/s."""
     holds_back: str | None = None
     """The part with the most time above its floor: where a faster kernel would pay most."""
-
-    NUMBERS = ("step_ms", "parts_sum_ms", "parts_cover", "floor_ms", "share_of_roofline")
-    ORDER = ("parts", "step_ms", "parts_sum_ms", "parts_cover", "covered", "floor_ms", "share_of_roofline",
-             "ceilings", "holds_back")  # fmt: skip
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Roofline:
-        parts = {
-            str(k): PartRoofline.from_json(p)
-            for k, p in wire.obj(d.get("parts")).items()
-            if isinstance(p, dict)
-        }
-        return cls(
-            parts=parts, **wire.each(lambda v: number(v) or 0.0, d, cls.NUMBERS), covered=bool(d.get("covered")),
-            ceilings=wire.number_map(d.get("ceilings")), holds_back=wire.text(d.get("holds_back")),
-            **read(d, cls.ORDER),
-        )  # fmt: skip
-
-    def to_json(self) -> JSONObject:
-        values = wire.fields(self, self.ORDER)
-        values["parts"] = {k: p.to_json() for k, p in self.parts.items()}
-        values["ceilings"] = dict(self.ceilings)
-        return emit(list(values.items()), self)
 
 
 def roofline(

@@ -22,7 +22,7 @@ from chipbench.results.header import (
     RunSummary,
 )
 from chipbench.results.model import Benchmark
-from chipbench.results.wire import JSONObject, Record, emit, number, read
+from chipbench.results.wire import JSONObject, Record
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,6 @@ class LoadAvg(Record):
 
     start: float | None = None
     end: float | None = None
-
-    ORDER = ("start", "end")
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> LoadAvg:
-        return cls(start=number(d.get("start")), end=number(d.get("end")), **read(d, cls.ORDER))
-
-    def to_json(self) -> JSONObject:
-        return emit([("start", self.start), ("end", self.end)], self)
 
 
 @dataclass(frozen=True)
@@ -70,10 +61,7 @@ class RunHeader(Record):
     """From process start to the save (a sweep: its last run's)."""
     ab: ABSide | None = None
 
-    ORDER = ("schema_version", "version", "machine_id", "suite", "argv", "environment", "ceilings", "price",
-             "errors", "interrupted", "load_avg_1m", "startup_to_first_result_s", "runs", "wall_s", "ab")  # fmt: skip
-    ALWAYS = 10
-    """The first ALWAYS keys are written even when null; the rest only when set."""
+    OMIT_NONE = ("load_avg_1m", "startup_to_first_result_s", "runs", "wall_s", "ab")
 
     def __post_init__(self) -> None:
         if self.schema_version < 1:
@@ -84,36 +72,6 @@ class RunHeader(Record):
         dist = self.environment.get("distributed")
         ws = dist.get("world_size", 1) if isinstance(dist, dict) else 1
         return ws if isinstance(ws, int) else 1
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> RunHeader:
-        ceil, price, load, ab = (wire.opt_obj(d.get(k)) for k in ("ceilings", "price", "load_avg_1m", "ab"))
-        runs = d.get("runs")
-        return cls(
-            schema_version=wire.integer(d.get("schema_version")) or 1, version=wire.text(d.get("version")),
-            machine_id=wire.text(d.get("machine_id")), suite=wire.text(d.get("suite")),
-            argv=wire.texts(d.get("argv")), environment=wire.obj(d.get("environment")),
-            ceilings=CeilingsSeen.from_json(ceil) if ceil is not None else None,
-            price=PriceSeen.from_json(price) if price is not None else None,
-            errors=tuple(CaseError.from_json(e) for e in d.get("errors") or () if isinstance(e, dict)),
-            interrupted=bool(d.get("interrupted")), load_avg_1m=LoadAvg.from_json(load) if load is not None else None,
-            startup_to_first_result_s=number(d.get("startup_to_first_result_s")),
-            runs=tuple(RunSummary.from_json(r) for r in runs if isinstance(r, dict)) if isinstance(runs, list) else None,
-            wall_s=number(d.get("wall_s")), ab=ABSide.from_json(ab) if ab is not None else None,
-            **read(d, cls.ORDER),
-        )  # fmt: skip
-
-    def to_json(self) -> JSONObject:
-        values = wire.fields(self, self.ORDER)
-        for k in ("ceilings", "price", "load_avg_1m", "ab"):
-            values[k] = values[k].to_json() if values[k] is not None else None
-        values["argv"], values["environment"] = list(self.argv), dict(self.environment)
-        values["errors"] = [e.to_json() for e in self.errors]
-        values["runs"] = [r.to_json() for r in self.runs] if self.runs is not None else None
-        pairs = list(values.items())
-        if self.key_order is None:
-            pairs = pairs[: self.ALWAYS] + [(k, v) for k, v in pairs[self.ALWAYS :] if v is not None]
-        return emit(pairs, self)
 
 
 @dataclass(frozen=True)
@@ -147,27 +105,9 @@ class ResultsDocument(Record):
         mi = self.machine_info.chipbench_machine_id if self.machine_info is not None else None
         return mi or self.header.machine_id
 
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> ResultsDocument:
-        """The typed document of a JSON one (checked by results.validate when it came from a file)."""
-        mi, ci, cb = (wire.opt_obj(d.get(k)) for k in ("machine_info", "commit_info", "chipbench"))
-        benchmarks = d.get("benchmarks")
-        return cls(
-            benchmarks=tuple(Benchmark.from_json(b) for b in benchmarks if isinstance(b, dict))
-            if isinstance(benchmarks, list) else (),
-            machine_info=MachineInfo.from_json(mi) if mi is not None else None,
-            commit_info=CommitInfo.from_json(ci) if ci is not None else None,
-            datetime=wire.text(d.get("datetime")), version=wire.text(d.get("version")),
-            chipbench=RunHeader.from_json(cb) if cb is not None else None, **read(d, cls.ORDER),
-        )  # fmt: skip
-
     def to_json(self) -> JSONObject:
         """The JSON document (NaN and infinity stored as null): what `files.save` writes."""
-        values = wire.fields(self, self.ORDER)
-        for k in ("machine_info", "commit_info", "chipbench"):
-            values[k] = values[k].to_json() if values[k] is not None else None
-        values["benchmarks"] = [b.to_json() for b in self.benchmarks]
-        out: JSONObject = wire.clean(emit(list(values.items()), self))
+        out: JSONObject = wire.clean(super().to_json())
         return out
 
 

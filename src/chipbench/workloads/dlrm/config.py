@@ -34,52 +34,28 @@ LIST_C = (40000000, 39060, 17295, 7424, 20265, 3, 7122, 1543, 63, 40000000, 3067
           11938, 155, 4, 976, 14, 40000000, 40000000, 40000000, 590152, 12973, 108, 36)  # fmt: skip
 LIST_D = (3, 2, 1, 2, 6, 1, 1, 1, 1, 7, 3, 8, 1, 6, 9, 5, 1, 1, 1, 12, 100, 27, 10, 3, 1, 1)
 
+
+def _preset(
+    rows: tuple[int, ...],
+    dim: int,
+    lookups: tuple[int, ...],
+    bottom: tuple[int, ...],
+    top: tuple[int, ...],
+    interaction: Interaction = "dot",
+    **dcn: int,
+) -> Overrides:
+    """A preset's fields: tables' rows, embedding dim, lookups per table, the MLPs, the interaction."""
+    return {"rows": rows, "embedding_dim": dim, "lookups": lookups, "bottom_mlp": bottom, "top_mlp": top,
+            "interaction": interaction, **dcn}  # fmt: skip
+
+
 PRESETS: dict[str, Overrides] = {
-    "tiny": {
-        "rows": (1000, 500, 2000, 100),
-        "embedding_dim": 16,
-        "lookups": (1, 2, 4, 3),
-        "bottom_mlp": (13, 64, 16),
-        "top_mlp": (64, 32, 1),
-        "interaction": "dot",
-        "dcn_layers": 2,
-        "dcn_rank": 16,
-    },
-    "kaggle": {
-        "rows": LIST_A,
-        "embedding_dim": 16,
-        "lookups": (1,),
-        "bottom_mlp": (13, 512, 256, 64, 16),
-        "top_mlp": (512, 256, 1),
-        "interaction": "dot",
-    },
-    "terabyte": {
-        "rows": LIST_B,
-        "embedding_dim": 64,
-        "lookups": (1,),
-        "bottom_mlp": (13, 512, 256, 64),
-        "top_mlp": (512, 512, 256, 1),
-        "interaction": "dot",
-    },
-    "model1": {
-        "rows": (1_000_000,) * 8,
-        "embedding_dim": 64,
-        "lookups": (100,),
-        "bottom_mlp": (13, 512, 512, 64),
-        "top_mlp": (1024, 1024, 1024, 1),
-        "interaction": "dot",
-    },
-    "dcnv2": {
-        "rows": LIST_C,
-        "embedding_dim": 128,
-        "lookups": LIST_D,
-        "bottom_mlp": (13, 512, 256, 128),
-        "top_mlp": (1024, 1024, 512, 256, 1),
-        "interaction": "dcn",
-        "dcn_layers": 3,
-        "dcn_rank": 512,
-    },
-}
+    "tiny": _preset((1000, 500, 2000, 100), 16, (1, 2, 4, 3), (13, 64, 16), (64, 32, 1), dcn_layers=2, dcn_rank=16),
+    "kaggle": _preset(LIST_A, 16, (1,), (13, 512, 256, 64, 16), (512, 256, 1)),
+    "terabyte": _preset(LIST_B, 64, (1,), (13, 512, 256, 64), (512, 512, 256, 1)),
+    "model1": _preset((1_000_000,) * 8, 64, (100,), (13, 512, 512, 64), (1024, 1024, 1024, 1)),
+    "dcnv2": _preset(LIST_C, 128, LIST_D, (13, 512, 256, 128), (1024, 1024, 512, 256, 1), "dcn", dcn_layers=3, dcn_rank=512),
+}  # fmt: skip
 _DCN_DEFAULTS = {"dcn_layers": 3, "dcn_rank": 512}
 
 

@@ -101,6 +101,15 @@ def begin(cfg: DLRMConfig, ctx: RunContext) -> Start:
     return Start(a, a.resolved, backend, why, local)
 
 
+def begin_sparse(cfg: DLRMConfig, ctx: RunContext) -> Start:
+    """`begin` for a case with embedding tables: huge pages and the sharding checked first."""
+    s = begin(cfg, ctx)
+    check_hugepages(cfg, ctx)
+    if ctx.distributed:
+        check_sharding(cfg.sharding, ctx.device, s.backend, s.backend_reason)
+    return s
+
+
 @dataclass
 class BuiltModel:
     """A DLRM built on the device, with this rank's batches prepared for it."""
@@ -126,14 +135,11 @@ def build_model(cfg: DLRMConfig, ctx: RunContext, init_state: dict[str, Any] | N
     from chipbench.models import dlrm as m
     from chipbench.models import dlrm_sharding as sh
 
-    s = begin(cfg, ctx)
+    s = begin_sparse(cfg, ctx)
     r, backend, why, local = s.resolved, s.backend, s.backend_reason, s.batch
-    check_hugepages(cfg, ctx)
     spec = model_spec(r)
     layout: Info = {}
     model: Any
-    if ctx.distributed:
-        check_sharding(cfg.sharding, ctx.device, backend, why)
     if ctx.distributed and backend == "torchrec":
         model, plan = sh.shard_dlrm(
             spec, ctx.torch_device, cfg.embedding_optimizer, cfg.lr, cfg.sharding, local, r.lookups,
@@ -350,14 +356,11 @@ def embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
     from chipbench.models import dlrm_embeddings as me
     from chipbench.models import dlrm_sharding as sh
 
-    s = begin(cfg, ctx)
+    s = begin_sparse(cfg, ctx)
     a, r, backend, why, b = s.arith, s.resolved, s.backend, s.backend_reason, s.batch
-    check_hugepages(cfg, ctx)
     spec = model_spec(r)
     layout: Info = {}
     emb: Any
-    if ctx.distributed:
-        check_sharding(cfg.sharding, ctx.device, backend, why)
     if ctx.distributed and backend == "torchrec":
         tables = me.ShardableEmbeddings(spec.rows, spec.dim, cfg.embedding_optimizer, cfg.lr, "meta")
         emb, plan = sh.shard(
@@ -417,15 +420,32 @@ def embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
     )
 
 
-def mlp_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
-    import torch
-
+def _dense(cfg: DLRMConfig, ctx: RunContext) -> tuple[Start, tuple[Any, Any, Any], Any]:
+    """The start of a dense part's case: the run's start, the bottom MLP, interaction and top MLP, and the
+    device generator its inputs are drawn from."""
     from chipbench.models.dlrm import build_dense
 
     s = begin(cfg, ctx)
-    a, r, backend, why, b = s.arith, s.resolved, s.backend, s.backend_reason, s.batch
-    bottom, _, top = build_dense(model_spec(r), backend, ctx.torch_device)
-    gen = common.generator(ctx, on_device=True)
+    dense = build_dense(model_spec(s.resolved), s.backend, ctx.torch_device)
+    return s, dense, common.generator(ctx, on_device=True)
+
+
+def _dense_prepared(
+    cfg: DLRMConfig, ctx: RunContext, s: Start, step: Any, forward_flops: float, convention: str, facts: Info
+) -> Prepared:
+    """A dense part's case: forward + backward = 3x its forward FLOPs per sample; `facts` after the run's."""
+    info = {"backend": s.backend, "backend_reason": s.backend_reason, "preset": cfg.preset, **facts}
+    if ctx.distributed:
+        info.update(layout_facts(cfg, ctx, INDEPENDENT))
+    work = Work(flops=3 * forward_flops * s.batch, samples=s.batch, flop_convention=convention)
+    return Prepared(step=step, work=work, info=info)
+
+
+def mlp_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
+    import torch
+
+    s, (bottom, _, top), gen = _dense(cfg, ctx)
+    r, b = s.resolved, s.batch
     xs = [
         (
             torch.randn(b, r.bottom_mlp[0], generator=gen, device=ctx.torch_device),  # (B, I)
@@ -445,30 +465,17 @@ def mlp_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
             out = bottom(xb).float().sum() + top(xt).float().sum()
         out.backward()
 
-    info = {"backend": backend, "backend_reason": why, "preset": cfg.preset, "max_rows": cfg.max_rows or None}
-    info["pass"] = "forward + backward of bottom and top MLPs (no optimizer)"
-    if ctx.distributed:
-        info.update(layout_facts(cfg, ctx, INDEPENDENT))
-    return Prepared(
-        step=step,
-        work=Work(
-            flops=3 * a.mlp_forward_flops * b,
-            samples=b,
-            flop_convention="2 per MAC, forward + backward = 3x forward",
-        ),
-        info=info,
-    )
+    return _dense_prepared(
+        cfg, ctx, s, step, s.arith.mlp_forward_flops, "2 per MAC, forward + backward = 3x forward",
+        {"max_rows": cfg.max_rows or None, "pass": "forward + backward of bottom and top MLPs (no optimizer)"},
+    )  # fmt: skip
 
 
 def interaction_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
     import torch
 
-    from chipbench.models.dlrm import build_dense
-
-    s = begin(cfg, ctx)
-    a, r, backend, why, b = s.arith, s.resolved, s.backend, s.backend_reason, s.batch
-    _, inter, _ = build_dense(model_spec(r), backend, ctx.torch_device)
-    gen = common.generator(ctx, on_device=True)
+    s, (_, inter, _), gen = _dense(cfg, ctx)
+    r, b = s.resolved, s.batch
     f, d = r.num_tables, r.embedding_dim
     xs = [
         (
@@ -491,21 +498,8 @@ def interaction_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
             z = inter(dn, sp)
         z.backward(gout.to(z.dtype))
 
-    info = {
-        "backend": backend,
-        "backend_reason": why,
-        "preset": cfg.preset,
-        "interaction": r.interaction,
-        "interaction_width": r.interaction_width,
-    }
-    if ctx.distributed:
-        info.update(layout_facts(cfg, ctx, INDEPENDENT))
-    return Prepared(
-        step=step,
-        work=Work(
-            flops=3 * a.interaction_forward_flops * b,
-            samples=b,
-            flop_convention="dot: full (F+1)^2 D bmm; dcn: 2 matmuls + 3 elementwise per layer; fwd+bwd = 3x",
-        ),
-        info=info,
-    )
+    return _dense_prepared(
+        cfg, ctx, s, step, s.arith.interaction_forward_flops,
+        "dot: full (F+1)^2 D bmm; dcn: 2 matmuls + 3 elementwise per layer; fwd+bwd = 3x",
+        {"interaction": r.interaction, "interaction_width": r.interaction_width},
+    )  # fmt: skip
