@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,3 +12,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # Ceilings stored by a test (or by the user) must not leak into other tests.
     monkeypatch.setenv("CHIPBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Under pytest-xdist each worker is one of several processes on the cores: torch's own thread pool on
+    # top of them oversubscribes the cores, and its threads spin-wait on one another many times slower.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)

@@ -165,7 +165,7 @@ FIELDS = [
 ]  # fmt: skip
 
 
-@settings(max_examples=4_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(field=st.sampled_from(FIELDS), value=JSON)
 def test_mutated_documents_load_or_fail_in_one_line(field: str, value: Any) -> None:
     raw = _with(field, value)
@@ -183,7 +183,7 @@ def test_mutated_documents_load_or_fail_in_one_line(field: str, value: Any) -> N
         assert all(math.isfinite(v) for v in b["stats"]["data"])
 
 
-@settings(max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(base=st.lists(SAMPLES, min_size=1, max_size=3), new=st.lists(SAMPLES, min_size=1, max_size=3))
 def test_compare_never_crashes_and_self_is_never_a_regression(
     base: list[list[float]], new: list[list[float]]
@@ -195,7 +195,7 @@ def test_compare_never_crashes_and_self_is_never_a_regression(
     assert compare.compare_samples(runs_b, runs_b, n_boot=100).verdict != "regression"
 
 
-@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     median=st.floats(min_value=1e-5, max_value=1.0), sigma=st.floats(min_value=0.0, max_value=0.03),
     n=st.integers(20, 60), seed=st.integers(0, 2**32 - 1),
