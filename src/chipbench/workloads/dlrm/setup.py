@@ -149,10 +149,8 @@ def build_model(cfg: DLRMConfig, ctx: RunContext, init_state: dict[str, Any] | N
     layout: Info = {}
     model: Any
     if ctx.distributed and backend == "torchrec":
-        model, plan = sh.shard_dlrm(
-            spec, ctx.torch_device, cfg.embedding_optimizer, cfg.lr, cfg.sharding, local, r.lookups,
-            local_world_size(ctx),
-        )  # fmt: skip
+        asked = sh.Asked(cfg.sharding, local, r.lookups, local_world_size(ctx))
+        model, plan = sh.shard_dlrm(spec, ctx.torch_device, cfg.embedding_optimizer, cfg.lr, asked)
         inner = sh.unwrap(model)
         layout = layout_facts(
             cfg, ctx, "torchrec_dmp", sharding=cfg.sharding, sharding_plan=sh.summarize_plan(plan),
@@ -381,9 +379,8 @@ def embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
     emb: Any
     if ctx.distributed and backend == "torchrec":
         tables = me.ShardableEmbeddings(spec.rows, spec.dim, cfg.embedding_optimizer, cfg.lr, "meta")
-        emb, plan = sh.shard(
-            tables, spec, ctx.torch_device, cfg.sharding, b, r.lookups, local_world_size(ctx)
-        )
+        asked = sh.Asked(cfg.sharding, b, r.lookups, local_world_size(ctx))
+        emb, plan = sh.shard(tables, spec, ctx.torch_device, asked)
         inner: Any = sh.unwrap(emb, me.ShardableEmbeddings)
         layout = layout_facts(
             cfg, ctx, "torchrec_dmp", sharding=cfg.sharding, sharding_plan=sh.summarize_plan(plan)
