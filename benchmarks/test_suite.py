@@ -13,7 +13,7 @@ from chipbench.core.config import config_dict
 from chipbench.execution.worker import prepare
 from chipbench.platform import hardware
 from chipbench.platform.device import Device
-from chipbench.results.metrics import derive_metrics
+from chipbench.results.metrics import Setting, derive_metrics
 
 SUITE = os.environ.get("CHIPBENCH_SUITE", "smoke")
 ROUNDS = int(os.environ.get("CHIPBENCH_ROUNDS", "10"))
@@ -43,11 +43,13 @@ def test_benchmark(benchmark: Any, case: Case, chipbench_env: dict[str, Any]) ->
         prepared.work,
         median,
         st,
-        device_name=chipbench_env["device"]["name"],
-        dtype=getattr(cfg, "dtype", None),
-        ceilings=chipbench_env["ceilings"],
+        Setting(
+            device_name=chipbench_env["device"]["name"],
+            dtype=getattr(cfg, "dtype", None),
+            ceilings=chipbench_env["ceilings"],
+            tf32=bool((chipbench_env.get("tf32") or {}).get("effective")),
+        ),
         peak_mem_bytes=None,
-        tf32=bool((chipbench_env.get("tf32") or {}).get("effective")),
     )
     benchmark.extra_info.update(
         {

@@ -84,13 +84,14 @@ def test_every_peak_row_and_its_near_misses(name: str, expect: str | None) -> No
 
 def test_tf32_is_measured_against_the_tf32_peak() -> None:
     from chipbench.core.contract import Work
-    from chipbench.results.metrics import derive_metrics
+    from chipbench.results.metrics import Setting, derive_metrics
 
     st = {"p50": 1.0, "p90": 1.0, "p99": 1.0}
     work = Work(flops=100e12, model_flops=True)
-    kw: dict[str, Any] = {"device_name": "NVIDIA H100 80GB HBM3", "dtype": "fp32", "ceilings": None}
-    fp32 = derive_metrics(work, 1.0, st, peak_mem_bytes=None, **kw).metrics
-    tf32 = derive_metrics(work, 1.0, st, peak_mem_bytes=None, tf32=True, **kw).metrics
+    fp32_setting = Setting("NVIDIA H100 80GB HBM3", "fp32", None)
+    tf32_setting = Setting("NVIDIA H100 80GB HBM3", "fp32", None, tf32=True)
+    fp32 = derive_metrics(work, 1.0, st, fp32_setting, peak_mem_bytes=None).metrics
+    tf32 = derive_metrics(work, 1.0, st, tf32_setting, peak_mem_bytes=None).metrics
     assert fp32["mfu"] == pytest.approx(100 / 66.9) and tf32["mfu"] == pytest.approx(100 / 494.7)
 
 

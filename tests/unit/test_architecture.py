@@ -119,10 +119,57 @@ def test_only_the_cli_prints_or_reads_the_command_line() -> None:
     assert not offenders
 
 
-def test_no_source_file_is_too_long() -> None:
-    long = {
-        p.relative_to(SRC).as_posix(): n
-        for p in SRC.rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > 520
-    }
-    assert not long
+MAX_FUNCTION_LINES = 80
+"""A function's body and signature, from `def` to its last line (its decorators not counted)."""
+MAX_PARAMETERS = 8
+"""Positional and keyword-only parameters, not `self`/`cls`, not `*args`/`**kwargs`: past this, the
+arguments that travel together belong in one frozen options object."""
+MAX_MODULE_LINES = 520
+"""A file's lines; the house rule is 600, the tree holds to this."""
+
+
+def shape_offenders(root: Path = SRC) -> list[str]:
+    """`file:line what` for every function too long or with too many parameters, and every module too
+    long, below `root`."""
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        source = path.read_text()
+        if (n := len(source.splitlines())) > MAX_MODULE_LINES:
+            offenders.append(f"{rel}:1 module of {n} lines (> {MAX_MODULE_LINES})")
+        for node in ast.walk(ast.parse(source)):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            if length > MAX_FUNCTION_LINES:
+                offenders.append(
+                    f"{rel}:{node.lineno} {node.name}() is {length} lines (> {MAX_FUNCTION_LINES})"
+                )
+            a = node.args
+            params = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+            if params[:1] in (["self"], ["cls"]):
+                params = params[1:]
+            if len(params) > MAX_PARAMETERS:
+                offenders.append(
+                    f"{rel}:{node.lineno} {node.name}() takes {len(params)} parameters (> {MAX_PARAMETERS})"
+                )
+    return offenders
+
+
+def test_functions_and_modules_keep_their_shape() -> None:
+    """No function over 80 lines, no signature over 8 parameters, no module over its limit."""
+    offenders = shape_offenders()
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_shape_check_names_each_offender(tmp_path: Path) -> None:
+    params = ", ".join(f"a{i}" for i in range(MAX_PARAMETERS + 1))
+    body = "".join(f"    x = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "m.py").write_text(
+        f"class C:\n    def ok(self, {params[4:]}, *args, **kw):\n        pass\n\n"
+        f"@staticmethod\ndef wide({params}):\n    pass\n\n\ndef long():\n{body}"
+    )
+    assert shape_offenders(tmp_path) == [
+        f"m.py:6 wide() takes {MAX_PARAMETERS + 1} parameters (> {MAX_PARAMETERS})",
+        f"m.py:10 long() is {MAX_FUNCTION_LINES + 1} lines (> {MAX_FUNCTION_LINES})",
+    ]

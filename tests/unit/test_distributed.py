@@ -23,14 +23,15 @@ def test_derived_metrics_over_ranks() -> None:
     device, a collective's bandwidth is the job's (nccl-tests) and has no memory ceiling."""
     from chipbench.core.contract import Work
     from chipbench.platform.ceilings import Ceilings
-    from chipbench.results.metrics import derive_metrics
+    from chipbench.results.metrics import Setting, derive_metrics
 
     st = {"p50": 0.01, "p90": 0.01, "p99": 0.01}
-    kw = {"device_name": "NVIDIA H100 80GB HBM3", "dtype": "bf16", "peak_mem_bytes": None}
     ceil = Ceilings("m", copy_gbps=100.0, matmul_tflops={"bf16": 500.0})
+    h100 = Setting("NVIDIA H100 80GB HBM3", "bf16", ceil, world_size=1)
+    h100x4 = Setting("NVIDIA H100 80GB HBM3", "bf16", ceil, world_size=4)
     work = Work(flops=1e12, bytes=1e9, samples=10, model_flops=True)
-    one, _ = derive_metrics(work, 0.01, st, ceilings=ceil, world_size=1, **kw)
-    four, _ = derive_metrics(work, 0.01, st, ceilings=ceil, world_size=4, **kw)
+    one, _ = derive_metrics(work, 0.01, st, h100, peak_mem_bytes=None)
+    four, _ = derive_metrics(work, 0.01, st, h100x4, peak_mem_bytes=None)
     assert four["samples_per_s"] == 4 * one["samples_per_s"] == 4 * four["samples_per_s_per_rank"]
     assert four["tflops"] == pytest.approx(4 * one["tflops"]) and four["tflops_per_device"] == one["tflops"]
     assert four["mfu"] == one["mfu"] and four["share_of_ceiling_flops"] == one["share_of_ceiling_flops"]
@@ -39,6 +40,6 @@ def test_derived_metrics_over_ranks() -> None:
         and four["share_of_ceiling_bw"] == one["share_of_ceiling_bw"]
     )
     coll = Work(bytes=1e9, bytes_convention="collective algbw", extra_bytes={"busbw": 1.5e9})
-    c, missing = derive_metrics(coll, 0.01, st, ceilings=ceil, world_size=4, **kw)
+    c, missing = derive_metrics(coll, 0.01, st, h100x4, peak_mem_bytes=None)
     assert c["gbps"] == pytest.approx(100.0) and c["gbps_busbw"] == pytest.approx(150.0)
     assert not any(k.startswith("share_of") for k in c) and not missing

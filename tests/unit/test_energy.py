@@ -15,7 +15,7 @@ from chipbench.core import price
 from chipbench.core.contract import Work
 from chipbench.core.errors import UsageError
 from chipbench.platform import energy
-from chipbench.results.metrics import derive_metrics
+from chipbench.results.metrics import Setting, derive_metrics
 
 
 def _zone(root: Path, name: str, label: str, uj: int, max_uj: int = 2**32) -> Path:
@@ -101,19 +101,19 @@ def test_energy_and_cost_metrics() -> None:
     st = {"p50": 0.01, "p90": 0.01, "p99": 0.01}
     reading = {"joules_per_step": 2.0, "avg_power_w": 200.0, "idle_power_w": 50.0}
     p = price.Price(per_hour_usd=3.6, per_kwh_usd=0.36)
-    m, missing = derive_metrics(work, 0.01, st, device_name="x", dtype=None, ceilings=None, peak_mem_bytes=None,
-                                energy=reading, price=p)  # fmt: skip
+    m, missing = derive_metrics(work, 0.01, st, Setting("x", None, None, price=p), peak_mem_bytes=None,
+                                energy=reading)  # fmt: skip
     assert m["joules_per_sample"] == pytest.approx(0.02) and m["samples_per_joule"] == pytest.approx(50.0)
     assert m["samples_per_s"] == pytest.approx(1e4) and m["samples_per_dollar"] == pytest.approx(1e7)
     # 0.02 J a sample: 2e4 J a million = 0.00556 kWh = $0.002
     assert m["energy_usd_per_million_samples"] == pytest.approx(2e4 / 3.6e6 * 0.36)
     assert m["avg_power_w"] == 200.0 and m["idle_power_w"] == 50.0 and not missing
     # Two ranks: the energy is the job's, a step is both ranks' samples.
-    m2, _ = derive_metrics(work, 0.01, st, device_name="x", dtype=None, ceilings=None, peak_mem_bytes=None,
-                           world_size=2, energy=reading)  # fmt: skip
+    m2, _ = derive_metrics(work, 0.01, st, Setting("x", None, None, world_size=2), peak_mem_bytes=None,
+                           energy=reading)  # fmt: skip
     assert m2["joules_per_sample"] == pytest.approx(0.01)
-    m3, missing3 = derive_metrics(work, 0.01, st, device_name="x", dtype=None, ceilings=None,
-                                  peak_mem_bytes=None, energy={"unavailable": "no RAPL: /x absent"})  # fmt: skip
+    m3, missing3 = derive_metrics(work, 0.01, st, Setting("x", None, None), peak_mem_bytes=None,
+                                  energy={"unavailable": "no RAPL: /x absent"})  # fmt: skip
     assert "joules_per_sample" not in m3 and missing3["joules_per_sample"] == "no RAPL: /x absent"
     assert "no price" in missing3["samples_per_dollar"]
 

@@ -9,7 +9,7 @@ from chipbench.core.contract import Work
 from chipbench.core.errors import UsageError
 from chipbench.platform import hardware, peaks
 from chipbench.platform.ceilings import Ceilings
-from chipbench.results.metrics import derive_metrics
+from chipbench.results.metrics import Setting, derive_metrics
 
 
 def _env(
@@ -82,16 +82,14 @@ def test_peak_table() -> None:
 def test_unknown_peak_is_absent_with_reason() -> None:
     work = Work(flops=2e12, bytes=1e9, model_flops=True)
     st = {"p50": 1.0, "p90": 1.0, "p99": 1.0}
-    m, missing = derive_metrics(
-        work, 1.0, st, device_name="Mystery Chip", dtype="bf16", ceilings=None, peak_mem_bytes=None
-    )
+    m, missing = derive_metrics(work, 1.0, st, Setting("Mystery Chip", "bf16", None), peak_mem_bytes=None)
     assert m["tflops"] == pytest.approx(2.0) and m["gbps"] == pytest.approx(1.0)
     assert "mfu" not in m and "no published peak" in missing["mfu"]
     assert "calibrate" in missing["share_of_ceiling_flops"]
+    ceil = Ceilings("m", matmul_tflops={"bf16": 800.0}, copy_gbps=3000.0)
     m, missing = derive_metrics(
-        work, 1.0, st, device_name="NVIDIA H100 80GB HBM3", dtype="bf16",
-        ceilings=Ceilings("m", matmul_tflops={"bf16": 800.0}, copy_gbps=3000.0), peak_mem_bytes=2**30,
-    )  # fmt: skip
+        work, 1.0, st, Setting("NVIDIA H100 80GB HBM3", "bf16", ceil), peak_mem_bytes=2**30
+    )
     assert m["mfu"] == pytest.approx(2.0 / 989.4)
     assert m["share_of_ceiling_flops"] == pytest.approx(2.0 / 800)
     assert m["share_of_ceiling_bw"] == pytest.approx(1.0 / 3000)

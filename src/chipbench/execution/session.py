@@ -63,19 +63,22 @@ class Session:
         return self.hello
 
     @property
-    def env(self) -> Environment:
+    def started(self) -> Hello:
+        """The worker's hello: what every property below reads."""
         assert self.hello is not None, "start() first"
-        return self.hello["env"]
+        return self.hello
+
+    @property
+    def env(self) -> Environment:
+        return self.started["env"]
 
     @property
     def kind(self) -> str:
-        assert self.hello is not None, "start() first"
-        return self.hello["kind"]
+        return self.started["kind"]
 
     @property
     def free_memory_bytes(self) -> int:
-        assert self.hello is not None, "start() first"
-        return self.hello["free_memory_bytes"]
+        return self.started["free_memory_bytes"]
 
     @property
     def machine_id(self) -> str:

@@ -266,8 +266,6 @@ def compare_samples(
     *,
     threshold: float = DEFAULT_THRESHOLD,
     noise_floor_s: float = 0.0,
-    name: str = "",
-    group: str | None = None,
     n_boot: int = N_BOOT,
     seed: int = SEED,
     confidence: float = 0.95,
@@ -275,14 +273,15 @@ def compare_samples(
     """The gate's verdict for one benchmark from raw per-step times (seconds) of both sides.
 
     Each side is one array of samples, or a list of arrays (one per run) to be pooled. `confidence` is
-    the interval's; the tests' level is 1 - confidence (a sequential `ab` lowers it per look).
+    the interval's; the tests' level is 1 - confidence (a sequential `ab` lowers it per look). The
+    verdict names no benchmark: the caller, who knows which it is, labels it.
     """
     from scipy.stats import mannwhitneyu
 
     b = np.concatenate(_as_runs(base))
     n = np.concatenate(_as_runs(new))
     c = Comparison(
-        name, group, "inconclusive", threshold=threshold, noise_floor_us=noise_floor_s * 1e6,
+        "", None, "inconclusive", threshold=threshold, noise_floor_us=noise_floor_s * 1e6,
         base_n=int(b.size), new_n=int(n.size),
     )  # fmt: skip
     if b.size == 0 or n.size == 0:
@@ -421,9 +420,9 @@ def compare_sides(
             out.append(c)
             continue
         c = compare_samples(
-            eb.runs, en.runs, threshold=thr, noise_floor_s=floor, name=name, group=group, n_boot=n_boot,
-            confidence=confidence,
-        )  # fmt: skip
+            eb.runs, en.runs, threshold=thr, noise_floor_s=floor, n_boot=n_boot, confidence=confidence
+        )
+        c.benchmark, c.group = name, group
         left = len(eb.disturbed) + len(en.disturbed)
         if left:
             c.note = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -58,17 +59,24 @@ def _quiet_planner() -> Any:
         log.setLevel(level)
 
 
-def make_planner(
-    spec: ModelSpec,
-    world_size: int,
-    device_kind: str,
-    sharding: Sharding = "auto",
-    batch_size: int | None = None,
-    lookups: tuple[int, ...] | None = None,
-    local_world_size: int | None = None,
-) -> Any:
-    """TorchRec's EmbeddingShardingPlanner for `world_size` ranks; a forced `sharding` constrains every
-    table to that ShardingType, `lookups` (ids per bag, per table) feed its cost model."""
+@dataclass(frozen=True)
+class Asked:
+    """What TorchRec's planner is told besides the model and the ranks: the sharding asked for and what
+    its cost model weighs."""
+
+    sharding: Sharding = "auto"
+    """auto: the planner's choice; else every table is constrained to that ShardingType."""
+    batch_size: int | None = None
+    """Samples per rank a step."""
+    lookups: tuple[int, ...] | None = None
+    """Ids per bag, per table (its pooling factors)."""
+    local_world_size: int | None = None
+    """Ranks per machine; None: every rank on one."""
+
+
+def make_planner(spec: ModelSpec, world_size: int, device_kind: str, asked: Asked = Asked()) -> Any:
+    """TorchRec's EmbeddingShardingPlanner for `world_size` ranks, told what is `asked`."""
+    sharding, lookups = asked.sharding, asked.lookups
     from torchrec.distributed.planner import EmbeddingShardingPlanner, Topology
     from torchrec.distributed.planner.types import ParameterConstraints
 
@@ -84,9 +92,9 @@ def make_planner(
     topology = Topology(
         world_size=world_size,
         compute_device=planner_device(device_kind),
-        local_world_size=local_world_size or world_size,
+        local_world_size=asked.local_world_size or world_size,
     )
-    return EmbeddingShardingPlanner(topology=topology, batch_size=batch_size, constraints=constraints)
+    return EmbeddingShardingPlanner(topology=topology, batch_size=asked.batch_size, constraints=constraints)
 
 
 def sharders() -> list[Any]:
@@ -99,15 +107,13 @@ def plan_sharding(
     spec: ModelSpec,
     world_size: int,
     device_kind: str,
-    sharding: Sharding = "auto",
+    asked: Asked = Asked(),
     embedding_optimizer: EmbeddingOptimizer = "sgd",
-    batch_size: int | None = None,
-    lookups: tuple[int, ...] | None = None,
 ) -> Any:
     """The ShardingPlan TorchRec's planner makes for this model over `world_size` ranks: the model is built
     on the meta device (nothing allocated) and no process group is needed."""
     model = DLRM(spec, "torchrec", "meta", embedding_optimizer, 0.01, shardable=True)
-    planner = make_planner(spec, world_size, device_kind, sharding, batch_size, lookups)
+    planner = make_planner(spec, world_size, device_kind, asked)
     with _quiet_planner():
         return planner.plan(model, sharders())
 
@@ -140,15 +146,7 @@ def rank_elements(plan: Any, rows: tuple[int, ...], dim: int, world: int) -> lis
     return per
 
 
-def shard(
-    module: nn.Module,
-    spec: ModelSpec,
-    device: Any,
-    sharding: Sharding = "auto",
-    batch_size: int | None = None,
-    lookups: tuple[int, ...] | None = None,
-    local_world_size: int | None = None,
-) -> tuple[Any, Any]:
+def shard(module: nn.Module, spec: ModelSpec, device: Any, asked: Asked = Asked()) -> tuple[Any, Any]:
     """(DistributedModelParallel, plan) of `module` (holding a ShardableEmbeddings, tables on the meta device)
     over the default process group: rank 0 plans, the plan is broadcast, each rank materializes its shards
     on `device` with the embedding optimizer fused into their backward; DMP wraps the rest (parameters not
@@ -158,7 +156,7 @@ def shard(
 
     world = dist.get_world_size()
     kind = "cuda" if torch.device(device).type == "cuda" else "cpu"
-    planner = make_planner(spec, world, kind, sharding, batch_size, lookups, local_world_size)
+    planner = make_planner(spec, world, kind, asked)
     shs = sharders()
     with _quiet_planner():
         plan = planner.collective_plan(module, shs, dist.group.WORLD)
@@ -171,15 +169,12 @@ def shard_dlrm(
     device: Any,
     embedding_optimizer: EmbeddingOptimizer,
     lr: float,
-    sharding: Sharding = "auto",
-    batch_size: int | None = None,
-    lookups: tuple[int, ...] | None = None,
-    local_world_size: int | None = None,
+    asked: Asked = Asked(),
 ) -> tuple[Any, Any]:
     """A DLRM under DistributedModelParallel: tables on the meta device, sharded by the plan; the dense part
     built on `device` (torch's seeded init; DDP broadcasts rank 0's copy) and replicated by DDP."""
     model = DLRM(spec, "torchrec", device, embedding_optimizer, lr, shardable=True)
-    return shard(model, spec, device, sharding, batch_size, lookups, local_world_size)
+    return shard(model, spec, device, asked)
 
 
 def replicated_table_optimizer(

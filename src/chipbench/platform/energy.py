@@ -183,19 +183,23 @@ def polled_gpu(library: str, watts: Callable[[], float]) -> Polled | Unavailable
     return Polled("gpu", watts)
 
 
-class Nvml:
+class GpuCounter:
+    """A vendor library's energy counter over some GPUs: `joules` is each kind's own reading."""
+
     method = "counter"
     update_period_s = GPU_COUNTER_PERIOD_S
     scope = "gpu"
 
-    def __init__(self, nvml: Any, handles: list[Any]) -> None:
-        self._nvml, self._h = nvml, handles
-
-    def joules(self) -> float:
-        return sum(self._nvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in self._h) / 1e3  # mJ
+    def __init__(self, library: Any, handles: list[Any]) -> None:
+        self._lib, self._h = library, handles
 
     def close(self) -> None:
         pass
+
+
+class Nvml(GpuCounter):
+    def joules(self) -> float:
+        return sum(self._lib.nvmlDeviceGetTotalEnergyConsumption(h) for h in self._h) / 1e3  # mJ
 
 
 def physical_id(kind: str, index: int) -> int | str:
@@ -237,23 +241,13 @@ def nvidia(indices: list[int | str]) -> Source | Unavailable:
         return polled_gpu("NVML", lambda: sum(pynvml.nvmlDeviceGetPowerUsage(h) for h in handles) / 1e3)
 
 
-class AmdCounter:
-    method = "counter"
-    update_period_s = GPU_COUNTER_PERIOD_S
-    scope = "gpu"
-
-    def __init__(self, amdsmi: Any, handles: list[Any]) -> None:
-        self._a, self._h = amdsmi, handles
-
+class AmdCounter(GpuCounter):
     def joules(self) -> float:
         total = 0.0
         for h in self._h:
-            e = self._a.amdsmi_get_energy_count(h)
+            e = self._lib.amdsmi_get_energy_count(h)
             total += e["energy_accumulator"] * e["counter_resolution"] / 1e6  # resolution in microjoules
         return total
-
-    def close(self) -> None:
-        pass
 
 
 def amd(indices: list[int | str]) -> Source | Unavailable:

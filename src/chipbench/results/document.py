@@ -30,7 +30,7 @@ from chipbench.results.header import (
     RunSummary,
 )
 from chipbench.results.measurement import Measurement
-from chipbench.results.metrics import derive_metrics
+from chipbench.results.metrics import Setting, derive_metrics
 from chipbench.results.model import Benchmark, ExtraInfo, Scaling, Stats, WorkRecord
 from chipbench.results.outcomes import CaseOutcome, RunOutcome
 from chipbench.results.roofline import Roofline, roofline
@@ -103,15 +103,17 @@ def _metrics(
         work,
         median,
         st,
-        device_name=env["device"]["name"],
-        dtype=dtype,
-        ceilings=run.ceilings,
+        Setting(
+            device_name=env["device"]["name"],
+            dtype=dtype,
+            ceilings=run.ceilings,
+            world_size=run.world,
+            tf32=bool((env.get("tf32") or {}).get("effective")),
+            price=run.price,
+            nodes=int((env.get("distributed") or {}).get("nodes", 1)),
+        ),
         peak_mem_bytes=m.peak_mem_bytes,
-        world_size=run.world,
-        tf32=bool((env.get("tf32") or {}).get("effective")),
         energy=m.extra.energy,
-        price=run.price,
-        nodes=int((env.get("distributed") or {}).get("nodes", 1)),
     )
     roof = None
     if isinstance(info.get("parts"), dict):

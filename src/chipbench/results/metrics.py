@@ -4,6 +4,7 @@ measured ceilings, with units in their names; a metric that cannot be known is a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from chipbench.core.contract import Work
@@ -21,26 +22,40 @@ class Derived(NamedTuple):
     """Metric name -> why it cannot be known here."""
 
 
+@dataclass(frozen=True)
+class Setting:
+    """Where and how a case ran: what its figures are shares of, and how many ranks and machines did it."""
+
+    device_name: str
+    """The device's name, as torch reports it: it finds the published peaks."""
+    dtype: str | None
+    """The case's compute dtype; None: no FLOP/s shares."""
+    ceilings: Ceilings | None
+    """The measured ceilings (`chipbench calibrate`); None: no shares of a ceiling."""
+    world_size: int = 1
+    """Ranks of the job; `work` counts one rank's step."""
+    tf32: bool = False
+    """fp32 matmuls ran as TF32: measured against TF32's peak."""
+    price: Price | None = None
+    """One machine's price; None: no per-dollar figures."""
+    nodes: int = 1
+    """Machines of the job: each pays the price."""
+
+
 def derive_metrics(
     work: Work,
     median_s: float,
     stats: Stats | Mapping[str, Any],
+    setting: Setting,
     *,
-    device_name: str,
-    dtype: str | None,
-    ceilings: Ceilings | None,
     peak_mem_bytes: int | None,
-    world_size: int = 1,
-    tf32: bool = False,
     energy: Energy | Mapping[str, Any] | None = None,
-    price: Price | None = None,
-    nodes: int = 1,
 ) -> Derived:
     """Derived metrics with units in their names, and why any is absent.
 
-    `work` counts one rank's step; with `world_size` ranks, throughputs are global (every rank's work
-    over the slowest rank's time) with a `_per_rank` twin, and shares of peak or ceiling are per device.
-    `stats` and `energy` may be given as their JSON (a worker's reply, core.stats.summarize).
+    `work` counts one rank's step; with the setting's `world_size` ranks, throughputs are global (every
+    rank's work over the slowest rank's time) with a `_per_rank` twin, and shares of peak or ceiling are
+    per device. `stats` and `energy` may be given as their JSON (a worker's reply, core.stats.summarize).
     """
     st = stats if isinstance(stats, Stats) else Stats.from_json(stats)
     m: dict[str, float] = {
@@ -49,15 +64,15 @@ def derive_metrics(
         "step_ms_p99": (st.p99 or 0.0) * 1e3,
     }
     missing: dict[str, str] = {}
-    w = max(1, world_size)
+    w = max(1, setting.world_size)
     _rates(m, work, median_s, w)
     if work.flops:
         tflops = work.flops / median_s / 1e12  # per device
         m["tflops"] = w * tflops
         if w > 1:
             m["tflops_per_device"] = tflops
-        if dtype:
-            _flops_shares(Derived(m, missing), tflops, work.model_flops, device_name, dtype, ceilings, tf32)
+        if setting.dtype:
+            _flops_shares(Derived(m, missing), tflops, work.model_flops, setting.dtype, setting)
     if work.bytes:
         gbps = work.bytes / median_s / 1e9  # per device
         if work.bytes_convention and work.bytes_convention.startswith("collective"):
@@ -69,11 +84,11 @@ def derive_metrics(
             if peak_mem_bytes is not None:
                 m["peak_mem_gib"] = peak_mem_bytes / 2**30
             return Derived(m, missing)
-        _bandwidth(Derived(m, missing), gbps, work, median_s, w, device_name, ceilings)
+        _bandwidth(Derived(m, missing), gbps, work, median_s, setting)
     if peak_mem_bytes is not None:
         m["peak_mem_gib"] = peak_mem_bytes / 2**30
     power = energy if isinstance(energy, Energy) or energy is None else Energy.from_json(energy)
-    _energy_and_cost(m, missing, work, w, power, price, max(1, nodes))
+    _energy_and_cost(m, missing, work, w, power, setting.price, max(1, setting.nodes))
     return Derived(m, missing)
 
 
@@ -99,22 +114,14 @@ def _share(d: Derived, name: str, value: float, of: float | None, why: str) -> N
         d.unavailable[name] = why
 
 
-def _flops_shares(
-    d: Derived,
-    tflops: float,
-    model_flops: bool,
-    device_name: str,
-    dtype: str,
-    ceilings: Ceilings | None,
-    tf32: bool,
-) -> None:
+def _flops_shares(d: Derived, tflops: float, model_flops: bool, dtype: str, s: Setting) -> None:
     """One device's TFLOP/s as shares of the published peak (MFU for a whole model's FLOPs) and of the
     measured ceiling."""
     # fp32 matmuls that run as TF32 (allow_tf32, NGC's override) are measured against TF32's peak.
-    peak, why = peaks.peak_tflops(device_name, dtype, tf32=tf32)
+    peak, why = peaks.peak_tflops(s.device_name, dtype, tf32=s.tf32)
     for name in ("share_of_peak_flops", "mfu") if model_flops else ("share_of_peak_flops",):
         _share(d, name, tflops, peak, why)
-    ceil = ceilings.matmul_tflops.get(dtype) if ceilings else None
+    ceil = s.ceilings.matmul_tflops.get(dtype) if s.ceilings else None
     _share(
         d,
         "share_of_ceiling_flops",
@@ -124,18 +131,17 @@ def _flops_shares(
     )
 
 
-def _bandwidth(
-    d: Derived, gbps: float, work: Work, median_s: float, w: int, device_name: str, ceilings: Ceilings | None
-) -> None:
+def _bandwidth(d: Derived, gbps: float, work: Work, median_s: float, s: Setting) -> None:
     """GB/s (global; `gbps` is one device's) and its shares of the published peak and the copy ceiling."""
+    w = max(1, s.world_size)
     d.metrics["gbps"] = w * gbps
     if w > 1:
         d.metrics["gbps_per_device"] = gbps
     for name, b in work.extra_bytes.items():
         d.metrics[f"gbps_{name}"] = w * b / median_s / 1e9
-    peak_bw, why = peaks.peak_mem_gbps(device_name)
+    peak_bw, why = peaks.peak_mem_gbps(s.device_name)
     _share(d, "share_of_peak_bw", gbps, peak_bw, why)
-    ceil_bw = ceilings.copy_gbps if ceilings else None
+    ceil_bw = s.ceilings.copy_gbps if s.ceilings else None
     _share(d, "share_of_ceiling_bw", gbps, ceil_bw, "no measured copy bandwidth: run `chipbench calibrate`")
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
 
 from chipbench.core.wire import Info
@@ -94,6 +94,17 @@ def parts_info(run_pass: Pass, device: str, reps: int = 3, note: str | None = No
     with `note` when given (whether the parts are timed as the step runs, e.g. eager under compile)."""
     convention = dict(PARTS_CONVENTION) if note is None else {**PARTS_CONVENTION, "note": note}
     return {"parts": measure_parts(run_pass, device, reps, warmup), "parts_convention": convention}
+
+
+def backward_in_parts(mark: Mark, loss: Any, part: str, cuts: Sequence[tuple[Any, Any, str]]) -> None:
+    """The backward of a pass cut apart by detached inputs, part by part from the head: `loss`'s own
+    (`part`), then each cut's (output, the detached input the next part took, part) in turn, marking the
+    end of each."""
+    loss.backward()
+    mark(part)
+    for out, cut, name in cuts:
+        out.backward(cut.grad)
+        mark(name)
 
 
 def _touched(sizes: list[float]) -> list[float]:

@@ -35,13 +35,12 @@ def plan(cfg: DLRMConfig, world_size: int, device_kind: str) -> Layout:
     check_sharding(cfg.sharding, device_kind, backend, why)
     if backend != "torchrec":
         return Layout(None, {**out, "parallelism": "ddp", "embeddings": DDP_EMBEDDINGS})
-    from chipbench.models.dlrm_sharding import plan_sharding, rank_elements, summarize_plan
+    from chipbench.models.dlrm_sharding import Asked, plan_sharding, rank_elements, summarize_plan
 
     r = resolve(cfg)
     try:
-        p = plan_sharding(
-            model_spec(r), world_size, device_kind, cfg.sharding, cfg.embedding_optimizer, local, r.lookups
-        )
+        asked = Asked(cfg.sharding, local, r.lookups)
+        p = plan_sharding(model_spec(r), world_size, device_kind, asked, cfg.embedding_optimizer)
     except Exception as exc:  # the planner's own errors (no plan fits) reach the user as one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"TorchRec's planner found no sharding plan: {first}"[:400]) from None

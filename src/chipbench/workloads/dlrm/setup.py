@@ -110,6 +110,14 @@ def begin_sparse(cfg: DLRMConfig, ctx: RunContext) -> Start:
     return s
 
 
+def rank_data(cfg: DLRMConfig, ctx: RunContext, s: Start, layout: Info) -> tuple[list[Any], Info]:
+    """This rank's batches, once the tables are placed, and the run's info with that `layout`."""
+    batches = rank_batches(cfg, s.resolved, ctx, cfg.num_batches)
+    info = run_info(cfg, s.resolved, s.backend, s.backend_reason, batches, s.batch)
+    info.update(layout)
+    return batches, info
+
+
 @dataclass
 class BuiltModel:
     """A DLRM built on the device, with this rank's batches prepared for it."""
@@ -136,15 +144,13 @@ def build_model(cfg: DLRMConfig, ctx: RunContext, init_state: dict[str, Any] | N
     from chipbench.models import dlrm_sharding as sh
 
     s = begin_sparse(cfg, ctx)
-    r, backend, why, local = s.resolved, s.backend, s.backend_reason, s.batch
+    r, backend, local = s.resolved, s.backend, s.batch
     spec = model_spec(r)
     layout: Info = {}
     model: Any
     if ctx.distributed and backend == "torchrec":
-        model, plan = sh.shard_dlrm(
-            spec, ctx.torch_device, cfg.embedding_optimizer, cfg.lr, cfg.sharding, local, r.lookups,
-            local_world_size(ctx),
-        )  # fmt: skip
+        asked = sh.Asked(cfg.sharding, local, r.lookups, local_world_size(ctx))
+        model, plan = sh.shard_dlrm(spec, ctx.torch_device, cfg.embedding_optimizer, cfg.lr, asked)
         inner = sh.unwrap(model)
         layout = layout_facts(
             cfg, ctx, "torchrec_dmp", sharding=cfg.sharding, sharding_plan=sh.summarize_plan(plan),
@@ -159,9 +165,7 @@ def build_model(cfg: DLRMConfig, ctx: RunContext, init_state: dict[str, Any] | N
         if ctx.distributed:
             model = sh.ddp_module(inner, ctx.torch_device)
             layout = layout_facts(cfg, ctx, "ddp", embeddings=DDP_EMBEDDINGS)
-    batches = rank_batches(cfg, r, ctx, cfg.num_batches)
-    info = run_info(cfg, r, backend, why, batches, local)
-    info.update(layout)
+    batches, info = rank_data(cfg, ctx, s, layout)
     prepared = [(dense, inner.prepare_sparse(sp), y) for dense, sp, y in batches]
     return BuiltModel(model, inner, s.arith, info, prepared, local)
 
@@ -233,16 +237,38 @@ def train_setup(
         info["breakdown"] = "not measured across processes"
     return Prepared(
         step=step,
-        work=Work(
-            flops=3 * a.forward_flops * b,
-            bytes=fb,
-            samples=b,
-            flop_convention="dense only: 2 per MAC of MLPs + interaction, training = 3x forward",
-            bytes_convention="FBGEMM TBE: fp32 out + weight rows, backward = 2x forward bytes",
-            extra_bytes={"with_indices_and_optimizer": fb_all},
-        ),
+        work=step_work(a, b, (fb, fb_all), training=True),
         info=info,
         after=None if ctx.distributed else after,
+    )
+
+
+STEP_CONVENTIONS = {
+    # training: (FLOP convention, bytes convention, the name of the bytes with indices (and optimizer))
+    True: (
+        "dense only: 2 per MAC of MLPs + interaction, training = 3x forward",
+        "FBGEMM TBE: fp32 out + weight rows, backward = 2x forward bytes",
+        "with_indices_and_optimizer",
+    ),
+    False: (
+        "dense only: 2 per MAC of MLPs + interaction (forward)",
+        "FBGEMM TBE forward: fp32 out + weight rows",
+        "with_indices",
+    ),
+}
+
+
+def step_work(a: Arithmetic, b: int, emb_bytes: tuple[float, float], training: bool) -> Work:
+    """A whole step's work on `b` samples: the dense FLOPs (training: 3x the forward's) and the tables'
+    bytes, `emb_bytes` from `embedding_bytes`."""
+    flop_convention, bytes_convention, wider = STEP_CONVENTIONS[training]
+    return Work(
+        flops=(3 if training else 1) * a.forward_flops * b,
+        bytes=emb_bytes[0],
+        samples=b,
+        flop_convention=flop_convention,
+        bytes_convention=bytes_convention,
+        extra_bytes={wider: emb_bytes[1]},
     )
 
 
@@ -277,12 +303,9 @@ def train_pass(
             logit = model.top(z_in)  # (B, 1)
         loss = bce(logit.squeeze(1).float(), y)
         mark("top_mlp_fwd")
-        loss.backward()
-        mark("top_mlp_bwd")
-        z.backward(z_in.grad)
-        mark("interaction_bwd")
-        d.backward(d_in.grad)
-        mark("bottom_mlp_bwd")
+        parts.backward_in_parts(
+            mark, loss, "top_mlp_bwd", ((z, z_in, "interaction_bwd"), (d, d_in, "bottom_mlp_bwd"))
+        )
         e.backward(e_in.grad)
         if eopt is not None:
             eopt.step()
@@ -337,14 +360,7 @@ def inference_setup(cfg: DLRMConfig, ctx: RunContext) -> Prepared:
     return Prepared(
         step=step,
         after=None if ctx.distributed else after,
-        work=Work(
-            flops=a.forward_flops * b,
-            bytes=fb,
-            samples=b,
-            flop_convention="dense only: 2 per MAC of MLPs + interaction (forward)",
-            bytes_convention="FBGEMM TBE forward: fp32 out + weight rows",
-            extra_bytes={"with_indices": fb_all},
-        ),
+        work=step_work(a, b, (fb, fb_all), training=False),
         info=info,
     )
 
@@ -357,15 +373,14 @@ def embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
     from chipbench.models import dlrm_sharding as sh
 
     s = begin_sparse(cfg, ctx)
-    a, r, backend, why, b = s.arith, s.resolved, s.backend, s.backend_reason, s.batch
+    a, r, backend, b = s.arith, s.resolved, s.backend, s.batch
     spec = model_spec(r)
     layout: Info = {}
     emb: Any
     if ctx.distributed and backend == "torchrec":
         tables = me.ShardableEmbeddings(spec.rows, spec.dim, cfg.embedding_optimizer, cfg.lr, "meta")
-        emb, plan = sh.shard(
-            tables, spec, ctx.torch_device, cfg.sharding, b, r.lookups, local_world_size(ctx)
-        )
+        asked = sh.Asked(cfg.sharding, b, r.lookups, local_world_size(ctx))
+        emb, plan = sh.shard(tables, spec, ctx.torch_device, asked)
         inner: Any = sh.unwrap(emb, me.ShardableEmbeddings)
         layout = layout_facts(
             cfg, ctx, "torchrec_dmp", sharding=cfg.sharding, sharding_plan=sh.summarize_plan(plan)
@@ -375,9 +390,7 @@ def embedding_setup(cfg: EmbeddingConfig, ctx: RunContext) -> Prepared:
         if ctx.distributed:
             emb = sh.ddp_module(inner, ctx.torch_device)
             layout = layout_facts(cfg, ctx, "ddp", embeddings=DDP_EMBEDDINGS)
-    batches = rank_batches(cfg, r, ctx, cfg.num_batches)
-    info = run_info(cfg, r, backend, why, batches, b)
-    info.update(layout)
+    batches, info = rank_data(cfg, ctx, s, layout)
     inputs = [inner.prepare(sp) for _, sp, _ in batches]
     gen = common.generator(ctx, 1, on_device=True)
     grad = torch.randn(b, r.num_tables, r.embedding_dim, generator=gen, device=ctx.torch_device)  # (B, F, D)

@@ -282,12 +282,9 @@ def model_pass(
                 return
             loss = loss_fn(logits, b)
             mark("head_and_loss_fwd")
-            loss.backward()
-            mark("head_bwd")
-            h.backward(h_in.grad)
-            mark("hstu_layers_bwd")
-            x.backward(x_in.grad)
-            mark("preprocessor_bwd")
+            parts.backward_in_parts(
+                mark, loss, "head_bwd", ((h, h_in, "hstu_layers_bwd"), (x, x_in, "preprocessor_bwd"))
+            )
             e.backward(e_in.grad)
             inner.items.step()
             mark("embedding_bwd_and_update", 2 * lookup + 8.0 * seq.num_tokens)  # + row-wise state

@@ -47,7 +47,8 @@ def _randn(shape: tuple[int, ...], dtype: str, ctx: RunContext, gen: Any, scale:
 
 
 def _fwd_bwd(fn: Callable[..., Any], inputs: list[Any], mode: str, gen: Any, ctx: RunContext) -> Any:
-    """A step running fn(*inputs) (fwd) or fn then the gradient of every input that requires grad."""
+    """A step running fn(*inputs) (fwd), or fn then the gradient of every input (fwd_bwd: each input is
+    made to require grad here)."""
     import torch
 
     if mode == "fwd":
@@ -57,10 +58,12 @@ def _fwd_bwd(fn: Callable[..., Any], inputs: list[Any], mode: str, gen: Any, ctx
                 return fn(*inputs)
 
         return fwd_step
+    for t in inputs:
+        t.requires_grad_(True)
     with torch.no_grad():
         ref = fn(*inputs)
     grad_out = torch.randn(ref.shape, generator=gen).to(device=ctx.torch_device, dtype=ref.dtype)
-    wrt = [t for t in inputs if getattr(t, "requires_grad", False)]
+    wrt = list(inputs)
 
     def step() -> Any:
         out = fn(*inputs)
@@ -82,9 +85,6 @@ def gemm_setup(cfg: GemmConfig, ctx: RunContext) -> Prepared:
     gen = generator(ctx)
     x = _randn((m, k), cfg.dtype, ctx, gen)  # (B*T, in)
     w = _randn((n, k), cfg.dtype, ctx, gen, 0.02)  # (out, in), as nn.Linear stores it
-    if cfg.mode == "fwd_bwd":
-        x.requires_grad_(True)
-        w.requires_grad_(True)
     step = _fwd_bwd(F.linear, [x, w], cfg.mode, gen, ctx)
     return Prepared(
         step=step,
@@ -106,9 +106,6 @@ def attention_setup(cfg: AttentionConfig, ctx: RunContext) -> Prepared:
     q = _randn((B, H, T, D), cfg.dtype, ctx, gen)  # (B, H, T, D)
     k = _randn((B, K, T, D), cfg.dtype, ctx, gen)  # (B, K, T, D)
     v = _randn((B, K, T, D), cfg.dtype, ctx, gen)  # (B, K, T, D)
-    if cfg.mode == "fwd_bwd":
-        for t in (q, k, v):
-            t.requires_grad_(True)
 
     def sdpa(q: Any, k: Any, v: Any) -> Any:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=H != K)  # (B, H, T, D)
@@ -134,9 +131,6 @@ def rmsnorm_setup(cfg: RmsnormConfig, ctx: RunContext) -> Prepared:
     gen = generator(ctx)
     x = _randn((s.tokens, s.dim), cfg.dtype, ctx, gen)  # (B*T, C)
     w = 1.0 + _randn((s.dim,), cfg.dtype, ctx, gen, 0.1)  # (C,)
-    if cfg.mode == "fwd_bwd":
-        x.requires_grad_(True)
-        w.requires_grad_(True)
 
     def norm(x: Any, w: Any) -> Any:
         return F.rms_norm(x, (s.dim,), w, 1e-5)  # (B*T, C)
@@ -159,9 +153,6 @@ def rope_setup(cfg: RopeConfig, ctx: RunContext) -> Prepared:
     q = _randn((B, T, H, D), cfg.dtype, ctx, gen)  # (B, T, H, D)
     k = _randn((B, T, K, D), cfg.dtype, ctx, gen)  # (B, T, K, D)
     freqs_cis = rope_cache(T, D, s.rope_theta, device=ctx.torch_device)  # (T, D/2) complex
-    if cfg.mode == "fwd_bwd":
-        q.requires_grad_(True)
-        k.requires_grad_(True)
 
     def rope(q: Any, k: Any) -> Any:
         import torch
@@ -190,8 +181,6 @@ def swiglu_setup(cfg: SwigluConfig, ctx: RunContext) -> Prepared:
     s = cfg.shape()
     gen = generator(ctx)
     h = _randn((s.tokens, 2 * s.ffn_hidden), cfg.dtype, ctx, gen)  # (B*T, 2F): fused gate/up output
-    if cfg.mode == "fwd_bwd":
-        h.requires_grad_(True)
 
     def swiglu(h: Any) -> Any:
         gate, up = h.chunk(2, dim=-1)  # (B*T, F) each
@@ -214,8 +203,6 @@ def cross_entropy_setup(cfg: CrossEntropyConfig, ctx: RunContext) -> Prepared:
     gen = generator(ctx)
     logits = _randn((s.tokens, s.vocab_size), cfg.dtype, ctx, gen)  # (B*T, V)
     targets = torch.randint(0, s.vocab_size, (s.tokens,), generator=gen).to(ctx.torch_device)  # (B*T,)
-    if cfg.mode == "fwd_bwd":
-        logits.requires_grad_(True)
 
     def ce(logits: Any) -> Any:
         return F.cross_entropy(logits.float(), targets)  # fp32, as autocast runs it
