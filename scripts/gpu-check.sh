@@ -43,7 +43,10 @@ if [ "$TINY" = 1 ]; then sizes=(--size 256 --copy-mib 16 --time-budget 0.3 --all
 run $CB calibrate --device "$DEVICE" "${sizes[@]}" --output "$OUT/calibrate.json"
 
 step "the smoke suite"
-run $CB run --suite smoke --device "$DEVICE" --output "$OUT/smoke.json"
+# The dry run checks this script, not the suite: each family's whole step and the ceilings' kernels will do
+# (the CI job's test runs the whole smoke suite).
+if [ "$TINY" = 1 ]; then smoke=(calib.matmul calib.copy dlrm.train_step hstu.train_step llama.train_step); else smoke=(); fi
+run $CB run ${smoke[@]+"${smoke[@]}"} --suite smoke --device "$DEVICE" --output "$OUT/smoke.json"
 
 step "the headline cases"
 if [ "$TINY" = 1 ]; then

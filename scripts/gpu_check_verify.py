@@ -36,6 +36,11 @@ def check(out: Path, device: str, tiny: bool) -> tuple[list[str], list[dict[str,
     busy = calib is not None and any(b["extra_info"].get("disturbed") for b in calib["benchmarks"])
     if busy:
         print("note: the ceilings were measured on a busy machine: shares of them are not checked")
+    elif tiny:
+        # A 256^3 product is no ceiling (emulated bf16 runs other shapes faster than it): the dry run checks
+        # the script, not the shares.
+        print("note: the dry run's ceilings are measured at tiny sizes: shares of them are not checked")
+    unchecked = busy or tiny
     for doc in docs:
         for e in doc["chipbench"]["errors"]:
             problems.append(f"error entry {e['name']}: {e['error_type']}: {e['message']}")
@@ -49,7 +54,7 @@ def check(out: Path, device: str, tiny: bool) -> tuple[list[str], list[dict[str,
             for k, v in x["metrics"].items():
                 if k == "mfu" and not 0 < v <= 1:
                     problems.append(f"{b['name']}: MFU {v:.3f} outside (0, 1]")
-                if k.startswith("share_of_") and v > SHARE_LIMIT and not busy:
+                if k.startswith("share_of_") and v > SHARE_LIMIT and not unchecked:
                     problems.append(f"{b['name']}: {k} {v:.2f} above {SHARE_LIMIT}")
     if calib is not None and not tiny:
         name = calib["machine_info"]["device"]["name"]

@@ -40,21 +40,52 @@ def _make(repo: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str
     )  # fmt: skip
 
 
+def _closure(names: list[str]) -> set[str]:
+    """The distributions `names` need, themselves included (this interpreter's, markers evaluated)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop().lower().replace("_", "-")
+        if name in seen:
+            continue
+        seen.add(name)
+        for req in metadata.requires(name) or []:
+            r = Requirement(req)
+            if r.marker is None or r.marker.evaluate({"extra": ""}):
+                todo.append(r.name)
+    return seen
+
+
+def _image(root: Path, dists: list[str]) -> Path:
+    """A virtual environment that sees `dists` (and what they need) and nothing else: their installed files,
+    linked from this environment into one folder on its path, as a GPU image's venv holds its own."""
+    from importlib import metadata
+
+    env, shelf = root / "venv", root / "site"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=120)
+    shelf.mkdir()
+    for name in _closure(dists):
+        for f in metadata.distribution(name).files or []:
+            top = f.parts[0]
+            if top != ".." and not (shelf / top).exists():  # ".." : scripts in bin/
+                (shelf / top).symlink_to(Path(str(f.locate())).parents[len(f.parts) - 1] / top)
+    site = subprocess.run(
+        [str(env / "bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    (Path(site) / "image.pth").write_text(f"{shelf}\n")
+    return env / "bin/python"
+
+
 @pytest.fixture(scope="module")
 def system_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtual environment holding torch (the CPU wheel of this project's pin) and the GPU image's other
-    packages only, as the image's /opt/torch/.venv holds its CUDA torch."""
-    env = tmp_path_factory.mktemp("image") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, timeout=120)
-    torch_pin = next(
-        line.split("=", 1)[1] for line in (ROOT / "scripts/stack.env").read_text().splitlines()
-        if line.startswith("TORCH_VERSION=")
-    )  # fmt: skip
-    subprocess.run(
-        [str(env / "bin/python"), "-m", "pip", "install", "-q", f"torch=={torch_pin}+cpu", *IMAGE],
-        check=True, timeout=600, capture_output=True,
-    )  # fmt: skip
-    return env / "bin/python"
+    """torch (this project's pinned CPU build) and the GPU image's other packages only, in a virtual
+    environment of its own, as the image's /opt/torch/.venv holds its CUDA torch."""
+    return _image(tmp_path_factory.mktemp("image"), ["torch", *IMAGE])
 
 
 def test_the_gpu_check_starts_on_the_image(system_python: Path, tmp_path: Path) -> None:
@@ -86,38 +117,10 @@ def test_the_gpu_check_starts_on_the_image(system_python: Path, tmp_path: Path) 
     assert hist.returncode == 2 and "needs ruptures" in hist.stderr, hist.stdout + hist.stderr
 
 
-def test_system_setup_names_what_is_missing(system_python: Path, tmp_path: Path) -> None:
-    bare = tmp_path / "bare"
-    subprocess.run([sys.executable, "-m", "venv", str(bare)], check=True, timeout=120)
-    # torch without chipbench's other needs: the image's torch seen through a .pth, nothing else
-    site = subprocess.run(
-        [str(bare / "bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    torch_dir = subprocess.run(
-        [str(system_python), "-c", "import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    only = tmp_path / "only-torch"
-    only.mkdir()
-    for name in os.listdir(torch_dir):
-        if name.startswith(
-            (
-                "torch",
-                "typing_extensions",
-                "sympy",
-                "mpmath",
-                "networkx",
-                "jinja2",
-                "markupsafe",
-                "filelock",
-                "fsspec",
-            )
-        ):
-            (only / name).symlink_to(Path(torch_dir) / name)
-    (Path(site) / "image.pth").write_text(str(only) + "\n")
+def test_system_setup_names_what_is_missing(tmp_path: Path) -> None:
+    bare = _image(tmp_path / "only-torch", ["torch"])  # torch without chipbench's other needs
     repo = _checkout(tmp_path / "repo")
-    p = _make(repo, "setup", TORCH="system", PYTHON=str(bare / "bin/python"))
+    p = _make(repo, "setup", TORCH="system", PYTHON=str(bare))
     assert p.returncode == 2, p.stdout + p.stderr
     err = next((line for line in p.stderr.splitlines() if line.startswith("setup:")), p.stdout + p.stderr)
     assert "lacks" in err and "numpy" in err and "scipy" in err and "rich" in err
