@@ -81,10 +81,11 @@ def _image(root: Path, dists: list[str]) -> Path:
     return env / "bin/python"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def system_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """torch (this project's pinned CPU build) and the GPU image's other packages only, in a virtual
-    environment of its own, as the image's /opt/torch/.venv holds its CUDA torch."""
+    environment of its own, as the image's /opt/torch/.venv holds its CUDA torch (one a test: seconds to
+    make, and the tests that use it can run side by side)."""
     return _image(tmp_path_factory.mktemp("image"), ["torch", *IMAGE])
 
 
