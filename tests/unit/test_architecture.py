@@ -173,3 +173,14 @@ def test_the_shape_check_names_each_offender(tmp_path: Path) -> None:
         f"m.py:6 wide() takes {MAX_PARAMETERS + 1} parameters (> {MAX_PARAMETERS})",
         f"m.py:10 long() is {MAX_FUNCTION_LINES + 1} lines (> {MAX_FUNCTION_LINES})",
     ]
+
+
+def test_the_cli_starts_without_torch() -> None:
+    """The parent process parses, validates and prints without torch (its worker imports it): a second
+    instead of three for every command, and a Ctrl-C at start-up lands in chipbench, not in torch's import."""
+    code = (
+        "import sys; import chipbench.cli.app; "
+        "print(sorted(m for m in ('torch', 'torchrec', 'fbgemm_gpu') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -9,7 +9,6 @@ from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
 from chipbench.core.dtypes import bytes_per_element
-from chipbench.models import fill
 from chipbench.platform.device import device_type, torch_dtype
 from chipbench.workloads.common import generator
 from chipbench.workloads.llama.accounting import (
@@ -40,6 +39,8 @@ from chipbench.workloads.llama.optimizer import adamw_impl, adamw_kwargs
 
 def _randn(shape: tuple[int, ...], dtype: str, ctx: RunContext, gen: Any, scale: float = 1.0) -> Any:
     import torch
+
+    from chipbench.models import fill  # here, not at the top: the CLI starts without torch
 
     # Drawn in the run dtype on every core (`fill`), then moved: `gen` is a CPU generator.
     out = fill.normal_(torch.empty(shape, dtype=torch_dtype(dtype)), 0.0, scale, generator=gen)
