@@ -141,6 +141,8 @@ def test_the_framework_recipe_two_environments_one_chipbench(system_python: Path
          "--output-dir", str(tmp_path / "ab"), "--json"],
         capture_output=True, text=True, timeout=600, env={**os.environ, "CI": "true"},
     )  # fmt: skip
-    assert ab.returncode == 0, ab.stdout[-3000:] + ab.stderr[-3000:]
+    # 4 is "disturbed: rerun": another job held the cores (a shared CI machine); the hashes matched all the same.
+    assert ab.returncode in (0, 4), ab.stdout[-3000:] + ab.stderr[-3000:]
     (row,) = json.loads(ab.stdout)["results"]
-    assert row["verdict"] != "not comparable" and row["verdict"] != "regression"
+    assert row["verdict"] not in ("not comparable", "regression")
+    assert (row["verdict"] == "disturbed") == (ab.returncode == 4)
