@@ -34,7 +34,7 @@ from chipbench.results.metrics import Setting, derive_metrics
 from chipbench.results.model import Benchmark, ExtraInfo, Scaling, Stats, WorkRecord
 from chipbench.results.outcomes import CaseOutcome, RunOutcome
 from chipbench.results.roofline import Roofline, roofline
-from chipbench.results.typed import ResultsDocument, RunHeader, as_document
+from chipbench.results.typed import ResultsDocument, RunHeader
 from chipbench.results.wire import JSONObject
 
 PYTEST_BENCHMARK_VERSION = "5.1.0"  # the file-format version we write
@@ -269,11 +269,6 @@ def merge(docs: Sequence[ResultsDocument]) -> ResultsDocument:
     )
     merged = replace(first, benchmarks=tuple(b for d in docs for b in d.benchmarks), chipbench=header)
     return add_scaling(merged)
-
-
-def merge_runs(docs: Sequence[ResultsDocument | Mapping[str, Any]]) -> JSONObject:
-    """`merge` of typed documents or their JSON, as JSON (what `chipbench run` with a sweep saves)."""
-    return merge([as_document(d) for d in docs]).to_json()
 
 
 def add_scaling(doc: ResultsDocument) -> ResultsDocument:
