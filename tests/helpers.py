@@ -19,8 +19,6 @@ from chipbench.platform.ceilings import Ceilings
 from chipbench.results import document
 from chipbench.results.outcomes import CaseOutcome, RunOutcome
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def run_cli(
     *args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None
@@ -130,3 +128,13 @@ def result_doc() -> dict[str, Any]:
 def spin(stop_at: float) -> None:
     while time.time() < stop_at:
         pass
+
+
+def powercap_zone(root: Path, name: str, label: str, uj: int, max_uj: int = 2**32) -> Path:
+    """A RAPL zone of a fake powercap tree (what CHIPBENCH_POWERCAP_ROOT points at)."""
+    d = root / name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "name").write_text(label + "\n")
+    (d / "energy_uj").write_text(str(uj))
+    (d / "max_energy_range_uj").write_text(str(max_uj))
+    return d

@@ -1,65 +1,14 @@
-"""The compare gate: verdicts on constructed samples, exit codes, bad inputs, machines, version hashes."""
+"""`chipbench ab` end to end: both sides' workers started, rounds interleaved, the early stop."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 
 from chipbench.cli import main
-
-MACHINE = {
-    "chipbench_machine_id": "cpu-test-2c",
-    "device": {"kind": "cpu", "name": "Test CPU", "count": 1},
-    "packages": {"torch": "2.13.0+cpu", "fbgemm-gpu-cpu": "1.8.0", "torchrec": "1.8.0"},
-    "cpu": {"brand_raw": "Test CPU", "arch": "x86_64", "count": 2},
-    "machine": "x86_64",
-}
-
-
-def bench_entry(
-    name: str, data: Any, version_hash: str | None = "h1", group: str | None = None
-) -> dict[str, Any]:
-    data = [float(v) for v in data]
-    return {
-        "name": name,
-        "group": group or name.split("[")[0],
-        "fullname": f"chipbench::{name}",
-        "extra_info": {"version_hash": version_hash, "metrics": {}},
-        "stats": {"data": data, "median": float(np.median(data)), "rounds": len(data)},
-    }
-
-
-def write_results(
-    path: Path,
-    benches: dict[str, Any],
-    *,
-    commit: str = "c0",
-    commit_time: str = "2026-01-01T00:00:00+00:00",
-    machine: dict[str, Any] | None = None,
-    hashes: dict[str, str] | None = None,
-) -> Path:
-    """A synthetic chipbench results file: {name: samples}."""
-    mi = json.loads(json.dumps(machine or MACHINE))
-    doc = {
-        "machine_info": mi,
-        "commit_info": {"id": commit, "time": commit_time},
-        "benchmarks": [bench_entry(n, d, (hashes or {}).get(n, "h1")) for n, d in benches.items()],
-        "datetime": commit_time,
-        "version": "5.1.0",
-        "chipbench": {"schema_version": 1, "machine_id": mi["chipbench_machine_id"], "errors": []},
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc))
-    return path
-
-
-def lognormal(n: int, median: float = 1e-3, sigma: float = 0.02, seed: int = 0) -> np.ndarray:
-    return median * np.exp(np.random.default_rng(seed).normal(0, sigma, n))
 
 
 def test_ab_same_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

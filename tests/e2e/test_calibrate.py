@@ -1,6 +1,4 @@
-"""What a newcomer meets: suggestions for a mistyped name, what a listed benchmark needs, verdicts across
-machines that never gate, why a history is empty, unstable and impossible figures flagged, ceilings that
-a busy machine cannot lower."""
+"""What a newcomer meets, end to end: a busy machine cannot lower the ceilings `calibrate` stores."""
 
 from __future__ import annotations
 

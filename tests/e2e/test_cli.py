@@ -1,4 +1,5 @@
-"""The `chipbench` command end to end, and every bad-input path: one line, exit 2, nothing written."""
+"""The `chipbench` command end to end, as a process: results and Markdown written, the default path, a failed
+benchmark recorded, calibrate, and the bad input that needs the device: one line, exit 2, nothing written."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""A disturbed machine must not raise an alarm: the kernel's evidence of contention is recorded per case,
-and `compare`, `ab` and `history` say "disturbed: rerun" (exit 4) instead of judging such a run."""
+"""A competitor planted on every core: `chipbench run` marks the case disturbed from the kernel's evidence."""
 
 from __future__ import annotations
 
@@ -12,12 +11,7 @@ from pathlib import Path
 import pytest
 
 from chipbench.platform import contention
-from tests.helpers import run_cli
-
-
-def _spin(stop_at: float) -> None:
-    while time.time() < stop_at:
-        pass
+from tests.helpers import run_cli, spin
 
 
 @pytest.mark.skipif(
@@ -26,7 +20,7 @@ def _spin(stop_at: float) -> None:
 def test_a_planted_competitor_marks_the_case_disturbed(tmp_path: Path) -> None:
     # One busy process per core for the whole run: torch's threads must wait for their CPUs.
     ctx = mp.get_context("spawn")
-    spinners = [ctx.Process(target=_spin, args=(time.time() + 120,)) for _ in range(os.cpu_count() or 2)]
+    spinners = [ctx.Process(target=spin, args=(time.time() + 120,)) for _ in range(os.cpu_count() or 2)]
     for p in spinners:
         p.start()
     try:

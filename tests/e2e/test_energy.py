@@ -1,6 +1,5 @@
-"""Energy and cost: RAPL zones read without double counting and across a wrap, NVML through its binding,
-prices from flags or a file, the metrics derived, and the whole phase end to end against a powercap tree
-whose counters move (`CHIPBENCH_POWERCAP_ROOT`)."""
+"""Energy and cost end to end: bad energy and price input refused before running, the energy phase and the
+soak against a powercap tree whose counters move (`CHIPBENCH_POWERCAP_ROOT`), and this machine's own path."""
 
 from __future__ import annotations
 
@@ -14,16 +13,7 @@ import pytest
 
 from chipbench.cli import main
 from chipbench.platform import energy
-from tests.helpers import run_cli
-
-
-def _zone(root: Path, name: str, label: str, uj: int, max_uj: int = 2**32) -> Path:
-    d = root / name
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "name").write_text(label + "\n")
-    (d / "energy_uj").write_text(str(uj))
-    (d / "max_energy_range_uj").write_text(str(max_uj))
-    return d
+from tests.helpers import powercap_zone, run_cli
 
 
 def test_bad_energy_and_price_input_is_one_line_before_running(
@@ -44,7 +34,7 @@ def test_bad_energy_and_price_input_is_one_line_before_running(
 def test_energy_phase_end_to_end_on_a_moving_counter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A 40 W package: a thread advances the counter as time passes, as the hardware would.
     root = tmp_path / "powercap"
-    zone = _zone(root, "intel-rapl:0", "package-0", 0)
+    zone = powercap_zone(root, "intel-rapl:0", "package-0", 0)
     stop = threading.Event()
 
     def tick() -> None:

@@ -1,4 +1,4 @@
-"""Huge-page placement of CPU tables: THP mode parsing, advise and move keeping values, DLRM wiring."""
+"""Huge-page placement end to end: DLRM records where its tables landed, in a fresh process."""
 
 from __future__ import annotations
 

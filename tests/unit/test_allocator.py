@@ -102,3 +102,30 @@ def test_a_preloaded_allocator_is_left_alone(monkeypatch):
     monkeypatch.setattr(allocator, "_preloaded", lambda: "libjemalloc.so.2")
     got = allocator.tune()
     assert got["tuned"] is False and "libjemalloc.so.2 is preloaded" in got["why_not"]
+
+
+RELEASE = """
+import ctypes, json
+from chipbench.platform import allocator
+allocator.tune()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+blocks = [libc.malloc(8 << 20) for _ in range(24)]  # 192 MiB under the trim threshold, from the heap
+for b in blocks:
+    ctypes.memset(b, 1, 8 << 20)
+for b in blocks:
+    libc.free(b)
+held = rss()
+allocator.release()
+print(json.dumps({"held": held, "released": rss()}))
+"""
+
+
+@glibc_only
+def test_release_hands_back_what_the_heap_kept():
+    got = _run(RELEASE)
+    assert got["held"] - got["released"] > 150 << 20  # the freed 192 MiB stayed until release

@@ -1,4 +1,5 @@
-"""The `chipbench` command end to end, and every bad-input path: one line, exit 2, nothing written."""
+"""The `chipbench` command in this process: every bad-input path (one line, exit 2, nothing written),
+`describe`, `env`, `list`, output paths checked first, and Ctrl-C keeping what finished."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Energy and cost: RAPL zones read without double counting and across a wrap, NVML through its binding,
-prices from flags or a file, the metrics derived, and the whole phase end to end against a powercap tree
-whose counters move (`CHIPBENCH_POWERCAP_ROOT`)."""
+prices from flags or a file, the metrics derived (the whole phase end to end: tests/e2e/test_energy.py)."""
 
 from __future__ import annotations
 
@@ -16,23 +15,15 @@ from chipbench.core.contract import Work
 from chipbench.core.errors import UsageError
 from chipbench.platform import energy
 from chipbench.results.metrics import Setting, derive_metrics
-
-
-def _zone(root: Path, name: str, label: str, uj: int, max_uj: int = 2**32) -> Path:
-    d = root / name
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "name").write_text(label + "\n")
-    (d / "energy_uj").write_text(str(uj))
-    (d / "max_energy_range_uj").write_text(str(max_uj))
-    return d
+from tests.helpers import powercap_zone
 
 
 def _tree(root: Path) -> Path:
-    _zone(root, "intel-rapl:0", "package-0", 1_000)
-    _zone(root, "intel-rapl:0:0", "core", 500)  # part of package-0: never counted
-    _zone(root, "intel-rapl:0:1", "dram", 100)
-    _zone(root, "intel-rapl:1", "package-1", 2_000)
-    _zone(root, "intel-rapl:2", "psys", 9_000)  # the whole platform: would double count
+    powercap_zone(root, "intel-rapl:0", "package-0", 1_000)
+    powercap_zone(root, "intel-rapl:0:0", "core", 500)  # part of package-0: never counted
+    powercap_zone(root, "intel-rapl:0:1", "dram", 100)
+    powercap_zone(root, "intel-rapl:1", "package-1", 2_000)
+    powercap_zone(root, "intel-rapl:2", "psys", 9_000)  # the whole platform: would double count
     return root
 
 
@@ -49,7 +40,7 @@ def test_rapl_counts_packages_and_dram_once(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_rapl_counter_wrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _zone(tmp_path, "intel-rapl:0", "package-0", 990_000, max_uj=1_000_000)
+    powercap_zone(tmp_path, "intel-rapl:0", "package-0", 990_000, max_uj=1_000_000)
     monkeypatch.setenv(energy.POWERCAP_ENV, str(tmp_path))
     src = energy.rapl()
     assert isinstance(src, energy.Rapl)
@@ -171,7 +162,7 @@ def test_a_short_window_is_extended() -> None:
 
 
 def test_rapl_without_permission_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _zone(tmp_path, "intel-rapl:0", "package-0", 1)
+    powercap_zone(tmp_path, "intel-rapl:0", "package-0", 1)
     monkeypatch.setenv(energy.POWERCAP_ENV, str(tmp_path))
 
     def denied(z: energy.RaplZone) -> int:

@@ -1,6 +1,5 @@
 """What a newcomer meets: suggestions for a mistyped name, what a listed benchmark needs, verdicts across
-machines that never gate, why a history is empty, unstable and impossible figures flagged, ceilings that
-a busy machine cannot lower."""
+machines that never gate, why a history is empty, unstable and impossible figures flagged."""
 
 from __future__ import annotations
 
