@@ -15,16 +15,12 @@ from chipbench.core.errors import UsageError
 from chipbench.core.fileio import atomic_write_json, atomic_write_text
 from chipbench.results import validate
 from chipbench.results.render import to_markdown
-from chipbench.results.typed import ResultsDocument, as_document
+from chipbench.results.typed import Document, ResultsDocument, as_document
 from chipbench.results.wire import JSONObject
 
 
 def _stamp() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-
-
-Document = ResultsDocument | Mapping[str, Any]
-"""What the writers take: a typed document, or its JSON (built before the typed path)."""
 
 
 def _json(doc: Document) -> Mapping[str, Any]:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
 
 from chipbench.core import text
 from chipbench.results.header import DeviceInfo, MachineInfo
 from chipbench.results.model import Benchmark, Stats
-from chipbench.results.typed import ResultsDocument, as_document
+from chipbench.results.typed import Document, as_document
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
@@ -34,10 +33,6 @@ SUMMARY_COLUMNS = (
     "of_ceiling",
     "peak_mem_gib",
 )
-
-
-Document = ResultsDocument | Mapping[str, Any]
-"""What the views take: a typed document, or its JSON (made before the typed path, or by hand)."""
 
 
 def _ci_text(st: Stats) -> str:

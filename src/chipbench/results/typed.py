@@ -111,6 +111,10 @@ class ResultsDocument(Record):
         return out
 
 
-def as_document(doc: ResultsDocument | Mapping[str, Any]) -> ResultsDocument:
+Document = ResultsDocument | Mapping[str, Any]
+"""What the views and writers take: a typed document, or its JSON (made before the typed path, or by hand)."""
+
+
+def as_document(doc: Document) -> ResultsDocument:
     """A typed document, from one or from its JSON (a document built before the typed path, or by hand)."""
     return doc if isinstance(doc, ResultsDocument) else ResultsDocument.from_json(doc)
