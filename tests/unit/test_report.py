@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from chipbench.cli import main
-from chipbench.report import assemble, page, views
+from chipbench.report import assemble, figures, page, summary, views
 from tests.report_docs import bench, doc, write
 
 A, B = "cpu-test-a-2c-avx2", "gpu-test-b-x1"
@@ -71,7 +71,14 @@ def test_newest_version_hash_kept_and_the_older_runs_named(tmp_path: Path) -> No
     write(tmp_path / "2.json", doc(A, [bench("calib.copy", {}, vh="v2")], date="2026-11-02T00:00:00+00:00"))
     rep = assemble.build([tmp_path])
     assert [p.version_hash for p in rep.pooled] == ["v2"]
-    assert any("1 older run(s) of 1 case(s)" in n and "calib.copy" in n for n in rep.notes)
+    assert any("1 older run(s) of 1 case(s)" in n for n in rep.notes)
+    (lo,) = rep.left_out
+    assert (
+        lo.case == "calib.copy"
+        and lo.path.endswith("1.json")
+        and lo.reason.startswith("older code: version hash v1")
+    )
+    assert rep.machines[0].files == (str(tmp_path / "2.json"),) and rep.machines[0].files_read == 2
 
 
 def test_old_files_infer_the_request_from_their_suite(tmp_path: Path) -> None:
@@ -200,10 +207,18 @@ def test_hostile_strings_are_text_never_markup(tmp_path: Path) -> None:
     d = doc(f"cpu-{evil}", [b], device=evil)
     d["chipbench"]["argv"] = ["chipbench", "run", evil]
     write(tmp_path / "1.json", d)
-    rep = assemble.build([tmp_path], title=f"title {evil}")
+    # A second machine: the same case and a family named by the file, matched (family lines, bars), and a
+    # run of its newest commit left out for a reason the file gives (the left-out table).
+    quiet, loud = bench(f"{evil}.x", {"preset": evil}), bench(f"{evil}.x", {"preset": "b"})
+    loud["extra_info"]["disturbed"] = f"why {evil}"
+    write(tmp_path / "2.json", doc(B, [bench("dlrm.train_step", b["extra_info"]["requested"]), quiet, loud]))
+    write(tmp_path / "3.json", doc(f"cpu-{evil}", [bench(f"{evil}.x", {"preset": evil})]))
+    rep = assemble.build([tmp_path], title=f"title {evil}", baseline=B)
     html = page.to_html(rep)
+    assert len(summary.standings(rep)[0].families) == 2 and rep.left_out
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
+    assert f"why {evil}" not in html and 'class="family-line"' in html and 'id="fig-speedup"' in html
     md = page.to_markdown(rep)
     # Outside code spans (literal text in CommonMark) no tag, mention, link or math is left.
     outside = re.sub(r"(`+).+?\1", "", md)
@@ -274,18 +289,71 @@ def test_a_default_run_relabelled_as_a_gpu_box_matches_every_case(tmp_path: Path
     )
 
 
-def test_overlapping_inputs_count_once_and_disturbed_runs_are_left_out(tmp_path: Path) -> None:
-    f = write(
-        tmp_path / "r" / "1.json", doc(A, [bench("calib.copy", {}), bench("calib.matmul", {"dtype": "fp32"})])
-    )
-    d = doc(A, [bench("calib.copy", {}, median_s=5e-3)], date="2026-11-02T00:00:00+00:00")
+def _disturbed_newest(root: Path) -> Path:
+    """An older quiet file, and the newest commit's run of which one case ran on a disturbed machine."""
+    write(root / "1.json", doc(A, [bench("calib.copy", {}), bench("calib.matmul", {"dtype": "fp32"})]))
+    d = doc(A, [bench("calib.copy", {}, median_s=5e-3), bench("calib.matmul", {"dtype": "bf16"})],
+            date="2026-11-02T00:00:00+00:00")  # fmt: skip
+    d["commit_info"]["id"] = "fedcba9876543210"
     d["benchmarks"][0]["extra_info"]["disturbed"] = "its threads waited 30% of their runnable time"
-    write(tmp_path / "r" / "2.json", d)
-    rep = assemble.build([tmp_path / "r", f])
+    write(root / "2.json", d)
+    return root
+
+
+def test_overlapping_inputs_count_once_and_disturbed_runs_are_left_out(tmp_path: Path) -> None:
+    root = _disturbed_newest(tmp_path / "r")
+    rep = assemble.build([root, root / "1.json"])
     copy = next(p for p in rep.pooled if p.bench == "calib.copy")
     assert len(copy.runs) == 1 and copy.median_s == pytest.approx(1e-3)  # once, and not the disturbed run
     assert any("1 run(s) measured on a disturbed machine left out" in n for n in rep.notes)
-    assert len(rep.machines[0].files) == 2
+    (m,) = rep.machines
+    assert len(m.files) == 2 and m.files_read == 2 and m.commits == ("abcdef12", "fedcba98")
+    (lo,) = rep.left_out
+    assert (lo.case, lo.commit) == ("calib.copy", "fedcba98") and "waited 30%" in lo.reason
+
+
+def test_machines_table_counts_the_files_shown_and_names_the_newest_commits_left_out_runs(
+    tmp_path: Path,
+) -> None:
+    # The issue's case: today's run, all disturbed, is left out; the table must not claim its commit or date.
+    root = tmp_path / "r"
+    write(root / "1.json", doc(A, [bench("calib.copy", {})]))
+    d = doc(A, [bench("calib.copy", {}, median_s=5e-3), bench("calib.matmul", {"dtype": "fp32"})],
+            date="2026-11-09T00:00:00+00:00")  # fmt: skip
+    d["commit_info"]["id"] = "fedcba9876543210"
+    for b in d["benchmarks"]:
+        b["extra_info"]["disturbed"] = "its threads waited 41% of their runnable time"
+    write(root / "2.json", d)
+    rep = assemble.build([root])
+    (m,) = rep.machines
+    assert m.files == (str(root / "1.json"),) and m.files_read == 2
+    assert (
+        m.commits == ("abcdef12",) and m.dates[-1].startswith("2026-11-01") and m.newest_commit == "fedcba98"
+    )
+    (mlo,) = summary.left_out_by_machine(rep)
+    assert mlo.newest_commit == "fedcba98" and not mlo.older
+    assert [(x.case, x.reason.split(":")[0]) for x in mlo.newest] == [
+        ("calib.copy", "disturbed"), ("calib.matmul[dtype=fp32]", "disturbed")]  # fmt: skip
+    html = page.to_html(rep)
+    assert "1 of 2" in html and "2 run(s) of <code>cpu-test-a-2c-avx2</code>'s newest commit" in html
+    assert "<code>calib.matmul[dtype=fp32]</code>" in html and "waited 41%" in html
+    assert "fedcba98" not in html.split('id="machines"')[1].split("</table>")[0]  # not in the table
+    md = page.to_markdown(rep)
+    assert "| 1 of 2 |" in md and "newest commit fedcba98" in md
+
+
+def test_include_disturbed_shows_them_labelled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _disturbed_newest(tmp_path / "r")
+    out = tmp_path / "r.html"
+    assert main(["report", str(root), "-o", str(out), "--include-disturbed"]) == 0
+    assert "1 run(s) measured on a disturbed machine shown, labelled" in capsys.readouterr().err
+    html = out.read_text()
+    assert "disturbed: 1 of 2 run(s) measured on a disturbed machine, shown by --include-disturbed" in html
+    rep = assemble.build([root], include_disturbed=True)
+    copy = next(p for p in rep.pooled if p.bench == "calib.copy")
+    assert len(copy.runs) == 2 and copy.disturbed and not rep.left_out
+    (line,) = page._row_lines(rep, next(r for r in rep.rows if r.bench == "calib.copy"))
+    assert line.bad and line.notes[0].startswith("disturbed: 1 of 2 run(s)")
 
 
 def test_a_soaked_run_shows_burst_against_sustained(tmp_path: Path) -> None:
@@ -297,3 +365,79 @@ def test_a_soaked_run_shows_burst_against_sustained(tmp_path: Path) -> None:
     rep = assemble.build([tmp_path])
     (line,) = page._row_lines(rep, rep.rows[0])
     assert "sustained (soaked 60 s, clock 3400 -> 3100 MHz, temperature 45 -> 71 C)" in line.notes
+
+
+def _families(root: Path, extra_dlrm: int = 0, llama: bool = True) -> Path:
+    """B against A: dlrm 2x and 8x (geometric mean 4x), llama 0.5x; `extra_dlrm` more dlrm cases at 4x."""
+    cases = [("dlrm.train_step", {"preset": "a"}, 2e-3, 1e-3), ("dlrm.inference", {"preset": "a"}, 8e-3, 1e-3),
+             *([("llama.forward", {"flavor": "a"}, 1e-3, 2e-3)] if llama else []),
+             *(("dlrm.mlp", {"preset": "a", "batch_size": 2**i}, 4e-3, 1e-3) for i in range(extra_dlrm))]  # fmt: skip
+    for mid, side in ((A, 2), (B, 3)):
+        write(
+            root / mid / "1.json",
+            doc(mid, [bench(b, req, median_s=c[side]) for c in cases for b, req in [c[:2]]]),
+        )
+    return root
+
+
+def test_family_lines_give_each_familys_geometric_mean_interval_and_cases(tmp_path: Path) -> None:
+    rep = assemble.build([_families(tmp_path)], baseline=A)
+    (st,) = summary.standings(rep)
+    assert st.machine == B and st.overall is not None
+    assert st.overall.value == pytest.approx(2.0) and st.overall.cases == 3 and st.overall.few
+    assert (st.overall.faster, st.overall.slower) == (2, 1)
+    dlrm, llama = st.families  # the buyer's families in their order
+    assert (dlrm.family, dlrm.title, dlrm.cases) == ("dlrm", "ranking (DLRM)", 2)
+    assert dlrm.value == pytest.approx(4.0) and 1.9 < dlrm.ci[0] < 4.0 < dlrm.ci[1] < 8.5  # cases resampled
+    assert (llama.title, llama.cases) == ("LLM training (Llama)", 1) and llama.value == pytest.approx(0.5)
+    cell = next(r for r in rep.rows if r.family == "llama").cells[B]
+    assert cell.speedup_ci is not None
+    assert llama.ci == pytest.approx(cell.speedup_ci, rel=0.03)  # one case: its own interval
+    assert page.family_line(dlrm).startswith("ranking (DLRM): 4x (95% CI ")
+    assert page.family_line(dlrm).endswith("over 2 matched cases (few cases: a hint)")
+
+
+def test_a_headline_on_fewer_than_5_cases_carries_a_caution(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.html"
+    assert main(["report", str(_families(tmp_path / "few")), "-o", str(out), "--baseline", A]) == 0
+    printed = capsys.readouterr().out
+    assert f"Caution: {B}'s figure rests on 3 matched cases, fewer than 5" in printed
+    assert "  ranking (DLRM): 4x (95% CI" in printed and "  LLM training (Llama): 0.5x" in printed
+    html = out.read_text()
+    assert '<div class="caution" role="alert">' in html and "rests on 3 matched cases, fewer than 5" in html
+    assert re.findall(r'class="family-line" data-family="(\w+)" data-cases="(\d+)"', html) == [
+        ("dlrm", "2"), ("llama", "1")]  # fmt: skip
+    rep = assemble.build([_families(tmp_path / "enough", extra_dlrm=3)], baseline=A)
+    (h, c) = page.headline(rep)  # the headline and ranking stand on 6 and 5; the llama line on 1, and says so
+    assert "over 6 matched cases" in h and c.startswith(
+        f"Caution: {B}'s line(s) for LLM training (Llama) (1) rest"
+    )
+    rep = assemble.build([_families(tmp_path / "more", extra_dlrm=3, llama=False)], baseline=A)
+    assert len(page.headline(rep)) == 1 and 'class="caution"' not in page.to_html(rep)  # 5 ranking cases
+
+
+def test_bars_are_grouped_by_family_and_sorted_fastest_first(tmp_path: Path) -> None:
+    rep = assemble.build([_families(tmp_path, extra_dlrm=1)], baseline=A)
+    assert [r.bench for r in summary.bar_rows(rep)] == [
+        "dlrm.inference", "dlrm.mlp", "dlrm.train_step", "llama.forward"]  # 8x, 4x, 2x; then 0.5x  # fmt: skip
+    fig = figures.speedup_bars(rep)
+    assert fig is not None
+    fams, names = fig.data[0].y
+    assert list(fams) == ["ranking (DLRM)"] * 3 + ["LLM training (Llama)"]
+    assert [n.split("[")[0] for n in names] == [
+        "dlrm.inference",
+        "dlrm.mlp",
+        "dlrm.train_step",
+        "llama.forward",
+    ]
+
+
+def test_cases_not_on_the_roofline_are_folded_behind_a_summary(tmp_path: Path) -> None:
+    write(tmp_path / "1.json", doc(A, [bench("dlrm.train_step", {"preset": "a"}, flops=1e8, nbytes=1e7),
+                                       *(bench("dlrm.mlp", {"preset": "a", "n": i}, flops=1e8) for i in range(3))]))  # fmt: skip
+    html = page.to_html(assemble.build([tmp_path]))
+    folded = html.split('<details class="muted not-on-roofline"><summary>')[1].split("</details>")[0]
+    assert folded.startswith("3 case(s) not on the roofline")
+    assert folded.count("<li><code>dlrm.mlp[") == 3

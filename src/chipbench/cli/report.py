@@ -31,6 +31,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         title=args.title,
         skip_bad=args.skip_bad,
         ignore_version_hash=args.ignore_version_hash,
+        include_disturbed=args.include_disturbed,
     )
     for s in rep.skipped:
         warn(f"left out {s.path}: {s.reason}")
@@ -41,8 +42,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     atomic_write_text(args.output, html)
     if md is not None:
         atomic_write_text(args.markdown, md)
-    for h in page.headline(rep):
-        say(h)
+    for line in page.summary_lines(rep):  # the headline, a caution where it rests on few cases, each family
+        say(line)
     matched = sum(1 for r in rep.rows if sum(1 for c in r.cells.values() if c.speedup is not None) >= 2)
     say(
         f"report: {len(rep.machines)} machine(s), {len(rep.rows)} case(s), {matched} matched across machines; "
@@ -68,5 +69,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument(
         "--ignore-version-hash", action="store_true",
         help="set cases side by side even where the benchmark's code differs (labelled)",
+    )  # fmt: skip
+    s.add_argument(
+        "--include-disturbed", action="store_true",
+        help="show runs measured on a disturbed machine, labelled (left out by default, as the gate does)",
     )  # fmt: skip
     s.set_defaults(func=cmd_report)

@@ -34,6 +34,7 @@ from chipbench.workloads import registry
 
 __all__ = [
     "Cell",
+    "LeftOut",
     "Loaded",
     "Machine",
     "Pooled",
@@ -81,6 +82,11 @@ class Pooled:
     """The newest run's roofline breakdown (results.roofline), validated on load."""
     soak: str = ""
     """Burst against sustained: the clocks and temperature before and after a `--soak` (empty: none)."""
+    run_files: list[str] = field(default_factory=list)
+    """The results file of each run (parallel to `runs`)."""
+    disturbed: list[str] = field(default_factory=list)
+    """Why each run measured on a disturbed machine was (only with `--include-disturbed`; else such a run
+    is left out)."""
     median_s: float = math.nan
     ci_s: tuple[float, float] = (math.nan, math.nan)
     run_medians_s: list[float] = field(default_factory=list)
@@ -93,9 +99,30 @@ class Pooled:
 
     @property
     def name(self) -> str:
-        label = ",".join(f"{k}={v}" for k, v in sorted(self.requested.items()))
-        suffix = f"@world{self.world}" if self.world > 1 else ""
-        return (f"{self.bench}[{label}]" if label else self.bench) + suffix
+        return case_name(self.bench, self.requested, self.world)
+
+
+def case_name(bench: str, requested: Mapping[str, Any], world: int) -> str:
+    """A case as a user names it: `bench[field=value,...]`, `@worldN` for N processes."""
+    label = ",".join(f"{k}={v}" for k, v in sorted(requested.items()))
+    suffix = f"@world{world}" if world > 1 else ""
+    return (f"{bench}[{label}]" if label else bench) + suffix
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A run that was read but is not on the page, and why."""
+
+    machine: str
+    path: str
+    """Its results file."""
+    commit: str
+    """The commit of its file (8 hex digits; empty when not recorded)."""
+    date: str
+    """Its file's date (UTC, ISO)."""
+    case: str
+    reason: str
+    """Why it is left out, e.g. `disturbed: its threads waited 30% ...` or `older code: ...`."""
 
 
 @dataclass(frozen=True)
@@ -128,12 +155,17 @@ class Row:
 class Report:
     title: str
     machines: list[Machine]
+    """Each described by the files whose runs are shown (`Machine.files`), not by every file read."""
     baseline: str
     rows: list[Row]
     pooled: list[Pooled]
     skipped: list[Skipped]
     notes: list[str]
     """Warnings a reader must see (no common case, superseded runs left out)."""
+    left_out: list[LeftOut] = field(default_factory=list)
+    """Every run read but not shown (older code, a disturbed machine), oldest file first."""
+    include_disturbed: bool = False
+    """Runs measured on a disturbed machine are shown, labelled (`--include-disturbed`)."""
 
 
 def infer_requested(
@@ -172,32 +204,41 @@ class _Source:
     stack: str
     price_source: str
     date: str
+    path: str
+    commit: str
 
 
-def _source(doc: ResultsDocument) -> _Source:
+def _source(path: Path, doc: ResultsDocument) -> _Source:
     cb = doc.header
     command = " ".join(["chipbench", *cb.argv[1:]]) if cb.argv else "pytest benchmarks (pytest-benchmark)"
     mi = doc.machine_info or MachineInfo()
     stack = " ".join(f"{k} {v}" for k in ("torch", "torchrec") if isinstance(v := mi.package(k), str))
     price = (cb.price.source if cb.price else None) or ""
-    return _Source(machine_id_of(doc), cb.suite, command, stack, price, doc.datetime or "")
+    commit = ((doc.commit_info.id if doc.commit_info else None) or "")[:8]
+    return _Source(machine_id_of(doc), cb.suite, command, stack, price, doc.datetime or "", str(path), commit)
+
+
+def _request(b: Benchmark, suite: str | None) -> tuple[Mapping[str, Any], bool]:
+    """What the user asked for: as recorded, else inferred from the suite."""
+    if b.extra_info.requested is not None:
+        return dict(b.extra_info.requested), True
+    return infer_requested(b.bench, b.params or b.extra_info.config, suite)
 
 
 def _add_run(groups: dict[tuple[str, str, str | None], Pooled], src: _Source, b: Benchmark) -> None:
     """One benchmark's run into its pooled case (the newest run's details win)."""
     extra = b.extra_info
     params = b.params or extra.config
-    requested: Mapping[str, Any]
-    if extra.requested is not None:
-        requested, known = dict(extra.requested), True
-    else:
-        requested, known = infer_requested(b.bench, params, src.suite)
+    requested, known = _request(b, src.suite)
     key = case_key(b.bench, requested, extra.world)
     vh = extra.version_hash
     p = groups.setdefault(
         (src.mid, key, vh), Pooled(src.mid, key, b.bench, extra.world, requested, known, params, vh)
     )
     p.runs.append(np.asarray(b.samples, dtype=float))
+    p.run_files.append(src.path)
+    if extra.disturbed:
+        p.disturbed.append(extra.disturbed)
     p.metrics_runs.append({k: float(v) for k, v in extra.metrics.items()})
     p.resolved = dict(extra.config or params)
     p.work = extra.work or WorkRecord()
@@ -215,45 +256,77 @@ def _add_run(groups: dict[tuple[str, str, str | None], Pooled], src: _Source, b:
     p.roofline = extra.roofline
 
 
-def pool(docs: Loaded) -> tuple[list[Pooled], list[str]]:
-    """Pool runs per machine, case and version hash; where one machine holds several version hashes of a
-    case, the newest is kept and the rest are named in the notes."""
-    groups: dict[tuple[str, str, str | None], Pooled] = {}
-    disturbed: dict[str, int] = {}
-    for _path, doc in sorted(docs, key=lambda pd: pd[1].datetime or ""):
-        src = _source(doc)
-        for b in doc.benchmarks:
-            if b.extra_info.disturbed:  # as the gate does: another process's figure, not this machine's
-                disturbed[src.mid] = disturbed.get(src.mid, 0) + 1
-                continue
-            _add_run(groups, src, b)
+def _newest(groups: dict[tuple[str, str, str | None], Pooled]) -> tuple[list[Pooled], list[Pooled]]:
+    """Per machine and case, the newest version hash's pool; and the older ones it supersedes."""
     newest: dict[tuple[str, str], Pooled] = {}
-    superseded: dict[str, list[Pooled]] = {}
+    superseded: list[Pooled] = []
     for p in groups.values():  # insertion order follows the file dates
         old = newest.get((p.machine, p.key))
         if old is not None and old.version_hash != p.version_hash:
             older = old if old.date <= p.date else p
-            superseded.setdefault(p.machine, []).append(older)
+            superseded.append(older)
             if older is p:
                 continue
         newest[(p.machine, p.key)] = p
+    return list(newest.values()), superseded
+
+
+def _disturbed_notes(counts: dict[str, int], include: bool) -> list[str]:
+    if include:
+        return [
+            f"{mid}: {n} run(s) measured on a disturbed machine shown, labelled `disturbed` "
+            "(--include-disturbed): another process held the CPUs, so their figures are not this machine's alone"
+            for mid, n in sorted(counts.items())
+        ]
+    return [
+        f"{mid}: {n} run(s) measured on a disturbed machine left out (another process held the CPUs; "
+        "--include-disturbed shows them, labelled)"
+        for mid, n in sorted(counts.items())
+    ]
+
+
+def pool(docs: Loaded, *, include_disturbed: bool = False) -> tuple[list[Pooled], list[str], list[LeftOut]]:
+    """Pool runs per machine, case and version hash; where one machine holds several version hashes of a
+    case, the newest is kept. Every run left out (older code; a disturbed machine, unless
+    `include_disturbed`) is returned with its reason, and counted in the notes."""
+    groups: dict[tuple[str, str, str | None], Pooled] = {}
+    sources: dict[str, _Source] = {}
+    left: list[LeftOut] = []
+    disturbed: dict[str, int] = {}
+    for path, doc in sorted(docs, key=lambda pd: pd[1].datetime or ""):
+        src = sources[str(path)] = _source(path, doc)
+        for b in doc.benchmarks:
+            if why := b.extra_info.disturbed:
+                disturbed[src.mid] = disturbed.get(src.mid, 0) + 1
+                if not include_disturbed:  # as the gate does: another process's figure, not this machine's
+                    name = case_name(b.bench, _request(b, src.suite)[0], b.extra_info.world)
+                    left.append(LeftOut(src.mid, src.path, src.commit, src.date, name, f"disturbed: {why}"))
+                    continue
+            _add_run(groups, src, b)
+    kept, superseded = _newest(groups)
+    for old in superseded:
+        for f in old.run_files:
+            s = sources[f]
+            reason = f"older code: version hash {old.version_hash} (a newer version's runs are shown)"
+            left.append(LeftOut(s.mid, s.path, s.commit, s.date, old.name, reason))
+    left.sort(key=lambda lo: (lo.machine, lo.date, lo.path, lo.case))
+    olds: dict[str, list[Pooled]] = {}
+    for old in superseded:
+        olds.setdefault(old.machine, []).append(old)
     notes = [
-        f"{mid}: {sum(len(o.runs) for o in olds)} older run(s) of {len(olds)} case(s) with another version "
-        f"hash left out (the newest code's runs are shown): {', '.join(o.name for o in olds)}"
-        for mid, olds in sorted(superseded.items())
+        f"{mid}: {sum(len(o.runs) for o in ps)} older run(s) of {len({o.key for o in ps})} case(s) with another "
+        "version hash left out (the newest code's runs are shown; the files are named under Machines)"
+        for mid, ps in sorted(olds.items())
     ]
-    notes += [
-        f"{mid}: {n} run(s) measured on a disturbed machine left out (another process held the CPUs)"
-        for mid, n in sorted(disturbed.items())
-    ]
-    mixed = sorted({(p.machine, " / ".join(sorted(p.stacks))) for p in newest.values() if len(p.stacks) > 1})
+    notes += _disturbed_notes(disturbed, include_disturbed)
+    mixed = sorted({(p.machine, " / ".join(sorted(p.stacks))) for p in kept if len(p.stacks) > 1})
     notes += [f"{mid}: runs of different software stacks pooled ({stacks})" for mid, stacks in mixed]
-    for p in newest.values():
+    for p in kept:
         allx = np.concatenate(p.runs)
         p.median_s = float(np.median(allx))
         p.run_medians_s = [float(np.median(r)) for r in p.runs]
         p.ci_s = median_ci_runs(p.runs) if len(p.runs) > 1 else stats.median_ci(allx)
-    return list(newest.values()), notes
+    return kept, notes, left
 
 
 # ---------------------------------------------------------------- matching
@@ -321,13 +394,17 @@ def build(
     title: str | None = None,
     skip_bad: bool = False,
     ignore_version_hash: bool = False,
+    include_disturbed: bool = False,
 ) -> Report:
-    """Read, pool and match every results file under `paths`."""
+    """Read, pool and match every results file under `paths`. Each machine is described by the files whose
+    runs are shown; every run left out is named with its reason (`Report.left_out`)."""
     docs, skipped = collect(paths, skip_bad=skip_bad)
+    pooled, notes, left_out = pool(docs, include_disturbed=include_disturbed)
+    used = {f for p in pooled for f in p.run_files}
     by_machine: dict[str, Loaded] = {}
     for pd in docs:
         by_machine.setdefault(machine_id_of(pd[1]), []).append(pd)
-    machines = [read_machine(mid, ds) for mid, ds in sorted(by_machine.items())]
+    machines = [read_machine(mid, ds, used) for mid, ds in sorted(by_machine.items())]
     ids = [m.id for m in machines]
     if baseline is None:
         baseline = ids[0]
@@ -335,7 +412,6 @@ def build(
         raise UsageError(
             f"--baseline {baseline!r} is not among the machines in these results: {', '.join(ids)}"
         )
-    pooled, notes = pool(docs)
     rows = match(pooled, ids, baseline, ignore_version_hash=ignore_version_hash)
     inferred = sum(1 for p in pooled if not p.requested_known)
     if inferred:
@@ -359,4 +435,6 @@ def build(
         pooled=pooled,
         skipped=skipped,
         notes=notes,
+        left_out=left_out,
+        include_disturbed=include_disturbed,
     )

@@ -12,6 +12,7 @@ import math
 import plotly.graph_objects as go
 
 from chipbench.report.assemble import Report
+from chipbench.report.summary import bar_rows, family_title
 from chipbench.report.views import (
     ENERGY_METRICS,
     PRICE_METRICS,
@@ -54,45 +55,56 @@ def to_html(fig: go.Figure, div_id: str) -> str:
 
 
 def speedup_bars(report: Report) -> go.Figure | None:
-    """Speed-up over the baseline per case and machine, with 95% CI whiskers."""
-    rows = [r for r in report.rows if sum(1 for c in r.cells.values() if c.speedup is not None) >= 2]
+    """Speed-up over the baseline per case and machine, with 95% CI whiskers: grouped by workload family,
+    fastest first within each (`summary.bar_rows`). A bar measured on a disturbed machine (shown only with
+    `--include-disturbed`) is hatched and says so in its hover."""
+    rows = bar_rows(report)
     if not rows:
         return None
     fig = go.Figure()
     for m in report.machines:
         if m.id == report.baseline:  # the dotted line at 1 is the baseline
             continue
-        ys, xs, lo, hi, text = [], [], [], [], []
+        fams, ys, xs, lo, hi, text, hatch = [], [], [], [], [], [], []
         for r in rows:
             c = r.cells.get(m.id)
             if c is None or c.speedup is None or c.speedup_ci is None:
                 continue
+            fams.append(esc(family_title(r.family)))
             ys.append(esc(r.name))
             xs.append(c.speedup)
             lo.append(c.speedup - c.speedup_ci[0])
             hi.append(c.speedup_ci[1] - c.speedup)
             diff = "<br>differs: " + esc("; ".join(c.differences)) if c.differences else ""
+            dist = c.pooled.disturbed
+            hatch.append("/" if dist else "")
+            warn = (
+                f"<br><b>disturbed</b> ({len(dist)} of {len(c.pooled.runs)} run(s)): {esc(dist[-1])}"
+                if dist
+                else ""
+            )
             text.append(
                 f"{esc(m.id)}<br>{esc(r.name)}<br>speed-up {c.speedup:.3g}x "
                 f"(95% CI {c.speedup_ci[0]:.3g}-{c.speedup_ci[1]:.3g})<br>median "
-                f"{c.pooled.median_s * 1e3:.4g} ms over {len(c.pooled.runs)} run(s){diff}"
+                f"{c.pooled.median_s * 1e3:.4g} ms over {len(c.pooled.runs)} run(s){diff}{warn}"
                 f"<br>command: {esc(c.pooled.command)}"
             )
         fig.add_trace(
             go.Bar(
                 # Each bar runs from 1 (the baseline) to the speed-up, left for slower, right for faster.
-                y=ys, x=[x - 1.0 for x in xs], base=1.0, name=esc(m.id), orientation="h",
-                marker_color=_color(report, m.id),
+                y=[fams, ys], x=[x - 1.0 for x in xs], base=1.0, name=esc(m.id), orientation="h",
+                marker={"color": _color(report, m.id), "pattern": {"shape": hatch}},
                 error_x={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
                 hovertext=text, hoverinfo="text",
             )
         )  # fmt: skip
     fig.add_vline(x=1.0, line_dash="dot", line_color="#555")
     fig.update_xaxes(type="log", title=f"speed-up over {esc(report.baseline)} (x, log scale; > 1 is faster)")
-    fig.update_yaxes(autorange="reversed", automargin=True)
+    fig.update_yaxes(autorange="reversed", automargin=True, tickfont={"size": 11})
     fig.update_layout(barmode="group")
     n = len(rows) * max(1, len(report.machines) - 1)
-    return _layout(fig, "Speed-up over the baseline, 95% CI", height=max(360, 140 + 19 * n))
+    title = "Speed-up over the baseline, 95% CI: by workload family, fastest first"
+    return _layout(fig, title, height=max(360, 140 + 17 * n))
 
 
 def roofline(report: Report, machine_id: str) -> tuple[go.Figure | None, list[str]]:

@@ -57,6 +57,11 @@ class Machine:
     """Published dense peaks per dtype; empty when the device is not in the table."""
     peak_gbps: float | None
     files: tuple[str, ...]
+    """The results files whose runs the page shows (commits and dates are theirs)."""
+    files_read: int
+    """Every results file of this machine that was read, the left-out ones included."""
+    newest_commit: str
+    """The commit of the newest results file read, shown or not (8 hex digits; empty when not recorded)."""
 
 
 @dataclass(frozen=True)
@@ -154,8 +159,13 @@ def _best_ceilings(docs: Loaded) -> tuple[dict[str, float], float | None]:
     return matmul, copy
 
 
-def read_machine(mid: str, docs: Loaded) -> Machine:
-    """One machine from its results files (the newest describes it; the ceilings are the best seen)."""
+def read_machine(mid: str, docs: Loaded, used: set[str]) -> Machine:
+    """One machine from the files of `docs` whose runs are shown (paths in `used`): the newest describes
+    it, the ceilings are the best seen, the commits and dates are theirs. Where none is shown, every file
+    describes the device, and the commits, dates and files are left empty."""
+    shown = [pd for pd in docs if str(pd[0]) in used]
+    latest = max(docs, key=lambda pd: pd[1].datetime or "")[1].commit_info
+    n_read, docs = len(docs), shown or docs
     newest = max(docs, key=lambda pd: pd[1].datetime or "")[1]
     mi = newest.machine_info or MachineInfo()
     dev = mi.device or DeviceInfo()
@@ -170,8 +180,8 @@ def read_machine(mid: str, docs: Loaded) -> Machine:
     }
     matmul, copy = _best_ceilings(docs)
     peak = peaks.lookup(name)
-    dates = sorted(d.datetime for _, d in docs if d.datetime)
-    commits = sorted({((d.commit_info.id if d.commit_info else None) or "")[:8] for _, d in docs} - {""})
+    dates = sorted(d.datetime for _, d in shown if d.datetime)
+    commits = sorted({((d.commit_info.id if d.commit_info else None) or "")[:8] for _, d in shown} - {""})
     return Machine(
         id=mid,
         device=f"{name} x{count}",
@@ -187,5 +197,7 @@ def read_machine(mid: str, docs: Loaded) -> Machine:
         copy_gbps=copy,
         peak_tflops=dict(peak.tflops) if peak else {},
         peak_gbps=peak.mem_tbps * 1000.0 if peak else None,
-        files=tuple(str(p) for p, _ in docs),
+        files=tuple(str(p) for p, _ in shown),
+        files_read=n_read,
+        newest_commit=((latest.id if latest else None) or "")[:8],
     )

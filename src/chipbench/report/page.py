@@ -14,6 +14,7 @@ import plotly.offline
 from chipbench.core import text
 from chipbench.report import figures
 from chipbench.report.assemble import Cell, Machine, Report, Row
+from chipbench.report.summary import FEW_CASES, Mean, Standing, left_out_by_machine, standings
 from chipbench.report.views import Limit, breakdowns, limits, roofline_points
 
 THROUGHPUT = (("samples_per_s", "samples/s"), ("tokens_per_s", "tokens/s"))
@@ -68,6 +69,9 @@ def _row_lines(report: Report, row: Row) -> list[TableRow]:
             else "1"
         )
         notes = list(c.differences) + list(p.flags) + ([f"sustained ({p.soak})"] if p.soak else [])
+        if p.disturbed:
+            notes.insert(0, f"disturbed: {len(p.disturbed)} of {len(p.runs)} run(s) measured on a disturbed "
+                            f"machine, shown by --include-disturbed ({p.disturbed[-1]})")  # fmt: skip
         out.append(
             TableRow(
                 case=row.name,
@@ -85,7 +89,7 @@ def _row_lines(report: Report, row: Row) -> list[TableRow]:
                 memory=fmt(m.get("peak_mem_gib")),
                 speedup=_speedup(c),
                 notes=notes,
-                bad=bool(p.flags) or any(v > 1.0 for _, v in shares),
+                bad=bool(p.flags) or bool(p.disturbed) or any(v > 1.0 for _, v in shares),
                 apart=row.not_comparable.get(mid, ""),
             )
         )
@@ -105,24 +109,72 @@ def _families(report: Report) -> dict[str, list[TableRow]]:
     return fams
 
 
-def headline(report: Report) -> list[str]:
-    """A sentence per machine: its geometric-mean speed-up over the baseline on the cases both ran."""
-    out = []
-    for m in report.machines:
-        if m.id == report.baseline:
-            continue
-        sp = [r.cells[m.id] for r in report.rows if m.id in r.cells and r.cells[m.id].speedup is not None]
-        if not sp:
-            out.append(f"{m.id}: no case in common with the baseline.")
-            continue
-        gm = math.exp(sum(math.log(c.speedup or 1.0) for c in sp) / len(sp))
-        faster = sum(1 for c in sp if c.speedup_ci and c.speedup_ci[0] > 1.0)
-        slower = sum(1 for c in sp if c.speedup_ci and c.speedup_ci[1] < 1.0)
-        out.append(
-            f"{m.id} is {gm:.3g}x the baseline {report.baseline} (geometric mean over {len(sp)} matched cases): "
-            f"faster in {faster}, slower in {slower}, within noise in {len(sp) - faster - slower} "
-            "(95% confidence intervals)."
+def cases(n: int) -> str:
+    return f"{n} matched case" + ("" if n == 1 else "s")
+
+
+def ci(lo_hi: tuple[float, float]) -> str:
+    return f"{lo_hi[0]:.3g}-{lo_hi[1]:.3g}"
+
+
+def overall_line(s: Standing, baseline: str) -> str:
+    o = s.overall
+    if o is None:
+        return f"{s.machine}: no case in common with the baseline."
+    return (
+        f"{s.machine} is {o.value:.3g}x the baseline {baseline} (95% CI {ci(o.ci)}; geometric mean over "
+        f"{cases(o.cases)}): faster in {o.faster}, slower in {o.slower}, within noise in "
+        f"{o.cases - o.faster - o.slower} (each case's 95% confidence interval)."
+    )
+
+
+def caution(s: Standing) -> str:
+    """Empty unless the machine's headline, or one of its family lines, rests on fewer than FEW_CASES
+    matched cases."""
+    o = s.overall
+    if o is None:
+        return ""
+    more = "Run the same suite on both machines (`chipbench run --suite default`) to match more."
+    if o.few:
+        return (
+            f"{s.machine}'s figure rests on {cases(o.cases)}, fewer than {FEW_CASES}: read it as a hint, not a "
+            f"verdict. {more}"
         )
+    few = [f for f in s.families if f.few]
+    if not few:
+        return ""
+    names = ", ".join(f"{f.title} ({f.cases})" for f in few)
+    return (
+        f"{s.machine}'s line(s) for {names} rest on fewer than {FEW_CASES} matched cases: read them as hints, "
+        f"not verdicts; the headline rests on {cases(o.cases)}. {more}"
+    )
+
+
+def family_line(f: Mean) -> str:
+    dist = f", {f.disturbed} measured on a disturbed machine" if f.disturbed else ""
+    few = " (few cases: a hint)" if f.few else ""
+    return f"{f.title}: {f.value:.3g}x (95% CI {ci(f.ci)}) over {cases(f.cases)}{dist}{few}"
+
+
+def headline(report: Report) -> list[str]:
+    """A sentence per machine: its geometric-mean speed-up over the baseline on the cases both ran, with
+    its interval; then a caution where that rests on few cases."""
+    out = []
+    for s in standings(report):
+        out.append(overall_line(s, report.baseline))
+        if c := caution(s):
+            out.append(f"Caution: {c}")
+    return out
+
+
+def summary_lines(report: Report) -> list[str]:
+    """The headline with each machine's family lines under it (indented), for a terminal."""
+    out = []
+    for s in standings(report):
+        out.append(overall_line(s, report.baseline))
+        if c := caution(s):
+            out.append(f"Caution: {c}")
+        out += [f"  {family_line(f)}" for f in s.families]
     return out
 
 
@@ -180,7 +232,10 @@ def to_html(report: Report) -> str:
     template = _environment().get_template("report.html.j2")
     return template.render(
         report=report,
-        headline=headline(report),
+        standings=[(s, overall_line(s, report.baseline), caution(s)) for s in standings(report)],
+        left_out=left_out_by_machine(report),
+        few_cases=FEW_CASES,
+        ci=ci,
         machines=[(m, _machine_ceilings(m), _machine_peaks(m)) for m in report.machines],
         families=_families(report),
         plots=plots,
@@ -200,16 +255,29 @@ def to_html(report: Report) -> str:
 def to_markdown(report: Report) -> str:
     """A summary for CI job summaries and pull-request comments: headline, machines, speed-ups."""
     lines = [f"## {text.markdown(report.title)}", ""]
-    lines += [f"- {text.markdown(h)}" for h in headline(report)] or ["- one machine: nothing to compare"]
+    for st in standings(report):
+        lines.append(f"- {text.markdown(overall_line(st, report.baseline))}")
+        if c := caution(st):
+            lines.append(f"- **Caution:** {text.markdown(c)}")
+        lines += [f"  - {text.markdown(family_line(f))}" for f in st.families]
+    if len(report.machines) < 2:
+        lines.append("- one machine: nothing to compare")
     lines += ["", "### Machines", ""]
     lines += text.markdown_table(
-        ("machine", "device", "cpu", "stack", "measured ceilings", "published peaks", "runs"),
+        ("machine", "device", "cpu", "stack", "measured ceilings", "published peaks", "files shown"),
         [
             [m.id, m.device, m.cpu, " ".join(f"{k} {v}" for k, v in m.stack.items()), _machine_ceilings(m),
-             _machine_peaks(m), str(len(m.files))]
+             _machine_peaks(m), f"{len(m.files)} of {m.files_read}"]
             for m in report.machines
         ],
     )  # fmt: skip
+    for lo in left_out_by_machine(report):
+        if lo.newest:
+            lines += [
+                "",
+                f"Left out of {text.markdown(lo.machine)}'s newest commit {text.markdown(lo.newest_commit)}:",
+            ]
+            lines += [f"- {text.markdown(x.case)}: {text.markdown(x.reason)}" for x in lo.newest]
     lines += ["", f"### Cases (speed-up over {text.markdown(report.baseline)}, 95% CI)", ""]
     table = []
     for r in report.rows:
