@@ -69,9 +69,33 @@ print('\n'.join(p for p in sys.path if p and os.path.isdir(p) and p not in std a
 else
   [ -d "$VENV" ] || "$PY" -m venv "$VENV"
 fi
-pip() {
+pip_only() {
   # Drop pip's notes about unreadable local index folders (a property of some machines' pip config).
   "$VENV/bin/python" -m pip --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location '" >&2)
+}
+# uv (pinned in stack.env) installs the same pins as pip, unzipping and byte-compiling on every core:
+# torch's install drops from ~2 min to well under one. Where uv cannot be had (no index) or fails,
+# pip does the install; system mode never downloads it.
+uv_bin=""
+if [ "$MODE" != system ] && [ "${CHIPBENCH_NO_UV:-}" != 1 ]; then
+  [ -x "$VENV/bin/uv" ] || pip_only install -q "uv==${UV_VERSION}" >/dev/null 2>&1 || true
+  [ -x "$VENV/bin/uv" ] && uv_bin="$VENV/bin/uv"
+fi
+# pip's own find-links (this machine keeps its torch wheel on disk) reach uv too.
+uv_links=()
+for d in ${PIP_FIND_LINKS:-} $("$VENV/bin/python" -m pip config get global.find-links 2>/dev/null || true); do
+  [ -e "$d" ] && uv_links+=(--find-links "$d")
+done
+pip() {  # pip() install ARGS...: through uv where it is there, else (or when it fails) through pip
+  if [ -n "$uv_bin" ] && [ "$1" = install ]; then
+    shift
+    "$uv_bin" pip install --python "$VENV/bin/python" --compile-bytecode --index-strategy unsafe-best-match \
+      ${uv_links[@]+"${uv_links[@]}"} "$@" && return 0
+    echo "setup: uv could not install $*; trying pip" >&2
+    pip_only install "$@"
+  else
+    pip_only "$@"
+  fi
 }
 # Extra pip arguments, e.g. PIP_ARGS="--extra-index-url <PyTorch's CPU wheel index>" where the
 # CPU build is not on the default index.
