@@ -206,11 +206,10 @@ def test_every_case_at_another_hash_is_no_pass(tmp_path: Path, capsys: pytest.Ca
     assert "every common case is at another version hash (1 not comparable)" in capsys.readouterr().err
 
 
-def test_every_run_disturbed_is_no_pass() -> None:
+def test_every_run_disturbed_says_so_and_asks_for_a_rerun() -> None:
     comps = [compare.Comparison("b.x", None, "disturbed"), compare.Comparison("b.y", None, "only in new")]
     assert compare.no_verdict(comps) == "no verdict: every run of the common cases was disturbed (1): rerun"
-    assert compare.exit_code(comps, strict=False) == 5
-    assert compare.exit_code(comps, strict=False, allow_empty=True) == compare.RERUN_EXIT
+    assert compare.exit_code(comps, strict=False) == compare.RERUN_EXIT  # running again may decide it
     comps.append(compare.Comparison("b.z", None, "inconclusive"))
     assert compare.no_verdict(comps) is None and compare.exit_code(comps, strict=False) == 4
 

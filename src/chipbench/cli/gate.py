@@ -62,7 +62,7 @@ def report(
         print_table(title, list(COLUMNS), rows(comps))
         print(summary_line(comps))
     if empty:
-        say(empty + ("" if allow_empty else f" (exit {EMPTY_EXIT}; --allow-empty to pass)"), err=True)
+        say(empty + (f" (exit {EMPTY_EXIT}; --allow-empty to pass)" if code == EMPTY_EXIT else ""), err=True)
     return code
 
 
@@ -206,18 +206,17 @@ def cmd_history(args: argparse.Namespace) -> int:
             )
         for d in disturbed:
             say(f"left out {d.benchmark} of {d.file}: disturbed{': rerun' if d.newest else ''} ({d.why})")
-    if why:
-        say(why + ("" if args.allow_empty else f" (exit {EMPTY_EXIT}; --allow-empty to pass)"), err=True)
-        if not args.allow_empty:
-            return EMPTY_EXIT
     # The newest run of a benchmark was disturbed: its change cannot be told yet, so CI runs it again.
-    return RERUN_EXIT if rerun else 0
+    code = RERUN_EXIT if rerun else EMPTY_EXIT if why and not args.allow_empty else 0
+    if why:
+        say(why + (f" (exit {EMPTY_EXIT}; --allow-empty to pass)" if code == EMPTY_EXIT else ""), err=True)
+    return code
 
 
 def _history_empty(per: Mapping[str, list[history.Point]], disturbed: list[history.Disturbed]) -> str | None:
     """Why the history holds no verdict at all, or None."""
     if not per:
-        return f"no verdict: every run of the matching benchmarks was disturbed ({len(disturbed)})"
+        return f"no verdict: every run of the matching benchmarks was disturbed ({len(disturbed)}): rerun"
     longest = max(len(p) for p in per.values())
     if longest >= history.MIN_POINTS:
         return None

@@ -51,8 +51,8 @@ machine: CI should run it again, not fail and not pass."""
 
 EMPTY_EXIT = 5
 """`compare`/`ab`/`history` exit code when they produced no verdict at all (no case in common, every case at
-another version hash, every run disturbed), unless `--allow-empty`: a gate that compared nothing does not
-pass."""
+another version hash), unless `--allow-empty`: a gate that compared nothing does not pass. Where the common
+cases were all disturbed, the exit is RERUN_EXIT: running again may give a verdict."""
 
 VERDICTS = (
     "regression",
@@ -430,14 +430,14 @@ def no_verdict(comps: list[Comparison]) -> str | None:
 
 
 def exit_code(comps: list[Comparison], strict: bool, allow_empty: bool = False) -> int:
-    """1 regression, 5 no verdict at all (unless allow_empty), 4 disturbed, 3 inconclusive with strict, 0."""
+    """1 regression, 4 disturbed, 5 no verdict at all (unless allow_empty), 3 inconclusive with strict, 0."""
     verdicts = {c.verdict for c in comps}
     if "regression" in verdicts:
         return 1
-    if not allow_empty and no_verdict(comps):
-        return EMPTY_EXIT
     if "disturbed" in verdicts:
         return RERUN_EXIT
+    if not allow_empty and no_verdict(comps):
+        return EMPTY_EXIT
     if strict and "inconclusive" in verdicts:
         return 3
     return 0

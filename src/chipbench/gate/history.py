@@ -12,10 +12,9 @@ noise at unchanged code, and whatever moves inside a point is the host.
   times on a shared host are heavy-tailed: one run in three may be 30-90% off) is kept if its p-value
   times the number of boundaries searched (Bonferroni) is below --p-value and its ratio of medians
   after/before differs from 1 by at least --min-magnitude; each side is then searched the same way. The
-  Bonferroni factor holds the false change points per series at about --p-value however many times the
-  hash moved; Otava's (formerly Hunter, MongoDB's) prune-the-weakest loop, tried first, kept 10-25% false
-  change points per series in generated histories with this project's measured drift
-  (`benchmarks/gate_quality.py --history`).
+  Bonferroni factor holds the false change points per series near --p-value however many times the hash
+  moved (`benchmarks/gate_quality.py --history`). Otava's (formerly Hunter, MongoDB's) prune-the-weakest
+  loop, which main used over every run, selects among many candidates and is not corrected for them.
 - **Host drift** is a change inside a point (same code, same stack): candidates from `ruptures` (Truong,
   Oudre & Vayatis; maintained, needs only numpy and scipy), PELT on an L2 cost over the log of the run
   medians (a liberal penalty, 2 sigma^2 log n, sigma from the median absolute successive difference),
