@@ -12,6 +12,11 @@ of runs with the gate's own statistics (`compare.compare_samples`, default 5% th
 
 Both single-run comparisons (what `chipbench compare baseline.json new.json` does) and comparisons of
 3 pooled runs per side (two-level bootstrap) are reported. Not a pytest file: pytest collects only test_*.py.
+
+    .venv/bin/python benchmarks/gate_quality.py --history [--seeds 200]
+
+runs nothing: it measures `history` and one run against one run on the committed results
+(`gate_quality_history.py`).
 """
 
 from __future__ import annotations
@@ -93,7 +98,14 @@ def main() -> None:
     )
     ap.add_argument("--save", metavar="NPZ", help="save the pool of runs")
     ap.add_argument("--load", metavar="NPZ", help="analyse a saved pool instead of running")
+    ap.add_argument("--history", action="store_true", help="measure history on the committed results instead")
+    ap.add_argument("--seeds", type=int, default=200, help="generated histories per shape (--history)")
     args = ap.parse_args()
+    if args.history:
+        import gate_quality_history
+
+        gate_quality_history.main(args.seeds)
+        return
     if args.load:
         with np.load(args.load) as z:
             meta = json.loads(str(z["meta"]))

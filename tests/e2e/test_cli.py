@@ -51,7 +51,7 @@ def test_run_writes_results_and_markdown(tmp_path: Path) -> None:
 def test_default_output_path(tmp_path: Path) -> None:
     p = run_cli("run", "selftest.busy", "--time-budget", "0.05", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    files = list((tmp_path / "results").glob("*/*.json"))
+    files = list((tmp_path / "results" / "local").glob("*/*.json"))  # never among the baselines
     assert len(files) == 1 and files[0].parent.name.startswith("cpu-")
 
 

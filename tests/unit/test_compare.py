@@ -12,7 +12,7 @@ import pytest
 
 from chipbench.cli import main
 from chipbench.core.errors import UsageError
-from chipbench.gate import compare, thresholds
+from chipbench.gate import baseline, compare, thresholds
 from tests.helpers import MACHINE, lognormal, write_results
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,7 +115,11 @@ def test_example_thresholds_file_parses() -> None:
 
 
 def _pair(tmp_path: Path, factor: float, n: int = 40, **kw: Any) -> tuple[str, str]:
-    base = write_results(tmp_path / "base.json", {"b.x": lognormal(n, seed=1), "b.y": lognormal(n, seed=3)})
+    """A baseline folder of three runs (what CI commits) and one new run."""
+    for i in range(3):
+        runs = {"b.x": lognormal(n, seed=1 + 10 * i), "b.y": lognormal(n, seed=3 + 10 * i)}
+        write_results(tmp_path / "base" / f"{i}.json", runs, commit_time=f"2026-01-01T0{i}:00:00+00:00")
+    base = tmp_path / "base"
     new = write_results(
         tmp_path / "new.json", {"b.x": factor * lognormal(n, seed=2), "b.y": lognormal(n, seed=4)}, **kw
     )
@@ -185,11 +189,29 @@ def test_schema_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "no 'benchmarks' list" in _one_line_error(capsys)
 
 
-def test_nothing_in_common(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_nothing_in_common_is_no_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = write_results(tmp_path / "a.json", {"b.x": lognormal(10)})
     b = write_results(tmp_path / "b.json", {"b.z": lognormal(10)})
-    assert main(["compare", str(a), str(b)]) == 2
-    assert "no benchmarks in common" in _one_line_error(capsys)
+    assert main(["compare", str(a), str(b)]) == compare.EMPTY_EXIT == 5
+    err = capsys.readouterr().err.strip()
+    assert "no verdict: no case in common (1 only in base, 1 only in new)" in err and "\n" not in err
+    assert main(["compare", str(a), str(b), "--allow-empty", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["no_verdict"].startswith("no verdict: no case in common")
+
+
+def test_every_case_at_another_hash_is_no_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = write_results(tmp_path / "a.json", {"b.x": lognormal(40)})
+    b = write_results(tmp_path / "b.json", {"b.x": lognormal(40)}, hashes={"b.x": "h2"})
+    assert main(["compare", str(a), str(b)]) == 5
+    assert "every common case is at another version hash (1 not comparable)" in capsys.readouterr().err
+
+
+def test_every_run_disturbed_says_so_and_asks_for_a_rerun() -> None:
+    comps = [compare.Comparison("b.x", None, "disturbed"), compare.Comparison("b.y", None, "only in new")]
+    assert compare.no_verdict(comps) == "no verdict: every run of the common cases was disturbed (1): rerun"
+    assert compare.exit_code(comps, strict=False) == compare.RERUN_EXIT  # running again may decide it
+    comps.append(compare.Comparison("b.z", None, "inconclusive"))
+    assert compare.no_verdict(comps) is None and compare.exit_code(comps, strict=False) == 4
 
 
 def test_bad_threshold_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -255,8 +277,8 @@ def test_cross_machine_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_version_hash_change_not_comparable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base, new = _pair(tmp_path, 1.5, hashes={"b.x": "h2"})
     assert main(["compare", base, new, "--json"]) == 0  # never a regression
-    verdicts = {r["benchmark"]: r["verdict"] for r in json.loads(capsys.readouterr().out)["results"]}
-    assert verdicts["b.x"] == "not comparable"
+    rows = {r["benchmark"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert rows["b.x"]["verdict"] == "not comparable" and "(h1 -> h2)" in rows["b.x"]["note"]
     # A refactor that moved the timed code: compared anyway on request, and the note says so.
     assert main(["compare", base, new, "--json", "--ignore-version-hash"]) == 1
     rows = {r["benchmark"]: r for r in json.loads(capsys.readouterr().out)["results"]}
@@ -290,8 +312,9 @@ def _pytest_benchmark_file(path: Path, data: Any, save_data: bool = True) -> Pat
 def test_pytest_benchmark_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = _pytest_benchmark_file(tmp_path / ".benchmarks" / "Linux" / "0001_a.json", lognormal(30, seed=1))
     b = _pytest_benchmark_file(
-        tmp_path / ".benchmarks" / "Linux" / "0002_b.json", 1.25 * lognormal(30, seed=2)
+        tmp_path / ".benchmarks" / "Linux" / "0002_b.json", 2.5 * lognormal(30, seed=2)
     )
+    # One run against one run: only a move beyond the drift allowance is a verdict.
     assert main(["compare", str(a), str(b), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["results"][0]["verdict"] == "regression"
     c = _pytest_benchmark_file(tmp_path / "c.json", lognormal(30), save_data=False)
@@ -351,3 +374,69 @@ def test_two_level_bootstrap_reads_each_resample_median_at_its_own_length() -> N
     fast = _boot_medians_runs(runs, np.random.default_rng(3), 20_000)
     q = [0.05, 0.25, 0.5, 0.75, 0.95]
     assert np.allclose(np.quantile(fast, q), np.quantile(loop, q), atol=1.0)
+
+
+# ---------------------------------------------------------------- one run against one run; chosen baselines
+
+
+def test_one_run_against_one_run_within_the_drift_allowance_is_inconclusive() -> None:
+    """Samples of one run share its host state: a tight 20% move between two single runs is no verdict."""
+    base, new = lognormal(200, seed=1), 1.2 * lognormal(200, seed=2)
+    c = compare.compare_samples([base], [new], single_run=compare.SingleRun())
+    assert c.verdict == "inconclusive" and "one run against one run" in c.note and "85%" in c.note
+    assert compare.compare_samples([base], [new]).verdict == "regression"  # samples alone: p ~ 1e-60
+    far = compare.compare_samples([base], [2.5 * new], single_run=compare.SingleRun())
+    assert far.verdict == "regression"
+
+
+def test_a_known_drift_widens_one_run_against_one_run() -> None:
+    base, new = lognormal(200, seed=1), 1.2 * lognormal(200, seed=2)
+    tight = baseline.RunSpread(0.01, 10, 11, "11 base runs at one hash")
+    c = compare.compare_samples([base], [new], single_run=compare.SingleRun(tight))
+    assert c.verdict == "regression" and "t on run drift (sd 1.0% from 11 base runs" in c.test
+    loose = baseline.RunSpread(0.15, 4, 6, "6 base runs at one hash")
+    c = compare.compare_samples([base], [new], single_run=compare.SingleRun(loose))
+    assert c.verdict == "inconclusive" and c.ci_low is not None and c.ci_low < 1.0
+
+
+def _run(path: Path, factor: float, seed: int, hour: int, h: str = "h1") -> Path:
+    return write_results(
+        path, {"b.x": factor * lognormal(40, seed=seed)}, commit=f"c{hour}",
+        commit_time=f"2026-01-01T{hour:02d}:00:00+00:00", hashes={"b.x": h},
+    )  # fmt: skip
+
+
+def test_folder_baseline_takes_the_newest_runs_at_one_hash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = tmp_path / "base"
+    old = [_run(base / f"old{i}.json", 3.0, i, i, "h1") for i in range(2)]  # older code, 3x slower
+    newest = [_run(base / f"new{i}.json", 1.0, 10 + i, 5 + i, "h2") for i in range(2)]
+    head = _run(tmp_path / "head.json", 1.0, 20, 9, "h2")
+    assert main(["compare", str(base), str(head), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (r,) = out["results"]
+    assert r["verdict"] != "regression" and sorted(r["base_files"]) == sorted(map(str, newest))
+    assert sorted(out["base"]) == sorted(map(str, newest)) and not set(out["base"]) & set(map(str, old))
+    # A head at the older hash is compared with the runs at that hash, not pooled with the newest.
+    assert main(["compare", str(base), str(_run(tmp_path / "h1.json", 3.0, 30, 9, "h1")), "--json"]) == 0
+    assert sorted(json.loads(capsys.readouterr().out)["base"]) == sorted(map(str, old))
+    # At a hash the baseline lacks: the note names the baseline's newest hash and the head's.
+    assert main(["compare", str(base), str(_run(tmp_path / "h3.json", 1.0, 40, 9, "h3")), "--json"]) == 5
+    (r,) = json.loads(capsys.readouterr().out)["results"]
+    assert "version hash changed (h2 -> h3)" in r["note"]
+
+
+def test_base_last_keeps_the_newest_k_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = tmp_path / "base"
+    runs = [_run(base / f"{i}.json", 1.0, i, i) for i in range(4)]
+    head = _run(tmp_path / "head.json", 1.0, 9, 9)
+    assert main(["compare", str(base), str(head), "--base-last", "1", "--json"]) == 0
+    (r,) = json.loads(capsys.readouterr().out)["results"]
+    assert r["base_files"] == [str(runs[-1])] and r["base_n"] == 40
+    # One run a side, but the baseline's history knows the run-to-run spread at this hash.
+    assert r["test"].startswith("t on run drift") and "4 base runs at one hash" in r["test"]
+    assert main(["compare", str(base), str(head), "--base-last", "0"]) == 2
+    capsys.readouterr()
+    assert main(["compare", str(base), str(head)]) == 0
+    assert "baseline: per case the newest runs at one version hash, from 4 file(s)" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,16 +17,26 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def make_history(
-    root: Path, n: int = 30, step_at: int | None = 18, factor: float = 1.2, seed: int = 0
+    root: Path,
+    n: int = 30,
+    step_at: int | None = 18,
+    factor: float = 1.2,
+    seed: int = 0,
+    *,
+    hash_moves: bool = True,
+    machines: dict[int, dict[str, Any]] | None = None,
 ) -> None:
-    """n results files, commit i at T0 + i hours; benchmark b.step slows by `factor` from commit step_at on.
+    """n results files, commit i at T0 + i hours; benchmark b.step slows by `factor` from commit step_at on,
+    where its version hash moves too (unless not hash_moves: then only the host moved). `machines`: the
+    machine_info of some commits (another torch, ...).
 
     File names are shuffled relative to commit order, so ordering must come from commit_info.time.
     """
     rng = np.random.default_rng(seed)
     names = rng.permutation(n)
     for i in range(n):
-        level = factor if step_at is not None and i >= step_at else 1.0
+        stepped = step_at is not None and i >= step_at
+        level = factor if stepped else 1.0
         step = level * 1e-3 * np.exp(rng.normal(0, 0.01, 20)) * (1 + rng.normal(0, 0.02))  # run-level noise
         flat = 2e-3 * np.exp(rng.normal(0, 0.01, 20)) * (1 + rng.normal(0, 0.02))
         write_results(
@@ -33,6 +44,8 @@ def make_history(
             {"b.step": step, "b.flat": flat},
             commit=f"commit{i:03d}",
             commit_time=(T0 + dt.timedelta(hours=i)).isoformat(),
+            hashes={"b.step": "h2" if stepped and hash_moves else "h1"},
+            machine=(machines or {}).get(i),
         )
 
 
@@ -45,7 +58,7 @@ def test_planted_step_found_at_the_right_commit(tmp_path: Path, capsys: pytest.C
     assert cp["benchmark"] == "b.step"
     assert cp["commit"] == "commit018" and cp["previous_commit"] == "commit017"
     assert cp["ratio"] == pytest.approx(1.2, rel=0.03)
-    assert cp["direction"] == "regression"
+    assert cp["direction"] == "regression" and cp["changed"] == "code h1 -> h2"
 
 
 def test_improvement_direction(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -89,3 +102,35 @@ def test_mixed_machines_refused(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_missing_dir(tmp_path: Path) -> None:
     assert main(["history", str(tmp_path / "nope")]) == 2
+
+
+def test_a_step_at_unchanged_code_is_host_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same code on the same stack moved: reported apart with its size, never a regression."""
+    make_history(tmp_path, hash_moves=False)
+    assert main(["history", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["change_points"] == []
+    (d,) = out["host_drift"]
+    assert d["benchmark"] == "b.step" and d["commit"] == "commit018" and d["version_hash"] == "h1"
+    assert d["ratio"] == pytest.approx(1.2, rel=0.03) and d["runs_before"] == 18 and d["runs_after"] == 12
+    assert 0.005 < out["noise"]["b.flat"]["sd"] < 0.05 and out["noise"]["b.flat"]["runs"] == 30
+    assert main(["history", str(tmp_path)]) == 0
+    assert "host drift: the same code on the same stack moved" in capsys.readouterr().out
+
+
+def test_a_change_of_the_stack_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    newer = json.loads(json.dumps(MACHINE))
+    newer["packages"]["torch"] = "2.14.0+cpu"
+    make_history(tmp_path, hash_moves=False, machines=dict.fromkeys(range(18, 30), newer))
+    assert main(["history", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["host_drift"] == []
+    (cp,) = out["change_points"]
+    assert cp["commit"] == "commit018" and cp["changed"] == "torch 2.13.0+cpu -> 2.14.0+cpu"
+
+
+def test_no_verdict_is_no_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_history(tmp_path, n=3, step_at=None)
+    assert main(["history", str(tmp_path)]) == 5
+    assert "no verdict: no change can be found with fewer than 4 results" in capsys.readouterr().err
+    assert main(["history", str(tmp_path), "--allow-empty"]) == 0

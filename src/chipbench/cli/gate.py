@@ -18,14 +18,15 @@ from chipbench.core.errors import UsageError
 from chipbench.core.fileio import atomic_write_text, check_writable
 from chipbench.core.registry import SUITES
 from chipbench.gate import ab, history
+from chipbench.gate.baseline import choose_baseline, load_side, machine_differences
 from chipbench.gate.compare import (
     COLUMNS,
+    EMPTY_EXIT,
     RERUN_EXIT,
     Comparison,
     compare_sides,
     exit_code,
-    load_side,
-    machine_differences,
+    no_verdict,
     rows,
     summary_line,
     to_json,
@@ -44,18 +45,24 @@ def report(
     markdown: Path | None,
     strict: bool,
     extra: Mapping[str, object],
+    allow_empty: bool = False,
 ) -> int:
-    """Print the table (or JSON), write the Markdown, return the exit code."""
-    code = exit_code(comps, strict)
+    """Print the table (or JSON), write the Markdown, return the exit code; where nothing was compared,
+    one line says why."""
+    code = exit_code(comps, strict, allow_empty)
+    empty = no_verdict(comps)
     if markdown:
-        atomic_write_text(markdown, to_markdown(title, comps, label))
+        atomic_write_text(markdown, to_markdown(title, comps, label) + (f"\n{empty}\n" if empty else ""))
     if as_json:
-        print(json.dumps(to_json(comps, **extra, cross_machine=label, exit_code=code), indent=2))
+        out = to_json(comps, **extra, cross_machine=label, exit_code=code)
+        print(json.dumps({**out, "no_verdict": empty} if empty else out, indent=2))
     else:
         if label:
             say(label)
         print_table(title, list(COLUMNS), rows(comps))
         print(summary_line(comps))
+    if empty:
+        say(empty + (f" (exit {EMPTY_EXIT}; --allow-empty to pass)" if code == EMPTY_EXIT else ""), err=True)
     return code
 
 
@@ -70,10 +77,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     th = _thresholds(args)
     if args.markdown:
         check_writable(args.markdown, "--markdown")
-    base = load_side([args.base])
     new = load_side([args.new])
-    if not set(base.entries) & set(new.entries):
-        raise UsageError(f"no benchmarks in common between {args.base} and {args.new}")
+    base = choose_baseline(load_side([args.base]), new, args.base_last)
     diffs = machine_differences(base.docs, new.docs)
     label = None
     if diffs:
@@ -92,7 +97,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         markdown=args.markdown,
         strict=args.strict,
         extra={"base": [str(f) for f in base.files], "new": [str(f) for f in new.files]},
+        allow_empty=args.allow_empty,
     )
+    if not args.json and base.files:
+        shown = ", ".join(f.name for f in base.files[:6]) + (" ..." if len(base.files) > 6 else "")
+        say(
+            f"baseline: per case the newest runs at one version hash, from {len(base.files)} file(s): {shown}"
+        )
     # Across machines the verdicts are information, never a gate: exit 0 whatever they say.
     return 0 if label else code
 
@@ -147,6 +158,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
         markdown=args.markdown,
         strict=args.strict,
         extra=extra,
+        allow_empty=args.allow_empty,
     )
 
 
@@ -161,37 +173,58 @@ def cmd_history(args: argparse.Namespace) -> int:
     if not per and not disturbed:
         raise UsageError(f"no benchmark under {args.dir} matches {args.benchmark!r}")
     cps: list[history.ChangePoint] = []
+    drifts: list[history.HostDrift] = []
+    noise: dict[str, object] = {}
     for name in sorted(per):
         cps.extend(history.detect(name, per[name], p_value=args.p_value, min_magnitude=mag))
+        drifts.extend(history.host_drift(name, per[name], p_value=args.p_value, min_magnitude=mag))
+        spread = history.noise(per[name])
+        noise[name] = None if spread is None else {"sd": spread.sd, "runs": spread.runs, "df": spread.df}
     title = (
         f"chipbench history: {len(docs)} results of {mid}, {len(per)} benchmark(s), "
-        f"{len(cps)} change point(s) (p < {args.p_value:g}, |ratio - 1| >= {mag:.3g})"
+        f"{len(cps)} change point(s) of code or stack, {len(drifts)} host drift "
+        f"(p < {args.p_value:g}, |ratio - 1| >= {mag:.3g})"
     )
     if args.markdown:
-        atomic_write_text(args.markdown, history.to_markdown(title, cps))
-    longest = max((len(p) for p in per.values()), default=0)
-    commits = len({p.commit for pts in per.values() for p in pts})
-    why = None
-    if longest < history.MIN_POINTS:
-        why = (
-            f"no change point can be found with fewer than {history.MIN_POINTS} results of a benchmark "
-            f"(the longest history here has {longest}, from {commits} commit(s))"
-        )
+        atomic_write_text(args.markdown, history.to_markdown(title, cps, drifts))
+    why = _history_empty(per, disturbed)
     rerun = [d for d in disturbed if d.newest]
     if args.json:
         out = {"machine_id": mid, "files": len(docs), "change_points": [asdict(c) for c in cps],
+               "host_drift": [asdict(d) for d in drifts], "noise": noise,
                "disturbed": [asdict(d) for d in disturbed]}  # fmt: skip
         if why:
             out["note"] = why
         print(json.dumps(out, indent=2))
     else:
         print_table(title, list(history.COLUMNS), history.rows(cps))
-        if why:
-            say(why)
+        if drifts:
+            print_table(
+                "host drift: the same code on the same stack moved (not a regression)",
+                list(history.DRIFT_COLUMNS),
+                history.drift_rows(drifts),
+            )
         for d in disturbed:
             say(f"left out {d.benchmark} of {d.file}: disturbed{': rerun' if d.newest else ''} ({d.why})")
     # The newest run of a benchmark was disturbed: its change cannot be told yet, so CI runs it again.
-    return RERUN_EXIT if rerun else 0
+    code = RERUN_EXIT if rerun else EMPTY_EXIT if why and not args.allow_empty else 0
+    if why:
+        say(why + (f" (exit {EMPTY_EXIT}; --allow-empty to pass)" if code == EMPTY_EXIT else ""), err=True)
+    return code
+
+
+def _history_empty(per: Mapping[str, list[history.Point]], disturbed: list[history.Disturbed]) -> str | None:
+    """Why the history holds no verdict at all, or None."""
+    if not per:
+        return f"no verdict: every run of the matching benchmarks was disturbed ({len(disturbed)}): rerun"
+    longest = max(len(p) for p in per.values())
+    if longest >= history.MIN_POINTS:
+        return None
+    commits = len({p.commit for pts in per.values() for p in pts})
+    return (
+        f"no verdict: no change can be found with fewer than {history.MIN_POINTS} results of a benchmark "
+        f"(the longest history here has {longest}, from {commits} commit(s))"
+    )
 
 
 def _gate_options(s: argparse.ArgumentParser) -> None:
@@ -208,6 +241,9 @@ def _gate_options(s: argparse.ArgumentParser) -> None:
         action="store_true",
         help="compare benchmarks whose timed code changed (check that a refactor kept the figures)",
     )
+    s.add_argument(
+        "--allow-empty", action="store_true", help=f"exit 0, not {EMPTY_EXIT}, when nothing was compared"
+    )
 
 
 def add_parsers(sub: Any) -> None:
@@ -216,6 +252,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("new", type=Path, metavar="NEW", help="new results file or folder")
     _gate_options(s)
     s.add_argument("--allow-cross-machine", action="store_true", help="compare results of different machines")
+    s.add_argument(
+        "--base-last", type=count, metavar="K", help="per case, only the newest K baseline runs at its hash"
+    )
     s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser(
@@ -251,7 +290,12 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--benchmark", metavar="GLOB", help="only benchmarks whose name or group matches")
     s.add_argument("--machine-id", help="the machine to analyse when DIR holds several")
     s.add_argument("--min-magnitude", default="5%", help="smallest change of the median that counts (5%%)")
-    s.add_argument("--p-value", type=finite, default=0.01, help="Welch t-test significance level (0.01)")
+    s.add_argument(
+        "--p-value", type=finite, default=0.01, help="false change points per benchmark, about (0.01)"
+    )
+    s.add_argument(
+        "--allow-empty", action="store_true", help=f"exit 0, not {EMPTY_EXIT}, when nothing can be told"
+    )
     s.add_argument("--json", action="store_true")
     s.add_argument("--markdown", type=Path, metavar="PATH")
     s.set_defaults(func=cmd_history)

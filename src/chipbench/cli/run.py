@@ -351,7 +351,7 @@ def add_parsers(sub: Any) -> None:
         "--output",
         type=Path,
         metavar="PATH",
-        help="results file (default results/<machine-id>/<time>_<commit>.json)",
+        help="results file (default results/local/<machine-id>/<time>_<commit>.json)",
     )
     s.add_argument("--markdown", type=Path, metavar="PATH", help="also write the summary table as Markdown")
     e = s.add_argument_group("energy and cost")

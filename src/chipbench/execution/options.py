@@ -64,7 +64,7 @@ class Destination:
     argv: list[str]
     """The command line, recorded in the results file."""
     output: Path | None = None
-    """The results file; None: results/<machine-id>/<time>_<commit>.json."""
+    """The results file; None: results/local/<machine-id>/<time>_<commit>.json."""
     markdown: Path | None = None
     """Also write the summary table as Markdown here."""
     write: bool = True

@@ -20,18 +20,21 @@ guards against percentile-bootstrap intervals that are too narrow on small sampl
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from chipbench.core import text
+from chipbench.gate import baseline
+from chipbench.gate.baseline import SINGLE_RUN_ALLOWANCE as SINGLE_RUN_ALLOWANCE
+from chipbench.gate.baseline import Entry as Entry
+from chipbench.gate.baseline import RunSpread, drift_level
+from chipbench.gate.baseline import Side as Side
+from chipbench.gate.baseline import SingleRun as SingleRun
+from chipbench.gate.baseline import load_side as load_side
+from chipbench.gate.baseline import machine_differences as machine_differences
 from chipbench.gate.thresholds import DEFAULT_THRESHOLD, Thresholds
-from chipbench.results.files import load_typed, result_files
-from chipbench.results.header import MachineInfo
-from chipbench.results.typed import ResultsDocument
 from chipbench.results.wire import JSONObject
 
 MIN_SAMPLES = 5  # fewer samples per side than this never give a definite verdict
@@ -42,11 +45,14 @@ MAX_BOOT_SAMPLES = 20_000
 """A run with more samples is bootstrapped on a seeded random subset of this many (without replacement),
 so the gate never stalls on a huge file: the interval is then a little wider than the whole run would
 give (conservative); the ratio of medians and the rank test still use every sample."""
-STACK_PACKAGES = ("torch", "fbgemm-gpu", "fbgemm-gpu-cpu", "torchrec")
-
 RERUN_EXIT = 4
 """`compare`/`ab`/`history` exit code when no regression was found but a case was measured on a disturbed
 machine: CI should run it again, not fail and not pass."""
+
+EMPTY_EXIT = 5
+"""`compare`/`ab`/`history` exit code when they produced no verdict at all (no case in common, every case at
+another version hash), unless `--allow-empty`: a gate that compared nothing does not pass. Where the common
+cases were all disturbed, the exit is RERUN_EXIT: running again may give a verdict."""
 
 VERDICTS = (
     "regression",
@@ -58,92 +64,6 @@ VERDICTS = (
     "only in base",
     "only in new",
 )
-
-
-# ---------------------------------------------------------------- loading
-
-
-@dataclass
-class Entry:
-    """One benchmark on one side: raw samples of each run, pooled later."""
-
-    name: str
-    group: str | None
-    hashes: set[str | None] = field(default_factory=set)
-    runs: list[np.ndarray] = field(default_factory=list)
-    disturbed: list[str] = field(default_factory=list)
-    """Evidence of each run left out because the machine was disturbed while it was measured."""
-
-    @property
-    def samples(self) -> np.ndarray:
-        return np.concatenate(self.runs) if self.runs else np.array([])
-
-
-@dataclass
-class Side:
-    files: list[Path]
-    docs: list[ResultsDocument]
-    entries: dict[str, Entry]
-
-
-def load_side(paths: Iterable[Path]) -> Side:
-    files: list[Path] = []
-    for p in paths:
-        files.extend(result_files(Path(p)))
-    docs = [load_typed(f) for f in files]
-    entries: dict[str, Entry] = {}
-    for doc in docs:
-        for b in doc.benchmarks:
-            data = np.asarray(b.samples, dtype=float)
-            if data.size == 0:
-                continue
-            e = entries.setdefault(b.name, Entry(b.name, b.group))
-            e.hashes.add(b.extra_info.version_hash)
-            why = b.extra_info.disturbed
-            if why:  # its samples say more about the other process than about the code
-                e.disturbed.append(why)
-            else:
-                e.runs.append(data)
-    return Side(files, docs, entries)
-
-
-def machine_key(doc: ResultsDocument) -> dict[str, str]:
-    """What must agree for two results to be compared: machine id, device model, software stack."""
-    mi = doc.machine_info or MachineInfo()
-    key: dict[str, str] = {}
-    mid = doc.recorded_machine_id
-    if mid:
-        key["machine id"] = mid
-    dev = mi.device
-    if dev is not None and dev.name:
-        key["device"] = f"{dev.name} x{dev.count if dev.count is not None else 1}"
-    elif not mid:  # a plain pytest-benchmark file: the CPU is all we know
-        brand = (mi.cpu.brand_raw if mi.cpu else None) or "?"
-        key["cpu"] = f"{brand} ({mi.machine or '?'})"
-    for name in STACK_PACKAGES:
-        if name in mi.packages:
-            key[name] = str(mi.packages[name])
-    if mi.host_allocator is not None:  # files from before it was recorded have none
-        key["host allocator"] = mi.host_allocator.describe()
-    return key
-
-
-def machine_differences(a: list[ResultsDocument], b: list[ResultsDocument]) -> list[str]:
-    """Human-readable differences between the machines of two sets of docs (fields both sides know)."""
-    keys_a = [machine_key(d) for d in a]
-    keys_b = [machine_key(d) for d in b]
-    diffs: list[str] = []
-    all_keys = keys_a + keys_b
-    fields = {k for key in all_keys for k in key}
-    for f in sorted(fields):
-        va = {str(k[f]) for k in keys_a if f in k}
-        vb = {str(k[f]) for k in keys_b if f in k}
-        vals = va | vb
-        if len(vals) > 1 and va and vb:
-            diffs.append(f"{f} {'/'.join(sorted(va))} vs {'/'.join(sorted(vb))}")
-        elif len(va) > 1 or len(vb) > 1:
-            diffs.append(f"{f} mixed within one side ({', '.join(sorted(vals))})")
-    return diffs
 
 
 # ---------------------------------------------------------------- statistics
@@ -258,6 +178,8 @@ class Comparison:
     more_samples: int | None = None
     """Estimated extra samples (or runs, when runs are pooled) per side that would settle an inconclusive verdict."""
     note: str = ""
+    base_files: tuple[str, ...] = ()
+    """The files of the base runs it was compared with (a folder baseline: the runs chosen at one hash)."""
 
 
 def compare_samples(
@@ -269,12 +191,17 @@ def compare_samples(
     n_boot: int = N_BOOT,
     seed: int = SEED,
     confidence: float = 0.95,
+    single_run: SingleRun | None = None,
 ) -> Comparison:
     """The gate's verdict for one benchmark from raw per-step times (seconds) of both sides.
 
     Each side is one array of samples, or a list of arrays (one per run) to be pooled. `confidence` is
     the interval's; the tests' level is 1 - confidence (a sequential `ab` lowers it per look). The
     verdict names no benchmark: the caller, who knows which it is, labels it.
+
+    Where a side has a single run, the samples cannot show the run-to-run spread (they share their run's
+    host state): `single_run` says what to do then (None: the samples alone decide, as for a side given
+    as one array of samples).
     """
     from scipy.stats import mannwhitneyu
 
@@ -295,15 +222,7 @@ def compare_samples(
     if b.size >= 2 and n.size >= 2:
         c.p_value = float(mannwhitneyu(n, b, alternative="two-sided").pvalue)
     rb, rn = _as_runs(base), _as_runs(new)
-    if len(rb) >= 2 and len(rn) >= 2:
-        # Runs pooled on both sides: the runs, not the samples, are the independent units. Widen the
-        # interval to a Welch t interval on the log of the run medians, and take the significance from
-        # the same test (a rank test on pooled samples treats correlated samples as independent).
-        run_ci = _run_level(rb, rn, confidence)
-        if run_ci is not None:
-            lo, hi, p = run_ci
-            c.ci_low, c.ci_high = min(c.ci_low, lo), max(c.ci_high, hi)
-            c.p_value, c.test = p, "welch-t on run medians"
+    unknown_spread = _widen_for_runs(c, rb, rn, confidence, single_run)
     up, down = 1.0 + threshold, 1.0 - threshold
     if abs(c.new_median_s - c.base_median_s) < noise_floor_s:
         c.verdict = "unchanged"
@@ -337,7 +256,54 @@ def compare_samples(
                 + (f"; ~{c.more_samples} more {unit} per side would settle it" if c.more_samples else "")
                 + ("" if c.more_samples else "; the estimate sits on the threshold")
             )
+    if unknown_spread and single_run is not None:
+        _within_allowance(c, single_run.allowance)
     return c
+
+
+def _widen_for_runs(
+    c: Comparison, rb: list[np.ndarray], rn: list[np.ndarray], confidence: float, single: SingleRun | None
+) -> bool:
+    """Widen c's interval (and take its p) from the run-to-run spread; True where it is unknown."""
+    assert c.ratio is not None and c.ci_low is not None and c.ci_high is not None
+    if len(rb) >= 2 and len(rn) >= 2:
+        # Runs pooled on both sides: the runs, not the samples, are the independent units. Widen the
+        # interval to a Welch t interval on the log of the run medians, and take the significance from
+        # the same test (a rank test on pooled samples treats correlated samples as independent).
+        run_ci = _run_level(rb, rn, confidence)
+        if run_ci is not None:
+            lo, hi, p = run_ci
+            c.ci_low, c.ci_high = min(c.ci_low, lo), max(c.ci_high, hi)
+            c.p_value, c.test = p, "welch-t on run medians"
+        return False
+    if single is None:
+        return False
+    known = single.drift or _own_spread(rb, rn)
+    if known is None:
+        return True
+    lo, hi, p = drift_level(c.ratio, known, len(rb), len(rn), confidence)
+    c.ci_low, c.ci_high = min(c.ci_low, lo), max(c.ci_high, hi)
+    c.p_value, c.test = p, f"t on run drift (sd {known.sd:.1%} from {known.source})"
+    return False
+
+
+def _own_spread(rb: list[np.ndarray], rn: list[np.ndarray]) -> RunSpread | None:
+    """The spread between the runs of the side(s) with several, pooled (both sides at one hash)."""
+    groups = [[float(np.median(r)) for r in side] for side in (rb, rn) if len(side) >= 2]
+    return baseline.spread(groups, "compared")
+
+
+def _within_allowance(c: Comparison, allowance: float) -> None:
+    """One run against one run, the spread unknown: a move inside the allowance is no verdict."""
+    if c.ratio is None or c.verdict not in ("regression", "improvement", "unchanged"):
+        return
+    if abs(math.log(c.ratio)) >= math.log1p(allowance):
+        return
+    c.verdict, c.more_samples = "inconclusive", None
+    c.note = (
+        f"one run against one run: it moved less than two runs of identical code may differ here "
+        f"(drift allowance {allowance:.0%}); pool runs on each side or run `chipbench ab`"
+    )
 
 
 def _run_level(
@@ -409,6 +375,7 @@ def compare_sides(
             c = Comparison(name, group, "not comparable", threshold=thr, noise_floor_us=floor * 1e6)
             c.note = f"version hash changed ({hb} -> {hn}): the benchmark itself changed"
             c.base_n, c.new_n = int(eb.samples.size), int(en.samples.size)
+            c.base_files = tuple(eb.files)
             out.append(c)
             continue
         if not eb.runs or not en.runs:
@@ -420,9 +387,10 @@ def compare_sides(
             out.append(c)
             continue
         c = compare_samples(
-            eb.runs, en.runs, threshold=thr, noise_floor_s=floor, n_boot=n_boot, confidence=confidence
-        )
-        c.benchmark, c.group = name, group
+            eb.runs, en.runs, threshold=thr, noise_floor_s=floor, n_boot=n_boot, confidence=confidence,
+            single_run=SingleRun(eb.drift),
+        )  # fmt: skip
+        c.benchmark, c.group, c.base_files = name, group, tuple(eb.files)
         left = len(eb.disturbed) + len(en.disturbed)
         if left:
             c.note = (
@@ -440,12 +408,36 @@ def compare_sides(
     return out
 
 
-def exit_code(comps: list[Comparison], strict: bool) -> int:
+JUDGED = ("regression", "improvement", "unchanged", "inconclusive")
+"""The verdicts of a case that was compared (the others say why it was not)."""
+
+
+def no_verdict(comps: list[Comparison]) -> str | None:
+    """Why the comparisons hold no verdict at all (one line), or None where one case was compared."""
+    if any(c.verdict in JUDGED for c in comps):
+        return None
+    n = {v: sum(c.verdict == v for c in comps) for v in VERDICTS}
+    only = f"{n['only in base']} only in base, {n['only in new']} only in new"
+    if not n["not comparable"] and not n["disturbed"]:
+        return f"no verdict: no case in common ({only})"
+    if not n["disturbed"]:
+        return (
+            f"no verdict: every common case is at another version hash ({n['not comparable']} not comparable)"
+        )
+    if not n["not comparable"]:
+        return f"no verdict: every run of the common cases was disturbed ({n['disturbed']}): rerun"
+    return f"no verdict: {n['not comparable']} case(s) at another version hash, {n['disturbed']} disturbed"
+
+
+def exit_code(comps: list[Comparison], strict: bool, allow_empty: bool = False) -> int:
+    """1 regression, 4 disturbed, 5 no verdict at all (unless allow_empty), 3 inconclusive with strict, 0."""
     verdicts = {c.verdict for c in comps}
     if "regression" in verdicts:
         return 1
     if "disturbed" in verdicts:
         return RERUN_EXIT
+    if not allow_empty and no_verdict(comps):
+        return EMPTY_EXIT
     if strict and "inconclusive" in verdicts:
         return 3
     return 0

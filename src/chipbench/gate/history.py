@@ -1,20 +1,25 @@
-"""`chipbench history DIR`: change points in a benchmark's history of results files.
+"""`chipbench history DIR`: what changed in a benchmark's history of results files, and what was the host.
 
 Every results file of one machine id is loaded and ordered by commit time (`commit_info.time`, then the
-file's `datetime`); each run contributes one point per benchmark, its median step time.
+file's `datetime`); each run contributes its median step time per benchmark. Consecutive runs of a case at
+one version hash and one software stack (torch, driver, allocator setting: `baseline.stack`) are one
+*point*: the code and the software under it did not change between them, so their spread is the series'
+noise at unchanged code, and whatever moves inside a point is the host.
 
-Detection is two-stage, as in Apache Otava (formerly Hunter, MongoDB's approach):
-
-1. Candidates from `ruptures` (Truong, Oudre & Vayatis; maintained, needs only numpy and scipy) with
-   PELT on an L2 cost over the log of the medians. PELT finds the *optimal* segmentation for a penalised
-   cost in about linear time, where binary segmentation is a greedy approximation that can misplace or
-   miss one of two close steps; histories are hundreds of points at most, so exactness costs nothing. The
-   penalty is deliberately liberal (2 sigma^2 log n, sigma from the median absolute successive
-   difference, robust to the steps themselves): stage 2 prunes.
-2. Each candidate is kept only if a Welch t-test (`scipy.stats.ttest_ind(equal_var=False)`) between the
-   windows either side (up to the neighbouring candidates) gives p < --p-value and the ratio of medians
-   after/before differs from 1 by at least --min-magnitude. The weakest failing candidate is dropped and
-   the windows of its neighbours re-formed until all pass, as Otava does.
+- **Change points** sit only between points: the case's code or its stack differs across each, and each
+  names which. Binary segmentation over those boundaries (`split`): the boundary whose windows either
+  side differ most by a Mann-Whitney U test on the run medians (`scipy.stats.mannwhitneyu`; ranks, as run
+  times on a shared host are heavy-tailed: one run in three may be 30-90% off) is kept if its p-value
+  times the number of boundaries searched (Bonferroni) is below --p-value and its ratio of medians
+  after/before differs from 1 by at least --min-magnitude; each side is then searched the same way. The
+  Bonferroni factor holds the false change points per series near --p-value however many times the hash
+  moved (`benchmarks/gate_quality.py --history`). Otava's (formerly Hunter, MongoDB's) prune-the-weakest
+  loop, which main used over every run, selects among many candidates and is not corrected for them.
+- **Host drift** is a change inside a point (same code, same stack): candidates from `ruptures` (Truong,
+  Oudre & Vayatis; maintained, needs only numpy and scipy), PELT on an L2 cost over the log of the run
+  medians (a liberal penalty, 2 sigma^2 log n, sigma from the median absolute successive difference),
+  then the same test, corrected for every position PELT could have proposed. It is reported apart, with
+  its size, and is never a regression.
 
 Libraries considered: `apache-otava` 0.8 pins numpy 2.2.0 and scipy < 1.17 and pulls cloud clients
 (BigQuery, Slack); MongoDB's `signal-processing-algorithms` requires numpy < 2. `ruptures` found a planted
@@ -23,8 +28,8 @@ step with both PELT and binary segmentation and installs cleanly beside torch's 
 
 from __future__ import annotations
 
-import datetime as dt
 import fnmatch
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,24 +39,32 @@ import numpy as np
 
 from chipbench.core import text
 from chipbench.core.errors import UsageError
+from chipbench.gate import baseline
+from chipbench.gate.baseline import RunSpread, Stack
 from chipbench.results.files import load_typed, result_files
 from chipbench.results.header import CommitInfo
 from chipbench.results.typed import ResultsDocument
 
 MIN_POINTS = 4
-"""Fewest results of a benchmark in which a change point can be found (two on each side)."""
+"""Fewest results of a benchmark in which a change can be found (two runs on each side)."""
 
 
 @dataclass
 class Point:
+    """One run of a case: its median step time, the commit, the case's version hash and the stack."""
+
     commit: str
     when: str
     median_s: float
     file: str
+    version_hash: str | None = None
+    stack: Stack = ()
 
 
 @dataclass
 class ChangePoint:
+    """A change of the code or the stack that moved the case's times."""
+
     benchmark: str
     commit: str
     previous_commit: str
@@ -62,22 +75,26 @@ class ChangePoint:
     after_median_s: float
     index: int
     points_before: int
+    """Runs in the window before it (the runs, not the pooled points, are the test's units)."""
     points_after: int
+    changed: str = ""
+    """What differs across it: `code 1a2b3c4d5e6f -> 0f1e2d3c4b5a`, `torch 2.13.0 -> 2.14.0`, ..."""
 
 
-def _time(doc: ResultsDocument) -> tuple[float, float]:
-    def parse(s: str | None) -> float:
-        if not s:
-            return math.inf
-        try:
-            t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
-        except ValueError:
-            return math.inf
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=dt.timezone.utc)
-        return t.timestamp()
+@dataclass
+class HostDrift:
+    """A change inside one point: the same code on the same stack moved. The host, not a regression."""
 
-    return parse(doc.commit_info.time if doc.commit_info else None), parse(doc.datetime)
+    benchmark: str
+    commit: str
+    previous_commit: str
+    version_hash: str | None
+    ratio: float
+    p_value: float
+    before_median_s: float
+    after_median_s: float
+    runs_before: int
+    runs_after: int
 
 
 def _ruptures() -> ModuleType:
@@ -112,7 +129,7 @@ def load_history(root: Path, machine_id: str | None = None) -> tuple[str, list[t
             f"no results of machine {machine_id!r} under {root} (found: {', '.join(sorted(ids))})"
         )
     picked = [(f, d) for f, d in docs if _machine(d) == machine_id]
-    picked.sort(key=lambda fd: (*_time(fd[1]), str(fd[0])))
+    picked.sort(key=lambda fd: baseline.order_key(fd[1], fd[0]))
     return machine_id, picked
 
 
@@ -134,7 +151,7 @@ class Disturbed:
 def series(
     docs: list[tuple[Path, ResultsDocument]], pattern: str | None
 ) -> tuple[dict[str, list[Point]], list[Disturbed]]:
-    """Each benchmark's points in file order; runs measured on a disturbed machine are left out and
+    """Each benchmark's runs in file order; runs measured on a disturbed machine are left out and
     listed instead (a co-tenant's step would read as a change point)."""
     out: dict[str, list[Point]] = {}
     left: list[Disturbed] = []
@@ -142,14 +159,14 @@ def series(
         ci = d.commit_info or CommitInfo()
         commit = ci.id or "unknown"
         when = ci.time or d.datetime or ""
+        st = baseline.stack(d)
         for b in d.benchmarks:
             name = b.name
             if pattern and not (
                 fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(str(b.group), pattern)
             ):
                 continue
-            st = b.stats
-            med = st.median if st.median is not None else (float(np.median(st.data)) if st.data else None)
+            med = b.stats.median_s
             if med is None or not med > 0:
                 continue
             why = b.extra_info.disturbed
@@ -157,8 +174,35 @@ def series(
                 newest = not any(b2.name == name for _, d2 in docs[i + 1 :] for b2 in d2.benchmarks)
                 left.append(Disturbed(name, str(f), why, newest))
                 continue
-            out.setdefault(name, []).append(Point(commit, when, float(med), str(f)))
+            pt = Point(commit, when, float(med), str(f), b.extra_info.version_hash, st)
+            out.setdefault(name, []).append(pt)
     return out, left
+
+
+def boundaries(points: list[Point]) -> list[int]:
+    """Indices of the runs that start a new point: the version hash or the stack differs from the run
+    before."""
+    return [
+        i
+        for i in range(1, len(points))
+        if (points[i].version_hash, points[i].stack) != (points[i - 1].version_hash, points[i - 1].stack)
+    ]
+
+
+def noise(points: list[Point]) -> RunSpread | None:
+    """The series' run-to-run spread at unchanged code: within its points, pooled."""
+    edges = [0, *boundaries(points), len(points)]
+    groups = [[p.median_s for p in points[a:b]] for a, b in itertools.pairwise(edges)]
+    return baseline.spread(groups, "series")
+
+
+def what_changed(before: Point, after: Point) -> str:
+    """`code 1a2b3c4d5e6f -> 0f1e2d3c4b5a; torch 2.13.0 -> 2.14.0`: what differs between two runs."""
+    parts = []
+    if before.version_hash != after.version_hash:
+        parts.append(f"code {str(before.version_hash)[:12]} -> {str(after.version_hash)[:12]}")
+    parts.extend(baseline.stack_changes(before.stack, after.stack))
+    return "; ".join(parts)
 
 
 def candidates(y: np.ndarray, min_size: int = 2) -> list[int]:
@@ -176,58 +220,114 @@ def candidates(y: np.ndarray, min_size: int = 2) -> list[int]:
     return [int(b) for b in bkps if 0 < b < n]
 
 
+Tested = tuple[int, float, float, np.ndarray, np.ndarray]
+"""(index, p, ratio after/before, the window before, the window after)."""
+
+
+def split(
+    x: np.ndarray, cps: list[int], p_value: float, min_magnitude: float, proposed: bool = False
+) -> list[Tested]:
+    """Binary segmentation over the allowed positions `cps`: in the whole series, the position whose
+    windows either side differ most (the smallest Mann-Whitney U p-value on the run medians, among those
+    whose ratio of medians moved by at least min_magnitude) is a change point if that p-value, times the
+    number of positions it was chosen from (Bonferroni), is below p_value; then each side is searched
+    the same way. `proposed`: the candidates were proposed from the data (PELT's), so the correction
+    counts every position they could have been proposed from, not the candidates."""
+    from scipy.stats import mannwhitneyu
+
+    logs = np.log(x)
+
+    def search(lo: int, hi: int) -> list[Tested]:
+        inside = [b for b in cps if lo + 2 <= b <= hi - 2]
+        if not inside:
+            return []
+        best: Tested | None = None
+        for b in inside:
+            before, after = x[lo:b], x[b:hi]
+            ratio = float(np.median(after) / np.median(before))
+            if abs(ratio - 1.0) < min_magnitude:
+                continue
+            p = float(mannwhitneyu(logs[lo:b], logs[b:hi], alternative="two-sided").pvalue)
+            if best is None or p < best[1]:
+                best = (b, p, ratio, before, after)
+        tried = max(len(inside), hi - lo - 3) if proposed else len(inside)
+        if best is None or not best[1] * tried < p_value:
+            return []
+        return [*search(lo, best[0]), best, *search(best[0], hi)]
+
+    return search(0, x.size)
+
+
 def detect(
     name: str, points: list[Point], *, p_value: float = 0.01, min_magnitude: float = 0.05
 ) -> list[ChangePoint]:
-    """Change points of one benchmark's history that pass the Welch t-test and the magnitude test."""
-    from scipy.stats import ttest_ind
-
+    """Change points of one benchmark's history: only where the code or the stack changed (`boundaries`),
+    kept where the rank test (Bonferroni over the boundaries) and the magnitude test pass (`split`)."""
     x = np.array([p.median_s for p in points])
     if x.size < MIN_POINTS:
         return []
-    cps = candidates(np.log(x))
-    while True:
-        tested: list[tuple[int, float, float, bool]] = []
-        edges = [0, *cps, x.size]
-        for i, b in enumerate(cps):
-            before, after = x[edges[i] : b], x[b : edges[i + 2]]
-            ratio = float(np.median(after) / np.median(before))
-            if before.size >= 2 and after.size >= 2:
-                with np.errstate(all="ignore"):
-                    p = float(ttest_ind(before, after, equal_var=False).pvalue)
-                p = 1.0 if math.isnan(p) else p
-            else:
-                p = 1.0
-            ok = p < p_value and abs(ratio - 1.0) >= min_magnitude
-            tested.append((b, p, ratio, ok))
-        failing = [t for t in tested if not t[3]]
-        if not failing:
-            break
-        weakest = max(failing, key=lambda t: (t[1], -abs(math.log(t[2]))))
-        cps.remove(weakest[0])
-    out = []
-    edges = [0, *cps, x.size]
-    for i, (b, p, ratio, _) in enumerate(tested):
-        before, after = x[edges[i] : b], x[b : edges[i + 2]]
-        out.append(
-            ChangePoint(
-                benchmark=name,
-                commit=points[b].commit,
-                previous_commit=points[b - 1].commit,
-                ratio=ratio,
-                direction="regression" if ratio > 1 else "improvement",
-                p_value=p,
-                before_median_s=float(np.median(before)),
-                after_median_s=float(np.median(after)),
-                index=b,
-                points_before=int(before.size),
-                points_after=int(after.size),
-            )
+    return [
+        ChangePoint(
+            benchmark=name,
+            commit=points[b].commit,
+            previous_commit=points[b - 1].commit,
+            ratio=ratio,
+            direction="regression" if ratio > 1 else "improvement",
+            p_value=p,
+            before_median_s=float(np.median(before)),
+            after_median_s=float(np.median(after)),
+            index=b,
+            points_before=int(before.size),
+            points_after=int(after.size),
+            changed=what_changed(points[b - 1], points[b]),
         )
+        for b, p, ratio, before, after in split(x, boundaries(points), p_value, min_magnitude)
+    ]
+
+
+def host_drift(
+    name: str, points: list[Point], *, p_value: float = 0.01, min_magnitude: float = 0.05
+) -> list[HostDrift]:
+    """Changes inside the points of one benchmark's history (same code, same stack): the host moved."""
+    out: list[HostDrift] = []
+    edges = [0, *boundaries(points), len(points)]
+    for a, z in itertools.pairwise(edges):
+        x = np.array([p.median_s for p in points[a:z]])
+        if x.size < MIN_POINTS:
+            continue
+        for b, p, ratio, before, after in split(
+            x, candidates(np.log(x)), p_value, min_magnitude, proposed=True
+        ):
+            at, prev = points[a + b], points[a + b - 1]
+            out.append(
+                HostDrift(
+                    benchmark=name,
+                    commit=at.commit,
+                    previous_commit=prev.commit,
+                    version_hash=at.version_hash,
+                    ratio=ratio,
+                    p_value=p,
+                    before_median_s=float(np.median(before)),
+                    after_median_s=float(np.median(after)),
+                    runs_before=int(before.size),
+                    runs_after=int(after.size),
+                )
+            )
     return out
 
 
-COLUMNS = ("benchmark", "commit", "previous", "ratio", "direction", "p", "before_ms", "after_ms")
+COLUMNS = ("benchmark", "commit", "previous", "ratio", "direction", "p", "before_ms", "after_ms", "changed")
+DRIFT_COLUMNS = (
+    "benchmark",
+    "commit",
+    "previous",
+    "version hash",
+    "ratio",
+    "p",
+    "runs",
+    "before_ms",
+    "after_ms",
+)
 
 
 def rows(cps: list[ChangePoint]) -> list[list[str]]:
@@ -241,11 +341,32 @@ def rows(cps: list[ChangePoint]) -> list[list[str]]:
             f"{c.p_value:.2g}",
             f"{c.before_median_s * 1e3:.4g}",
             f"{c.after_median_s * 1e3:.4g}",
+            c.changed,
         ]
         for c in cps
     ]
 
 
-def to_markdown(title: str, cps: list[ChangePoint]) -> str:
+def drift_rows(drifts: list[HostDrift]) -> list[list[str]]:
+    return [
+        [
+            d.benchmark,
+            d.commit[:12],
+            d.previous_commit[:12],
+            str(d.version_hash)[:12],
+            f"{d.ratio:.3f}",
+            f"{d.p_value:.2g}",
+            f"{d.runs_before}+{d.runs_after}",
+            f"{d.before_median_s * 1e3:.4g}",
+            f"{d.after_median_s * 1e3:.4g}",
+        ]
+        for d in drifts
+    ]
+
+
+def to_markdown(title: str, cps: list[ChangePoint], drifts: list[HostDrift] | None = None) -> str:
     lines = [f"### {text.markdown(title)}", "", *text.markdown_table(COLUMNS, rows(cps))]
+    if drifts:
+        lines += ["", "Host drift (same code, same stack: not a regression)", ""]
+        lines += text.markdown_table(DRIFT_COLUMNS, drift_rows(drifts))
     return "\n".join(lines) + "\n"

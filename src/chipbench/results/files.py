@@ -27,9 +27,14 @@ def _json(doc: Document) -> Mapping[str, Any]:
     return doc.to_json() if isinstance(doc, ResultsDocument) else doc
 
 
-def default_path(doc: Document, root: Path = Path("results")) -> Path:
-    """results/<machine id>/<UTC time to the microsecond>_<commit>_<pid>.json: two runs never share it
-    (and `save` never replaces a file at a default path)."""
+LOCAL_ROOT = Path("results") / "local"
+"""Where a run goes without --output: beside the committed baselines (results/<machine id>/), never among
+them, so `chipbench compare results/<machine id>` reads baselines only; git ignores it."""
+
+
+def default_path(doc: Document, root: Path = LOCAL_ROOT) -> Path:
+    """results/local/<machine id>/<UTC time to the microsecond>_<commit>_<pid>.json: two runs never share
+    it (and `save` never replaces a file at a default path)."""
     typed = as_document(doc)
     commit = (typed.commit_info.id if typed.commit_info else None) or "unknown"
     return root / str(typed.header.machine_id) / f"{_stamp()}_{commit[:8]}_{os.getpid()}.json"
