@@ -6,7 +6,7 @@ import argparse
 import math
 import os
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from chipbench.core import text
 from chipbench.core.errors import UsageError
@@ -75,19 +75,52 @@ def plain() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true") or not sys.stdout.isatty()
 
 
-def print_table(title: str, columns: tuple[str, ...] | list[str], rows: list[list[str]]) -> None:
+def width() -> int | None:
+    """Columns to lay output out in: $COLUMNS where set (honoured when piped, as `COLUMNS=100 chipbench
+    ... | less` asks), else the terminal's own; 160 when piped without it (a log file)."""
+    cols = os.environ.get("COLUMNS", "").strip()
+    if cols.isdigit() and int(cols) >= 20:
+        return int(cols)
+    return 160 if plain() else None
+
+
+def console(err: bool = False) -> Any:
+    """A rich console at `width()`: tables and notes folded to fit it."""
     from rich.console import Console
+
+    return Console(width=width(), stderr=err, highlight=False)
+
+
+def print_table(
+    title: str, columns: tuple[str, ...] | list[str], rows: list[list[str]], compact: bool = False
+) -> None:
+    """A table folded to `width()` columns; `compact`: no vertical rules (many columns)."""
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
     # Strings from results files are never read as markup, and their control characters are shown
     # escaped (rich passes ANSI escapes through).
-    table = Table(title=Text(text.terminal(title)), show_lines=False)
+    style: dict[str, Any] = (
+        {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False, "collapse_padding": True}
+        if compact
+        else {}
+    )
+    table = Table(title=Text(text.terminal(title)), show_lines=False, **style)
     for c in columns:
         table.add_column(c, overflow="fold")
     for r in rows:
         table.add_row(*(Text(text.terminal(c)) for c in r))
-    Console(width=None if not plain() else 160).print(table)
+    console().print(table)
+
+
+def print_notes(lines: list[str], err: bool = False) -> None:
+    """Lines folded to `width()` columns (a long case name breaks rather than runs past the edge)."""
+    from rich.text import Text
+
+    out = console(err)
+    for line in lines:
+        out.print(Text(text.terminal(line)), overflow="fold")
 
 
 def error(message: str) -> None:
