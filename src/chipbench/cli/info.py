@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chipbench import workloads
-from chipbench.cli.output import count, print_table
+from chipbench.cli.output import count, print_notes, print_table
 from chipbench.core.cases import Case, memory_estimate
 from chipbench.core.config import config_dict, parse_sets
 from chipbench.core.errors import UsageError
@@ -21,9 +21,10 @@ from chipbench.results.wire import JSONObject
 
 def cmd_list(args: argparse.Namespace) -> int:
     if args.suite:
-        for c in workloads.suite_cases(args.suite):
-            print(c.name)
+        # One name a line, folded where longer than the terminal (a name is never cut).
+        print_notes([c.name for c in workloads.suite_cases(args.suite)])
         return 0
+    rows = []
     for name, b in workloads.registry().items():
         suites = ",".join(s for s in SUITES if b.suites.get(s)) or "none"
         needs = (
@@ -31,7 +32,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             if b.needs_world > 1
             else ""
         )
-        print(f"{name:28s} {b.doc}  [suites: {suites}{needs}]")
+        rows.append([name, b.doc, suites + needs])
+    print_table("benchmarks", ["benchmark", "what it measures", "suites"], rows, compact=True)
     return 0
 
 
