@@ -62,7 +62,9 @@ def test_a_busy_calibration_is_labelled_and_every_share_of_it_flagged(
         f.startswith("share_of_ceiling_flops is of a ceiling measured on a disturbed")
         for f in b["extra_info"]["flags"]
     )
-    assert results_table(doc)[0][5].endswith("%!* matmul")  # above 100% of a low, disturbed ceiling: both marks
+    assert results_table(doc)[0][5].endswith(
+        "%!* matmul"
+    )  # above 100% of a low, disturbed ceiling: both marks
     assert "_of_ceiling_" in (flags_summary(doc) or "")
     clean = _doc(quiet)
     assert clean["chipbench"]["ceilings"].get("disturbed") is None and flags_summary(clean) is None

@@ -328,4 +328,5 @@ def flags_summary(doc: Document) -> str | None:
     if not hit:
         return None
     first = hit[0].extra_info.flags[0]
+    first = first if len(first) <= 90 else first[:89] + "…"  # the whole of each: --verbose, the results file
     return f"flagged: {len(hit)} case(s) ({short_names(typed)[hit[0].name]}: {first}; each case: --verbose)"
