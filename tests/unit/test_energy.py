@@ -171,3 +171,37 @@ def test_rapl_without_permission_says_so(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(energy.Rapl, "_read", staticmethod(denied))
     got = energy.rapl()
     assert isinstance(got, energy.Unavailable) and "not readable by this user" in got.why
+
+
+def test_a_window_unlike_the_timed_steps_is_flagged_with_both_step_times() -> None:
+    from dataclasses import replace
+
+    from chipbench.measure import energy as window
+    from chipbench.results import document
+    from tests.helpers import run_outcome
+
+    # Steps of about 2 ms against a timed median of 1 ms (another job beside the window): flagged.
+    slow = window.measure_energy(lambda: time.sleep(0.002), _Host(), _FakeSource(), 1, timed_step_s=1e-3)  # type: ignore[arg-type]
+    assert (
+        slow.window_step_s > 1.5e-3
+        and slow.unlike_timed
+        and "slower than the timed median 1 ms" in slow.unlike_timed
+    )
+    alike = replace(slow, timed_step_s=slow.window_step_s * 1.05)
+    assert alike.unlike_timed is None and replace(slow, timed_step_s=None).unlike_timed is None
+    recorded = slow.as_dict()
+    assert recorded["timed_step_s"] == 1e-3 and recorded["window_step_s"] == slow.window_step_s
+
+    # In the results: the per-sample energy carries the flag; a window like the timed steps carries none.
+    run = run_outcome()
+    for reading, flagged in ((slow, True), (alike, False)):
+        ok = run.outcomes[0]
+        extra = {**ok.payload["measurement"]["extra"], "energy": reading.as_dict()}
+        payload = {**ok.payload, "measurement": {**ok.payload["measurement"], "extra": extra}}
+        one = replace(run, outcomes=[replace(ok, payload=payload)])
+        doc = document.build(one, ceilings=None, suite=None, argv=[], commit_info={})
+        (b,) = doc["benchmarks"]
+        assert "joules_per_sample" in b["extra_info"]["metrics"]
+        marked = [f for f in b["extra_info"]["flags"] if "energy window" in f]
+        assert bool(marked) == flagged and (not marked or marked[0].startswith("joules_per_sample"))
+        assert b["extra_info"]["measurement"]["extra"]["energy"]["timed_step_s"] == reading.timed_step_s

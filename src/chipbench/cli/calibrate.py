@@ -94,7 +94,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if busy and not args.allow_busy:
         # Other processes on the cores stall the measurement: such a ceiling would deflate every share's base.
         print_table(f"ceilings of {mid}", ["ceiling", "value"], rows)
-        warn(f"not stored: the machine was busy ({busy}); rerun when quiet")
+        warn(
+            f"not stored: the machine was busy ({busy}); rerun when quiet, or, on a machine that is never "
+            "quiet, `chipbench calibrate --allow-busy` stores these figures labelled disturbed (every share "
+            "of them is then marked)"
+        )
         return EXIT_FAILED
     if matmul or copy:
         new = ceilings.Ceilings(
@@ -109,12 +113,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             torch=env["packages"]["torch"],
             results_file=str(done.path) if done.path else None,
             load_avg_1m=load,
+            disturbed=busy,
         )
         best, kept = ceilings.best_of(ceilings.load(mid), new)
         stored = ceilings.save(best)
         for what in kept:
             rows.append([what, "kept the earlier, higher figure (same torch): a ceiling is the best seen"])
         rows.append(["stored", str(stored)])
+        if best.disturbed:
+            rows.append(["disturbed", f"{best.disturbed}: shares of these ceilings are marked as such"])
     print_table(f"ceilings of {mid}", ["ceiling", "value"], rows)
     return done.exit_code
 
@@ -146,6 +153,6 @@ def add_parsers(sub: Any) -> None:
     s.add_argument(
         "--allow-busy",
         action="store_true",
-        help="store even when the machine looks busy (the load is recorded)",
+        help="store even when the machine was busy: labelled disturbed, and every share of it marked",
     )
     s.set_defaults(func=cmd_calibrate)

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from chipbench import workloads
-from chipbench.cli.output import count, print_table
-from chipbench.core.cases import Case, memory_estimate
+from chipbench.cli.output import count, print_notes, print_table
+from chipbench.core.cases import Case, largest_fitting, memory_estimate
 from chipbench.core.config import config_dict, parse_sets
 from chipbench.core.errors import UsageError
 from chipbench.core.registry import SUITES
@@ -21,9 +21,10 @@ from chipbench.results.wire import JSONObject
 
 def cmd_list(args: argparse.Namespace) -> int:
     if args.suite:
-        for c in workloads.suite_cases(args.suite):
-            print(c.name)
+        # One name a line, folded where longer than the terminal (a name is never cut).
+        print_notes([c.name for c in workloads.suite_cases(args.suite)])
         return 0
+    rows = []
     for name, b in workloads.registry().items():
         suites = ",".join(s for s in SUITES if b.suites.get(s)) or "none"
         needs = (
@@ -31,7 +32,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             if b.needs_world > 1
             else ""
         )
-        print(f"{name:28s} {b.doc}  [suites: {suites}{needs}]")
+        rows.append([name, b.doc, suites + needs])
+    print_table("benchmarks", ["benchmark", "what it measures", "suites"], rows, compact=True)
     return 0
 
 
@@ -67,7 +69,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
     out: JSONObject = {
         "benchmark": b.name,
         "doc": b.doc,
-        "config": config_dict(cfg),
+        # The values a preset or flavor fills in, not their placeholders (`rows: []`, `interaction: preset`).
+        "config": {**config_dict(cfg), **(b.resolved(cfg) if b.resolved else {})},
         **described.as_dict(),
     }
     if described.memory_bytes_estimate is not None:
@@ -85,18 +88,34 @@ def cmd_describe(args: argparse.Namespace) -> int:
     if here is None:
         out["fits_here"] = f"not checked: {kind} is not this machine's device"
     else:
-        mid, free, resolved = here
-        est = memory_estimate(b, cfg, world, kind)
-        per = " per process" if world > 1 else ""
-        fits = "unknown (no estimate)" if est is None else ("yes" if est <= free else "no")
-        out["resolved_for"] = {"machine_id": mid, "device": kind, "resolved": resolved}
-        out["fits_here"] = f"{fits}: needs about {_gib(est or 0)}{per}, {_gib(free)} free" if est else fits
+        out.update(_fits_here(b, overrides, here, world, kind))
     if args.json:
         print(json.dumps(out, indent=2, default=str))
     else:
         rows = [[k, json.dumps(v, default=str) if not isinstance(v, str) else v] for k, v in out.items()]
         print_table(f"{b.name}", ["field", "value"], rows)
     return 0
+
+
+def _fits_here(
+    b: Any, overrides: dict[str, object], here: tuple[str, int, dict[str, Any]], world: int, kind: str
+) -> JSONObject:
+    """Whether the case fits this machine's free memory and, where it does not, the largest size along
+    each field a user would turn that does, as `--set` flags."""
+    mid, free, resolved = here
+    est = memory_estimate(b, b.config(overrides), world, kind)
+    per = " per process" if world > 1 else ""
+    fits = "unknown (no estimate)" if est is None else ("yes" if est <= free else "no")
+    out: JSONObject = {"resolved_for": {"machine_id": mid, "device": kind, "resolved": resolved}}
+    out["fits_here"] = f"{fits}: needs about {_gib(est or 0)}{per}, {_gib(free)} free" if est else fits
+    if fits == "no":
+        turn = largest_fitting(b, overrides, free, world, kind)
+        out["fits_with"] = (
+            " or ".join(" ".join(f"--set {k}={v}" for k, v in sizes.items()) for sizes in turn)
+            if turn
+            else "no size turned fits: run over more processes (--nproc-per-node), or on a larger device"
+        )
+    return out
 
 
 def cmd_env(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import argparse
 import math
 import os
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from chipbench.core import text
 from chipbench.core.errors import UsageError
@@ -75,19 +75,88 @@ def plain() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true") or not sys.stdout.isatty()
 
 
-def print_table(title: str, columns: tuple[str, ...] | list[str], rows: list[list[str]]) -> None:
+def width() -> int | None:
+    """Columns to lay output out in: $COLUMNS where set (honoured when piped, as `COLUMNS=100 chipbench
+    ... | less` asks), else the terminal's own; 160 when piped without it (a log file)."""
+    cols = os.environ.get("COLUMNS", "").strip()
+    if cols.isdigit() and int(cols) >= 20:
+        return int(cols)
+    return 160 if plain() else None
+
+
+def console(err: bool = False) -> Any:
+    """A rich console at `width()`: tables and notes folded to fit it."""
     from rich.console import Console
+
+    return Console(width=width(), stderr=err, highlight=False)
+
+
+NAME_WIDTH = 28
+"""A case name longer than this, in a table's first column, is shown as its benchmark and a key."""
+
+
+def short_names(
+    columns: tuple[str, ...] | list[str], rows: list[list[str]]
+) -> tuple[list[list[str]], list[str]]:
+    """A table's rows with long case names shortened to `benchmark [k]`, and the legend of the keys:
+    a name folded over 5-8 lines of a narrow column reads worse than a key and the name once below."""
+    if not rows or columns[0] not in ("benchmark", "case") or max(len(r[0]) for r in rows) <= NAME_WIDTH:
+        return rows, []
+    keys: dict[str, str] = {}
+    for r in rows:
+        name = r[0]
+        if len(name) > NAME_WIDTH and "[" in name and name not in keys:
+            keys[name] = f"{name.split('[', 1)[0]} [{len(keys) + 1}]"
+    shown = [[keys.get(r[0], r[0]), *r[1:]] for r in rows]
+    return shown, [f"{k[k.rindex('[') :]} {name}" for name, k in keys.items()]
+
+
+def _least(cells: list[str]) -> int:
+    """The narrowest a column of these cells can be without breaking a word."""
+    return max((len(w) for c in cells for w in c.split()), default=1)
+
+
+def print_table(
+    title: str, columns: tuple[str, ...] | list[str], rows: list[list[str]], compact: bool = False
+) -> None:
+    """A table folded to `width()` columns: long case names as keys with a legend below (`short_names`),
+    columns empty in every row left out, no vertical rules past 5 columns (or `compact`), and the
+    names kept whole where the other columns leave room."""
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
+    shown, legend = short_names(columns, rows)
+    keep = [i for i, _ in enumerate(columns) if i == 0 or not shown or any(r[i].strip() for r in shown)]
+    columns, shown = [columns[i] for i in keep], [[r[i] for i in keep] for r in shown]
+    compact = compact or len(columns) > 5
     # Strings from results files are never read as markup, and their control characters are shown
     # escaped (rich passes ANSI escapes through).
-    table = Table(title=Text(text.terminal(title)), show_lines=False)
-    for c in columns:
-        table.add_column(c, overflow="fold")
-    for r in rows:
+    style: dict[str, Any] = (
+        {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False, "collapse_padding": True}
+        if compact
+        else {}
+    )
+    table = Table(title=Text(text.terminal(title)), show_lines=False, **style)
+    out = console()
+    names = max((len(r[0]) for r in shown), default=0)
+    others = sum(_least([c, *(r[i] for r in shown)]) + 3 for i, c in enumerate(columns) if i)
+    for i, c in enumerate(columns):
+        whole = i == 0 and names <= NAME_WIDTH and names + others + 4 <= out.width
+        table.add_column(c, overflow="fold", width=names if whole else None)
+    for r in shown:
         table.add_row(*(Text(text.terminal(c)) for c in r))
-    Console(width=None if not plain() else 160).print(table)
+    out.print(table)
+    print_notes(legend)
+
+
+def print_notes(lines: list[str], err: bool = False) -> None:
+    """Lines folded to `width()` columns (a long case name breaks rather than runs past the edge)."""
+    from rich.text import Text
+
+    out = console(err)
+    for line in lines:
+        out.print(Text(text.terminal(line)), overflow="fold")
 
 
 def error(message: str) -> None:

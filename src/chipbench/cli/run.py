@@ -22,6 +22,7 @@ from chipbench.cli.output import (
     finite,
     index,
     plain,
+    print_notes,
     print_table,
     say,
     seconds,
@@ -42,11 +43,13 @@ from chipbench.results import document, files
 from chipbench.results.header import RunSummary
 from chipbench.results.outcomes import CaseOutcome
 from chipbench.results.render import (
-    HEADLINE_COLUMNS,
-    SUMMARY_COLUMNS,
-    headline,
+    RESULTS_COLUMNS,
+    RESULTS_LEGEND,
+    disturbed_summary,
+    flags_summary,
+    legend,
+    results_table,
     roofline_lines,
-    summary_rows,
     time_line,
 )
 from chipbench.results.typed import ResultsDocument
@@ -65,9 +68,12 @@ class Progress:
     def __enter__(self) -> Progress:
         if not self.quiet and not plain():
             from rich import progress as bar
+            from rich.table import Column
 
             self.bar = bar.Progress(
-                bar.TextColumn("{task.description}", markup=False), bar.BarColumn(),
+                # The case's name cut to fit: the bar, counts and times stay on one line at 80 columns.
+                bar.TextColumn("{task.description}", markup=False, table_column=Column(max_width=36, no_wrap=True, overflow="ellipsis")),
+                bar.BarColumn(),
                 bar.TextColumn("{task.completed}/{task.total}"), bar.TimeElapsedColumn(), bar.TimeRemainingColumn(),
             )  # fmt: skip
             self.bar.__enter__()
@@ -223,7 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.markdown:
             _write_markdown(merged, args.markdown, saved.path)
     code = EXIT_INTERRUPTED if held.received else code
-    _report(merged, saved.path, code)
+    _report(merged, saved.path, code, args.verbose)
     return code
 
 
@@ -283,7 +289,7 @@ def _run(args: argparse.Namespace, pool: WorkerPool, world: int = 1, write: bool
         price_for=_price_for(args),
     )
     if write:
-        _report(done.doc, done.path, done.exit_code)
+        _report(done.doc, done.path, done.exit_code, args.verbose)
     return done
 
 
@@ -303,20 +309,19 @@ def _price_for(args: argparse.Namespace) -> Callable[[str], price.Price | None]:
     return pick
 
 
-def _report(doc: ResultsDocument, path: Path | None, code: int) -> None:
-    top = headline(doc)
-    if top:
-        print_table("headline", list(HEADLINE_COLUMNS), top)
-    print_table("chipbench results", list(SUMMARY_COLUMNS), summary_rows(doc))
-    for line in roofline_lines(doc):
-        say(line)
-    if spent := time_line(doc):
-        say(spent)
-    for b in doc.benchmarks:
-        for flag in b.extra_info.flags:
-            warn(f"{b.name}: {flag}")
-        if b.extra_info.disturbed:
-            warn(f"{b.name}: measured on a disturbed machine ({b.extra_info.disturbed}); rerun when quiet")
+def _report(doc: ResultsDocument, path: Path | None, code: int, verbose: bool = False) -> None:
+    print_table("chipbench results", list(RESULTS_COLUMNS), results_table(doc), compact=True)
+    spent = time_line(doc)
+    print_notes([*legend(doc), RESULTS_LEGEND, *roofline_lines(doc, short=True), *([spent] if spent else [])])
+    if verbose:
+        for b in doc.benchmarks:
+            for flag in b.extra_info.flags:
+                warn(f"{b.name}: {flag}")
+            if b.extra_info.disturbed:
+                warn(f"{b.name}: measured on a disturbed machine ({b.extra_info.disturbed})")
+    for line in (flags_summary(doc), disturbed_summary(doc)):
+        if line:
+            warn(line)
     if path:
         print(f"results: {path}")
     if code == EXIT_INTERRUPTED:
@@ -354,6 +359,10 @@ def add_parsers(sub: Any) -> None:
         help="results file (default results/local/<machine-id>/<time>_<commit>.json)",
     )
     s.add_argument("--markdown", type=Path, metavar="PATH", help="also write the summary table as Markdown")
+    s.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="a warning per case measured on a disturbed machine or with a flagged figure (default: one line each)",
+    )  # fmt: skip
     e = s.add_argument_group("energy and cost")
     e.add_argument(
         "--energy", choices=("auto", "on", "off"), default="auto",

@@ -106,3 +106,85 @@ def build_cases(
         bench.config(ov)  # raises UsageError on unknown keys or bad values
         out.append(Case(c.bench, ov))
     return out
+
+
+SHRINK_FIELDS = ("n_layers", "max_rows", "seq_len", "max_history", "batch_size", "vocab_size")
+"""The sizes a user turns to make a case fit, in the order `describe` suggests them."""
+
+
+def _shrink_from(name: str, full: Overrides) -> int | None:
+    """Where a search along `name` starts: the size the config has now (max_rows: the largest table)."""
+    if name == "max_rows":
+        rows = full.get("rows", full.get("items"))
+        rows = max(rows) if isinstance(rows, (list, tuple)) and rows else rows
+        return rows if isinstance(rows, int) and not isinstance(rows, bool) else None
+    v = full.get(name)
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def largest_fitting(
+    b: Benchmark[Any], overrides: Overrides, free_bytes: int, world: int = 1, kind: str = "cpu"
+) -> list[dict[str, int]]:
+    """Sizes that make a case that does not fit fit `free_bytes`, found by bisection over its memory
+    estimate (which grows with each of SHRINK_FIELDS): each field alone, at the largest value that fits;
+    where none fits alone, one set of them (the first field at 1, the next ones at the same share of
+    their sizes, the first raised again as far as they allow). Empty when nothing turned fits."""
+    cfg = b.config(overrides)
+    full = {**dataclasses.asdict(cfg), **(b.resolved(cfg) if b.resolved else {})}
+    start = {n: v for n in SHRINK_FIELDS if n in full and (v := _shrink_from(n, full)) is not None and v > 1}
+
+    def fits(sizes: dict[str, int]) -> bool:
+        try:
+            est = memory_estimate(b, b.config({**overrides, **sizes}), world, kind)
+        except (ValueError, UsageError):  # a value the config refuses (e.g. a batch that does not split)
+            return False
+        return est is not None and est <= free_bytes
+
+    def valid(sizes: dict[str, int]) -> bool:
+        try:
+            b.config({**overrides, **sizes})
+        except (ValueError, UsageError):
+            return False
+        return True
+
+    def largest(name: str, given: dict[str, int]) -> int | None:
+        lo, hi = 1, start[name] + 1
+        if not fits({**given, name: 1}):
+            return None
+        while lo < hi - 1:  # the largest value up to the present one that fits with `given`
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits({**given, name: mid}) else (lo, mid)
+        return lo
+
+    alone = [{n: v} for n in start if (v := largest(n, {})) is not None]
+    if alone or not start:
+        return [{k: _nice(v) for k, v in sizes.items()} for sizes in alone]
+    combo: dict[str, int] = {}
+    for name in start:
+        v = largest(name, combo)
+        if v is not None:
+            combo[name] = v
+            break
+        if valid({**combo, name: 1}):  # a size the config refuses at 1 (max_history under the mean) stays
+            combo[name] = 1
+    if not fits(combo):
+        return []
+    first, *rest = combo
+    if len(rest) > 1:  # several sizes turned: each at the same share of its own, the largest that fits
+
+        def share(f: float) -> dict[str, int]:
+            return {first: combo[first], **{k: max(1, int(start[k] * f)) for k in rest}}
+
+        lo, hi = 0.0, 1.0
+        for _ in range(20):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if fits(share(mid)) else (lo, mid)
+        combo = share(lo)
+    combo[first] = largest(first, {k: v for k, v in combo.items() if k != first}) or combo[first]
+    return [{k: _nice(v) for k, v in combo.items()}]
+
+
+def _nice(v: int) -> int:
+    """`v` rounded down to two significant digits (3041915 -> 3000000): a size to type, still fitting."""
+    scale = 10 ** max(0, len(str(v)) - 2)
+    return v // scale * scale

@@ -67,6 +67,9 @@ class Benchmark(Generic[C]):
     (e.g. TorchRec's sharding plan), without allocating; shown by `describe --nproc-per-node`."""
     needs_world: int = 1
     """Fewest processes the benchmark runs on (collectives need 2); below it, suites skip it."""
+    resolved: Callable[[C], Overrides] | None = None
+    """config -> the values its preset-filled fields stand for (`rows: ()` -> the preset's rows), as
+    `describe` shows them; None: every field is what it says."""
 
     def config(self, overrides: Overrides | None = None) -> C:
         return apply_overrides(self.config_cls(), overrides or {})
@@ -109,6 +112,7 @@ class Family:
     fit: Callable[[Any, int, str], Overrides] | None = None
     plan: Callable[[Any, int, str], Layout] | None = None
     auto_dtype: dict[str, str] = field(default_factory=dict)
+    resolved: Callable[[Any], Overrides] | None = None
 
     def add(
         self,
@@ -122,7 +126,7 @@ class Family:
         """Register `<prefix>.<name>`; `differs`: Benchmark fields that are not the family's."""
         fields: dict[str, Any] = {
             "describe": self.describe, "timed": self.timed, "fit": self.fit, "plan": self.plan,
-            "auto_dtype": self.auto_dtype, **differs,
+            "auto_dtype": self.auto_dtype, "resolved": self.resolved, **differs,
         }  # fmt: skip
         return register(Benchmark(f"{self.prefix}.{name}", doc, config_cls, setup, suites=suites, **fields))
 

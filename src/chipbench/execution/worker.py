@@ -255,7 +255,7 @@ def _energy(
             else:
                 try:
                     mine = energy_window.measure_energy(
-                        step, dev, src, steps, extend=lockstep is None
+                        step, dev, src, steps, extend=lockstep is None, timed_step_s=median
                     ).as_dict()
                 except energy_window.ReadFailed as exc:  # the benchmark's timing stands; no energy figure
                     mine = {"unavailable": f"energy read failed: {exc}"}
@@ -276,6 +276,8 @@ def _energy(
         "window_s": max(r["window_s"] for r in read),
         "scope": read[0]["scope"],
         "method": read[0]["method"],
+        # Rank 0's comparison of its window with the timed median (every rank takes the same steps).
+        **{k: read[0][k] for k in ("timed_step_s", "window_step_s", "unlike_timed") if k in read[0]},
         "ranks_read": len(read),
         "summed_over": f"{len(read)} of {len(ranks)} processes' devices",
     }

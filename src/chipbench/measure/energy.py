@@ -19,6 +19,9 @@ from chipbench.platform.energy import Source
 
 MIN_WINDOW_S = 1.0
 IDLE_S = 0.5
+UNLIKE_TIMED = 0.10
+"""Past this relative difference between the window's step time and the timed median, the window's
+energy is not the timed steps' (another job beside it, a throttled device): flagged."""
 
 
 @dataclass(frozen=True)
@@ -33,13 +36,35 @@ class EnergyReading:
     """Power while the device idled just before the window (recorded, not subtracted)."""
     scope: str
     method: str
+    timed_step_s: float | None = None
+    """The timed rounds' median step, which the window's steps are compared with; None: not given."""
 
     @property
     def joules_per_step(self) -> float:
         return self.joules / self.steps
 
+    @property
+    def window_step_s(self) -> float:
+        """The window's mean step."""
+        return self.window_s / self.steps
+
+    @property
+    def unlike_timed(self) -> str | None:
+        """Why the window's steps are unlike the timed ones (their mean more than UNLIKE_TIMED off the
+        timed median), or None."""
+        t = self.timed_step_s
+        if not t or abs(self.window_step_s / t - 1) <= UNLIKE_TIMED:
+            return None
+        way = "slower" if self.window_step_s > t else "faster"
+        return (
+            f"the energy window's steps took {self.window_step_s * 1e3:.4g} ms, {abs(self.window_step_s / t - 1):.0%} "
+            f"{way} than the timed median {t * 1e3:.4g} ms (another job beside it, a throttled device): its "
+            "energy per step is not the timed steps'"
+        )
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "joules_per_step": self.joules_per_step}
+        return {**asdict(self), "joules_per_step": self.joules_per_step, "window_step_s": self.window_step_s,
+                "unlike_timed": self.unlike_timed}  # fmt: skip
 
 
 def window_steps(step_s: float, source: Source, lockstep: Lockstep | None = None) -> int:
@@ -57,11 +82,18 @@ class ReadFailed(Exception):
 
 
 def measure_energy(
-    step: Step, device: Device, source: Source, steps: int, *, extend: bool = True
+    step: Step,
+    device: Device,
+    source: Source,
+    steps: int,
+    *,
+    extend: bool = True,
+    timed_step_s: float | None = None,
 ) -> EnergyReading:
     """Energy of `steps` steps; with `extend` (one process: no other rank to keep in step), more steps
-    until the window is long enough for the counter, when the steps ran faster than the timed median.
-    A failed read raises ReadFailed after every step was taken."""
+    until the window is long enough for the counter, when the steps ran faster than the timed median
+    (`timed_step_s`, recorded beside the window's own step time). A failed read raises ReadFailed after
+    every step was taken."""
     failed: list[str] = []
 
     def read() -> float:
@@ -90,7 +122,9 @@ def measure_energy(
     if failed:
         raise ReadFailed(failed[0])
     joules, window = j1 - j0, t1 - t0
-    return EnergyReading(joules, steps, window, joules / window, idle, source.scope, source.method)
+    return EnergyReading(
+        joules, steps, window, joules / window, idle, source.scope, source.method, timed_step_s
+    )
 
 
 def soak(step: Step, device: Device, seconds: float, ident: int | str = 0) -> Info:

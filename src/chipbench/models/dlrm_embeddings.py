@@ -13,6 +13,7 @@ the shape letters are those of ``chipbench.models.dlrm``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,6 +23,21 @@ from torch import nn
 from chipbench.models import fill
 
 EmbeddingOptimizer = Literal["sgd", "adagrad", "rowwise_adagrad"]
+
+
+class _FxTracingNotice(logging.Filter):
+    """Drops torch's one warning that `is_fx_tracing()` will also be true under torch.export: TorchRec's
+    KeyedJaggedTensor asks it when built (``prepare``), and the notice, meant for the authors of code
+    that calls it, says nothing about the run. Every other record of the logger passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        notice = record.levelno == logging.WARNING and record.getMessage().startswith(
+            "is_fx_tracing will return true"
+        )
+        return not notice
+
+
+logging.getLogger("torch.fx._symbolic_trace").addFilter(_FxTracingNotice())
 
 EMB_EPS = 1e-8
 """Epsilon of the Adagrad forms on both backends (FBGEMM's default; torch's Adagrad is told the same)."""

@@ -35,6 +35,9 @@ class Ceilings:
     results_file: str | None = None
     load_avg_1m: float | None = None
     """The machine's 1-minute load when calibrating started (a busy machine is refused)."""
+    disturbed: str | None = None
+    """Why the machine was disturbed while calibrating, when stored anyway (`--allow-busy`): such ceilings
+    are low, and the shares of them that results report are marked; None: measured quiet."""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -53,7 +56,7 @@ class Ceilings:
         sizes = data.get("matmul_sizes") or {}
         if not isinstance(sizes, dict):
             return None
-        texts = {k: data.get(k) for k in ("measured_at", "device", "torch", "results_file")}
+        texts = {k: data.get(k) for k in ("measured_at", "device", "torch", "results_file", "disturbed")}
         if any(v is not None and not isinstance(v, str) for v in texts.values()):
             return None
         load = data.get("load_avg_1m")
@@ -89,7 +92,11 @@ def best_of(old: Ceilings | None, new: Ceilings) -> tuple[Ceilings, list[str]]:
     if old.copy_gbps and (copy is None or old.copy_gbps > copy) and old.copy_mib == new.copy_mib:
         copy = old.copy_gbps
         kept.append("copy")
-    return dataclasses.replace(new, matmul_tflops=matmul, copy_gbps=copy), kept
+    # The label follows the figures: new's where any of its figures is stored, old's where any is kept.
+    figures = len(matmul) + (copy is not None)
+    why = [w for w, used in ((new.disturbed, len(kept) < figures), (old.disturbed, bool(kept))) if w and used]
+    stored = dataclasses.replace(new, matmul_tflops=matmul, copy_gbps=copy, disturbed="; ".join(why) or None)
+    return stored, kept
 
 
 def cache_dir() -> Path:

@@ -29,7 +29,7 @@ from chipbench.results.header import (
     PriceSeen,
     RunSummary,
 )
-from chipbench.results.measurement import Measurement
+from chipbench.results.measurement import Energy, Measurement
 from chipbench.results.metrics import Setting, derive_metrics
 from chipbench.results.model import Benchmark, ExtraInfo, Scaling, Stats, WorkRecord
 from chipbench.results.outcomes import CaseOutcome, RunOutcome
@@ -131,13 +131,26 @@ def _metrics(
     return metrics, missing, roof
 
 
-def _flags(metrics: Mapping[str, float]) -> tuple[str, ...]:
-    return tuple(
+def _flags(
+    metrics: Mapping[str, float], ceilings: Ceilings | None, energy: Energy | None = None
+) -> tuple[str, ...]:
+    above = tuple(
         f"{k} is {v:.0%}, above 100%: a counting error, a stale ceiling (rerun `chipbench calibrate`) "
         "or data that fit in a cache the ceiling's did not"
         for k, v in metrics.items()
         if (k.startswith("share_of_") or k == "mfu") and v > 1.0
     )
+    why = ceilings.disturbed if ceilings is not None else None
+    busy = tuple(
+        f"{k} is of a ceiling measured on a disturbed machine ({why}): too high by as much as the "
+        "ceiling was low; rerun `chipbench calibrate` when the machine is quiet"
+        for k in metrics
+        if (k.startswith("share_of_ceiling") or k == "share_of_roofline") and why
+    )
+    unlike = energy.unlike_timed if energy is not None else None
+    per = [k for k in metrics if k.startswith(("joules_per_", "energy_usd_per_")) or k.endswith("_per_joule")]
+    window = (f"{', '.join(per)}: {unlike}",) if unlike and per else ()
+    return above + busy + window
 
 
 def _benchmark(run: _Run, oc: CaseOutcome, name: str) -> Benchmark:
@@ -162,7 +175,7 @@ def _benchmark(run: _Run, oc: CaseOutcome, name: str) -> Benchmark:
         dtype=dtype,
         metrics=metrics,
         unavailable=missing,
-        flags=_flags(metrics),
+        flags=_flags(metrics, run.ceilings, m.extra.energy),
         # Why the machine was disturbed while this case was measured (the kernel's evidence,
         # `measurement.extra.contention`); the gate says "rerun" instead of judging it.
         disturbed=m.extra.disturbed,

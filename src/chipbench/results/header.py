@@ -125,6 +125,11 @@ class CeilingsSeen(Record):
     copy_gbps: float | None = None
     """Device memory bandwidth (bytes read + written)."""
     measured_at: str | None = None
+    disturbed: str | None = None
+    """Why the machine was disturbed when these were measured (`calibrate --allow-busy`): the ceilings
+    are low, and every share of them high; None: measured quiet (or before this was recorded)."""
+
+    OMIT_NONE = ("disturbed",)
 
 
 @dataclass(frozen=True)

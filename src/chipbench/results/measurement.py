@@ -27,6 +27,15 @@ class Energy(Record):
     joules_per_step: float | None = None
     unavailable: str | None = None
     """Why there is no reading (no energy source on this device)."""
+    timed_step_s: float | None = None
+    """The timed rounds' median step (absent in files from before it was recorded)."""
+    window_step_s: float | None = None
+    """The energy window's mean step: window_s / steps."""
+    unlike_timed: str | None = None
+    """Why the window's steps are unlike the timed ones (more than 10% off the timed median): its energy
+    per step is then not the timed steps' (flagged); None: alike, or not compared."""
+
+    OMIT_NONE = ("timed_step_s", "window_step_s", "unlike_timed")
 
 
 @dataclass(frozen=True)

@@ -156,11 +156,14 @@ def headline(doc: Document) -> list[list[str]]:
 HEADLINE_COLUMNS = ("benchmark", "throughput", "p99 step", "compute", "of the device's limits", "peak memory")
 
 
-def roofline_lines(doc: Document) -> list[str]:
+def roofline_lines(doc: Document, short: bool = False) -> list[str]:
     """One compact line per whole step with a roofline breakdown: its share of the floor, whether its
-    parts add up to it, and the part that holds it back most (time above its own floor)."""
+    parts add up to it, and the part that holds it back most (time above its own floor). `short`: cases
+    named as the terminal's table names them (`short_names`)."""
+    typed = as_document(doc)
+    names = short_names(typed) if short else {}
     out = []
-    for b in as_document(doc).benchmarks:
+    for b in typed.benchmarks:
         r = b.extra_info.roofline
         if r is None or not r.parts:
             continue
@@ -172,7 +175,7 @@ def roofline_lines(doc: Document) -> list[str]:
             else "(?-bound, 0 ms against a 0 ms floor)"
         )
         out.append(
-            f"roofline {b.name}: {r.share_of_roofline * 100:.0f}% of roofline speed "
+            f"roofline {names.get(b.name, b.name)}: {r.share_of_roofline * 100:.0f}% of roofline speed "
             f"(floor {r.floor_ms:.3g} ms, step {r.step_ms:.3g} ms){cover}; held back most by {r.holds_back} {held}"
         )
     return out
@@ -219,3 +222,111 @@ def time_line(doc: Document) -> str | None:
         return f"time: {parts}"
     rest = max(0.0, wall - sum(spent.values()))
     return f"time: {wall:.0f} s from start to save; {parts}, the rest {rest:.0f} s"
+
+
+RESULTS_COLUMNS = ("case", "median\nms", "±ci95", "throughput", "compute", "of limit", "peak\nmemory")
+"""The terminal's one results table (the Markdown table and the results file hold every figure)."""
+
+RESULTS_LEGEND = (
+    "±ci95: half-width of the median's 95% interval; `-` too few samples for one (under 6), `unstable`"
+    f" wider than ±{UNSTABLE_CI_PCT:.0f}% (noise: rerun on a quieter machine). of limit: MFU (share of the"
+    " published peak) or share of this machine's measured ceiling (`matmul`, `copy`); `-` none known"
+    " (run `chipbench calibrate`); `!` above 100%; `*` of a ceiling measured on a disturbed machine."
+)
+
+
+def _of_limit(m: Mapping[str, float], busy: bool) -> str:
+    """The share of the device's limits a case reaches, short (the legend says which is which); `busy`:
+    the ceilings were measured on a disturbed machine (a share of them is marked `*`)."""
+    for key, label in (
+        ("mfu", "MFU {}"),
+        ("share_of_ceiling_flops", "{} matmul"),
+        ("share_of_ceiling_bw", "{} copy"),
+    ):
+        if key in m:
+            v = m[key]
+            mark = ("!" if v > 1.0 else "") + ("*" if busy and key != "mfu" else "")
+            return label.format(f"{v * 100:.0f}%{mark}")
+    return "-"
+
+
+def _throughput(group: str | None, m: Mapping[str, float]) -> str:
+    if group in ("dlrm.embedding", "calib.copy") and "gbps" in m:
+        return human(m["gbps"] * 1e9, "B/s")
+    for key, unit in (("tokens_per_s", "tokens/s"), ("samples_per_s", "samples/s")):
+        if key in m:
+            out = human(m[key], unit)
+            return out + (
+                f" ({m['scaling_efficiency'] * 100:.0f}% scaling)" if "scaling_efficiency" in m else ""
+            )
+    return human(m["gbps"] * 1e9, "B/s") if "gbps" in m else "-"
+
+
+def short_names(doc: Document) -> dict[str, str]:
+    """Each case's short name in the terminal's table: its benchmark with a key (`dlrm.mlp [3]`) where
+    the full name carries a config; the key's full name is in the legend (`legend`)."""
+    typed = as_document(doc)
+    names = [b.name for b in typed.benchmarks] + [e.name for e in typed.errors]
+    out = {}
+    for i, name in enumerate(names, 1):
+        head = name.split("[", 1)[0].split("@", 1)[0]
+        out[name] = name if head == name else f"{head} [{i}]"
+    return out
+
+
+def results_table(doc: Document) -> list[list[str]]:
+    """One row per case (and per error) for the terminal: short names, figures in human units."""
+    typed = as_document(doc)
+    short = short_names(typed)
+    busy = bool(typed.header.ceilings and typed.header.ceilings.disturbed)
+    rows = []
+    for b in typed.benchmarks:
+        m, st = b.extra_info.metrics, b.stats
+        mem = m.get("peak_mem_gib")
+        rows.append([
+            short[b.name], _fmt(st.median_s * 1e3 if st.median_s is not None else None, 4), _ci_text(st),
+            _throughput(b.group, m), human(m["tflops"] * 1e12, "FLOP/s") if "tflops" in m else "-",
+            _of_limit(m, busy), f"{mem:.3g} GiB" if mem is not None else "-",
+        ])  # fmt: skip
+    for e in typed.errors:
+        rows.append([short[e.name], f"ERROR {e.error_type}", "", "", "", "", ""])
+    return rows
+
+
+def legend(doc: Document) -> list[str]:
+    """The full name of each short name the table used (`[3] dlrm.mlp[batch_size=256,...]`)."""
+    return [f"{s[s.rindex('[') :]} {name}" for name, s in short_names(doc).items() if s != name]
+
+
+def _delay(b: Benchmark) -> float:
+    m = b.extra_info.measurement
+    c = m.extra.contention if m is not None else None
+    return (c.run_delay_share or 0.0) if c is not None else 0.0
+
+
+def disturbed_summary(doc: Document) -> str | None:
+    """One line for the cases measured on a disturbed machine: how many, the worst, what it means for the
+    figures and what to do; None when none was. Each case's reason is in the results file
+    (`extra_info.disturbed`)."""
+    typed = as_document(doc)
+    hit = [b for b in typed.benchmarks if b.extra_info.disturbed]
+    if not hit:
+        return None
+    worst = max(hit, key=_delay)
+    delay = _delay(worst)
+    share = f"threads waited {delay:.0%} of their time for a CPU" if delay else worst.extra_info.disturbed
+    return (
+        f"disturbed: {len(hit)} of {len(typed.benchmarks)} cases ({short_names(typed)[worst.name]} worst: "
+        f"{share}): times may be inflated, the gate says `rerun`; rerun when quiet (each case: --verbose)"
+    )
+
+
+def flags_summary(doc: Document) -> str | None:
+    """One line for the cases whose figures are flagged (a share above 100%); None when none is."""
+    typed = as_document(doc)
+    hit = [b for b in typed.benchmarks if b.extra_info.flags]
+    if not hit:
+        return None
+    first = hit[0].extra_info.flags[0]
+    first = first if len(first) <= 90 else first[:89] + "…"  # the whole of each: --verbose, the results file
+    return f"flagged: {len(hit)} case(s) ({short_names(typed)[hit[0].name]}: {first}; each case: --verbose)"

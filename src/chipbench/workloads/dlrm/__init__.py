@@ -19,7 +19,15 @@ from chipbench.workloads.dlrm.accounting import (
     fit,
 )
 from chipbench.workloads.dlrm.backend import check_hugepages, choose_backend, place_tables
-from chipbench.workloads.dlrm.config import LIST_A, PRESETS, DLRMConfig, EmbeddingConfig, Resolved, resolve
+from chipbench.workloads.dlrm.config import (
+    LIST_A,
+    PRESETS,
+    DLRMConfig,
+    EmbeddingConfig,
+    Resolved,
+    resolve,
+    resolved_fields,
+)
 from chipbench.workloads.dlrm.data import make_batches, zipf_ranks
 from chipbench.workloads.dlrm.plan import plan as plan_layout
 from chipbench.workloads.dlrm.setup import (
@@ -82,7 +90,15 @@ _DEFAULT = [
     {"preset": "dcnv2", "max_rows": -1, "batch_size": 256},
 ]
 
-_DLRM = Family("dlrm", describe=describe, timed=TIMED, fit=fit, plan=plan_layout, auto_dtype=_AUTO_DTYPE)
+_DLRM = Family(
+    "dlrm",
+    describe=describe,
+    timed=TIMED,
+    fit=fit,
+    plan=plan_layout,
+    auto_dtype=_AUTO_DTYPE,
+    resolved=resolved_fields,
+)
 
 TRAIN_STEP = _DLRM.add(
     "train_step", DLRMConfig, train_setup,

@@ -222,3 +222,12 @@ def resolve(cfg: DLRMConfig) -> Resolved:
         dcn_layers=cfg.dcn_layers or p.get("dcn_layers", _DCN_DEFAULTS["dcn_layers"]),
         dcn_rank=cfg.dcn_rank or p.get("dcn_rank", _DCN_DEFAULTS["dcn_rank"]),
     )
+
+
+def resolved_fields(cfg: DLRMConfig) -> Overrides:
+    """The values of the fields a config leaves to its preset (`describe`'s config row): rows before
+    the cap, the MLPs, the interaction and its sizes."""
+    r = resolve(cfg)
+    return {"rows": r.rows_uncapped, "embedding_dim": r.embedding_dim, "lookups": r.lookups,
+            "bottom_mlp": r.bottom_mlp, "top_mlp": r.top_mlp, "interaction": r.interaction,
+            "dcn_layers": r.dcn_layers, "dcn_rank": r.dcn_rank}  # fmt: skip

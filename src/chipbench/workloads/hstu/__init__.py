@@ -17,6 +17,7 @@ from chipbench.workloads.hstu.config import (
     HSTUConfig,
     SequenceEmbeddingConfig,
     resolve,
+    resolved_fields,
 )
 from chipbench.workloads.hstu.data import history_lengths
 from chipbench.workloads.hstu.plan import plan
@@ -66,7 +67,7 @@ _FULL = [
     {"preset": "recsys-examples", "max_rows": -1, "batch_size": 8},
 ]
 
-_HSTU = Family("hstu", describe=describe, timed=TIMED, fit=fit, plan=plan)
+_HSTU = Family("hstu", describe=describe, timed=TIMED, fit=fit, plan=plan, resolved=resolved_fields)
 
 TRAIN_STEP = _HSTU.add(
     "train_step", HSTUConfig, train_setup,

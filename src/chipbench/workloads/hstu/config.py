@@ -202,3 +202,10 @@ def resolve(cfg: HSTUConfig) -> Resolved:
         input_dropout=p["input_dropout"] if cfg.dropout else 0.0,
         linear_dropout=p["linear_dropout"] if cfg.dropout else 0.0,
     )
+
+
+def resolved_fields(cfg: HSTUConfig) -> Overrides:
+    """The values of the fields a config leaves to its preset (`describe`'s config row)."""
+    r = resolve(cfg)
+    return {"items": r.items_uncapped, "n_layers": r.n_layers, "avg_history": r.avg_history,
+            "max_history": r.max_history, "candidates": r.candidates}  # fmt: skip

@@ -32,6 +32,7 @@ from chipbench.workloads.llama.config import (
     RopeConfig,
     Shape,
     SwigluConfig,
+    resolved_fields,
 )
 from chipbench.workloads.llama.describe import (
     adamw_describe,
@@ -80,7 +81,7 @@ _TINY_MICRO = {"flavor": "tiny", "seq_len": 64, "batch_size": 4}
 _8B = {"flavor": "llama3-8b"}
 _8B_LAYER = {"flavor": "llama3-8b", "n_layers": 1, "seq_len": 64, "batch_size": 1, "vocab_size": 2048}
 
-_LLAMA = Family("llama", timed=TIMED)
+_LLAMA = Family("llama", timed=TIMED, resolved=resolved_fields)
 _FWD_BWD = ("fwd", "fwd_bwd")
 
 TRAIN_STEP = _LLAMA.add(

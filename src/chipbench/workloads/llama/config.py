@@ -9,6 +9,7 @@ callers.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -259,3 +260,8 @@ class RopeConfig(MicroConfig):
 @dataclass(frozen=True)
 class SwigluConfig(MicroConfig):
     """silu(gate) * up over (B*T, ffn_hidden), from a fused (B*T, 2*ffn_hidden) projection output."""
+
+
+def resolved_fields(cfg: Any) -> Overrides:
+    """The values of the model fields a config leaves to its flavor (`describe`'s config row)."""
+    return dataclasses.asdict(cfg.shape()) if isinstance(cfg, LlamaShapeConfig) else {}
