@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import subprocess
@@ -36,6 +37,7 @@ from chipbench.core.fileio import check_writable
 from chipbench.core.registry import SUITES
 from chipbench.execution.options import Destination, Listener, RunOptions
 from chipbench.execution.pools import DistWorkerPool, Launch, WorkerPool, kill_tree
+from chipbench.execution.probe import PROBE_S
 from chipbench.execution.session import Executed, execute, hold_signals
 from chipbench.platform.device import DEVICE_CHOICES
 from chipbench.results import document, files
@@ -291,8 +293,27 @@ def run_options(args: argparse.Namespace, suite: str | None) -> RunOptions:
     """The run's options from its flags: the suite's time budget unless --time-budget says otherwise."""
     budget = args.time_budget if args.time_budget is not None else SUITE_BUDGET_S.get(suite or "default", 3.0)
     return RunOptions(
-        time_budget_s=budget, timeout_s=args.timeout, energy=args.energy, soak_s=args.soak or 0.0
-    )
+        time_budget_s=budget, timeout_s=args.timeout, energy=args.energy, soak_s=args.soak or 0.0,
+        probe_s=0.0 if args.no_probe else probe_budget(),
+    )  # fmt: skip
+
+
+PROBE_ENV = "CHIPBENCH_PROBE_S"
+"""Each host-probe measurement's budget in seconds, where not the default (the tests set a tiny one)."""
+
+
+def probe_budget() -> float:
+    """The host probe's budget per measurement: $CHIPBENCH_PROBE_S, else the default."""
+    raw = os.environ.get(PROBE_ENV, "").strip()
+    if not raw:
+        return PROBE_S
+    try:
+        v = float(raw)
+    except ValueError:
+        v = -1.0
+    if not (v == 0 or (math.isfinite(v) and v > 0)):
+        raise UsageError(f"{PROBE_ENV}={raw!r}: give the probe's seconds per measurement (0: no probe)")
+    return v
 
 
 def _price_for(args: argparse.Namespace) -> Callable[[str], price.Price | None]:
@@ -312,6 +333,8 @@ def _report(doc: ResultsDocument, path: Path | None, code: int) -> None:
         say(line)
     if spent := time_line(doc):
         say(spent)
+    if doc.header.host_probe is not None:
+        say(doc.header.host_probe.describe())
     for b in doc.benchmarks:
         for flag in b.extra_info.flags:
             warn(f"{b.name}: {flag}")
@@ -354,6 +377,10 @@ def add_parsers(sub: Any) -> None:
         help="results file (default results/<machine-id>/<time>_<commit>.json)",
     )
     s.add_argument("--markdown", type=Path, metavar="PATH", help="also write the summary table as Markdown")
+    s.add_argument(
+        "--no-probe", action="store_true",
+        help="no host probe (a short matmul and copy at the start and end: the run's drift reference)",
+    )  # fmt: skip
     e = s.add_argument_group("energy and cost")
     e.add_argument(
         "--energy", choices=("auto", "on", "off"), default="auto",
