@@ -13,6 +13,7 @@ from typing import Any
 
 from chipbench import workloads
 from chipbench.cli.output import count, finite, print_table, say, seconds
+from chipbench.core.cases import Case
 from chipbench.core.config import parse_sets
 from chipbench.core.errors import UsageError
 from chipbench.core.fileio import atomic_write_text, check_writable
@@ -97,12 +98,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if label else code
 
 
-def cmd_ab(args: argparse.Namespace) -> int:
-    th = _thresholds(args)  # --rounds and --time-budget: checked by their argparse types (and run_ab)
-    pys = {"a": ab.resolve_python(args.a, "--a"), "b": ab.resolve_python(args.b, "--b")}
-    cases = workloads.build_cases(args.benchmarks, args.suite, parse_sets(args.set), None)
+def _ab_sides(args: argparse.Namespace) -> tuple[dict[str, str], list[Case], list[Case] | None]:
+    """Each side's python and cases: two environments (--a, --b), two configs (--a-set, --b-set; this
+    python unless --a/--b name others), or both."""
+    configs = bool(args.a_set or args.b_set)
+    if not configs and (args.a is None or args.b is None):
+        raise UsageError(
+            "ab needs two sides: --a and --b (two environments), or --a-set/--b-set KEY=VALUE (two configs)"
+        )
+    pys = {
+        s: ab.resolve_python(v, f"--{s}") if v else sys.executable for s, v in (("a", args.a), ("b", args.b))
+    }
+    sets = parse_sets(args.set)
+    cases = workloads.build_cases(
+        args.benchmarks, args.suite, {**sets, **parse_sets(args.a_set, "--a-set")}, None
+    )
     if not cases:
         raise UsageError("nothing to run: no benchmark matches; see `chipbench list`")
+    if not configs:
+        return pys, cases, None
+    b_cases = workloads.build_cases(
+        args.benchmarks, args.suite, {**sets, **parse_sets(args.b_set, "--b-set")}, None
+    )
+    return pys, cases, b_cases
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    th = _thresholds(args)  # --rounds and --time-budget: checked by their argparse types (and run_ab)
+    pys, cases, b_cases = _ab_sides(args)
     out_dir = args.output_dir or Path("results") / f"ab-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
     check_writable(out_dir, "--output-dir", folder=True)
     if args.markdown:
@@ -129,13 +152,14 @@ def cmd_ab(args: argparse.Namespace) -> int:
         # One look (at 95%) when early stopping is off or has no round to save.
         min_rounds=None if args.no_early_stop or args.rounds <= args.min_rounds else args.min_rounds,
     )
-    got = ab.run_ab(cases, options)
+    got = ab.run_ab(cases, options, b_cases)
     if not args.json:
         print(f"results: {got.paths['a']}, {got.paths['b']}")
         if got.rounds < args.rounds:
             say(f"stopped after {got.rounds} of at most {args.rounds} rounds: every case was decided")
     extra = {"a": pys["a"], "b": pys["b"], "rounds": got.rounds, "max_rounds": args.rounds,
-             "confidence": got.confidence, "output_dir": str(out_dir)}  # fmt: skip
+             "confidence": got.confidence, "output_dir": str(out_dir), "a_set": args.a_set or [],
+             "b_set": args.b_set or []}  # fmt: skip
     return report(
         got.comparisons,
         title=(
@@ -219,10 +243,22 @@ def add_parsers(sub: Any) -> None:
     s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser(
-        "ab", help="interleaved A/B runs of two environments (venvs or pythons) on this machine"
+        "ab",
+        help="interleaved A/B runs of two environments (venvs or pythons) or two configs on this machine",
     )
-    s.add_argument("--a", required=True, metavar="PYTHON_OR_VENV", help="baseline environment")
-    s.add_argument("--b", required=True, metavar="PYTHON_OR_VENV", help="candidate environment")
+    s.add_argument(
+        "--a", metavar="PYTHON_OR_VENV", help="baseline environment (default with --a-set: this one)"
+    )
+    s.add_argument(
+        "--b", metavar="PYTHON_OR_VENV", help="candidate environment (default with --b-set: this one)"
+    )
+    s.add_argument(
+        "--a-set", action="append", metavar="KEY=VALUE", help="side A's config: override a field (repeatable)"
+    )
+    s.add_argument(
+        "--b-set", action="append", metavar="KEY=VALUE",
+        help="side B's config (an A/B of a config change: each case matched to A's as one)",
+    )  # fmt: skip
     s.add_argument(
         "benchmarks", nargs="*", metavar="BENCH", help="benchmark names (default: the smoke suite)"
     )
