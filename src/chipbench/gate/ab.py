@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -66,7 +67,11 @@ def commit_of(python: str) -> CommitInfo:
         "except ImportError:\n    from chipbench.hardware import git_commit\nprint(json.dumps(git_commit()))"
     )
     try:
-        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+        # Another environment's python imports its own chipbench: PYTHONPATH would point it at this one.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" or python == sys.executable}
+        out = subprocess.run(
+            [python, "-c", code], capture_output=True, text=True, timeout=60, check=True, env=env
+        )
         info = json.loads(out.stdout.strip().splitlines()[-1])
         if isinstance(info, dict):
             return CommitInfo.from_json(info)
@@ -107,6 +112,9 @@ class ABOptions:
     min_rounds: int | None = None
     """Look after each round from this one on and stop once every case is decided; None: run every
     round and look once (95%)."""
+    deadline_s: float | None = None
+    """Stop after the round that ends this long after the first began (two rounds at least), and look
+    once more at the same level (`chipbench confirm`'s budget); None: no deadline."""
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -281,6 +289,8 @@ def _rounds(
             look = _look(pairs, runs, options)
             if look is not None:
                 return runs, done, look  # the verdicts: the files hold these same rounds
+        if options.deadline_s is not None and done >= 2 and time.perf_counter() - t0 >= options.deadline_s:
+            break  # fewer looks than planned: each at the planned level, so no less strict
     return runs, done, None
 
 
