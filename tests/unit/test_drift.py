@@ -111,3 +111,15 @@ def test_the_probe_budget_comes_from_the_environment_or_the_default(monkeypatch:
         monkeypatch.setenv(PROBE_ENV, bad)
         with pytest.raises(UsageError, match=PROBE_ENV):
             probe_budget()
+
+
+def test_the_reports_machines_table_gives_the_probes_range_over_the_runs() -> None:
+    from chipbench.report.machines import _probe_range
+    from chipbench.results.typed import RunHeader
+
+    docs: Any = [
+        (Path(f"{i}.json"), ResultsDocument(chipbench=RunHeader(host_probe=p)))
+        for i, p in enumerate([probe(100.0, 20.0, (90.0, 19.0)), probe(120.0, None), None])
+    ]
+    assert _probe_range(docs) == "host probe over 2 run(s): matmul 90-120 GFLOP/s, copy 19-20 GB/s"
+    assert _probe_range(docs[2:]) == ""

@@ -57,6 +57,23 @@ class Machine:
     """Published dense peaks per dtype; empty when the device is not in the table."""
     peak_gbps: float | None
     files: tuple[str, ...]
+    probe: str = ""
+    """The host probe's range over the runs that carry one (its drift reference), or empty."""
+
+
+def _probe_range(docs: Loaded) -> str:
+    """`host probe over 3 runs: matmul 7.47-11 GFLOP/s, copy 2.72-4.36 GB/s` (each run's start and end)."""
+    runs = [p for _, d in docs if (p := d.header.host_probe) is not None]
+    passes = [x for p in runs for x in (p.start, p.end) if x is not None]
+    parts = []
+    for label, unit, got in (
+        ("matmul", "GFLOP/s", [x.matmul_gflops for x in passes]),
+        ("copy", "GB/s", [x.copy_gbps for x in passes]),
+    ):
+        vals = [v for v in got if v is not None]
+        if vals:
+            parts.append(f"{label} {min(vals):.3g}-{max(vals):.3g} {unit}")
+    return f"host probe over {len(runs)} run(s): {', '.join(parts)}" if parts else ""
 
 
 @dataclass(frozen=True)
@@ -188,4 +205,5 @@ def read_machine(mid: str, docs: Loaded) -> Machine:
         peak_tflops=dict(peak.tflops) if peak else {},
         peak_gbps=peak.mem_tbps * 1000.0 if peak else None,
         files=tuple(str(p) for p, _ in docs),
+        probe=_probe_range(docs),
     )
