@@ -9,6 +9,8 @@ import pytest
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # Ceilings stored by a test (or by the user) must not leak into other tests.
     monkeypatch.setenv("CHIPBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    # No host probe in the tests' runs (four more measurements each); tests of the probe set their own.
+    monkeypatch.setenv("CHIPBENCH_PROBE_S", "0")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -58,3 +58,22 @@ def test_ab_stops_early_when_every_case_is_decided(
         assert out["rounds"] == 6
     assert json.loads((tmp_path / "a.json").read_text())["chipbench"]["ab"]["rounds"] == out["rounds"]
     assert main([*args[:-1], "--min-rounds", "1"]) == 2  # one round gives no spread to look at
+
+
+def test_ab_of_a_config_matches_each_sides_case_as_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same busy loop at 0.5 ms (A) and 1.5 ms (B), on this python: one case, named key=A|B.
+    args = ["ab", "selftest.busy", "--a-set", "step_us=500", "--b-set", "step_us=1500", "--rounds", "2"]
+    args += ["--time-budget", "0.05", "--output-dir", str(tmp_path), "--json"]
+    code = main(args)
+    out = json.loads(capsys.readouterr().out)
+    (r,) = out["results"]
+    assert r["benchmark"] == "selftest.busy[step_us=500|1500]" and out["b_set"] == ["step_us=1500"]
+    for side, us in (("a", 500), ("b", 1500)):
+        doc = json.loads((tmp_path / f"{side}.json").read_text())
+        assert [b["name"] for b in doc["benchmarks"]] == [f"selftest.busy[step_us={us}]"]
+    if r["verdict"] == "disturbed":  # a host that stole the CPUs through both rounds: rerun, never judged
+        assert code == 4
+        return
+    assert code == 1 and r["verdict"] == "regression" and r["ratio"] > 2

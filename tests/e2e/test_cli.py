@@ -23,7 +23,7 @@ def _has_gpu() -> bool:
 def test_run_writes_results_and_markdown(tmp_path: Path) -> None:
     out, md = tmp_path / "r.json", tmp_path / "r.md"
     p = run_cli("run", "calib.matmul", "calib.copy", "--suite", "smoke", "--time-budget", "0.1",
-                "--output", str(out), "--markdown", str(md))  # fmt: skip
+                "--output", str(out), "--markdown", str(md), env={"CHIPBENCH_PROBE_S": "0.02"})  # fmt: skip
     assert p.returncode == 0, p.stderr
     doc = files.load(out)
     names = [b["name"] for b in doc["benchmarks"]]
@@ -38,6 +38,11 @@ def test_run_writes_results_and_markdown(tmp_path: Path) -> None:
     assert doc["chipbench"]["wall_s"] > doc["chipbench"]["startup_to_first_result_s"] > 0
     assert doc["chipbench"]["wall_s"] > spent
     assert "s from start to save; set-up" in p.stdout
+    # The host probe ran at the start and the end, and the summary says so in one line.
+    probe = doc["chipbench"]["host_probe"]
+    assert probe["matmul"].startswith("calib.matmul[") and probe["budget_s"] == 0.02
+    assert probe["start"]["matmul_gflops"] > 0 and probe["end"]["copy_gbps"] > 0
+    assert sum("host probe (" in line for line in p.stdout.splitlines()) == 1
     # The worker fixed its allocator's thresholds before the first case, and the file says so.
     if (
         allocator._glibc()
@@ -49,10 +54,12 @@ def test_run_writes_results_and_markdown(tmp_path: Path) -> None:
 
 
 def test_default_output_path(tmp_path: Path) -> None:
-    p = run_cli("run", "selftest.busy", "--time-budget", "0.05", cwd=tmp_path)
+    p = run_cli("run", "selftest.busy", "--time-budget", "0.05", "--no-probe", cwd=tmp_path,
+                env={"CHIPBENCH_PROBE_S": "0.02"})  # fmt: skip
     assert p.returncode == 0, p.stderr
     files = list((tmp_path / "results" / "local").glob("*/*.json"))  # never among the baselines
     assert len(files) == 1 and files[0].parent.name.startswith("cpu-")
+    assert "host_probe" not in json.loads(files[0].read_text())["chipbench"]  # --no-probe
 
 
 def test_failed_benchmark_recorded_and_exit_1(tmp_path: Path) -> None:

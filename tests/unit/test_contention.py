@@ -128,11 +128,11 @@ def test_ab_leaves_disturbed_rounds_out() -> None:
         CaseOutcome(case, True, _payload(lognormal(20, seed=i), WHY if i == 1 else None), 0.0)
         for i in range(3)
     ]
-    outcomes, entries = ab._pool_rounds([case], {case.name: rounds})
+    outcomes, entries = ab._pool_rounds([ab.CasePair(case, case)], {case.name: rounds}, "a")
     e = entries[case.name]
     assert len(e.runs) == 2 and e.disturbed == [WHY]
     assert outcomes[0].payload["info"]["ab_rounds_disturbed"] == 1
     assert len(outcomes[0].payload["measurement"]["samples"]) == 40
     every = [CaseOutcome(case, True, _payload(lognormal(20, seed=i), WHY), 0.0) for i in range(2)]
-    _, entries = ab._pool_rounds([case], {case.name: every})
+    _, entries = ab._pool_rounds([ab.CasePair(case, case)], {case.name: every}, "a")
     assert entries[case.name].runs == [] and len(entries[case.name].disturbed) == 2

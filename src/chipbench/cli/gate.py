@@ -6,18 +6,20 @@ import argparse
 import datetime as dt
 import json
 import sys
+import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from chipbench import workloads
 from chipbench.cli.output import count, finite, print_table, say, seconds
+from chipbench.core.cases import Case
 from chipbench.core.config import parse_sets
 from chipbench.core.errors import UsageError
 from chipbench.core.fileio import atomic_write_text, check_writable
 from chipbench.core.registry import SUITES
-from chipbench.gate import ab, history
+from chipbench.gate import ab, confirm, history
 from chipbench.gate.baseline import choose_baseline, load_side, machine_differences
 from chipbench.gate.compare import (
     COLUMNS,
@@ -108,12 +110,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if label else code
 
 
-def cmd_ab(args: argparse.Namespace) -> int:
-    th = _thresholds(args)  # --rounds and --time-budget: checked by their argparse types (and run_ab)
-    pys = {"a": ab.resolve_python(args.a, "--a"), "b": ab.resolve_python(args.b, "--b")}
-    cases = workloads.build_cases(args.benchmarks, args.suite, parse_sets(args.set), None)
+def _ab_sides(args: argparse.Namespace) -> tuple[dict[str, str], list[Case], list[Case] | None]:
+    """Each side's python and cases: two environments (--a, --b), two configs (--a-set, --b-set; this
+    python unless --a/--b name others), or both."""
+    configs = bool(args.a_set or args.b_set)
+    if not configs and (args.a is None or args.b is None):
+        raise UsageError(
+            "ab needs two sides: --a and --b (two environments), or --a-set/--b-set KEY=VALUE (two configs)"
+        )
+    pys = {
+        s: ab.resolve_python(v, f"--{s}") if v else sys.executable for s, v in (("a", args.a), ("b", args.b))
+    }
+    sets = parse_sets(args.set)
+    cases = workloads.build_cases(
+        args.benchmarks, args.suite, {**sets, **parse_sets(args.a_set, "--a-set")}, None
+    )
     if not cases:
         raise UsageError("nothing to run: no benchmark matches; see `chipbench list`")
+    if not configs:
+        return pys, cases, None
+    b_cases = workloads.build_cases(
+        args.benchmarks, args.suite, {**sets, **parse_sets(args.b_set, "--b-set")}, None
+    )
+    return pys, cases, b_cases
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    th = _thresholds(args)  # --rounds and --time-budget: checked by their argparse types (and run_ab)
+    pys, cases, b_cases = _ab_sides(args)
     out_dir = args.output_dir or Path("results") / f"ab-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
     check_writable(out_dir, "--output-dir", folder=True)
     if args.markdown:
@@ -140,13 +164,14 @@ def cmd_ab(args: argparse.Namespace) -> int:
         # One look (at 95%) when early stopping is off or has no round to save.
         min_rounds=None if args.no_early_stop or args.rounds <= args.min_rounds else args.min_rounds,
     )
-    got = ab.run_ab(cases, options)
+    got = ab.run_ab(cases, options, b_cases)
     if not args.json:
         print(f"results: {got.paths['a']}, {got.paths['b']}")
         if got.rounds < args.rounds:
             say(f"stopped after {got.rounds} of at most {args.rounds} rounds: every case was decided")
     extra = {"a": pys["a"], "b": pys["b"], "rounds": got.rounds, "max_rounds": args.rounds,
-             "confidence": got.confidence, "output_dir": str(out_dir)}  # fmt: skip
+             "confidence": got.confidence, "output_dir": str(out_dir), "a_set": args.a_set or [],
+             "b_set": args.b_set or []}  # fmt: skip
     return report(
         got.comparisons,
         title=(
@@ -227,6 +252,78 @@ def _history_empty(per: Mapping[str, list[history.Point]], disturbed: list[histo
     )
 
 
+CONFIRM_COLUMNS = ("benchmark", "before", "after", "history", "status", "ab_verdict", "ab_ratio", "ci95",
+                   "rounds", "note")  # fmt: skip
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    """History's suspects, each measured again by an interleaved A/B of its two commits."""
+    mag = parse_threshold(args.min_magnitude, "--min-magnitude")
+    if not 0 < args.p_value < 1:
+        raise UsageError(f"--p-value must be between 0 and 1, got {args.p_value}")
+    options = confirm.ConfirmOptions(
+        repo=args.repo, work_dir=args.work_dir or Path(tempfile.gettempdir()) / f"chipbench-confirm-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}",
+        python=sys.executable, thresholds=_thresholds(args), budget_s=args.budget, rounds=args.rounds,
+        min_rounds=args.min_rounds, time_budget_s=args.time_budget, device=args.device, keep=args.keep,
+        on_event=lambda line: say(line, err=True),
+    )  # fmt: skip
+    if not (args.repo / ".git").exists():
+        raise UsageError(
+            f"--repo {args.repo} is not a git checkout; give the repository that holds the commits"
+        )
+    mid, docs = history.load_history(args.dir, args.machine_id)
+    options = replace(options, machine_id=mid)
+    per, _ = history.series(docs, args.benchmark)
+    cps = [
+        c
+        for name in sorted(per)
+        for c in history.detect(name, per[name], p_value=args.p_value, min_magnitude=mag)
+    ]
+    cps.sort(key=lambda c: -abs(c.ratio - 1))  # the largest first
+    picked = cps[: args.max_suspects]
+    say(
+        f"{len(cps)} suspect(s) in {args.dir}; confirming the {len(picked)} largest, {args.budget:.0f} s of rounds each"
+    )
+    suspects = confirm.suspects_of(
+        [(c.benchmark, c.previous_commit, c.commit, c.direction, c.ratio) for c in picked], docs
+    )
+    got = confirm.confirm(suspects, options)
+    if args.json:
+        print(json.dumps([{**asdict(c), "suspect": {**asdict(c.suspect), "case": c.suspect.case.name}} for c in got],
+                         indent=2, default=str))  # fmt: skip
+    else:
+        print_table(
+            f"chipbench confirm: {len(got)} suspect(s) of {args.dir}",
+            list(CONFIRM_COLUMNS),
+            _confirm_rows(got),
+        )
+        counts = {s: sum(c.status == s for c in got) for s in ("confirmed", "not confirmed", "inconclusive")}
+        print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    regressed = any(c.status == "confirmed" and c.suspect.direction == "regression" for c in got)
+    return 1 if regressed else 0
+
+
+def _confirm_rows(got: list[confirm.Confirmation]) -> list[list[str]]:
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    return [
+        [
+            c.suspect.name,
+            c.suspect.before[:12],
+            c.suspect.after[:12],
+            f"{c.suspect.ratio:.3f} {c.suspect.direction}",
+            c.status,
+            c.verdict or "-",
+            num(c.ratio),
+            f"[{num(c.ci[0])}, {num(c.ci[1])}]" if c.ci else "-",
+            str(c.rounds),
+            c.note,
+        ]
+        for c in got
+    ]
+
+
 def _gate_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--threshold", default="5%", help="relative change that counts (default 5%%; 2.5%%, 0.05)")
     s.add_argument("--thresholds", type=Path, metavar="FILE.toml", help="per-benchmark thresholds")
@@ -258,10 +355,22 @@ def add_parsers(sub: Any) -> None:
     s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser(
-        "ab", help="interleaved A/B runs of two environments (venvs or pythons) on this machine"
+        "ab",
+        help="interleaved A/B runs of two environments (venvs or pythons) or two configs on this machine",
     )
-    s.add_argument("--a", required=True, metavar="PYTHON_OR_VENV", help="baseline environment")
-    s.add_argument("--b", required=True, metavar="PYTHON_OR_VENV", help="candidate environment")
+    s.add_argument(
+        "--a", metavar="PYTHON_OR_VENV", help="baseline environment (default with --a-set: this one)"
+    )
+    s.add_argument(
+        "--b", metavar="PYTHON_OR_VENV", help="candidate environment (default with --b-set: this one)"
+    )
+    s.add_argument(
+        "--a-set", action="append", metavar="KEY=VALUE", help="side A's config: override a field (repeatable)"
+    )
+    s.add_argument(
+        "--b-set", action="append", metavar="KEY=VALUE",
+        help="side B's config (an A/B of a config change: each case matched to A's as one)",
+    )  # fmt: skip
     s.add_argument(
         "benchmarks", nargs="*", metavar="BENCH", help="benchmark names (default: the smoke suite)"
     )
@@ -285,6 +394,8 @@ def add_parsers(sub: Any) -> None:
     _gate_options(s)
     s.set_defaults(func=cmd_ab)
 
+    _confirm_parser(sub)
+
     s = sub.add_parser("history", help="change points in a folder of results files (one machine)")
     s.add_argument("dir", type=Path, metavar="DIR", help="folder of results files")
     s.add_argument("--benchmark", metavar="GLOB", help="only benchmarks whose name or group matches")
@@ -299,3 +410,42 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--json", action="store_true")
     s.add_argument("--markdown", type=Path, metavar="PATH")
     s.set_defaults(func=cmd_history)
+
+
+def _confirm_parser(sub: Any) -> None:
+    s = sub.add_parser(
+        "confirm", help="history's suspects, each measured again by an A/B of its two commits (worktrees)"
+    )
+    s.add_argument("dir", type=Path, metavar="DIR", help="folder of results files (one machine)")
+    s.add_argument("--benchmark", metavar="GLOB", help="only benchmarks whose name or group matches")
+    s.add_argument("--machine-id", help="the machine to analyse when DIR holds several")
+    s.add_argument("--min-magnitude", default="5%", help="smallest change of the median that counts (5%%)")
+    s.add_argument("--p-value", type=finite, default=0.01, help="Welch t-test significance level (0.01)")
+    s.add_argument(
+        "--repo", type=Path, default=Path("."), help="the git repository of the commits (default .)"
+    )
+    s.add_argument(
+        "--work-dir",
+        type=Path,
+        metavar="DIR",
+        help="worktrees, environments and A/B results (default: a temp folder)",
+    )
+    s.add_argument(
+        "--max-suspects", type=count, default=10, help="confirm the N largest suspects (default 10)"
+    )
+    s.add_argument(
+        "--budget", type=seconds, default=300.0, metavar="SECONDS",
+        help="interleaved rounds per suspect (default 300; each commit's set-up apart)",
+    )  # fmt: skip
+    s.add_argument("--rounds", type=count, default=20, help="most interleaved rounds (default 20)")
+    s.add_argument(
+        "--min-rounds", type=count, default=3, help="first look after this many rounds (default 3)"
+    )
+    s.add_argument("--time-budget", type=seconds, default=0.3, metavar="SECONDS", help="per case and round")
+    s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    s.add_argument("--keep", action="store_true", help="keep the worktrees and their environments")
+    s.add_argument("--threshold", default="5%", help="relative change that counts (default 5%%)")
+    s.add_argument("--thresholds", type=Path, metavar="FILE.toml", help="per-benchmark thresholds")
+    s.add_argument("--noise-floor-us", type=finite, metavar="US", help="differences below this are unchanged")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_confirm)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import subprocess
@@ -37,6 +38,7 @@ from chipbench.core.fileio import check_writable
 from chipbench.core.registry import SUITES
 from chipbench.execution.options import Destination, Listener, RunOptions
 from chipbench.execution.pools import DistWorkerPool, Launch, WorkerPool, kill_tree
+from chipbench.execution.probe import PROBE_S
 from chipbench.execution.session import Executed, execute, hold_signals
 from chipbench.platform.device import DEVICE_CHOICES
 from chipbench.results import document, files
@@ -297,8 +299,27 @@ def run_options(args: argparse.Namespace, suite: str | None) -> RunOptions:
     """The run's options from its flags: the suite's time budget unless --time-budget says otherwise."""
     budget = args.time_budget if args.time_budget is not None else SUITE_BUDGET_S.get(suite or "default", 3.0)
     return RunOptions(
-        time_budget_s=budget, timeout_s=args.timeout, energy=args.energy, soak_s=args.soak or 0.0
-    )
+        time_budget_s=budget, timeout_s=args.timeout, energy=args.energy, soak_s=args.soak or 0.0,
+        probe_s=0.0 if args.no_probe else probe_budget(),
+    )  # fmt: skip
+
+
+PROBE_ENV = "CHIPBENCH_PROBE_S"
+"""Each host-probe measurement's budget in seconds, where not the default (the tests set a tiny one)."""
+
+
+def probe_budget() -> float:
+    """The host probe's budget per measurement: $CHIPBENCH_PROBE_S, else the default."""
+    raw = os.environ.get(PROBE_ENV, "").strip()
+    if not raw:
+        return PROBE_S
+    try:
+        v = float(raw)
+    except ValueError:
+        v = -1.0
+    if not (v == 0 or (math.isfinite(v) and v > 0)):
+        raise UsageError(f"{PROBE_ENV}={raw!r}: give the probe's seconds per measurement (0: no probe)")
+    return v
 
 
 def _price_for(args: argparse.Namespace) -> Callable[[str], price.Price | None]:
@@ -312,7 +333,8 @@ def _price_for(args: argparse.Namespace) -> Callable[[str], price.Price | None]:
 def _report(doc: ResultsDocument, path: Path | None, code: int, verbose: bool = False) -> None:
     print_table("chipbench results", list(RESULTS_COLUMNS), results_table(doc), compact=True)
     spent = time_line(doc)
-    print_notes([*legend(doc), RESULTS_LEGEND, *roofline_lines(doc, short=True), *([spent] if spent else [])])
+    probe = [doc.header.host_probe.describe()] if doc.header.host_probe is not None else []
+    print_notes([*legend(doc), RESULTS_LEGEND, *roofline_lines(doc, short=True), *([spent] if spent else []), *probe])
     if verbose:
         for b in doc.benchmarks:
             for flag in b.extra_info.flags:
@@ -362,6 +384,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument(
         "-v", "--verbose", action="store_true",
         help="a warning per case measured on a disturbed machine or with a flagged figure (default: one line each)",
+        "--no-probe", action="store_true",
+        help="no host probe (a short matmul and copy at the start and end: the run's drift reference)",
     )  # fmt: skip
     e = s.add_argument_group("energy and cost")
     e.add_argument(

@@ -19,13 +19,13 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def parse_sets(items: list[str] | None) -> dict[str, str]:
-    """Parse `key=value` strings (as given to `--set`) into a dict; later keys win."""
+def parse_sets(items: list[str] | None, flag: str = "--set") -> dict[str, str]:
+    """Parse `key=value` strings (as given to `--set`, or `flag`) into a dict; later keys win."""
     out: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--set {item!r} is not key=value (example: --set batch_size=64)")
+            raise UsageError(f"{flag} {item!r} is not key=value (example: {flag} batch_size=64)")
         out[key.strip()] = value.strip()
     return out
 

@@ -40,7 +40,12 @@ class RunOptions:
     """False: no after-rounds measurements (a whole step's roofline parts): `ab` needs only the timed
     rounds."""
 
+    probe_s: float = 0.0
+    """Each host-probe measurement's budget (execution.probe: a matmul and a copy at the session's
+    start and end, recorded in the header); 0: no probe. `chipbench run` sets it (0.1 s)."""
+
     def __post_init__(self) -> None:
+        check(self.probe_s >= 0, f"probe_s must be >= 0, got {self.probe_s}")
         check(self.time_budget_s > 0, f"time_budget_s must be > 0, got {self.time_budget_s}")
         check(self.timeout_s is None or self.timeout_s > 0, f"timeout_s must be > 0, got {self.timeout_s}")
         check(

@@ -55,11 +55,18 @@ class WorkerPool:
             [self.python, "-m", "chipbench.worker", str(fd), self.device],
             pass_fds=(fd,),
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())},
+            env={**self._env(), "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())},
             cwd=self.cwd,
         )
         child.close()
         self.conn = parent
+
+    def _env(self) -> dict[str, str]:
+        """This process's environment; for another environment's interpreter (`ab`), without PYTHONPATH,
+        which would have it import this chipbench instead of its own."""
+        if self.python == sys.executable:
+            return dict(os.environ)
+        return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
     def wait_hello(self) -> Hello:
         """Wait for the launched worker's hello: its environment, device kind and free memory."""

@@ -25,6 +25,7 @@ from chipbench.core.price import Price
 from chipbench.core.wire import Environment
 from chipbench.execution.options import Destination, Listener, RunOptions
 from chipbench.execution.pools import WorkerPool
+from chipbench.execution.probe import Prober, cases_for
 from chipbench.execution.protocol import Hello, error, run_message
 from chipbench.platform import ceilings as ceilings_store
 from chipbench.platform import hardware
@@ -46,6 +47,8 @@ class Session:
         """The machine's price (the user's), once its id is known."""
         self.hello: Hello | None = None
         self.ceilings: Ceilings | None = None
+        self.prober: Prober | None = None
+        """The host probe, run around the cases (`ready_probe`); None: no probe."""
 
     def start(self) -> Hello:
         """Launch the worker (unless launched already) and wait for its hello; StartFailed if it can't."""
@@ -107,6 +110,17 @@ class Session:
                     "reduce its size with --set (e.g. batch_size, max_rows, n_layers)"
                 )
 
+    def ready_probe(self) -> None:
+        """Set up the host probe for this device when the options ask for one (a one-process run: the
+        ranks of a job would each measure their own)."""
+        if self.options.probe_s > 0 and self.world_size == 1:
+            matmul, copy = self.resolve(list(cases_for(self.kind)))
+            self.prober = Prober((matmul, copy), self.options.probe_s, self.options.seed)
+
+    def _probe(self, when: str) -> None:
+        if self.prober is not None:
+            self.prober.run_pass(when, self.pool.run, self.options.limit_s)
+
     def run_case(self, case: Case) -> CaseOutcome:
         t0 = time.perf_counter()
         msg = run_message(case.bench, case.overrides, self.options)
@@ -125,6 +139,7 @@ class Session:
         """Run `cases` in order; Ctrl-C stops early and returns what finished (`interrupted`=True)."""
         out = RunOutcome(env=self.env, kind=self.kind, free_memory_bytes=self.free_memory_bytes)
         try:
+            self._probe("start")
             for case in cases:
                 if on_start:
                     on_start(case)
@@ -134,6 +149,8 @@ class Session:
                     on_done(oc)
                 if oc.payload.get("error_type") == "start_failed":
                     break  # the next case would fail the same way; what finished is saved
+            else:
+                self._probe("end")
         except KeyboardInterrupt:
             out.interrupted = True
         except BaseException:
@@ -232,6 +249,7 @@ def execute(
             # From process creation (interpreter start, imports, worker start) to the first finished benchmark.
             startup_to_first_result_s=first_done[0] - process_age_origin() if first_done else None,
             wall_s=time.monotonic() - process_age_origin(),  # process start to this save
+            host_probe=session.prober.record() if session.prober is not None else None,
         )
         doc = replace(doc, chipbench=header)
         path = _save(doc, destination, hear.on_warning) if run.outcomes and destination.write else None
@@ -250,6 +268,7 @@ def _ready(
     cases = session.resolve(cases)
     if preflight:
         session.preflight(cases)
+    session.ready_probe()
     return cases
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -66,7 +67,11 @@ def commit_of(python: str) -> CommitInfo:
         "except ImportError:\n    from chipbench.hardware import git_commit\nprint(json.dumps(git_commit()))"
     )
     try:
-        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+        # Another environment's python imports its own chipbench: PYTHONPATH would point it at this one.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" or python == sys.executable}
+        out = subprocess.run(
+            [python, "-c", code], capture_output=True, text=True, timeout=60, check=True, env=env
+        )
         info = json.loads(out.stdout.strip().splitlines()[-1])
         if isinstance(info, dict):
             return CommitInfo.from_json(info)
@@ -107,6 +112,9 @@ class ABOptions:
     min_rounds: int | None = None
     """Look after each round from this one on and stop once every case is decided; None: run every
     round and look once (95%)."""
+    deadline_s: float | None = None
+    """Stop after the round that ends this long after the first began (two rounds at least), and look
+    once more at the same level (`chipbench confirm`'s budget); None: no deadline."""
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -145,14 +153,72 @@ class ABResult:
 
 
 Rounds = dict[str, dict[str, list[CaseOutcome]]]
-"""Side -> case name -> its outcome in each round."""
+"""Side -> pair name -> its outcome in each round."""
 
 
-def run_ab(cases: list[Case], options: ABOptions) -> ABResult:
+@dataclass(frozen=True)
+class CasePair:
+    """One case as each side runs it: the same case, or (an A/B of a config) the case under A's config
+    and under B's, matched as one for the verdict."""
+
+    a: Case
+    b: Case
+
+    @property
+    def name(self) -> str:
+        """The verdict's name: the case's, or where the configs differ, each differing key as `key=A|B`
+        (`llama.train_step[flavor=tiny,n_layers=4|8]`)."""
+        if self.a.name == self.b.name:
+            return self.a.name
+        keys = sorted(set(self.a.overrides) | set(self.b.overrides))
+        parts = []
+        for k in keys:
+            va, vb = (_value(c, k) for c in (self.a, self.b))
+            parts.append(f"{k}={va}" if va == vb else f"{k}={va}|{vb}")
+        return f"{self.a.bench}[{','.join(parts)}]"
+
+    def side(self, side: str) -> Case:
+        return self.a if side == "a" else self.b
+
+
+def _value(case: Case, key: str) -> str:
+    """A config value as a case name writes it; `-` where the case leaves it at its default."""
+    if key not in case.overrides:
+        return "-"
+    return Case(case.bench, {key: case.overrides[key]}).label.partition("=")[2]
+
+
+def pair_cases(a: list[Case], b: list[Case]) -> list[CasePair]:
+    """Side A's and side B's cases, matched in order (both built from the same benchmarks and suite)."""
+    if len(a) != len(b) or any(x.bench != y.bench for x, y in zip(a, b, strict=False)):
+        raise UsageError("the two configs give different cases; give the same benchmarks to both sides")
+    pairs = [CasePair(x, y) for x, y in zip(a, b, strict=True)]
+    names = [p.name for p in pairs]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:
+        raise UsageError(f"{twice} is asked for twice; give each case once")
+    return pairs
+
+
+def config_note(pairs: list[CasePair]) -> str | None:
+    """What an A/B of a config says of its matching (None when both sides run the same cases)."""
+    differ = [p for p in pairs if p.a.name != p.b.name]
+    if not differ:
+        return None
+    return (
+        f"A/B of a config: {len(differ)} case(s) run under A's config and under B's, each matched as one "
+        "case named key=A|B where they differ (the results files keep each side's own names); their "
+        "version hashes cover the config, so they are not compared"
+    )
+
+
+def run_ab(cases: list[Case], options: ABOptions, b_cases: list[Case] | None = None) -> ABResult:
     """Run every case on both sides in interleaved rounds, write a.json and b.json, compare B to A.
 
-    With `options.min_rounds`, stop early once every case is decided, looking after each round from
-    `min_rounds` on at the level `gate.sequential` sets; without it, run all rounds and look once (95%).
+    `b_cases`: side B's cases where they differ from A's (an A/B of a config: the same benchmarks under
+    another config, matched to A's in order); None: both sides run `cases`. With `options.min_rounds`, stop
+    early once every case is decided, looking after each round from `min_rounds` on at the level
+    `gate.sequential` sets; without it, run all rounds and look once (95%).
     """
     sessions = _start(options)
     try:
@@ -161,14 +227,16 @@ def run_ab(cases: list[Case], options: ABOptions) -> ABResult:
             raise UsageError(f"the two environments see different devices ({ids['a']} vs {ids['b']})")
         # Both sides run the same concrete cases: fitted to the smaller of the two free memories.
         free = min(s.free_memory_bytes for s in sessions.values())
-        cases = sessions["a"].resolve(cases, free)
-        runs, done, decided = _rounds(cases, sessions, options)
+        pairs = pair_cases(sessions["a"].resolve(cases, free), sessions["a"].resolve(b_cases or cases, free))
+        runs, done, decided = _rounds(pairs, sessions, options)
     finally:
         for s in sessions.values():
             s.close()
-    paths, sides = _write_sides(cases, sessions, runs, done, options)
+    paths, sides = _write_sides(pairs, sessions, runs, done, options)
     stacks = {s: _stack(sessions[s].env) for s in ("a", "b")}
     label = f"A: {options.pythons['a']} ({stacks['a']}); B: {options.pythons['b']} ({stacks['b']})"
+    if note := config_note(pairs):
+        label = f"{label}\n{note}"
     if decided is None:
         decided = compare_sides(
             sides["a"], sides["b"], options.thresholds, ignore_version_hash=options.ignore_version_hash,
@@ -200,7 +268,7 @@ def _start(options: ABOptions) -> dict[str, Session]:
 
 
 def _rounds(
-    cases: list[Case], sessions: Mapping[str, Session], options: ABOptions
+    pairs: list[CasePair], sessions: Mapping[str, Session], options: ABOptions
 ) -> tuple[Rounds, int, list[Comparison] | None]:
     """Run the rounds: (every outcome, rounds done, the verdicts when a look decided every case early)."""
     runs: Rounds = {"a": {}, "b": {}}
@@ -208,24 +276,27 @@ def _rounds(
     done = 0
     for r in range(options.rounds):
         for side in ("a", "b") if r % 2 == 0 else ("b", "a"):
-            for case in cases:
+            for pair in pairs:
+                case = pair.side(side)
                 oc = sessions[side].run_case(case)
-                runs[side].setdefault(case.name, []).append(oc)
+                runs[side].setdefault(pair.name, []).append(oc)
                 if not oc.ok and options.on_error:
                     options.on_error(side, case.name, str(oc.payload.get("message")))
         done = r + 1
         if options.on_round:
             options.on_round(done, time.perf_counter() - t0)
         if options.min_rounds is not None and options.min_rounds <= done < options.rounds:
-            look = _look(cases, runs, options)
+            look = _look(pairs, runs, options)
             if look is not None:
                 return runs, done, look  # the verdicts: the files hold these same rounds
+        if options.deadline_s is not None and done >= 2 and time.perf_counter() - t0 >= options.deadline_s:
+            break  # fewer looks than planned: each at the planned level, so no less strict
     return runs, done, None
 
 
-def _look(cases: list[Case], runs: Rounds, options: ABOptions) -> list[Comparison] | None:
+def _look(pairs: list[CasePair], runs: Rounds, options: ABOptions) -> list[Comparison] | None:
     """The verdicts after this round when every case is decided, else None (run another round)."""
-    sides_now = {s: Side([], [], _pool_rounds(cases, runs[s])[1]) for s in ("a", "b")}
+    sides_now = {s: Side([], [], _pool_rounds(pairs, runs[s], s)[1]) for s in ("a", "b")}
     # The same statistics as the final verdict: stopping means it is decided.
     look = compare_sides(
         sides_now["a"], sides_now["b"], options.thresholds, ignore_version_hash=options.ignore_version_hash,
@@ -235,14 +306,14 @@ def _look(cases: list[Case], runs: Rounds, options: ABOptions) -> list[Compariso
 
 
 def _write_sides(
-    cases: list[Case], sessions: Mapping[str, Session], runs: Rounds, done: int, options: ABOptions
+    pairs: list[CasePair], sessions: Mapping[str, Session], runs: Rounds, done: int, options: ABOptions
 ) -> tuple[dict[str, Path], dict[str, Side]]:
     """Each side's results file (every round's samples, pooled) and its side for the verdict."""
     options.out_dir.mkdir(parents=True, exist_ok=True)
     sides: dict[str, Side] = {}
     paths: dict[str, Path] = {}
     for side, session in sessions.items():
-        outcomes, entries = _pool_rounds(cases, runs[side])
+        outcomes, entries = _pool_rounds(pairs, runs[side], side)
         run = RunOutcome(session.env, session.kind, session.free_memory_bytes, outcomes)
         doc = document.build_document(
             run, ceilings=session.ceilings, suite=options.suite, argv=list(options.argv),
@@ -259,13 +330,15 @@ def _write_sides(
 
 
 def _pool_rounds(
-    cases: list[Case], replies: dict[str, list[CaseOutcome]]
+    pairs: list[CasePair], replies: dict[str, list[CaseOutcome]], side: str
 ) -> tuple[list[CaseOutcome], dict[str, Entry]]:
-    """One outcome per case with the samples of every round that succeeded (each round kept as a run)."""
+    """One outcome per case of `side` with the samples of every round that succeeded (each round kept as
+    a run), and its entry for the verdict under the pair's name."""
     outcomes: list[CaseOutcome] = []
     entries: dict[str, Entry] = {}
-    for case in cases:
-        got = replies.get(case.name, [])
+    for pair in pairs:
+        case = pair.side(side)
+        got = replies.get(pair.name, [])
         good = [oc.payload for oc in got if oc.ok]
         if not good:
             bad = got[-1].payload if got else {"type": "error", "error_type": "error", "message": "not run"}
@@ -282,8 +355,14 @@ def _pool_rounds(
         merged["info"]["ab_rounds_disturbed"] = sum(1 for w in why if w)
         outcomes.append(CaseOutcome(case, True, merged, 0.0))
         runs = [] if all(why) else per_round
-        entries[case.name] = Entry(
-            case.name, case.bench, {good[-1].get("version_hash")}, runs, [w for w in why if w]
+        # Configs that differ differ in their hash too: a config's A/B compares no hashes.
+        same = pair.a.name == pair.b.name
+        entries[pair.name] = Entry(
+            pair.name,
+            case.bench,
+            {good[-1].get("version_hash") if same else None},
+            runs,
+            [w for w in why if w],
         )
     return outcomes, entries
 

@@ -62,6 +62,23 @@ class Machine:
     """Every results file of this machine that was read, the left-out ones included."""
     newest_commit: str
     """The commit of the newest results file read, shown or not (8 hex digits; empty when not recorded)."""
+    probe: str = ""
+    """The host probe's range over the runs that carry one (its drift reference), or empty."""
+
+
+def _probe_range(docs: Loaded) -> str:
+    """`host probe over 3 runs: matmul 7.47-11 GFLOP/s, copy 2.72-4.36 GB/s` (each run's start and end)."""
+    runs = [p for _, d in docs if (p := d.header.host_probe) is not None]
+    passes = [x for p in runs for x in (p.start, p.end) if x is not None]
+    parts = []
+    for label, unit, got in (
+        ("matmul", "GFLOP/s", [x.matmul_gflops for x in passes]),
+        ("copy", "GB/s", [x.copy_gbps for x in passes]),
+    ):
+        vals = [v for v in got if v is not None]
+        if vals:
+            parts.append(f"{label} {min(vals):.3g}-{max(vals):.3g} {unit}")
+    return f"host probe over {len(runs)} run(s): {', '.join(parts)}" if parts else ""
 
 
 @dataclass(frozen=True)
@@ -200,4 +217,5 @@ def read_machine(mid: str, docs: Loaded, used: set[str]) -> Machine:
         files=tuple(str(p) for p, _ in shown),
         files_read=n_read,
         newest_commit=((latest.id if latest else None) or "")[:8],
+        probe=_probe_range(shown),
     )

@@ -192,7 +192,8 @@ def _machine_ceilings(m: Machine) -> str:
     parts = [f"{dt} {fmt(v)} TFLOP/s" for dt, v in sorted(m.matmul_tflops.items())]
     if m.copy_gbps:
         parts.append(f"copy {fmt(m.copy_gbps)} GB/s")
-    return ", ".join(parts) or "not measured (run `chipbench calibrate`)"
+    got = ", ".join(parts) or "not measured (run `chipbench calibrate`)"
+    return f"{got}; {m.probe}" if m.probe else got
 
 
 def _machine_peaks(m: Machine) -> str:

@@ -179,3 +179,52 @@ class ABSide(Record):
     """Of each look's intervals (0.95 with one look)."""
 
     ABSENT: ClassVar[Mapping[str, Any]] = {"confidence": 0.95}
+
+
+@dataclass(frozen=True)
+class ProbePass(Record):
+    """One pass of the host probe (at the run's start or its end): the rates its two cases ran at."""
+
+    matmul_gflops: float | None = None
+    """The probe's matmul, GFLOP/s (its median step); None: the case failed."""
+    copy_gbps: float | None = None
+    """The probe's copy, GB/s read + written (its median step); None: the case failed."""
+    disturbed: bool | None = None
+    """Another process held the cores while it was measured (what makes a host slow for a while)."""
+
+    OMIT_NONE = ("disturbed",)
+
+
+@dataclass(frozen=True)
+class HostProbe(Record):
+    """The run's own drift reference: a short `calib.matmul` and `calib.copy` on the run's device at its
+    start and its end (execution.probe). The same probe of two runs tells how much the host itself moved
+    between them (gate.drift), beside what the cases moved."""
+
+    matmul: str
+    """The matmul's case name (its sizes and dtype)."""
+    copy: str
+    """The copy's case name."""
+    version_hashes: tuple[str, ...] = ()
+    """The two cases' version hashes: probes compare only where both agree."""
+    budget_s: float = 0.0
+    """Each measurement's timed-round budget."""
+    start: ProbePass | None = None
+    """Before the first case; None: it failed."""
+    end: ProbePass | None = None
+    """After the last case; None: it failed, or the run was interrupted."""
+    wall_s: float | None = None
+    """The seconds both passes took, set-up included (what the probe added to the run)."""
+
+    def describe(self) -> str:
+        """One line: `host probe: matmul 131 GFLOP/s, copy 29.1 GB/s (start); 128, 28.7 (end); 0.9 s`."""
+        parts = []
+        for when, p in (("start", self.start), ("end", self.end)):
+            if p is None:
+                continue
+            mm = f"{p.matmul_gflops:.4g} GFLOP/s" if p.matmul_gflops is not None else "failed"
+            cp = f"{p.copy_gbps:.4g} GB/s" if p.copy_gbps is not None else "failed"
+            busy = ", disturbed" if p.disturbed else ""
+            parts.append(f"{when}: matmul {mm}, copy {cp}{busy}")
+        took = f" ({self.wall_s:.1f} s)" if self.wall_s is not None else ""
+        return f"host probe{took}: " + ("; ".join(parts) if parts else "no figure (both passes failed)")

@@ -17,6 +17,7 @@ from chipbench.results.header import (
     CaseError,
     CeilingsSeen,
     CommitInfo,
+    HostProbe,
     MachineInfo,
     PriceSeen,
     RunSummary,
@@ -60,8 +61,10 @@ class RunHeader(Record):
     wall_s: float | None = None
     """From process start to the save (a sweep: its last run's)."""
     ab: ABSide | None = None
+    host_probe: HostProbe | None = None
+    """The host probe at the run's start and end: its own drift reference (absent: no probe ran)."""
 
-    OMIT_NONE = ("load_avg_1m", "startup_to_first_result_s", "runs", "wall_s", "ab")
+    OMIT_NONE = ("load_avg_1m", "startup_to_first_result_s", "runs", "wall_s", "ab", "host_probe")
 
     def __post_init__(self) -> None:
         if self.schema_version < 1:

@@ -162,12 +162,31 @@ def _check_meta(meta: Mapping[str, Any]) -> None:
         if bw is not None and (not finite_number(bw) or bw <= 0):
             _fail("chipbench.ceilings.copy_gbps", "must be a finite positive number")
     _opt(meta, "interrupted", bool, "chipbench")
+    probe = _opt(meta, "host_probe", dict, "chipbench")
+    if probe is not None:
+        _check_probe(probe)
     errors = _opt(meta, "errors", list, "chipbench")
     for i, e in enumerate(errors or []):
         if not isinstance(e, dict):
             _fail(f"chipbench.errors[{i}]", "must be an object")
         for key in ("name", "error_type", "message"):
             _opt(e, key, str, f"chipbench.errors[{i}]")
+
+
+def _check_probe(probe: Mapping[str, Any]) -> None:
+    """The host probe's names are strings and its rates finite positive numbers (or null)."""
+    for key in ("matmul", "copy"):
+        if not isinstance(probe.get(key), str):
+            _fail(f"chipbench.host_probe.{key}", "must be a string (the probe's case name)")
+    for j, h in enumerate(_opt(probe, "version_hashes", list, "chipbench.host_probe") or []):
+        if not isinstance(h, str):
+            _fail(f"chipbench.host_probe.version_hashes[{j}]", "must be a string")
+    for when in ("start", "end"):
+        p = _opt(probe, when, dict, "chipbench.host_probe")
+        for key in ("matmul_gflops", "copy_gbps"):
+            v = p.get(key) if p is not None else None
+            if v is not None and (not finite_number(v) or v <= 0):
+                _fail(f"chipbench.host_probe.{when}.{key}", "must be a finite positive number")
 
 
 def _check_machine_info(mi: Mapping[str, Any]) -> None:

@@ -1,0 +1,98 @@
+"""`chipbench confirm`: history's suspects as cases between two commits, the A/B's verdict read as
+confirmed / not confirmed / inconclusive, a commit that cannot be set up, and the A/B's deadline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chipbench.core.cases import Case
+from chipbench.gate import ab, confirm
+from chipbench.gate.thresholds import Thresholds
+from chipbench.results.outcomes import CaseOutcome
+from chipbench.results.typed import ResultsDocument
+from tests.helpers import lognormal, write_results
+
+
+@pytest.mark.parametrize(
+    ("direction", "verdict", "status"),
+    [
+        ("regression", "regression", "confirmed"),
+        ("improvement", "improvement", "confirmed"),
+        ("regression", "unchanged", "not confirmed"),
+        ("regression", "improvement", "not confirmed"),
+        ("regression", "inconclusive", "inconclusive"),
+        ("regression", "disturbed", "inconclusive"),
+        ("regression", None, "inconclusive"),
+    ],
+)
+def test_the_ab_verdict_reads_as_a_status(direction: str, verdict: str | None, status: str) -> None:
+    assert confirm.status_of(direction, verdict) == status
+
+
+def test_a_suspect_is_its_case_as_the_newest_file_asked_for_it(tmp_path: Path) -> None:
+    path = write_results(tmp_path / "r.json", {"calib.copy[size_mib=16]": [1e-3, 1.1e-3]})
+    doc = ResultsDocument.from_json(__import__("json").loads(path.read_text()))
+    doc_with = ResultsDocument.from_json(
+        {**doc.to_json(), "benchmarks": [{**doc.to_json()["benchmarks"][0], "params": {"size_mib": 16}}]}
+    )
+    (s,) = confirm.suspects_of(
+        [("calib.copy[size_mib=16]", "c1", "c2", "regression", 1.1)], [(path, doc_with)]
+    )
+    assert s.case == Case("calib.copy", {"size_mib": 16}) and (s.before, s.after) == ("c1", "c2")
+
+
+def test_a_commit_that_cannot_be_checked_out_leaves_its_suspects_inconclusive(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    options = confirm.ConfirmOptions(
+        repo=repo, work_dir=tmp_path / "w", python=sys.executable, thresholds=Thresholds(), budget_s=1.0
+    )
+    s = confirm.Suspect(Case("calib.copy", {}), "calib.copy", "0" * 40, "1" * 40, "regression", 1.2)
+    (got,) = confirm.confirm([s], options)
+    assert (
+        got.status == "inconclusive"
+        and got.note.startswith("not set up: git -C")
+        and "setup-000000000000" in got.note
+    )
+
+
+class _FakeSession:
+    def run_case(self, case: Case) -> CaseOutcome:
+        samples = [float(v) for v in lognormal(10, seed=1)]
+        payload = {
+            "type": "result",
+            "version_hash": "h",
+            "info": {},
+            "measurement": {"samples": samples, "extra": {}},
+        }
+        return CaseOutcome(case, True, payload, 0.0)
+
+
+def test_the_ab_stops_at_its_deadline_after_two_rounds_at_least(tmp_path: Path) -> None:
+    case = Case("x", {})
+    options = ab.ABOptions(
+        pythons={"a": sys.executable, "b": sys.executable}, device="cpu", rounds=8, time_budget_s=0.1,
+        thresholds=Thresholds(), out_dir=tmp_path, deadline_s=0.0,
+    )  # fmt: skip
+    sessions: Any = {"a": _FakeSession(), "b": _FakeSession()}
+    runs, done, decided = ab._rounds([ab.CasePair(case, case)], sessions, options)
+    assert done == 2 and decided is None and len(runs["a"]["x"]) == 2
+    _, done, _ = ab._rounds(
+        [ab.CasePair(case, case)], sessions, ab.ABOptions(**{**options.__dict__, "deadline_s": None})
+    )
+    assert done == 8
+
+
+def test_confirm_outside_a_git_checkout_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chipbench.cli import main
+
+    assert main(["confirm", str(tmp_path), "--repo", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not a git checkout" in err and "\n" not in err
