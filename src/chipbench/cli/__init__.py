@@ -1,5 +1,31 @@
-"""The `chipbench` command line. Only this package reads the command line or prints; nothing imports it."""
+"""The `chipbench` command line. Only this package reads the command line or prints; nothing imports it.
 
-from chipbench.cli.app import main
+`main` is the process's entry point (the `chipbench` script, `python -m chipbench.cli`): before anything
+heavy is imported (torch takes about a second), a Ctrl-C ends the process with one line and exit 130,
+never a traceback; the command's own handling takes over once it starts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+EXIT_INTERRUPTED = 130
+
+
+def interrupted(signum: int, frame: object) -> None:
+    """SIGINT outside a command's own handling (imports, interpreter teardown): one line, exit 130."""
+    os.write(2, b"chipbench: interrupted\n")
+    os._exit(EXIT_INTERRUPTED)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; `argv` None: this process's command line, and this process is chipbench's."""
+    if argv is None:
+        signal.signal(signal.SIGINT, interrupted)
+    from chipbench.cli.app import main as run_command
+
+    return run_command(argv)
+
 
 __all__ = ["main"]

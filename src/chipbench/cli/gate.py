@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from chipbench import workloads
-from chipbench.cli.output import count, finite, print_table, say, seconds
+from chipbench.cli.output import count, finite, print_table, say, seconds, warn
 from chipbench.core.config import parse_sets
 from chipbench.core.errors import UsageError
-from chipbench.core.fileio import atomic_write_text, check_writable
+from chipbench.core.fileio import check_apart, check_writable, write_text_or_elsewhere
 from chipbench.core.registry import SUITES
 from chipbench.gate import ab, history
 from chipbench.gate.compare import (
@@ -48,7 +48,7 @@ def report(
     """Print the table (or JSON), write the Markdown, return the exit code."""
     code = exit_code(comps, strict)
     if markdown:
-        atomic_write_text(markdown, to_markdown(title, comps, label))
+        write_output(markdown, to_markdown(title, comps, label))
     if as_json:
         print(json.dumps(to_json(comps, **extra, cross_machine=label, exit_code=code), indent=2))
     else:
@@ -57,6 +57,13 @@ def report(
         print_table(title, list(COLUMNS), rows(comps))
         print(summary_line(comps))
     return code
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write an output whole; where that fails (a full disk, a symlink loop), elsewhere with a warning."""
+    _, why = write_text_or_elsewhere(path, text)
+    if why:
+        warn(why)
 
 
 def _thresholds(args: argparse.Namespace) -> Thresholds:
@@ -68,6 +75,10 @@ def _thresholds(args: argparse.Namespace) -> Thresholds:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     th = _thresholds(args)
+    check_apart(
+        [("--markdown", args.markdown)],
+        [("BASE", args.base), ("NEW", args.new), ("--thresholds", args.thresholds)],
+    )
     if args.markdown:
         check_writable(args.markdown, "--markdown")
     base = load_side([args.base])
@@ -105,6 +116,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
         raise UsageError("nothing to run: no benchmark matches; see `chipbench list`")
     out_dir = args.output_dir or Path("results") / f"ab-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
     check_writable(out_dir, "--output-dir", folder=True)
+    check_apart([("--markdown", args.markdown), ("a.json", out_dir / "a.json"), ("b.json", out_dir / "b.json")],
+                [("--thresholds", args.thresholds)])  # fmt: skip
     if args.markdown:
         check_writable(args.markdown, "--markdown")
 
@@ -152,6 +165,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     mag = parse_threshold(args.min_magnitude, "--min-magnitude")
+    check_apart([("--markdown", args.markdown)], [("DIR", args.dir)])
     if args.markdown:
         check_writable(args.markdown, "--markdown")
     if not 0 < args.p_value < 1:
@@ -168,7 +182,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         f"{len(cps)} change point(s) (p < {args.p_value:g}, |ratio - 1| >= {mag:.3g})"
     )
     if args.markdown:
-        atomic_write_text(args.markdown, history.to_markdown(title, cps))
+        write_output(args.markdown, history.to_markdown(title, cps))
     longest = max((len(p) for p in per.values()), default=0)
     commits = len({p.commit for pts in per.values() for p in pts})
     why = None

@@ -153,8 +153,10 @@ class Launch:
         if self.rdzv_endpoint is None:
             raise UsageError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (node 0's address)")
         host, _, port = self.rdzv_endpoint.rpartition(":")
-        if not host or not port.isdigit():
-            raise UsageError(f"--rdzv-endpoint must be HOST:PORT, got {self.rdzv_endpoint!r}")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(
+                f"--rdzv-endpoint must be HOST:PORT (a port 1-65535), got {self.rdzv_endpoint!r}"
+            )
         # Static rendezvous: --node-rank is honoured, so global rank 0 (which writes the results) lives
         # on node 0, where the results file is written.
         return [
