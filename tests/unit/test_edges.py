@@ -9,7 +9,10 @@ import copy
 import errno
 import functools
 import json
+import multiprocessing as mp
 import os
+import pickle
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from chipbench.cli import main
 from chipbench.core import fileio, price
 from chipbench.core.errors import UsageError
 from chipbench.core.fileio import SkippedInput
+from chipbench.execution.pools import WorkerPool
 from chipbench.gate import compare, history
 from chipbench.gate.thresholds import Thresholds, load_thresholds
 from chipbench.platform import ceilings
@@ -326,3 +330,27 @@ def test_an_unreadable_folder_is_an_error_with_strict(
     assert "warning: left out" in capsys.readouterr().err
     assert main(["compare", str(tmp_path), str(r), "--strict"]) == 2
     assert "FIFO" in _one_line(capsys)
+
+
+# --- a worker of another environment -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sent", [b"not a pickle", pickle.dumps(["a", "list"]), pickle.dumps({"type": 3})])
+def test_a_malformed_message_from_a_worker_is_a_crash_naming_it(sent: bytes) -> None:
+    pool = WorkerPool("cpu", python="/other/env/bin/python")
+    here, there = mp.Pipe()
+    pool.conn, pool.proc = here, subprocess.Popen(["sleep", "30"])
+    there.send_bytes(sent)
+    reply = pool.run({"type": "stop"}, timeout_s=5)
+    assert reply["type"] == "error" and "/other/env/bin/python sent a malformed message" in reply["message"]
+    assert pool.proc is None  # killed: nothing more is read from it
+
+
+def test_a_truncated_hello_is_one_line_naming_the_worker() -> None:
+    pool = WorkerPool("cpu", python="/other/env/bin/python")
+    here, there = mp.Pipe()
+    pool.conn, pool.proc = here, subprocess.Popen(["sleep", "30"])
+    os.write(there.fileno(), (1000).to_bytes(4, "big") + b"short")  # a header promising more than comes
+    there.close()
+    with pytest.raises(RuntimeError, match="died while starting"):
+        pool.wait_hello()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 EXIT_INTERRUPTED = 130
 
@@ -17,6 +18,17 @@ def interrupted(signum: int, frame: object) -> None:
     """SIGINT outside a command's own handling (imports, interpreter teardown): one line, exit 130."""
     os.write(2, b"chipbench: interrupted\n")
     os._exit(EXIT_INTERRUPTED)
+
+
+def _entry() -> bool:
+    """This import is the process's start: the `chipbench` script, or `python -m chipbench.cli` (argv[0] is
+    "-m" while runpy imports the package), not a test or a program that imports the package."""
+    first = sys.argv[0] if sys.argv else ""
+    return first == "-m" or os.path.basename(first) == "chipbench"
+
+
+if _entry():  # as early as this package can: the rest of the imports take about a second
+    signal.signal(signal.SIGINT, interrupted)
 
 
 def main(argv: list[str] | None = None) -> int:
