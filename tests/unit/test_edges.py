@@ -354,3 +354,23 @@ def test_a_truncated_hello_is_one_line_naming_the_worker() -> None:
     there.close()
     with pytest.raises(RuntimeError, match="died while starting"):
         pool.wait_hello()
+
+
+# --- flags the tools they reach would refuse ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--nproc-per-node", "2", "--dist-timeout", "1e15"], "longer than torch.distributed takes"),
+        (["--nproc-per-node", "100000"], "more processes than one node runs"),
+        (["--nnodes", "2", "--rdzv-endpoint", "host:99999"], "a port 1-65535"),
+        (["--nnodes", "2", "--rdzv-endpoint", "host:0"], "a port 1-65535"),
+    ],
+)
+def test_flags_beyond_what_torchrun_takes_are_one_line(
+    flags: list[str], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "selftest.busy", "--output", str(tmp_path / "r.json"), *flags]) == 2
+    assert said in _one_line(capsys)
+    assert not (tmp_path / "r.json").exists()
