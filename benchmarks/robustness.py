@@ -415,6 +415,7 @@ def signals(tmp: Path, tries: int) -> dict[str, Any]:
                 "run": ["run", "selftest.busy", "--time-budget", "0.1", "--output", str(tmp / "s.json")]}  # fmt: skip
     rng = random.Random(1)
     out: dict[str, Any] = {}
+    seen: list[str] = []
     for name, argv in commands.items():
         counts = {"tries": tries, "exit_130_one_line": 0, "done_first": 0, "before_python_handler": 0,
                   "traceback": 0, "hang": 0, "other": 0}  # fmt: skip
@@ -441,7 +442,9 @@ def signals(tmp: Path, tries: int) -> dict[str, Any]:
                 counts["before_python_handler"] += 1  # the interpreter's first ms: the shell's 130
             else:
                 counts["other"] += 1
+                seen.append(f"{name}: exit {p.returncode}: {err.strip()[-120:]!r}")
         out[name] = counts
+    out["others"] = seen
     return out
 
 

@@ -37,7 +37,14 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, interrupted)
     from chipbench.cli.app import main as run_command
 
-    return run_command(argv)
+    code = run_command(argv)
+    if argv is None and code == EXIT_INTERRUPTED:
+        # Said and saved: end here. Python's own exit would end by SIGINT instead of 130 when a library
+        # was interrupted inside its PyRun_String (the interpreter keeps that as an unhandled Ctrl-C).
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(code)
+    return code
 
 
 __all__ = ["main"]
