@@ -417,8 +417,8 @@ def signals(tmp: Path, tries: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     seen: list[str] = []
     for name, argv in commands.items():
-        counts = {"tries": tries, "exit_130_one_line": 0, "done_first": 0, "before_python_handler": 0,
-                  "traceback": 0, "hang": 0, "other": 0}  # fmt: skip
+        counts = {"tries": tries, "exit_130": 0, "done_first": 0, "before_python_handler": 0,
+                  "traceback_before_chipbench_ran": 0, "traceback": 0, "hang": 0, "other": 0}  # fmt: skip
         for _ in range(tries):
             p = subprocess.Popen([sys.executable, "-m", "chipbench.cli", *argv], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
@@ -432,10 +432,15 @@ def signals(tmp: Path, tries: int) -> dict[str, Any]:
                 counts["hang"] += 1
                 continue
             lines = err.strip().splitlines()
-            if "Traceback" in err:
+            if "Traceback" in err and "chipbench" not in err:
+                # Interrupted in the interpreter's own start (runpy's imports), before chipbench's first line.
+                counts["traceback_before_chipbench_ran"] += 1
+                seen.append(f"{name}: exit {p.returncode}: {err.strip()[-200:]!r}")
+            elif "Traceback" in err:
                 counts["traceback"] += 1
-            elif p.returncode == 130 and len(lines) == 1:
-                counts["exit_130_one_line"] += 1
+                seen.append(f"{name}: exit {p.returncode}: {err.strip()[-400:]!r}")
+            elif p.returncode == 130 and lines[-1:] == ["chipbench: interrupted"]:
+                counts["exit_130"] += 1
             elif p.returncode == 0:
                 counts["done_first"] += 1
             elif p.returncode == -signal.SIGINT and not lines:
@@ -455,7 +460,10 @@ def main() -> int:
     ap.add_argument("--interrupts", type=int, default=10)
     ap.add_argument("--huge", type=int, default=10_000_000, help="samples in the huge file (0: skip)")
     ap.add_argument("--signals", type=int, default=20, help="Ctrl-C at random moments, per command")
-    ap.add_argument("--only", choices=("all", "edges"), default="all", help="edges: only issue 33's classes")
+    ap.add_argument(
+        "--only", choices=("all", "edges", "signals"), default="all",
+        help="edges: only issue 33's classes; signals: only Ctrl-C at random moments",
+    )  # fmt: skip
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
@@ -472,10 +480,11 @@ def main() -> int:
                 "kill_9": kills(tmp, args.kills),
                 "double_interrupt": interrupts(tmp, args.interrupts),
             }
-        report["special_files"] = special_files(tmp / "special")
-        report["config_files"] = config_files(tmp / "configs")
-        report["outputs_that_are_inputs"] = outputs(tmp / "outputs")
-        report["extremes"] = extremes(tmp / "extremes")
+        if args.only != "signals":
+            report["special_files"] = special_files(tmp / "special")
+            report["config_files"] = config_files(tmp / "configs")
+            report["outputs_that_are_inputs"] = outputs(tmp / "outputs")
+            report["extremes"] = extremes(tmp / "extremes")
         report["signals_in_the_first_second"] = signals(tmp / "signals", args.signals)
     text = json.dumps(report, indent=2)
     print(text)

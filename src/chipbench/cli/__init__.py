@@ -7,8 +7,10 @@ never a traceback; the command's own handling takes over once it starts.
 
 from __future__ import annotations
 
+# The C module, not `signal`: importing `signal` imports `enum`, tens of ms on a busy machine, all of it
+# before the handler would be set. `os` and `sys` are loaded already when the interpreter runs this.
+import _signal
 import os
-import signal
 import sys
 
 EXIT_INTERRUPTED = 130
@@ -28,13 +30,13 @@ def _entry() -> bool:
 
 
 if _entry():  # as early as this package can: the rest of the imports take about a second
-    signal.signal(signal.SIGINT, interrupted)
+    _signal.signal(_signal.SIGINT, interrupted)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; `argv` None: this process's command line, and this process is chipbench's."""
     if argv is None:
-        signal.signal(signal.SIGINT, interrupted)
+        _signal.signal(_signal.SIGINT, interrupted)
     from chipbench.cli.app import main as run_command
 
     code = run_command(argv)
