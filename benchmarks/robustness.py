@@ -407,7 +407,7 @@ def extremes(tmp: Path) -> dict[str, Any]:
 
 def signals(tmp: Path, tries: int) -> dict[str, Any]:
     """Ctrl-C at a random moment 0.1-1.5 s after the start of `list`, `report`, `compare` and `run`:
-    one line and exit 130 (or done first), never a traceback."""
+    exit 130 ending in `chipbench: interrupted` (or done first), never a traceback."""
     good = tmp / "good.json"
     good.write_text(json.dumps(GOOD))
     commands = {"list": ["list"], "report": ["report", str(good), "-o", str(tmp / "r.html")],

@@ -17,15 +17,16 @@ ENV = {**os.environ, "CI": "true"}
 
 
 def ended_cleanly(code: int, err: str) -> bool:
-    """Exit 130 with one line; 0 when the command was done first; or, for a signal before the interpreter
-    set its own handler (its first tens of ms on a busy machine), killed by SIGINT without a word (the
-    shell's 130)."""
+    """Exit 130, the last line `chipbench: interrupted` (the command's own warnings may come before); 0
+    when the command was done first; or killed by SIGINT without a word of its own (the shell's 130) for
+    a signal before the interpreter set its handler (its first tens of ms on a busy machine) or during its
+    teardown, the command done. Never a traceback."""
     lines = err.strip().splitlines()
     if "Traceback" in err:
         return False
     if code == 130:
-        return lines == ["chipbench: interrupted"]
-    return code == 0 or (code == -signal.SIGINT and not lines)
+        return lines[-1:] == ["chipbench: interrupted"]
+    return code in (0, -signal.SIGINT) and "chipbench: interrupted" not in lines
 
 
 def interrupt_at(argv: list[str], moment_s: float) -> tuple[int, str]:
