@@ -256,26 +256,236 @@ def interrupts(tmp: Path, tries: int) -> dict[str, Any]:
     return {"tries": tries, "results_saved": saved}
 
 
+# --- the edges (issue 33): special files, config files, outputs, extremes, signals --------------------
+
+
+def _judge(p: subprocess.CompletedProcess[str] | None, *, want: tuple[int, ...] = (2,)) -> str:
+    """'ok', 'hang' (no answer in 60 s), 'traceback' or 'unclean' (another exit, or more than one line)."""
+    if p is None:
+        return "hang"
+    if "Traceback" in p.stderr:
+        return "traceback"
+    lines = p.stderr.strip().splitlines()
+    if p.returncode not in want or (p.returncode == 2 and len(lines) != 1):
+        return "unclean"
+    return "ok"
+
+
+def _try(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "chipbench.cli", *args], capture_output=True, text=True, cwd=cwd,
+            env={**ENV, **(env or {})}, timeout=60,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _tally(results: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"tries": len(results)}
+    for k in ("ok", "hang", "traceback", "unclean"):
+        out[k] = sum(v == k for v in results.values())
+    out["failures"] = sorted(k for k, v in results.items() if v != "ok")
+    return out
+
+
+def _machine_id() -> str:
+    """This machine's id: the name of its ceilings cache file."""
+    from chipbench.platform import hardware
+
+    return hardware.machine_id(hardware.environment("cpu"))
+
+
+def special_files(tmp: Path) -> dict[str, Any]:
+    """A FIFO, /dev/zero, /dev/null, a folder and a symlink loop where a results, thresholds, price or
+    ceilings file is read."""
+    good = tmp / "good.json"
+    good.write_text(json.dumps(GOOD))
+    fifo = tmp / "pipe.json"
+    os.mkfifo(fifo)
+    loop = tmp / "loop.json"
+    loop.symlink_to(loop)
+    specials = {"fifo": fifo, "dev-zero": Path("/dev/zero"), "dev-null": Path("/dev/null"), "loop": loop}
+    got: dict[str, str] = {}
+    for label, sp in specials.items():
+        got[f"compare {label}"] = _judge(_try("compare", str(good), str(sp)))
+        got[f"report {label}"] = _judge(_try("report", str(sp), "-o", str(tmp / "r.html")))
+        got[f"--thresholds {label}"] = _judge(_try("compare", str(good), str(good), "--thresholds", str(sp)))
+        got[f"--price-file {label}"] = _judge(
+            _try("run", "selftest.busy", "--price-file", str(sp), "--output", str(tmp / "o.json"))
+        )
+        cache = tmp / f"cache-{label}"
+        (cache / "ceilings").mkdir(parents=True)
+        (cache / "ceilings" / f"{_machine_id()}.json").symlink_to(sp)
+        got[f"ceilings cache {label}"] = _judge(_try("env", env={"CHIPBENCH_CACHE_DIR": str(cache)}))
+    return _tally(got)
+
+
+BAD_CONFIGS: dict[str, bytes] = {
+    "100000-deep array": b"a = " + b"[" * 100_000 + b"]" * 100_000,
+    "5000-deep table": b"a = {" * 5000 + b"}" * 5000,
+    "not UTF-8": b"\xff\xfe x = 1",
+    "not TOML": b"[machine\n",
+    "unknown key": b"[machine]\nx = 1",
+    "wrong type": b"benchmarks = 3",
+    "2 MB": b"# " + b"x" * 2_000_000,
+}
+
+
+def config_files(tmp: Path) -> dict[str, Any]:
+    good = tmp / "good.json"
+    good.write_text(json.dumps(GOOD))
+    got: dict[str, str] = {}
+    for label, raw in BAD_CONFIGS.items():
+        cfg = tmp / f"{len(got)}.toml"
+        cfg.write_bytes(raw)
+        got[f"--thresholds {label}"] = _judge(_try("compare", str(good), str(good), "--thresholds", str(cfg)))
+        got[f"--price-file {label}"] = _judge(
+            _try("run", "selftest.busy", "--price-file", str(cfg), "--output", str(tmp / "o.json"))
+        )
+    return _tally(got)
+
+
+OUTPUT_LINES: list[list[str]] = [
+    ["run", "selftest.busy", "--output", "{d}/same.json", "--markdown", "{d}/same.json"],
+    ["report", "{r}", "-o", "{r}"],
+    ["report", "{d}", "--markdown", "{r}"],
+    ["compare", "{r}", "{r2}", "--markdown", "{r}"],
+    ["compare", "{r}", "{r2}", "--markdown", "{r2}"],
+    ["history", "{d}", "--markdown", "{r}"],
+    ["run", "selftest.busy", "--price-file", "{d}/p.toml", "--output", "{d}/p.toml"],
+]
+
+
+def outputs(tmp: Path) -> dict[str, Any]:
+    """Outputs that are inputs, or each other: refused in one line, every input as it was (lost: an input
+    changed)."""
+    r, r2 = tmp / "r.json", tmp / "r2.json"
+    for p in (r, r2):
+        p.write_text(json.dumps(GOOD))
+    (tmp / "p.toml").write_text('[machine."x"]\nprice_per_hour = 1.0\n')
+    before = {p: p.read_bytes() for p in (r, r2, tmp / "p.toml")}
+    got, lost = {}, 0
+    for line in OUTPUT_LINES:
+        got[" ".join(line)] = _judge(_try(*[a.format(d=tmp, r=r, r2=r2) for a in line]))
+        lost += sum(p.read_bytes() != b for p, b in before.items())
+    return {**_tally(got), "lost_inputs": lost}
+
+
+def extremes(tmp: Path) -> dict[str, Any]:
+    """Runs at a price of 5e-324 and 1e308 dollars an hour and with subnormal ceilings, each read back by
+    compare, history and report (lost: a finished run chipbench cannot read back)."""
+    got, lost = {}, 0
+    for label, extra, ceil in (
+        ("price 5e-324", ["--price-per-hour", "5e-324"], None),
+        ("price 1e308", ["--price-per-hour", "1e308"], None),
+        ("ceilings 5e-324", [], 5e-324),
+    ):
+        d = tmp / label.replace(" ", "-")
+        cache = d / "cache"
+        env = {"CHIPBENCH_CACHE_DIR": str(cache)}
+        if ceil is not None:
+            mid = _machine_id()
+            (cache / "ceilings").mkdir(parents=True)
+            (cache / "ceilings" / f"{mid}.json").write_text(json.dumps(
+                {"machine_id": mid, "matmul_tflops": {"fp32": ceil}, "copy_gbps": ceil}))  # fmt: skip
+        out = d / "runs" / "r.json"
+        p = _try("run", "calib.copy", "--time-budget", "0.1", "--output", str(out), *extra, env=env)
+        got[f"run {label}"] = _judge(p, want=(0, 4))
+        if not out.exists():
+            lost += 1
+            continue
+        for cmd in (["compare", str(out), str(out)], ["history", str(out.parent)],
+                    ["report", str(out), "-o", str(d / "r.html")]):  # fmt: skip
+            q = _try(*cmd)
+            got[f"{cmd[0]} {label}"] = _judge(q, want=(0, 3, 4))
+            lost += q is not None and q.returncode == 2
+    return {**_tally(got), "lost_results": lost}
+
+
+def signals(tmp: Path, tries: int) -> dict[str, Any]:
+    """Ctrl-C at a random moment 0.1-1.5 s after the start of `list`, `report`, `compare` and `run`:
+    exit 130 ending in `chipbench: interrupted` (or done first), never a traceback."""
+    good = tmp / "good.json"
+    good.write_text(json.dumps(GOOD))
+    commands = {"list": ["list"], "report": ["report", str(good), "-o", str(tmp / "r.html")],
+                "compare": ["compare", str(good), str(good)],
+                "run": ["run", "selftest.busy", "--time-budget", "0.1", "--output", str(tmp / "s.json")]}  # fmt: skip
+    rng = random.Random(1)
+    out: dict[str, Any] = {}
+    seen: list[str] = []
+    for name, argv in commands.items():
+        counts = {"tries": tries, "exit_130": 0, "done_first": 0, "before_python_handler": 0,
+                  "traceback_before_chipbench_ran": 0, "traceback": 0, "hang": 0, "other": 0}  # fmt: skip
+        for _ in range(tries):
+            p = subprocess.Popen([sys.executable, "-m", "chipbench.cli", *argv], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+            time.sleep(rng.uniform(0.1, 1.5))
+            p.send_signal(signal.SIGINT)
+            try:
+                err = p.communicate(timeout=60)[1]
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
+                counts["hang"] += 1
+                continue
+            lines = err.strip().splitlines()
+            if "Traceback" in err and "chipbench" not in err:
+                # Interrupted in the interpreter's own start (runpy's imports), before chipbench's first line.
+                counts["traceback_before_chipbench_ran"] += 1
+                seen.append(f"{name}: exit {p.returncode}: {err.strip()[-200:]!r}")
+            elif "Traceback" in err:
+                counts["traceback"] += 1
+                seen.append(f"{name}: exit {p.returncode}: {err.strip()[-400:]!r}")
+            elif p.returncode == 130 and lines[-1:] == ["chipbench: interrupted"]:
+                counts["exit_130"] += 1
+            elif p.returncode == 0:
+                counts["done_first"] += 1
+            elif p.returncode == -signal.SIGINT and not lines:
+                counts["before_python_handler"] += 1  # the interpreter's first ms: the shell's 130
+            else:
+                counts["other"] += 1
+                seen.append(f"{name}: exit {p.returncode}: {err.strip()[-120:]!r}")
+        out[name] = counts
+    out["others"] = seen
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--fuzz", type=int, default=2000)
     ap.add_argument("--kills", type=int, default=3)
     ap.add_argument("--interrupts", type=int, default=10)
     ap.add_argument("--huge", type=int, default=10_000_000, help="samples in the huge file (0: skip)")
+    ap.add_argument("--signals", type=int, default=20, help="Ctrl-C at random moments, per command")
+    ap.add_argument(
+        "--only", choices=("all", "edges", "signals"), default="all",
+        help="edges: only issue 33's classes; signals: only Ctrl-C at random moments",
+    )  # fmt: skip
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        for sub in ("files", "lines", "huge"):
+        for sub in ("files", "lines", "huge", "special", "configs", "outputs", "extremes", "signals"):
             (tmp / sub).mkdir()
-        report = {
-            "hostile_files": hostile_files(tmp / "files"),
-            "fuzzed_documents": fuzz(args.fuzz),
-            "huge_file": huge(tmp / "huge", args.huge),
-            "bad_command_lines": bad_lines(tmp / "lines"),
-            "kill_9": kills(tmp, args.kills),
-            "double_interrupt": interrupts(tmp, args.interrupts),
-        }
+        report: dict[str, Any] = {}
+        if args.only == "all":
+            report = {
+                "hostile_files": hostile_files(tmp / "files"),
+                "fuzzed_documents": fuzz(args.fuzz),
+                "huge_file": huge(tmp / "huge", args.huge),
+                "bad_command_lines": bad_lines(tmp / "lines"),
+                "kill_9": kills(tmp, args.kills),
+                "double_interrupt": interrupts(tmp, args.interrupts),
+            }
+        if args.only != "signals":
+            report["special_files"] = special_files(tmp / "special")
+            report["config_files"] = config_files(tmp / "configs")
+            report["outputs_that_are_inputs"] = outputs(tmp / "outputs")
+            report["extremes"] = extremes(tmp / "extremes")
+        report["signals_in_the_first_second"] = signals(tmp / "signals", args.signals)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:

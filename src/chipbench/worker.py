@@ -7,10 +7,14 @@ another chipbench version) by this name, so it stays here whatever the layout of
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from multiprocessing.connection import Connection
 
 if __name__ == "__main__":
+    # Ctrl-C at the terminal reaches the worker too: the parent handles it, from the first millisecond
+    # (the import below takes about a second with torch), so no traceback of this process reaches it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from chipbench.execution.worker import worker_main
 
     worker_main(Connection(int(sys.argv[1])), sys.argv[2])

@@ -1,5 +1,5 @@
 import sys
 
-from chipbench.cli.app import main
+from chipbench.cli import main  # first: Ctrl-C while torch imports is one line
 
 sys.exit(main())

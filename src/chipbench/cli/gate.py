@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from chipbench import workloads
-from chipbench.cli.output import count, finite, print_table, say, seconds
+from chipbench.cli.output import count, finite, print_table, say, seconds, warn
 from chipbench.core.cases import Case
 from chipbench.core.config import parse_sets
 from chipbench.core.errors import UsageError
-from chipbench.core.fileio import atomic_write_text, check_writable
+from chipbench.core.fileio import check_apart, check_writable, write_text_or_elsewhere
 from chipbench.core.registry import SUITES
 from chipbench.gate import ab, confirm, history
 from chipbench.gate.baseline import choose_baseline, load_side, machine_differences
@@ -54,7 +54,7 @@ def report(
     code = exit_code(comps, strict, allow_empty)
     empty = no_verdict(comps)
     if markdown:
-        atomic_write_text(markdown, to_markdown(title, comps, label) + (f"\n{empty}\n" if empty else ""))
+        write_output(markdown, to_markdown(title, comps, label) + (f"\n{empty}\n" if empty else ""))
     if as_json:
         out = to_json(comps, **extra, cross_machine=label, exit_code=code)
         print(json.dumps({**out, "no_verdict": empty} if empty else out, indent=2))
@@ -68,6 +68,13 @@ def report(
     return code
 
 
+def write_output(path: Path, text: str) -> None:
+    """Write an output whole; where that fails (a full disk, a symlink loop), elsewhere with a warning."""
+    _, why = write_text_or_elsewhere(path, text)
+    if why:
+        warn(why)
+
+
 def _thresholds(args: argparse.Namespace) -> Thresholds:
     default = parse_threshold(args.threshold)
     if args.noise_floor_us is not None and args.noise_floor_us < 0:
@@ -77,6 +84,10 @@ def _thresholds(args: argparse.Namespace) -> Thresholds:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     th = _thresholds(args)
+    check_apart(
+        [("--markdown", args.markdown)],
+        [("BASE", args.base), ("NEW", args.new), ("--thresholds", args.thresholds)],
+    )
     if args.markdown:
         check_writable(args.markdown, "--markdown")
     new = load_side([args.new])
@@ -140,6 +151,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
     pys, cases, b_cases = _ab_sides(args)
     out_dir = args.output_dir or Path("results") / f"ab-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
     check_writable(out_dir, "--output-dir", folder=True)
+    check_apart([("--markdown", args.markdown), ("a.json", out_dir / "a.json"), ("b.json", out_dir / "b.json")],
+                [("--thresholds", args.thresholds)])  # fmt: skip
     if args.markdown:
         check_writable(args.markdown, "--markdown")
 
@@ -189,6 +202,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     mag = parse_threshold(args.min_magnitude, "--min-magnitude")
+    check_apart([("--markdown", args.markdown)], [("DIR", args.dir)])
     if args.markdown:
         check_writable(args.markdown, "--markdown")
     if not 0 < args.p_value < 1:
@@ -211,7 +225,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         f"(p < {args.p_value:g}, |ratio - 1| >= {mag:.3g})"
     )
     if args.markdown:
-        atomic_write_text(args.markdown, history.to_markdown(title, cps, drifts))
+        write_output(args.markdown, history.to_markdown(title, cps, drifts))
     why = _history_empty(per, disturbed)
     rerun = [d for d in disturbed if d.newest]
     if args.json:

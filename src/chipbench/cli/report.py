@@ -8,11 +8,12 @@ from typing import Any
 
 from chipbench.cli.output import say, warn
 from chipbench.core.errors import UsageError
-from chipbench.core.fileio import atomic_write_text, check_writable
+from chipbench.core.fileio import check_apart, check_writable, write_text_or_elsewhere
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     # Every output path is checked before a file is read, and written whole or not at all.
+    check_apart([("-o", args.output), ("--markdown", args.markdown)], [("RESULTS", p) for p in args.results])
     check_writable(args.output, "-o")
     if args.markdown:
         check_writable(args.markdown, "--markdown")
@@ -39,17 +40,25 @@ def cmd_report(args: argparse.Namespace) -> int:
         warn(n)
     html = page.to_html(rep)
     md = page.to_markdown(rep) if args.markdown else None
-    atomic_write_text(args.output, html)
+    written = {"-o": _write(args.output, html)}
     if md is not None:
-        atomic_write_text(args.markdown, md)
+        written["--markdown"] = _write(args.markdown, md)
     for line in page.summary_lines(rep):  # the headline, a caution where it rests on few cases, each family
         say(line)
     matched = sum(1 for r in rep.rows if sum(1 for c in r.cells.values() if c.speedup is not None) >= 2)
     say(
         f"report: {len(rep.machines)} machine(s), {len(rep.rows)} case(s), {matched} matched across machines; "
-        f"wrote {args.output}" + (f" and {args.markdown}" if args.markdown else "")
+        f"wrote {' and '.join(str(p) for p in written.values())}"
     )
     return 0
+
+
+def _write(path: Path, text: str) -> Path:
+    """Write an output whole; where that fails (a full disk, a symlink loop), elsewhere with a warning."""
+    written, why = write_text_or_elsewhere(path, text)
+    if why:
+        warn(why)
+    return written
 
 
 def add_parsers(sub: Any) -> None:

@@ -34,7 +34,7 @@ from chipbench.core.cases import Case
 from chipbench.core.config import parse_sets
 from chipbench.core.dtypes import DTYPE_CHOICES
 from chipbench.core.errors import StartFailed, UsageError
-from chipbench.core.fileio import check_writable
+from chipbench.core.fileio import check_apart, check_writable
 from chipbench.core.registry import SUITES
 from chipbench.execution.options import Destination, Listener, RunOptions
 from chipbench.execution.pools import DistWorkerPool, Launch, WorkerPool, kill_tree
@@ -141,6 +141,12 @@ def _nprocs(value: str | None) -> list[int | None]:
     return list(dict.fromkeys(got))
 
 
+MAX_DIST_TIMEOUT_S = (2**31 - 1) // 1000
+"""The longest collective time-out every torch.distributed backend takes (some hold it as 32-bit ms)."""
+MAX_NPROC_PER_NODE = 1024
+"""More processes than this on one node is a typo, not a job (torchrun would start them all)."""
+
+
 def _launch_spec(args: argparse.Namespace, nproc: int | None) -> Launch | None:
     """The torchrun launch the flags ask for, or None for a one-process run."""
     nnodes = args.nnodes
@@ -150,6 +156,15 @@ def _launch_spec(args: argparse.Namespace, nproc: int | None) -> Launch | None:
     # --nnodes >= 1, --node-rank >= 0 and --dist-timeout > 0 are their argparse types' checks.
     if args.node_rank >= nnodes:
         raise UsageError(f"--node-rank must be in 0..{nnodes - 1}, got {args.node_rank}")
+    if nproc > MAX_NPROC_PER_NODE:
+        raise UsageError(
+            f"--nproc-per-node {nproc} is more processes than one node runs (at most {MAX_NPROC_PER_NODE})"
+        )
+    if args.dist_timeout > MAX_DIST_TIMEOUT_S:
+        raise UsageError(
+            f"--dist-timeout {args.dist_timeout:g} is longer than torch.distributed takes "
+            f"(at most {MAX_DIST_TIMEOUT_S} s: 2^31 ms, about 24 days)"
+        )
     if nproc * nnodes == 1:
         return None
     spec = Launch(nproc, nnodes, args.node_rank, args.rdzv_endpoint, args.dist_timeout)
@@ -178,6 +193,9 @@ def check_outputs(output: Path | None, markdown: Path | None) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    check_apart(
+        [("--output", args.output), ("--markdown", args.markdown)], [("--price-file", args.price_file)]
+    )
     check_outputs(args.output, args.markdown)
     # A bad price file is one line before any worker starts; read once for every job of a sweep.
     args.price_entries = price.load_file(args.price_file) if args.price_file else None

@@ -17,6 +17,7 @@ from typing import Any
 
 from chipbench.core.config import finite_number
 from chipbench.core.errors import UsageError
+from chipbench.core.fileio import load_toml
 
 KEYS = {"price_per_hour", "price_per_kwh", "price_source", "price_date"}
 
@@ -46,16 +47,7 @@ class Price:
 
 def load_file(path: Path) -> dict[str, Price]:
     """Machine id -> its price, from a TOML file; a one-line UsageError naming the file and key otherwise."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"--price-file {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--price-file {path} is not valid TOML ({exc})") from None
+    data = load_toml(Path(path), "--price-file")
     machines = data.get("machine")
     if set(data) - {"machine"} or not isinstance(machines, dict):
         raise UsageError(f'--price-file {path}: expected only [machine."<machine-id>"] tables')

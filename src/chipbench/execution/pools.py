@@ -77,10 +77,18 @@ class WorkerPool:
             raise RuntimeError(f"worker did not start within {self.start_timeout_s:.0f} s")
         try:
             hello: Hello = parent.recv()
-        except EOFError:
+        except (EOFError, OSError):  # gone, or gone mid-message (a truncated message)
             code = self.proc.poll() if self.proc else None
             self.kill()
             raise RuntimeError(f"worker died while starting (exit code {code})") from None
+        except Exception as exc:  # a message this version cannot read (another environment's worker)
+            self.kill()
+            raise RuntimeError(
+                f"worker {self.python} sent a malformed hello ({type(exc).__name__})"
+            ) from None
+        if not isinstance(hello, dict) or not isinstance(hello.get("type"), str):
+            self.kill()
+            raise RuntimeError(f"worker {self.python} sent a malformed hello (not a message)")
         if hello["type"] == "fatal":
             self.kill()
             if hello.get("error_type") == "UsageError":
@@ -112,6 +120,14 @@ class WorkerPool:
                     reply: Reply = self.conn.recv()
                 except (EOFError, OSError):
                     break
+                except Exception as exc:  # a message this version cannot read (another environment's worker)
+                    self.kill()
+                    why = f"worker {self.python} sent a malformed message ({type(exc).__name__})"
+                    return {"type": "error", "error_type": "crash", "message": why}
+                if not isinstance(reply, dict) or not isinstance(reply.get("type"), str):
+                    self.kill()
+                    why = f"worker {self.python} sent a malformed message (not a reply)"
+                    return {"type": "error", "error_type": "crash", "message": why}
                 if reply.get("restart"):
                     self.kill()
                 return reply
@@ -160,8 +176,10 @@ class Launch:
         if self.rdzv_endpoint is None:
             raise UsageError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (node 0's address)")
         host, _, port = self.rdzv_endpoint.rpartition(":")
-        if not host or not port.isdigit():
-            raise UsageError(f"--rdzv-endpoint must be HOST:PORT, got {self.rdzv_endpoint!r}")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(
+                f"--rdzv-endpoint must be HOST:PORT (a port 1-65535), got {self.rdzv_endpoint!r}"
+            )
         # Static rendezvous: --node-rank is honoured, so global rank 0 (which writes the results) lives
         # on node 0, where the results file is written.
         return [

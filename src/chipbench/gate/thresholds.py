@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from chipbench.core.errors import UsageError
+from chipbench.core.fileio import load_toml
 
 DEFAULT_THRESHOLD = 0.05
 
@@ -56,16 +57,13 @@ def load_thresholds(path: Path | None, default: float, noise_floor_s: float) -> 
     th = Thresholds(default=default, noise_floor_s=noise_floor_s)
     if path is None:
         return th
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"cannot read thresholds file {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"thresholds file {path} is not valid TOML ({exc})") from None
+    data = load_toml(path, "thresholds file")
+    unknown = set(data) - {"threshold", "noise_floor_us", "benchmarks"}
+    if unknown:
+        raise UsageError(
+            f"thresholds file {path}: unknown key {sorted(unknown)[0]!r}; keys: threshold, noise_floor_us, "
+            "[benchmarks]"
+        )
     if "threshold" in data:
         th.default = parse_threshold(data["threshold"], f"{path}: threshold")
     if "noise_floor_us" in data:

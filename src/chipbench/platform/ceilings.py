@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from chipbench.core.config import finite_number
-from chipbench.core.fileio import atomic_write_json
+from chipbench.core.fileio import MAX_CONFIG_BYTES, atomic_write_json, read_bytes
 
 
 @dataclass(frozen=True)
@@ -120,11 +120,14 @@ def path_for(machine_id: str, root: Path | None = None) -> Path:
 
 
 def load(machine_id: str, root: Path | None = None) -> Ceilings | None:
-    """The stored ceilings of this machine, or None (a corrupt file counts as none)."""
+    """The stored ceilings of this machine, or None (a corrupt file counts as none); a FIFO, a device or
+    a file too large in its place is a one-line UsageError naming it (never a wait)."""
     p = path_for(machine_id, root)
+    if not os.path.lexists(p):
+        return None
     try:
-        data = json.loads(p.read_text())
-    except (OSError, ValueError, RecursionError):
+        data = json.loads(read_bytes(p, "ceilings cache file", MAX_CONFIG_BYTES))
+    except (ValueError, RecursionError):
         return None  # a damaged cache is no calibration: the run goes on and says "run calibrate"
     c = Ceilings.from_json(data)
     return c if c is not None and c.machine_id == machine_id else None

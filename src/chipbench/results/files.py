@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import stat
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chipbench.core.errors import UsageError
-from chipbench.core.fileio import atomic_write_json, atomic_write_text
+from chipbench.core.fileio import (
+    MAX_RESULTS_BYTES,
+    SkippedInput,
+    atomic_write_json,
+    atomic_write_text,
+    check_input,
+    kind,
+    read_bytes,
+)
 from chipbench.results import validate
 from chipbench.results.render import to_markdown
 from chipbench.results.typed import Document, ResultsDocument, as_document
@@ -71,11 +81,7 @@ def load(path: Path) -> JSONObject:
     """Load a results file through the strict reader (`validate`): a missing, unreadable, corrupt or
     hostile file raises a one-line UsageError naming the file and the field. The checked JSON; readers
     take `load_typed`."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read results file {path}: {exc.strerror or exc}") from None
-    return validate.parse(raw, path)
+    return validate.parse(read_bytes(path, "results file", MAX_RESULTS_BYTES), path)
 
 
 def load_typed(path: Path) -> ResultsDocument:
@@ -88,12 +94,37 @@ def write_markdown(doc: Document, path: Path) -> None:
 
 
 def result_files(path: Path) -> list[Path]:
-    """A results file, or every *.json under a folder (recursively, sorted)."""
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*.json") if p.is_file())
-        if not files:
-            raise UsageError(f"no results files (*.json) under {path}")
-        return files
-    if not path.exists():
+    """A results file, or every *.json under a folder (recursively, sorted). What is given must be a
+    regular file or a folder (a FIFO or a device is named, never waited on); what under the folder cannot
+    be read (a folder it may not list, a *.json that is a FIFO) is left out with a `SkippedInput` warning
+    naming it, never in silence."""
+    if not os.path.lexists(path):
         raise UsageError(f"results file {path} does not exist")
-    return [path]
+    if not stat.S_ISDIR(check_input(path, "results file", folder_ok=True).st_mode):
+        return [path]
+    files = []
+
+    def unreadable(exc: OSError) -> None:
+        warnings.warn(
+            SkippedInput(f"left out {exc.filename}: cannot read it ({exc.strerror or exc})"), stacklevel=2
+        )
+
+    for folder, _, names in os.walk(path, onerror=unreadable):
+        for name in names:
+            if not name.endswith(".json"):
+                continue
+            p = Path(folder) / name
+            try:
+                mode = os.stat(p).st_mode
+            except OSError as exc:
+                unreadable(exc)
+                continue
+            if stat.S_ISREG(mode):
+                files.append(p)
+            else:
+                warnings.warn(
+                    SkippedInput(f"left out {p}: it is {kind(mode)}, not a results file"), stacklevel=2
+                )
+    if not files:
+        raise UsageError(f"no results files (*.json) under {path}")
+    return sorted(files)

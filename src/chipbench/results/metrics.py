@@ -3,6 +3,7 @@ measured ceilings, with units in their names; a metric that cannot be known is a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -56,7 +57,29 @@ def derive_metrics(
     `work` counts one rank's step; with the setting's `world_size` ranks, throughputs are global (every
     rank's work over the slowest rank's time) with a `_per_rank` twin, and shares of peak or ceiling are
     per device. `stats` and `energy` may be given as their JSON (a worker's reply, core.stats.summarize).
+    A figure that is not a finite number (a price of 1e-320 dollars, a subnormal ceiling) is absent with
+    its reason, as every other unknown one: JSON has no infinity, and a file chipbench writes is one it
+    reads back.
     """
+    d = _derive(work, median_s, stats, setting, peak_mem_bytes, energy)
+    for name, v in list(d.metrics.items()):
+        if not math.isfinite(v):
+            del d.metrics[name]
+            d.unavailable[name] = (
+                f"not a finite number ({v}): an input (a price, a ceiling, a step time) is at the edge of "
+                "what a float holds"
+            )
+    return d
+
+
+def _derive(
+    work: Work,
+    median_s: float,
+    stats: Stats | Mapping[str, Any],
+    setting: Setting,
+    peak_mem_bytes: int | None,
+    energy: Energy | Mapping[str, Any] | None,
+) -> Derived:
     st = stats if isinstance(stats, Stats) else Stats.from_json(stats)
     m: dict[str, float] = {
         "step_ms_p50": (st.p50 or 0.0) * 1e3,
