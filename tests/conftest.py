@@ -11,6 +11,9 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("CHIPBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     # No host probe in the tests' runs (four more measurements each); tests of the probe set their own.
     monkeypatch.setenv("CHIPBENCH_PROBE_S", "0")
+    # pytest-xdist's workers inherit COLUMNS=80 from their start-up: output is laid out as a piped run's
+    # (no COLUMNS) unless a test sets a width on purpose.
+    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:

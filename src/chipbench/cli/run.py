@@ -352,7 +352,9 @@ def _report(doc: ResultsDocument, path: Path | None, code: int, verbose: bool = 
     print_table("chipbench results", list(RESULTS_COLUMNS), results_table(doc), compact=True)
     spent = time_line(doc)
     probe = [doc.header.host_probe.describe()] if doc.header.host_probe is not None else []
-    print_notes([*legend(doc), RESULTS_LEGEND, *roofline_lines(doc, short=True), *([spent] if spent else []), *probe])
+    print_notes(
+        [*legend(doc), RESULTS_LEGEND, *roofline_lines(doc, short=True), *([spent] if spent else []), *probe]
+    )
     if verbose:
         for b in doc.benchmarks:
             for flag in b.extra_info.flags:
@@ -402,6 +404,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument(
         "-v", "--verbose", action="store_true",
         help="a warning per case measured on a disturbed machine or with a flagged figure (default: one line each)",
+    )  # fmt: skip
+    s.add_argument(
         "--no-probe", action="store_true",
         help="no host probe (a short matmul and copy at the start and end: the run's drift reference)",
     )  # fmt: skip
