@@ -184,3 +184,18 @@ def test_the_cli_starts_without_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_workers_hello_reads_without_torch() -> None:
+    """What the worker sends the parent holds plain values: a torch object in it (as `torch.__version__`, a
+    TorchVersion) makes the parent import torch to read it, two seconds more for every `run`."""
+    import pickle
+
+    from chipbench.execution.worker import hello
+
+    data = pickle.dumps(hello("cpu"))
+    code = "import pickle, sys; pickle.loads(sys.stdin.buffer.read()); print('torch' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=data, capture_output=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == b"False"

@@ -167,7 +167,9 @@ def package_versions() -> dict[str, str | None]:
 
     import torch
 
-    out: dict[str, str | None] = {"torch": torch.__version__}
+    out: dict[str, str | None] = {
+        "torch": str(torch.__version__)
+    }  # a TorchVersion would import torch where unpickled
     for dist in ("fbgemm-gpu", "fbgemm-gpu-cpu", "torchrec", "numpy", "scipy"):
         try:
             out[dist] = metadata.version(dist)
