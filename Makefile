@@ -8,7 +8,7 @@ SUITE ?= default
 # CASES narrows a run to some benchmarks (e.g. CASES="llama.train_step dlrm.inference"); empty = the whole suite.
 CASES ?=
 
-.PHONY: setup bench smoke test test-fast lint format calibrate clean pytest-bench gpu-check peers
+.PHONY: setup bench smoke test test-fast lint quick-lint format calibrate clean pytest-bench gpu-check peers
 
 setup:
 	@TORCH=$(TORCH) PYTHON=$(PYTHON) VENV=$(VENV) DEV=$(DEV) bash scripts/setup.sh
@@ -28,21 +28,25 @@ gpu-check:
 	bash scripts/gpu-check.sh $(OUT)
 
 lint: DEV = 1
-lint: setup
+lint: setup quick-lint
+	$(BIN)/mypy
+
+# The lint checks of a second or so: style, formatting, the layer contracts.
+quick-lint: DEV = 1
+quick-lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
 
-format: setup
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
-
-# Tests run on JOBS processes (pytest-xdist); the end-to-end ones go first, being the longest.
+# Tests run on JOBS processes (pytest-xdist); the end-to-end ones go first, being the longest. mypy (half
+# a minute from cold) type-checks beside them, in the cores' idle moments; its verdict is printed after.
 JOBS ?= 2
 test: DEV = 1
-test: setup lint
-	$(BIN)/python -m pytest -q -n $(JOBS) --dist worksteal tests/e2e tests/unit benchmarks --benchmark-disable
+test: setup quick-lint
+	@mkdir -p .cache && ($(BIN)/mypy > .cache/mypy.log 2>&1; echo $$? > .cache/mypy.rc) & \
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist worksteal tests/e2e tests/unit benchmarks --benchmark-disable; \
+	t=$$?; wait; cat .cache/mypy.log; m=$$(cat .cache/mypy.rc); \
+	[ "$$m" = 0 ] || { echo "make test: mypy failed (exit $$m)"; exit 1; }; exit $$t
 
 # The unit tests alone: in-process, a minute or so.
 test-fast: DEV = 1
@@ -58,4 +62,4 @@ pytest-bench: setup
 	$(BIN)/python -m pytest benchmarks --benchmark-autosave
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
