@@ -115,16 +115,11 @@ def check_document(doc: Any) -> None:
     if not isinstance(doc.get("benchmarks"), list):
         _fail("the document", "has no 'benchmarks' list; is it a chipbench or pytest-benchmark file?")
     _opt(doc, "datetime", str, "the document")
-    meta = _opt(doc, "chipbench", dict, "the document")
-    if meta is not None:
-        _check_meta(meta)
-    mi = _opt(doc, "machine_info", dict, "the document")
-    if mi is not None:
-        _check_machine_info(mi)
-    ci = _opt(doc, "commit_info", dict, "the document")
-    if ci is not None:
-        for key in ("id", "time", "branch"):
-            _opt(ci, key, str, "commit_info")
+    _check_meta(_opt(doc, "chipbench", dict, "the document") or {})
+    _check_machine_info(_opt(doc, "machine_info", dict, "the document") or {})
+    commit = _opt(doc, "commit_info", dict, "the document") or {}
+    for key in ("id", "time", "branch"):
+        _opt(commit, key, str, "commit_info")
     names: set[str] = set()
     for i, b in enumerate(doc["benchmarks"]):
         field = f"benchmarks[{i}]"
@@ -162,9 +157,7 @@ def _check_meta(meta: Mapping[str, Any]) -> None:
         if bw is not None and (not finite_number(bw) or bw <= 0):
             _fail("chipbench.ceilings.copy_gbps", "must be a finite positive number")
     _opt(meta, "interrupted", bool, "chipbench")
-    probe = _opt(meta, "host_probe", dict, "chipbench")
-    if probe is not None:
-        _check_probe(probe)
+    _check_probe(_opt(meta, "host_probe", dict, "chipbench"))
     errors = _opt(meta, "errors", list, "chipbench")
     for i, e in enumerate(errors or []):
         if not isinstance(e, dict):
@@ -173,8 +166,10 @@ def _check_meta(meta: Mapping[str, Any]) -> None:
             _opt(e, key, str, f"chipbench.errors[{i}]")
 
 
-def _check_probe(probe: Mapping[str, Any]) -> None:
+def _check_probe(probe: Mapping[str, Any] | None) -> None:
     """The host probe's names are strings and its rates finite positive numbers (or null)."""
+    if probe is None:
+        return
     for key in ("matmul", "copy"):
         if not isinstance(probe.get(key), str):
             _fail(f"chipbench.host_probe.{key}", "must be a string (the probe's case name)")
@@ -192,16 +187,14 @@ def _check_probe(probe: Mapping[str, Any]) -> None:
 def _check_machine_info(mi: Mapping[str, Any]) -> None:
     for key in ("chipbench_machine_id", "machine", "node", "system"):
         _opt(mi, key, str, "machine_info")
-    dev = _opt(mi, "device", dict, "machine_info")
-    if dev is not None:
-        _opt(dev, "name", str, "machine_info.device")
-        _opt(dev, "kind", str, "machine_info.device")
-        count = _opt(dev, "count", int, "machine_info.device")
-        if count is not None and count < 1:
-            _fail("machine_info.device.count", "must be >= 1")
-    cpu = _opt(mi, "cpu", dict, "machine_info")
-    if cpu is not None:
-        _opt(cpu, "brand_raw", str, "machine_info.cpu")
+    dev = _opt(mi, "device", dict, "machine_info") or {}
+    for key in ("name", "kind"):
+        _opt(dev, key, str, "machine_info.device")
+    count = _opt(dev, "count", int, "machine_info.device")
+    if count is not None and count < 1:
+        _fail("machine_info.device.count", "must be >= 1")
+    cpu = _opt(mi, "cpu", dict, "machine_info") or {}
+    _opt(cpu, "brand_raw", str, "machine_info.cpu")
     packages = _opt(mi, "packages", dict, "machine_info")
     for k, v in (packages or {}).items():
         if v is not None and not isinstance(v, str):

@@ -96,21 +96,12 @@ class Shape:
         return self.seq_len * self.batch_size
 
     def model_args(self) -> Any:
-        """The model's ModelArgs for this shape (imports the model, hence torch, when called)."""
+        """The model's ModelArgs for this shape: the fields both have, by name, and seq_len as max_seq_len
+        (imports the model, hence torch, when called)."""
         from chipbench.models.llama import ModelArgs
 
-        return ModelArgs(
-            dim=self.dim,
-            n_layers=self.n_layers,
-            n_heads=self.n_heads,
-            n_kv_heads=self.n_kv_heads,
-            vocab_size=self.vocab_size,
-            multiple_of=self.multiple_of,
-            ffn_dim_multiplier=self.ffn_dim_multiplier,
-            rope_theta=self.rope_theta,
-            tie_embeddings=self.tie_embeddings,
-            max_seq_len=self.seq_len,
-        )
+        both = {f.name for f in dataclasses.fields(self)} & {f.name for f in dataclasses.fields(ModelArgs)}
+        return ModelArgs(**{name: getattr(self, name) for name in both}, max_seq_len=self.seq_len)
 
 
 @dataclass(frozen=True)
