@@ -374,3 +374,23 @@ def test_flags_beyond_what_torchrun_takes_are_one_line(
     assert main(["run", "selftest.busy", "--output", str(tmp_path / "r.json"), *flags]) == 2
     assert said in _one_line(capsys)
     assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [('{"id": 5}', "commit_info.id"), ('{"id": "abc", "ti', "must be a JSON object"), ("[1]", "JSON object")],
+)
+def test_ab_refuses_a_malformed_commit_answer_before_it_runs(tmp_path: Path, answer: str, why: str) -> None:
+    """Another environment's chipbench is untrusted input: a malformed commit answer is one line naming
+    that environment, before any round runs (it used to end in a results file the gate then refused)."""
+    from chipbench.gate import ab
+
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho '{answer}'\n")
+    fake.chmod(0o755)
+    ab.commit_of.cache_clear()
+    with pytest.raises(UsageError, match=f"chipbench of {fake} answered its commit malformed.*{why}"):
+        ab.commit_of(str(fake))
+    fake.write_text("#!/bin/sh\nexit 1\n")  # no answer at all (no git there): unknown, as before
+    ab.commit_of.cache_clear()
+    assert ab.commit_of(str(fake)).id == "unknown"

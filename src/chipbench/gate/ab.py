@@ -10,6 +10,7 @@ the interval). Both sides' results files are written (samples of all rounds, poo
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ from chipbench.execution.session import Session
 from chipbench.gate import sequential
 from chipbench.gate.compare import Comparison, Entry, Side, compare_sides
 from chipbench.gate.thresholds import Thresholds
-from chipbench.results import document, files
+from chipbench.results import document, files, validate
 from chipbench.results.header import ABSide, CommitInfo
 from chipbench.results.measurement import Measurement
 from chipbench.results.outcomes import CaseOutcome, RunOutcome
@@ -59,8 +60,11 @@ def resolve_python(spec: str, flag: str) -> str:
     raise UsageError(f"{flag} {spec}: no such python or virtualenv")
 
 
+@functools.cache
 def commit_of(python: str) -> CommitInfo:
-    """The git commit of the chipbench that `python` imports (its checkout when installed editable)."""
+    """The git commit of the chipbench that `python` imports (its checkout when installed editable); asked
+    once per python. An answer that is not a commit as results files hold one is bad input from that
+    environment (UsageError naming it), never a results file the gate would then refuse."""
     # The other environment may hold a chipbench from before or after the move to chipbench.platform.
     code = (
         "import json\ntry:\n    from chipbench.platform.hardware import git_commit\n"
@@ -72,12 +76,19 @@ def commit_of(python: str) -> CommitInfo:
         out = subprocess.run(
             [python, "-c", code], capture_output=True, text=True, timeout=60, check=True, env=env
         )
-        info = json.loads(out.stdout.strip().splitlines()[-1])
-        if isinstance(info, dict):
-            return CommitInfo.from_json(info)
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-        pass
-    return CommitInfo(id="unknown", time=None)
+        last = out.stdout.strip().splitlines()[-1]
+    except (OSError, subprocess.SubprocessError, IndexError):  # no answer: no git there, or no commit
+        return CommitInfo(id="unknown", time=None)
+    try:
+        info = json.loads(last)
+    except ValueError:
+        info = last[:80]  # truncated or not JSON: said as malformed below
+    why = validate.commit_problem(info)
+    if why:
+        raise UsageError(
+            f"the chipbench of {python} answered its commit malformed ({why}); is it a chipbench checkout?"
+        )
+    return CommitInfo.from_json(info)
 
 
 def _stack(env: Mapping[str, Any]) -> str:
@@ -220,6 +231,8 @@ def run_ab(cases: list[Case], options: ABOptions, b_cases: list[Case] | None = N
     early once every case is decided, looking after each round from `min_rounds` on at the level
     `gate.sequential` sets; without it, run all rounds and look once (95%).
     """
+    for python in options.pythons.values():
+        commit_of(python)  # a malformed answer stops the A/B before it runs, not after
     sessions = _start(options)
     try:
         ids = {side: s.machine_id for side, s in sessions.items()}

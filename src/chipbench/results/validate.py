@@ -117,9 +117,7 @@ def check_document(doc: Any) -> None:
     _opt(doc, "datetime", str, "the document")
     _check_meta(_opt(doc, "chipbench", dict, "the document") or {})
     _check_machine_info(_opt(doc, "machine_info", dict, "the document") or {})
-    commit = _opt(doc, "commit_info", dict, "the document") or {}
-    for key in ("id", "time", "branch"):
-        _opt(commit, key, str, "commit_info")
+    _check_commit(_opt(doc, "commit_info", dict, "the document") or {})
     names: set[str] = set()
     for i, b in enumerate(doc["benchmarks"]):
         field = f"benchmarks[{i}]"
@@ -132,6 +130,23 @@ def check_document(doc: Any) -> None:
             _fail(f"{field}.name", f"{name[:80]!r} appears twice in one file")
         names.add(name)
         _check_benchmark(b, f"benchmarks[{i}] ({name[:80]})")
+
+
+def commit_problem(info: Any) -> str | None:
+    """What is wrong with a commit as a results file's `commit_info` holds it (another environment's
+    answer), or None."""
+    try:
+        _check_commit(info)
+    except _Bad as e:
+        return str(e)
+    return None
+
+
+def _check_commit(info: Any) -> None:
+    if not isinstance(info, dict):
+        _fail("commit_info", f"must be a JSON object, not {type(info).__name__}")
+    for key in ("id", "time", "branch"):
+        _opt(info, key, str, "commit_info")
 
 
 def _check_meta(meta: Mapping[str, Any]) -> None:
