@@ -140,7 +140,9 @@ def cmd_env(args: argparse.Namespace) -> int:
 
     def add(prefix: str, d: Mapping[str, Any]) -> None:
         for k, v in d.items():
-            if isinstance(v, dict) and k not in ("isa", "tflops"):
+            if k == "capabilities" and not prefix and isinstance(v, dict):
+                rows.extend(capability_rows(v))
+            elif isinstance(v, dict) and k not in ("isa", "tflops"):
                 add(f"{prefix}{k}.", v)
             elif k == "isa":
                 rows.append(
@@ -154,6 +156,15 @@ def cmd_env(args: argparse.Namespace) -> int:
     add("", env)
     print_table("chipbench env", ["field", "value"], rows)
     return 0
+
+
+def capability_rows(caps: Mapping[str, Any]) -> list[list[str]]:
+    """One row per probed capability: its value, then its source and what it went through (or why not)."""
+    rows = []
+    for name, c in caps.items():
+        if isinstance(c, dict):
+            rows.append([f"capabilities.{name}", f"{c.get('value')} ({c.get('source')}: {c.get('detail')})"])
+    return rows
 
 
 def add_parsers(sub: Any) -> None:

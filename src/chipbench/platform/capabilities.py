@@ -85,16 +85,24 @@ def autocast(kind: str) -> dict[str, Any]:
 
 @functools.cache
 def fused_adamw(dev: str) -> Probe:
-    """Whether torch's fused AdamW takes a step on device type `dev` (once per process)."""
+    """Whether torch's fused AdamW kernel takes a step on device type `dev` (once per process). The kernel
+    is called directly, as torch.optim.AdamW(fused=True) calls it: building an optimizer imports
+    torch._dynamo (seconds) in every worker."""
     try:
         import torch
 
-        p = torch.nn.Parameter(torch.ones(8, device=dev))
-        p.grad = torch.ones(8, device=dev)
-        torch.optim.AdamW([p], fused=True).step()
+        def t(x: float, shape: tuple[int, ...] = (8,)) -> list[Any]:
+            return [torch.full(shape, x, device=dev)]
+
+        p = t(1.0)
+        torch._fused_adamw_(p, t(1.0), t(0.0), t(0.0), [], t(1.0, ()), lr=1e-3, beta1=0.9, beta2=0.999,
+                            weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)  # fmt: skip
+        moved = float(p[0].sum().item())
     except Exception as exc:
         return Probe(False, f"fused AdamW: {one_line(exc)}")
-    return Probe(True, "torch.optim.AdamW(fused=True)")
+    if not 0.0 < moved < 8.0:
+        return Probe(False, f"fused AdamW: a step of ones moved them to a sum of {moved}")
+    return Probe(True, "torch._fused_adamw_ (torch.optim.AdamW(fused=True))")
 
 
 def adamw(kind: str) -> dict[str, Any]:

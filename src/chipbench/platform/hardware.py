@@ -306,6 +306,10 @@ def native_bf16(env: Environment) -> tuple[bool, str]:
         return True, f"{kind} GPUs run bf16 natively"
     if kind == "mps":
         return False, "MPS bf16 support varies by macOS version"
+    if kind != "cpu":  # another accelerator: what its autocast probe found
+        low = str((env.get("capabilities") or {}).get("autocast", {}).get("value", "none"))
+        bf16 = "bf16" in low.split(",")
+        return bf16, f"{kind}: autocast {'runs' if bf16 else 'does not run'} bf16 matmuls (probed)"
     isa = env["cpu"]["isa"]
     if isa.get("amx_bf16") or isa.get("avx512_bf16"):
         return True, "CPU has AMX or avx512_bf16"
