@@ -32,11 +32,16 @@ def test_release_cached_collects_then_empties_the_allocator(monkeypatch: pytest.
 
     calls: list[str] = []
     monkeypatch.setattr(device.gc, "collect", lambda *a: calls.append("collect") or 0)
-    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
+    monkeypatch.setattr(torch.accelerator, "empty_cache", lambda: calls.append("empty_cache"))
+    monkeypatch.setattr(device, "probe_peak_memory", lambda kind: device.Probe(True, "fake allocator"))
     device.release_cached("cuda")
     assert calls == ["collect", "empty_cache"]
     calls.clear()
     device.release_cached("cpu")
+    assert calls == ["collect"]
+    calls.clear()  # an allocator torch cannot reach: nothing to empty
+    monkeypatch.setattr(device, "probe_peak_memory", lambda kind: device.Probe(False, "no allocator"))
+    device.release_cached("npu")
     assert calls == ["collect"]
 
 

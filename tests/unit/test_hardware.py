@@ -47,7 +47,9 @@ def test_auto_dtype_measured_ceiling_wins() -> None:
 def test_resolve_device_and_dtype_errors() -> None:
     with pytest.raises(UsageError, match="not available here"):
         hardware.resolve_device("cuda", ["cpu"])
-    with pytest.raises(UsageError, match="unknown device"):
+    with pytest.raises(UsageError, match="unknown device 'nosuch'"):
+        hardware.resolve_device("nosuch", ["cpu"])
+    with pytest.raises(UsageError, match="lazily evaluated backend"):
         hardware.resolve_device("tpu", ["cpu"])
     with pytest.raises(UsageError, match="unknown dtype"):
         hardware.resolve_dtype("int3", _env())

@@ -327,18 +327,18 @@ def test_compile_auto_by_the_step_size_and_said(monkeypatch: pytest.MonkeyPatch)
     assert cfg.compile == "auto"
     for value, want in (("true", True), ("off", False), ("auto", "auto")):
         assert workloads.get("llama.train_step").config({"compile": value}).compile == want
-    small = compiling.choose_compile("auto", 7e10)
+    small = compiling.choose_compile("auto", 7e10, "cpu")
     assert not small.on and "under" in small.why
-    big = compiling.choose_compile("auto", 3e11)
+    big = compiling.choose_compile("auto", 3e11, "cpu")
     assert big.on and "auto: compiled" in big.why
-    assert not compiling.choose_compile(False, 3e11).on
+    assert not compiling.choose_compile(False, 3e11, "cpu").on
     # No compiler: auto runs eager and says why; compile=true is a one-line error.
     monkeypatch.delenv("CC", raising=False)
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    none = compiling.choose_compile("auto", 3e11)
+    none = compiling.choose_compile("auto", 3e11, "cpu")
     assert not none.on and "no compiler" in none.why
     with pytest.raises(UsageError, match="C compiler"):
-        compiling.choose_compile(True, 3e11)
+        compiling.choose_compile(True, 3e11, "cpu")
     # The smoke and default suites' training steps stay eager under auto.
     for case in ({"flavor": "tiny"}, {"flavor": "debug"}):
         c = workloads.get("llama.train_step").config(case)

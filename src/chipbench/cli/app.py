@@ -14,6 +14,7 @@ from typing import Any
 
 from chipbench import __version__
 from chipbench.cli import calibrate, gate, info, interrupted, report, run
+from chipbench.cli.device_args import export_plugins
 from chipbench.cli.output import EXIT_INTERRUPTED, EXIT_USAGE, Parser, error, warn
 from chipbench.core.errors import StartFailed, UsageError
 from chipbench.core.fileio import SkippedInput
@@ -59,6 +60,7 @@ def _command(argv: list[str] | None) -> int:
         if not getattr(args, "command", None):
             parser.print_help()
             return EXIT_USAGE
+        export_plugins(args)
         with warnings.catch_warnings():
             # What a command leaves out of what it was given is a warning naming it; with --strict, an error.
             warnings.simplefilter("error" if getattr(args, "strict", False) else "always", SkippedInput)

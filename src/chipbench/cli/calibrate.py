@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chipbench.cli.device_args import add_device_args
 from chipbench.cli.output import EXIT_FAILED, count, print_table, seconds, warn
 from chipbench.cli.run import check_outputs, run_cases
 from chipbench.core.cases import Case
@@ -19,7 +20,6 @@ from chipbench.execution.options import Destination, RunOptions
 from chipbench.execution.pools import WorkerPool
 from chipbench.execution.session import Session
 from chipbench.platform import ceilings, hardware
-from chipbench.platform.device import DEVICE_CHOICES
 from chipbench.results.typed import ResultsDocument
 from chipbench.workloads.llama.optimizer import adamw_impl
 
@@ -144,7 +144,7 @@ def _busy(doc: ResultsDocument, load: float | None, cores: int) -> str | None:
 
 def add_parsers(sub: Any) -> None:
     s = sub.add_parser("calibrate", help="measure and store this machine's matmul and copy ceilings")
-    s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    add_device_args(s)
     s.add_argument("--time-budget", type=seconds, default=3.0, metavar="SECONDS")
     s.add_argument("--size", type=count, help="matmul size (default 8192 on GPUs, 2048 on CPUs)")
     s.add_argument("--copy-mib", type=count, help="copy buffer size (default 2048 MiB on GPUs, 512 on CPUs)")

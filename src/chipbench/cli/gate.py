@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from chipbench import workloads
+from chipbench.cli.device_args import add_device_args
 from chipbench.cli.output import count, finite, print_table, say, seconds, warn
 from chipbench.core.cases import Case
 from chipbench.core.config import parse_sets
@@ -35,7 +36,6 @@ from chipbench.gate.compare import (
     to_markdown,
 )
 from chipbench.gate.thresholds import Thresholds, load_thresholds, parse_threshold
-from chipbench.platform.device import DEVICE_CHOICES
 
 
 def report(
@@ -403,7 +403,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument(
         "--time-budget", type=seconds, default=0.3, metavar="SECONDS", help="per case and round (default 0.3)"
     )
-    s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    add_device_args(s)
     s.add_argument("--output-dir", type=Path, metavar="DIR", help="where a.json and b.json go")
     _gate_options(s)
     s.set_defaults(func=cmd_ab)
@@ -456,7 +456,7 @@ def _confirm_parser(sub: Any) -> None:
         "--min-rounds", type=count, default=3, help="first look after this many rounds (default 3)"
     )
     s.add_argument("--time-budget", type=seconds, default=0.3, metavar="SECONDS", help="per case and round")
-    s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    add_device_args(s)
     s.add_argument("--keep", action="store_true", help="keep the worktrees and their environments")
     s.add_argument("--threshold", default="5%", help="relative change that counts (default 5%%)")
     s.add_argument("--thresholds", type=Path, metavar="FILE.toml", help="per-benchmark thresholds")

@@ -8,13 +8,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from chipbench import workloads
+from chipbench.cli.device_args import add_device_args
 from chipbench.cli.output import count, print_notes, print_table
 from chipbench.core.cases import Case, largest_fitting, memory_estimate
 from chipbench.core.config import config_dict, parse_sets
 from chipbench.core.errors import UsageError
 from chipbench.core.registry import SUITES
 from chipbench.platform import ceilings, hardware, peaks
-from chipbench.platform.device import DEVICE_CHOICES
 from chipbench.results.render import human
 from chipbench.results.wire import JSONObject
 
@@ -50,7 +50,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     # --device this machine lacks is described as asked, with nothing resolved.
     kind, here = args.device if args.device != "auto" else "cpu", None
     try:
-        kind = hardware.resolve_device(args.device, hardware.available_kinds())
+        kind = hardware.resolve_device(args.device)
         env = hardware.environment(kind)
         free = hardware.free_memory_bytes(kind)
         device_dtype = hardware.auto_dtype(env, ceilings.load(hardware.machine_id(env)))
@@ -119,7 +119,7 @@ def _fits_here(
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    kind = hardware.resolve_device(args.device, hardware.available_kinds())
+    kind = hardware.resolve_device(args.device)
     env = hardware.environment(kind)
     mid = hardware.machine_id(env)
     ceil = ceilings.load(mid)
@@ -140,7 +140,9 @@ def cmd_env(args: argparse.Namespace) -> int:
 
     def add(prefix: str, d: Mapping[str, Any]) -> None:
         for k, v in d.items():
-            if isinstance(v, dict) and k not in ("isa", "tflops"):
+            if k == "capabilities" and not prefix and isinstance(v, dict):
+                rows.extend(capability_rows(v))
+            elif isinstance(v, dict) and k not in ("isa", "tflops"):
                 add(f"{prefix}{k}.", v)
             elif k == "isa":
                 rows.append(
@@ -154,6 +156,15 @@ def cmd_env(args: argparse.Namespace) -> int:
     add("", env)
     print_table("chipbench env", ["field", "value"], rows)
     return 0
+
+
+def capability_rows(caps: Mapping[str, Any]) -> list[list[str]]:
+    """One row per probed capability: its value, then its source and what it went through (or why not)."""
+    rows = []
+    for name, c in caps.items():
+        if isinstance(c, dict):
+            rows.append([f"capabilities.{name}", f"{c.get('value')} ({c.get('source')}: {c.get('detail')})"])
+    return rows
 
 
 def add_parsers(sub: Any) -> None:
@@ -171,15 +182,10 @@ def add_parsers(sub: Any) -> None:
         "--nproc-per-node", type=count, metavar="N", help="show the layout over N processes per node"
     )
     s.add_argument("--nnodes", type=count, default=1, metavar="M", help="...on M nodes (default 1)")
-    s.add_argument(
-        "--device",
-        default="auto",
-        choices=DEVICE_CHOICES,
-        help="device kind to describe for (default: this machine's; nothing is allocated)",
-    )
+    add_device_args(s, "device kind to describe for (default: this machine's; nothing is allocated)")
     s.set_defaults(func=cmd_describe)
 
     s = sub.add_parser("env", help="device, CPU features, software stack, peaks and ceilings")
-    s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    add_device_args(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_env)

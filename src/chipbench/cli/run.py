@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from chipbench import workloads
+from chipbench.cli.device_args import add_device_args
 from chipbench.cli.output import (
     EXIT_INTERRUPTED,
     count,
@@ -40,7 +41,6 @@ from chipbench.execution.options import Destination, Listener, RunOptions
 from chipbench.execution.pools import DistWorkerPool, Launch, WorkerPool, kill_tree
 from chipbench.execution.probe import PROBE_S
 from chipbench.execution.session import Executed, execute, hold_signals
-from chipbench.platform.device import DEVICE_CHOICES
 from chipbench.results import document, files
 from chipbench.results.header import RunSummary
 from chipbench.results.outcomes import CaseOutcome
@@ -384,7 +384,7 @@ def add_parsers(sub: Any) -> None:
         "benchmarks", nargs="*", metavar="BENCH", help="benchmark names (default: the smoke suite)"
     )
     s.add_argument("--suite", choices=SUITES)
-    s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    add_device_args(s)
     s.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES)
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
     s.add_argument("--time-budget", type=seconds, metavar="SECONDS", help="timed-round budget per benchmark")

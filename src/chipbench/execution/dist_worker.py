@@ -22,7 +22,7 @@ from pathlib import Path
 from chipbench.execution import lifeline, process_groups, worker
 from chipbench.execution.protocol import CaseRequest, Reply, RunMessage
 from chipbench.execution.worker import error_reply, measure_case, prepare
-from chipbench.platform import allocator, hardware
+from chipbench.platform import allocator, device, hardware
 
 
 def _error_file(rank: int) -> Path | None:
@@ -109,7 +109,7 @@ def main(device_req: str, address: str, timeout_s: float) -> int:
     _register(rank)
     case_name: str | None = None
     try:
-        kind = hardware.resolve_device(device_req, hardware.available_kinds())
+        kind = hardware.resolve_device(device_req)
         info = process_groups.init_from_env(kind, timeout_s)
         lock = process_groups.Lockstep(process_groups.control_group(info.backend, timeout_s))
         me = {
@@ -135,7 +135,7 @@ def main(device_req: str, address: str, timeout_s: float) -> int:
                 "ranks": [{k: v for k, v in r.items() if k != "free_memory_bytes"} for r in ranks],
             }
             free = min(r["free_memory_bytes"] for r in ranks)
-            if kind not in ("cuda", "rocm", "xpu"):
+            if kind in device.HOST_MEMORY:
                 free //= info.local_world_size  # the ranks on a node share its memory
             conn = _connect(address)
             power = worker.energy_status(kind, info)

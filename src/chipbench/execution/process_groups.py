@@ -16,17 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chipbench.platform.device import EVENT_TIMED, synchronize
-
-BACKENDS = {"cuda": "nccl", "rocm": "nccl", "xpu": "xccl"}
-"""Device kind -> c10d backend; every other kind (cpu, mps) uses gloo."""
+from chipbench.platform import capabilities
+from chipbench.platform.device import HOST_MEMORY, device_type, synchronize
 
 DEFAULT_TIMEOUT_S = 300.0
 """Collective time-out: a rank waiting this long on a dead or hung peer raises instead of hanging."""
 
 
 def backend_for(kind: str) -> str:
-    return BACKENDS.get(kind, "gloo")
+    """The c10d backend torch registers as the device's default (nccl, xccl, a plugin's own); gloo where
+    it names none."""
+    return capabilities.backend_choice(kind)[0]
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,10 @@ def init_from_env(kind: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> DistInfo:
     rank, world, local, local_world, node = got
     backend = backend_for(kind)
     kwargs: dict[str, Any] = {}
-    if kind in EVENT_TIMED:  # ROCm: torch's cuda API
-        torch.cuda.set_device(local)
-        kwargs["device_id"] = torch.device("cuda", local)
-    elif kind == "xpu":
-        torch.xpu.set_device(local)
+    if kind not in HOST_MEMORY:  # a device per process
+        torch.accelerator.set_device_index(local)
+        if backend != "gloo":
+            kwargs["device_id"] = torch.device(device_type(kind), local)
     if not dist.is_initialized():
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
     return DistInfo(rank, world, local, local_world, node, backend)
@@ -221,7 +220,7 @@ def comm_time_per_step(step: Callable[[], Any], kind: str, steps: int) -> float 
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    gpu = kind in EVENT_TIMED
+    gpu = device_type(kind) == "cuda"  # NCCL kernels on the profiler's CUDA timeline (cuda, rocm)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
     synchronize(kind)
     prof: Any = None

@@ -24,12 +24,12 @@ from chipbench.execution.process_groups import COMM_SOURCE, DistInfo, Lockstep, 
 from chipbench.execution.protocol import CaseRequest, Hello, Reply, RunMessage
 from chipbench.measure import energy as energy_window
 from chipbench.measure.engine import Measurement, measure
-from chipbench.platform import allocator, contention, device, energy, hardware, telemetry
+from chipbench.platform import allocator, capabilities, contention, device, energy, hardware, telemetry
 
 
 def hello(device_req: str) -> Hello:
-    kinds = hardware.available_kinds()
-    kind = hardware.resolve_device(device_req, kinds)
+    kind = hardware.resolve_device(device_req)
+    capabilities.check_runs(kind)
     env = hardware.environment(kind)
     return {"type": "hello", "env": env, "kind": kind, "free_memory_bytes": hardware.free_memory_bytes(kind),
             "energy": energy_status(kind, None)}  # fmt: skip
@@ -76,7 +76,7 @@ def prepare(
     free = hardware.free_memory_bytes(kind)
     ctx = RunContext(device=kind, torch_device=device.torch_device(kind), seed=seed)
     if dist is not None:
-        if kind not in device.ACCELERATORS:
+        if kind in device.HOST_MEMORY:
             free //= dist.local_world_size  # the ranks on a node share its memory
         ctx = dataclasses.replace(
             ctx, torch_device=device.torch_device(kind, dist.local_rank), rank=dist.rank,

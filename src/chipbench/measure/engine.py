@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from chipbench.core.config import check
 from chipbench.core.stats import rel_ci_halfwidth
 from chipbench.core.wire import Info
-from chipbench.platform.device import EVENT_TIMED, Device, Step
+from chipbench.platform.device import Device, Step
 
 
 class Lockstep(Protocol):
@@ -256,7 +256,7 @@ def _timed_rounds(
     clock = time.perf_counter
     iterations = max(1, math.ceil(opt.min_sample_s / est)) if est > 0 else 1
     per_round = 1
-    if device.kind in EVENT_TIMED:
+    if device.events:
         per_round = int(min(64, max(1, opt.round_s // max(est * iterations, 1e-9))))
 
     samples: list[float] = []

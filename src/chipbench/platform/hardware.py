@@ -14,9 +14,9 @@ from typing import Any
 from chipbench.core.dtypes import DTYPE_CHOICES
 from chipbench.core.errors import UsageError
 from chipbench.core.wire import Environment, Info
-from chipbench.platform import allocator
+from chipbench.platform import allocator, capabilities
+from chipbench.platform import device as devices
 from chipbench.platform.ceilings import Ceilings
-from chipbench.platform.device import DEVICE_CHOICES
 
 # Flags that decide what a CPU runs well; reported by `chipbench env`.
 ISA_FLAGS = (
@@ -35,30 +35,39 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def available_kinds() -> list[str]:
-    """Device kinds usable in this process, CPU always first."""
-    import torch
-
-    kinds = ["cpu"]
-    if torch.cuda.is_available():
-        kinds.append("rocm" if torch.version.hip else "cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        kinds.append("mps")
-    if hasattr(torch, "xpu") and torch.xpu.is_available():
-        kinds.append("xpu")
-    return kinds
+    """Device kinds usable in this process: the CPU first, then the accelerator torch reports, if any."""
+    acc = devices.accelerator()
+    return ["cpu", acc] if acc else ["cpu"]
 
 
-def resolve_device(requested: str, kinds: list[str]) -> str:
-    """Map a `--device` choice to an available kind, or raise a one-line UsageError."""
-    if requested not in DEVICE_CHOICES:
-        raise UsageError(f"unknown device {requested!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+def resolve_device(requested: str, kinds: list[str] | None = None) -> str:
+    """Map a `--device` name to an available kind, or raise a one-line UsageError. The device plugins
+    ($CHIPBENCH_DEVICE_PLUGINS) are imported first: a backend registers its device type with torch."""
+    devices.load_plugins()
+    if kinds is None:
+        kinds = available_kinds()
     if requested == "auto":
-        return kinds[-1] if len(kinds) > 1 else "cpu"
+        return kinds[-1]
     if requested == "cuda" and "rocm" in kinds:
         return "rocm"  # ROCm builds of torch expose AMD GPUs through the cuda API.
-    if requested not in kinds:
-        raise UsageError(f"device {requested!r} is not available here; available: {', '.join(kinds)}")
-    return requested
+    if requested in kinds:
+        return requested
+    lazy = devices.LAZY_BACKENDS.get(requested)
+    if lazy:
+        raise UsageError(
+            f"device {requested!r} is {lazy}, a lazily evaluated backend without torch.accelerator "
+            "support: chipbench cannot time its steps"
+        )
+    import torch
+
+    try:
+        torch.device(devices.device_type(requested))
+    except (RuntimeError, ValueError):
+        raise UsageError(
+            f"unknown device {requested!r}: torch knows no such device type; a backend's plugin "
+            "registers one (--device-plugin MODULE); available here: " + ", ".join(kinds)
+        ) from None
+    raise UsageError(f"device {requested!r} is not available here; available: {', '.join(kinds)}")
 
 
 @functools.cache
@@ -125,14 +134,30 @@ def device_info(kind: str) -> Info:
         info.update(
             name=f"Apple {cpu_info()['model']} GPU", count=1, memory_bytes=psutil.virtual_memory().total
         )
-    elif kind == "xpu":
-        xprops = torch.xpu.get_device_properties(0)
-        info.update(
-            name=xprops.name,
-            count=torch.xpu.device_count(),
-            memory_bytes=xprops.total_memory,
-            driver=getattr(xprops, "driver_version", None),
+    else:  # any other accelerator: what torch's device module tells, best effort
+        info.update(_generic_device_info(kind))
+    return info
+
+
+def _generic_device_info(kind: str) -> Info:
+    """Name, count, memory and driver of an accelerator through torch.get_device_module: each field the
+    backend's module offers (xpu's, and out-of-tree backends' modelled on torch.cuda), else unknown."""
+    import torch
+
+    info: Info = {"name": "unknown", "count": 0, "memory_bytes": None}
+    try:
+        info["count"] = int(torch.accelerator.device_count())
+        mod = torch.get_device_module(devices.device_type(kind))
+        props = mod.get_device_properties(0) if hasattr(mod, "get_device_properties") else None
+        name = getattr(props, "name", None) or (
+            mod.get_device_name(0) if hasattr(mod, "get_device_name") else None
         )
+    except Exception as exc:  # a backend without these: its results say so
+        info["name_unknown"] = devices.one_line(exc)
+        return info
+    info["name"] = str(name) if name else "unknown"
+    info["memory_bytes"] = getattr(props, "total_memory", None)
+    info["driver"] = getattr(props, "driver_version", None)
     return info
 
 
@@ -150,14 +175,14 @@ def _nvidia_driver() -> str | None:
 
 
 def free_memory_bytes(kind: str) -> int:
-    """Memory free on the device now (available RAM for CPU and unified-memory devices)."""
+    """Memory free on the device now (available RAM for the CPU and where the device's is unknown)."""
     import psutil
-    import torch
 
-    if kind in ("cuda", "rocm"):
-        return int(torch.cuda.mem_get_info()[0])
-    if kind == "xpu" and hasattr(torch.xpu, "mem_get_info"):
-        return int(torch.xpu.mem_get_info()[0])
+    if kind not in devices.HOST_MEMORY:
+        with contextlib.suppress(Exception):  # no memory info: the capability probe records why
+            import torch
+
+            return int(torch.accelerator.get_memory_info()[0])
     return int(psutil.virtual_memory().available)
 
 
@@ -238,6 +263,7 @@ def environment(kind: str) -> Environment:
         "hostname": platform.node(),
         "tf32": tf32_info(kind),
         "host_allocator": allocator.state(),
+        "capabilities": capabilities.probe(kind),
     }
 
 
@@ -280,6 +306,10 @@ def native_bf16(env: Environment) -> tuple[bool, str]:
         return True, f"{kind} GPUs run bf16 natively"
     if kind == "mps":
         return False, "MPS bf16 support varies by macOS version"
+    if kind != "cpu":  # another accelerator: what its autocast probe found
+        low = str((env.get("capabilities") or {}).get("autocast", {}).get("value", "none"))
+        bf16 = "bf16" in low.split(",")
+        return bf16, f"{kind}: autocast {'runs' if bf16 else 'does not run'} bf16 matmuls (probed)"
     isa = env["cpu"]["isa"]
     if isa.get("amx_bf16") or isa.get("avx512_bf16"):
         return True, "CPU has AMX or avx512_bf16"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chipbench.core.errors import UsageError
+from chipbench.platform.capabilities import compile_backend
 from chipbench.workloads.common import check_compiler
 
 AUTO_MIN_FLOPS = 1e11
@@ -28,9 +29,10 @@ class CompileChoice:
     """What decided it, for the results file."""
 
 
-def choose_compile(requested: bool | str, step_flops: float) -> CompileChoice:
-    """The compile setting of a step of `step_flops` model FLOPs. compile=true without a compiler raises
-    (one line, before the case); auto without one runs eager and says so."""
+def choose_compile(requested: bool | str, step_flops: float, dev_type: str) -> CompileChoice:
+    """The compile setting of a step of `step_flops` model FLOPs on device type `dev_type`. compile=true
+    without a compiler raises (one line, before the case); auto without one, or on a device inductor
+    generates no code for, runs eager and says so."""
     if requested is True:
         check_compiler()
         return CompileChoice(True, "requested with compile=true")
@@ -40,6 +42,9 @@ def choose_compile(requested: bool | str, step_flops: float) -> CompileChoice:
         return CompileChoice(
             False, f"auto: eager, the step's {step_flops:.2g} model FLOPs are under {AUTO_MIN_FLOPS:.0e}"
         )
+    backend = compile_backend(dev_type)
+    if not backend.ok:
+        return CompileChoice(False, f"auto: eager, {backend.detail}")
     try:
         check_compiler()
     except UsageError as exc:

@@ -6,7 +6,7 @@ from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
 from chipbench.core.wire import Info
-from chipbench.platform.device import torch_dtype
+from chipbench.platform.device import device_type, torch_dtype
 from chipbench.workloads.common import layout_info
 from chipbench.workloads.llama import parts as llama_parts
 from chipbench.workloads.llama.accounting import flop_convention_text
@@ -33,7 +33,7 @@ def forward_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
     model.init_weights()  # inference: weights in the run dtype
     fpt = flops_per_token(s.model_args(), s.seq_len, cfg.flop_convention, training=False)
     # On the configured step, not this process's rows: every process count of a sweep decides alike.
-    compiled = choose_compile(cfg.compile, fpt * cfg.shape().tokens)
+    compiled = choose_compile(cfg.compile, fpt * cfg.shape().tokens, device_type(ctx.device))
     fwd = torch.compile(model) if compiled.on else model
     tokens = random_tokens(s, ctx, extra=0, global_batch=split.global_batch)  # (B, T)
 

@@ -112,7 +112,7 @@ def make_trainer(cfg: LlamaConfig, ctx: RunContext, compiled: CompileChoice | No
     info: Info = {}
     o = _Optimizer(list(model.parameters()), cfg, ctx, impl, info)  # after sharding: DTensors under FSDP2
     if compiled is None:
-        compiled = choose_compile(cfg.compile, step_flops(cfg, cfg.shape()))
+        compiled = choose_compile(cfg.compile, step_flops(cfg, cfg.shape()), device_type(ctx.device))
 
     def forward_loss(inputs: Any, targets: Any) -> Any:
         logits = model(inputs)  # (B, T, V)
@@ -249,7 +249,7 @@ def train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
 
     s, split = rank_shape(cfg, ctx.world_size)  # s.batch_size: this process's rows
     # On the configured step, not this process's rows: every process count of a sweep decides alike.
-    compiled = choose_compile(cfg.compile, step_flops(cfg, cfg.shape()))
+    compiled = choose_compile(cfg.compile, step_flops(cfg, cfg.shape()), device_type(ctx.device))
     trainer = make_trainer(cfg, ctx, compiled)
     model, train, info = trainer.model, trainer.train, trainer.info
     tokens = random_tokens(s, ctx, global_batch=split.global_batch)
