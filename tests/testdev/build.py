@@ -1,8 +1,10 @@
 """Build and load the chipdev C++ extension, cached by its source, the compiler flags and torch's version.
 
-The library lands in $CHIPBENCH_CACHE_DIR/testdev-<key> (else $XDG_CACHE_HOME/chipbench, else
-~/.cache/chipbench): a cold build takes about half a minute on a 2-core machine, a cached load well
-under a second. Concurrent builds of one key wait on torch.utils.cpp_extension's lock file.
+The library lands in <root>/testdev-<key>, root = $CHIPDEV_CACHE_DIR, else $XDG_CACHE_HOME/chipbench,
+else ~/.cache/chipbench. Not $CHIPBENCH_CACHE_DIR (the ceilings' folder, which the test suite points at a
+fresh temporary folder per test): the key names the content, so one build serves every run and test.
+A cold build takes about half a minute on a 2-core machine, a cached load well under a second.
+Concurrent builds of one key wait on torch.utils.cpp_extension's lock file in that folder.
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ def cache_key() -> str:
 
 
 def cache_root() -> Path:
-    """$CHIPBENCH_CACHE_DIR, else $XDG_CACHE_HOME/chipbench, else ~/.cache/chipbench."""
-    env = os.environ.get("CHIPBENCH_CACHE_DIR", "").strip()
+    """$CHIPDEV_CACHE_DIR, else $XDG_CACHE_HOME/chipbench, else ~/.cache/chipbench."""
+    env = os.environ.get("CHIPDEV_CACHE_DIR", "").strip()
     if env:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()

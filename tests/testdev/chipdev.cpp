@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -160,22 +161,29 @@ struct Guard final : c10::impl::DeviceGuardImplInterface {
   void uncheckedSetDevice(c10::Device d) const noexcept override {
     if (d.index() >= 0 && d.index() < kDevices) current_device = d.index();
   }
+  // A device with no index (`chipdev`) means the current one.
+  static c10::Device indexed(c10::Device d) {
+    if (d.index() < 0) return c10::Device(kType, current_device);
+    check_index(d.index());
+    return d;
+  }
   c10::Stream getStream(c10::Device d) const override {
+    d = indexed(d);
     return c10::Stream(c10::Stream::UNSAFE, d, current_stream[d.index()]);
   }
   c10::Stream getDefaultStream(c10::Device d) const override {
-    return c10::Stream(c10::Stream::UNSAFE, d, 0);
+    return c10::Stream(c10::Stream::UNSAFE, indexed(d), 0);
   }
   c10::Stream getNewStream(c10::Device d, int) const override {
     static std::atomic<c10::StreamId> next{1};
-    return c10::Stream(c10::Stream::UNSAFE, d, next++);
+    return c10::Stream(c10::Stream::UNSAFE, indexed(d), next++);
   }
   c10::Stream getStreamFromGlobalPool(c10::Device d, bool) const override {
     return getNewStream(d, 0);
   }
   c10::Stream exchangeStream(c10::Stream s) const override {
     c10::Stream old = getStream(s.device());
-    current_stream[s.device_index()] = s.id();
+    current_stream[old.device_index()] = s.id();
     return old;
   }
   c10::DeviceIndex deviceCount() const noexcept override { return kDevices; }
@@ -276,8 +284,11 @@ at::Tensor empty_strided(at::IntArrayRef size, at::IntArrayRef stride,
 // A CPU tensor over the same host memory: copies then run on the CPU kernels.
 at::Tensor host_alias(const at::Tensor& t) {
   if (t.device().type() != kType) return t;
-  return at::from_blob(t.data_ptr(), t.sizes(), t.strides(),
-                       at::TensorOptions().dtype(t.scalar_type()).device(at::kCPU));
+  at::Tensor alias = at::from_blob(t.data_ptr(), t.sizes(), t.strides(),
+                                   at::TensorOptions().dtype(t.scalar_type()).device(at::kCPU));
+  alias._set_conj(t.is_conj()); // lazy conjugate / negation bits: the CPU copy resolves them
+  alias._set_neg(t.is_neg());
+  return alias;
 }
 
 at::Tensor copy_from(const at::Tensor& self, const at::Tensor& dst, bool) {
@@ -334,6 +345,18 @@ TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
   m.impl("unfold", TORCH_FN(at::native::unfold));
   m.impl("view_as_real", TORCH_FN(at::native::view_as_real));
   m.impl("view_as_complex", TORCH_FN(at::native::view_as_complex));
+}
+
+// The copies take lazily conjugated or negated tensors as they are (host_alias keeps the bits): else
+// the Conjugate/Negative fallbacks would materialise them by a clone, which copies, which recurses.
+TORCH_LIBRARY_IMPL(aten, Conjugate, m) {
+  m.impl("_copy_from", torch::CppFunction::makeFallthrough());
+  m.impl("_copy_from_and_resize", torch::CppFunction::makeFallthrough());
+}
+
+TORCH_LIBRARY_IMPL(aten, Negative, m) {
+  m.impl("_copy_from", torch::CppFunction::makeFallthrough());
+  m.impl("_copy_from_and_resize", torch::CppFunction::makeFallthrough());
 }
 
 TORCH_LIBRARY_IMPL(_, PrivateUse1, m) {
