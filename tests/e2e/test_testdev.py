@@ -57,8 +57,10 @@ def test_timed_events_measure_the_work_between_them(facts: dict[str, Any]) -> No
     assert e["event_device"] == e["new_stream"] == e["current_stream"] == "chipdev:0"
 
 
-def test_llama_training_steps_on_chipdev_match_cpu(facts: dict[str, Any]) -> None:
-    dev, cpu = facts["llama"]["device"], facts["llama"]["cpu"]
+@pytest.mark.parametrize("model", ["llama", "dlrm", "hstu"])
+def test_training_steps_on_chipdev_match_cpu(facts: dict[str, Any], model: str) -> None:
+    # dlrm: EmbeddingBag's sparse gradients and a sparse Adagrad, so sparse COO tensors on the device
+    dev, cpu = facts[model]["device"], facts[model]["cpu"]
     assert dev == pytest.approx(cpu, rel=1e-5) and dev[-1] < dev[0]
 
 

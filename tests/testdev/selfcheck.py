@@ -87,6 +87,68 @@ def _llama_losses(device: str) -> list[float]:
     return losses
 
 
+def _dlrm_losses(device: str) -> list[float]:
+    """Two steps of a small DLRM on the plain-torch backend (EmbeddingBag with sparse gradients, a
+    sparse Adagrad) from seed 0 on `device`."""
+    import chipbench.models.dlrm as mdl
+    from chipbench.models.dlrm_embeddings import SparseInput
+
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    spec = mdl.ModelSpec(rows=(50, 7, 300), dim=8, bottom=(13, 16, 8), top=(16, 1))
+    model = mdl.DLRM(spec, "torch", device, "adagrad", 0.1)
+    b, f = 6, spec.num_tables
+    lengths = torch.randint(0, 4, (f * b,), generator=gen)
+    values = torch.cat(
+        [
+            torch.randint(0, n, (int(lengths[t * b : (t + 1) * b].sum()),), generator=gen)
+            for t, n in enumerate(spec.rows)
+        ]
+    )
+    dense = torch.randn(b, spec.bottom[0], generator=gen).to(device)
+    y = torch.randint(0, 2, (b,), generator=gen).float().to(device)
+    sparse = model.prepare_sparse(SparseInput(values.to(device), lengths.to(device), b, f))
+    opts = [mdl.dense_optimizer("adam", model.dense_parameters(), 0.1), model.make_embedding_optimizer(0.1)]
+    losses = []
+    for _ in range(2):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(dense, sparse).squeeze(1), y)
+        loss.backward()
+        for opt in opts:
+            assert opt is not None
+            opt.step()
+            opt.zero_grad()
+        losses.append(loss.item())
+    return losses
+
+
+def _hstu_losses(device: str) -> list[float]:
+    """Two AdamW steps of a small HSTU (jagged attention, torch embeddings) from seed 0 on `device`."""
+    import chipbench.models.hstu as mh
+
+    torch.manual_seed(0)
+    a = mh.HSTUArgs(
+        num_items=500, dim=16, n_layers=2, n_heads=2, attn_dim=4, linear_dim=6, hidden=8, max_seq_len=16,
+        relative_bias=True,
+    )  # fmt: skip
+    model = mh.HSTU(a, embeddings="torch", device=device)
+    g = torch.Generator().manual_seed(0)
+    hist, cand = (5, 0, 1, 9, 3), (3, 2, 1, 4, 2)
+    ts = [torch.cumsum(torch.randint(1, 5000, (h + 1,), generator=g), 0) for h in hist]
+    stamps = torch.cat([torch.cat([t[:h], t[h:].expand(c)]) for t, h, c in zip(ts, hist, cand, strict=True)])
+    seq = mh.Jagged.build(hist, cand, stamps, device=device)
+    items = torch.randint(0, a.num_items, (seq.num_tokens,), generator=g).to(device)
+    actions = torch.randint(0, a.num_actions, (seq.num_tokens,), generator=g).to(device)
+    opt = torch.optim.AdamW(model.dense_parameters(), lr=1e-2)  # the item table: sparse gradients
+    losses = []
+    for _ in range(2):
+        loss = model(items, actions, seq).square().mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    return losses
+
+
 def facts() -> dict[str, Any]:
     a, b = torch.randn(64, 64), torch.randn(64, 64)
     on_dev = a.to(DEV) @ b.to(DEV)
@@ -100,6 +162,8 @@ def facts() -> dict[str, Any]:
         "events": _events(),
         "second_device": _second_device(),
         "llama": {"device": _llama_losses(DEV), "cpu": _llama_losses("cpu")},
+        "dlrm": {"device": _dlrm_losses(DEV), "cpu": _dlrm_losses("cpu")},
+        "hstu": {"device": _hstu_losses(DEV), "cpu": _hstu_losses("cpu")},
     }
 
 
