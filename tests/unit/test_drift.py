@@ -45,7 +45,8 @@ def test_a_pass_reads_the_rates_of_its_replies_median_and_a_failed_case_is_none(
 def test_the_probe_message_bounds_its_warm_up_and_the_record_names_its_cases() -> None:
     prober = Prober(cases_for("cpu"), 0.05, seed=3)
     msg = prober.message(prober.cases[0])
-    assert msg["options"] == {"time_budget_s": 0.05, "warmup_max_s": 0.05} and msg["after"] is False
+    assert msg["options"] == {"time_budget_s": 0.05, "warmup_max_s": 0.05, "collect": False}
+    assert msg["after"] is False
     assert prober.record() is None  # no pass ran
     calls: list[Any] = []
 
@@ -123,3 +124,23 @@ def test_the_reports_machines_table_gives_the_probes_range_over_the_runs() -> No
     ]
     assert _probe_range(docs) == "host probe over 2 run(s): matmul 90-120 GFLOP/s, copy 19-20 GB/s"
     assert _probe_range(docs[2:]) == ""
+
+
+@pytest.mark.parametrize("collect", [True, False])
+def test_the_probes_case_runs_without_a_garbage_collection(
+    monkeypatch: pytest.MonkeyPatch, collect: bool
+) -> None:
+    from chipbench.core.cases import Case
+    from chipbench.execution import worker
+    from chipbench.measure import engine
+    from chipbench.platform import device
+
+    calls: list[int] = []
+    monkeypatch.setattr(device.gc, "collect", lambda *a: calls.append(1) or 0)
+    monkeypatch.setattr(engine.gc, "collect", lambda *a: calls.append(1) or 0)
+    msg = Prober((Case("calib.copy", {"size_mib": 1}),) * 2, 0.01).message(
+        Case("calib.copy", {"size_mib": 1})
+    )
+    msg["options"]["collect"] = collect
+    got = worker.run_case(msg, "cpu")
+    assert got["type"] == "result" and (len(calls) == 4 if collect else not calls)

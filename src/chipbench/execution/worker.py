@@ -57,20 +57,26 @@ class PreparedCase:
 
 
 def prepare(
-    bench_name: str, overrides: Overrides, kind: str, seed: int = 0, dist: DistInfo | None = None
+    bench_name: str,
+    overrides: Overrides,
+    kind: str,
+    seed: int = 0,
+    dist: DistInfo | None = None,
+    collect: bool = True,
 ) -> PreparedCase:
     """One case on device `kind`, inputs generated, ready to time.
 
     Shared by the worker, the distributed worker (`dist`: this rank's place in the job) and the
     pytest-benchmark suite, so every front door runs the same code. Raises DoesNotFit before
-    allocating when the benchmark's estimate exceeds free memory.
+    allocating when the benchmark's estimate exceeds free memory. `collect` False: no garbage collection
+    before it (MeasureOptions.collect).
     """
     import torch
 
     t0 = time.perf_counter()
     b = workloads.get(bench_name)
     cfg = b.config(overrides)
-    device.release_cached(kind)  # earlier cases' cached blocks would count as used below
+    device.release_cached(kind, collect)  # earlier cases' cached blocks would count as used below
     allocator.release()  # and what the host heap kept of them
     torch.manual_seed(seed)
     free = hardware.free_memory_bytes(kind)
@@ -152,9 +158,11 @@ def measure_case(
 def run_case(msg: RunMessage, kind: str) -> Reply:
     """Set up and measure one case in this process; any failure becomes an error entry."""
     case = None
+    collect = True
     try:
         request = CaseRequest.read(msg)
-        case = prepare(request.bench, request.overrides, kind, request.options.seed)
+        collect = request.measure.collect
+        case = prepare(request.bench, request.overrides, kind, request.options.seed, collect=collect)
         return measure_case(request, kind, case)
     except Exception as exc:
         return error_reply(exc)
@@ -162,7 +170,7 @@ def run_case(msg: RunMessage, kind: str) -> Reply:
         # Hand the memory back now, not at the next case: `ab` runs another worker on the same device
         # in between.
         case = None
-        device.release_cached(kind)
+        device.release_cached(kind, collect)
 
 
 def _profile_comm(step: Any, kind: str, dist: DistInfo, lockstep: Lockstep, m: Measurement) -> None:
