@@ -19,7 +19,7 @@ from chipbench.core.config import parse_sets
 from chipbench.core.errors import UsageError
 from chipbench.core.fileio import check_apart, check_writable, write_text_or_elsewhere
 from chipbench.core.registry import SUITES
-from chipbench.gate import ab, confirm, history
+from chipbench.gate import ab, confirm, drift, history
 from chipbench.gate.baseline import choose_baseline, load_side, machine_differences
 from chipbench.gate.compare import (
     COLUMNS,
@@ -102,6 +102,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             )
         label = f"CROSS-MACHINE comparison, not a regression gate: {'; '.join(diffs)}"
     comps = compare_sides(base, new, th, ignore_version_hash=args.ignore_version_hash)
+    new_probes = drift.probes_of(new.files, new.docs)
+    drift.judge(comps, drift.probes_of(base.files, base.docs), {k: e.files for k, e in new.entries.items()},
+                new_probes)  # fmt: skip
+    host = drift.host_drift(drift.probes_of(base.files, base.docs).values(), new_probes.values())
     code = report(
         comps,
         title=f"chipbench compare: {args.base} -> {args.new}",
@@ -109,9 +113,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
         as_json=args.json,
         markdown=args.markdown,
         strict=args.strict,
-        extra={"base": [str(f) for f in base.files], "new": [str(f) for f in new.files]},
+        extra={"base": [str(f) for f in base.files], "new": [str(f) for f in new.files],
+               "host_drift": {"matmul": host.matmul, "copy": host.copy, "note": host.note}},
         allow_empty=args.allow_empty,
-    )
+    )  # fmt: skip
+    if not args.json:
+        say(
+            host.describe()
+            + ("; `probe M|C` in a note: over that case's own files" if host.note == "" else "")
+        )
     if not args.json and base.files:
         shown = ", ".join(f.name for f in base.files[:6]) + (" ..." if len(base.files) > 6 else "")
         say(
