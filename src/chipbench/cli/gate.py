@@ -224,8 +224,11 @@ def cmd_history(args: argparse.Namespace) -> int:
     cps: list[history.ChangePoint] = []
     drifts: list[history.HostDrift] = []
     noise: dict[str, object] = {}
+    probes = drift.probes_of([f for f, _ in docs], [d for _, d in docs])
     for name in sorted(per):
-        cps.extend(history.detect(name, per[name], p_value=args.p_value, min_magnitude=mag))
+        found = history.detect(name, per[name], p_value=args.p_value, min_magnitude=mag)
+        history.against_probe(found, per[name], probes)
+        cps.extend(found)
         drifts.extend(history.host_drift(name, per[name], p_value=args.p_value, min_magnitude=mag))
         spread = history.noise(per[name])
         noise[name] = None if spread is None else {"sd": spread.sd, "runs": spread.runs, "df": spread.df}
@@ -241,12 +244,15 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.json:
         out = {"machine_id": mid, "files": len(docs), "change_points": [asdict(c) for c in cps],
                "host_drift": [asdict(d) for d in drifts], "noise": noise,
+               "host_probe": drift.series_lines(list(probes.values())),
                "disturbed": [asdict(d) for d in disturbed]}  # fmt: skip
         if why:
             out["note"] = why
         print(json.dumps(out, indent=2))
     else:
         print_table(title, list(history.COLUMNS), history.rows(cps))
+        for line in drift.series_lines(list(probes.values())):
+            say(line)
         if drifts:
             print_table(
                 "host drift: the same code on the same stack moved (not a regression)",

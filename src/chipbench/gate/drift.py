@@ -192,3 +192,21 @@ def judge(
             )
             c.verdict = "host drift"
         c.note = f"{c.probe}; {c.note}" if c.note else c.probe
+
+
+def series_lines(probes: list[HostProbe | None], last: int = 10) -> list[str]:
+    """The probe's own series over a history's runs (oldest first), in at most three lines: its runs, and
+    the matmul's GFLOP/s and the copy's GB/s of the newest `last` of them with their range over all."""
+    got = [r for r in (rates(p) for p in probes if p is not None) if r is not None]
+    if not got:
+        return [f"host probe: none in these {len(probes)} runs (older results, or --no-probe)"]
+    lines = [
+        f"host probe in {len(got)} of {len(probes)} runs (oldest -> newest, the newest {min(last, len(got))}):"
+    ]
+    for label, values in (("matmul GFLOP/s", [r.matmul_gflops for r in got]),
+                          ("copy GB/s", [r.copy_gbps for r in got])):  # fmt: skip
+        have = [v for v in values if v is not None]
+        if have:
+            shown = " ".join("-" if v is None else f"{v:.3g}" for v in values[-last:])
+            lines.append(f"  {label}: {shown} (range {min(have):.3g}-{max(have):.3g})")
+    return lines
