@@ -128,10 +128,12 @@ def host_drift(base: Iterable[HostProbe | None], new: Iterable[HostProbe | None]
 
 # ---------------------------------------------------------------- a case against the probe
 
-HOST_DRIFT_TOLERANCE = 0.05
+HOST_DRIFT_TOLERANCE = 0.10
 """How close a case's move must come to the probe's to be called host drift: the probe's figure moved at
 least this far in the case's direction, and the case's ratio is within this of it (|log(case / probe)| <=
-log(1 + tolerance)). See docs/ci-gating.md#host-drift-against-the-probe for the data behind it."""
+log(1 + tolerance)). Chosen from the committed results, each run's calib cases standing in for the probe
+(`benchmarks/probe_tolerance.py`): at 10%, 11% of same-code moves of 5% or more are called host drift and
+3.5% of planted 10% slowdowns would be excused; at 5%, 12.5% and 9.3%; at 3%, 12.8% and 9.5%."""
 
 
 def explains(
