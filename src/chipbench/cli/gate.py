@@ -304,11 +304,12 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     mid, docs = history.load_history(args.dir, args.machine_id)
     options = replace(options, machine_id=mid)
     per, _ = history.series(docs, args.benchmark)
-    cps = [
-        c
-        for name in sorted(per)
-        for c in history.detect(name, per[name], p_value=args.p_value, min_magnitude=mag)
-    ]
+    probes = drift.probes_of([f for f, _ in docs], [d for _, d in docs])
+    cps: list[history.ChangePoint] = []
+    for name in sorted(per):
+        found = history.detect(name, per[name], p_value=args.p_value, min_magnitude=mag)
+        history.against_probe(found, per[name], probes)
+        cps.extend(c for c in found if c.direction != "host drift")  # the host moved: nothing to confirm
     cps.sort(key=lambda c: -abs(c.ratio - 1))  # the largest first
     picked = cps[: args.max_suspects]
     say(
