@@ -126,21 +126,6 @@ def test_gc_is_restored(clock: FakeClock) -> None:
     assert gc.isenabled() and not any(seen[1:])
 
 
-@pytest.mark.parametrize("collect", [True, False])
-def test_garbage_is_collected_before_timing_unless_told_not_to(
-    clock: FakeClock, monkeypatch: pytest.MonkeyPatch, collect: bool
-) -> None:
-    calls: list[int] = []
-    monkeypatch.setattr(engine.gc, "collect", lambda *a: calls.append(1) or 0)
-    dev = FakeAsyncDevice(clock)
-
-    def step() -> None:
-        dev.pending += 0.001
-
-    measure(step, dev, MeasureOptions(time_budget_s=0.05, collect=collect))
-    assert len(calls) == (2 if collect else 0)
-
-
 def test_options_validated() -> None:
     with pytest.raises(ValueError):
         MeasureOptions(time_budget_s=0)

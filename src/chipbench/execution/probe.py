@@ -96,9 +96,8 @@ class Prober:
     def message(self, case: Case) -> Any:
         msg = run_message(case.bench, case.overrides, RunOptions(time_budget_s=self.budget_s, after=False))
         msg["seed"] = self.seed
-        # Warm-up as long as the timed rounds at most (the engine's default is 2 s at least), and no
-        # garbage collection: eight per pass took 0.5 s (MeasureOptions.collect).
-        msg["options"] = {**msg["options"], "warmup_max_s": self.budget_s, "collect": False}
+        # Warm-up as long as the timed rounds at most (the engine's default is 2 s at least).
+        msg["options"] = {**msg["options"], "warmup_max_s": self.budget_s}
         return msg
 
     def record(self) -> HostProbe | None:

@@ -57,10 +57,6 @@ class MeasureOptions:
     """Steps shorter than this are grouped `iterations` to a sample so timer overhead stays negligible."""
     round_s: float = 0.05
     """Target length of a round (the samples between two synchronizations on event-timed devices)."""
-    collect: bool = True
-    """Collect garbage before the first step and the warm-up (and, in the worker, around the case). False
-    for the host probe: its few tensors leave no cycles, and each collection of a heap holding torch takes
-    50-70 ms on a 2-core VM, eight of them per probe pass, longer than the probe's timed rounds."""
 
     def __post_init__(self) -> None:
         check(self.time_budget_s > 0, f"time_budget_s must be > 0, got {self.time_budget_s}")
@@ -164,8 +160,7 @@ def measure(
     opt = options or MeasureOptions()
     clock = time.perf_counter
     t_start = clock()
-    if opt.collect:
-        gc.collect()  # before the reset: garbage of earlier cases must not count in this one's peak
+    gc.collect()  # before the reset: garbage of earlier cases must not count in this one's peak
     device.reset_peak_memory()
 
     device.synchronize()
@@ -174,8 +169,7 @@ def measure(
     device.synchronize()
     first_step_s = clock() - t0
 
-    if opt.collect:
-        gc.collect()
+    gc.collect()
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection inside a timed step is noise, not the workload
     try:

@@ -51,12 +51,10 @@ def synchronize(kind: str) -> None:
         _module(kind).synchronize()
 
 
-def release_cached(kind: str, collect: bool = True) -> None:
-    """Free what earlier cases left: objects in reference cycles (FSDP2/DDP models hold some; `collect`
-    False: none looked for), then the caching allocator's unused blocks, so free memory and the next
-    peak are this case's alone."""
-    if collect:
-        gc.collect()
+def release_cached(kind: str) -> None:
+    """Free what earlier cases left: objects in reference cycles (FSDP2/DDP models hold some), then the
+    caching allocator's unused blocks, so free memory and the next peak are this case's alone."""
+    gc.collect()
     if kind == "cpu":
         return
     mod = _module(kind)
