@@ -123,3 +123,79 @@ def test_the_reports_machines_table_gives_the_probes_range_over_the_runs() -> No
     ]
     assert _probe_range(docs) == "host probe over 2 run(s): matmul 90-120 GFLOP/s, copy 19-20 GB/s"
     assert _probe_range(docs[2:]) == ""
+
+
+def test_the_worker_settles_its_heap_so_a_cases_collections_scan_only_what_is_new() -> None:
+    import gc
+
+    from chipbench.execution import worker
+
+    try:
+        worker.settle_heap()
+        frozen = gc.get_freeze_count()
+        assert frozen > 1000  # this process's modules and objects, out of the collector's sight
+        young = [[i] for i in range(100)]
+        assert gc.get_freeze_count() == frozen and young  # what is made after stays collectable
+    finally:
+        gc.unfreeze()
+
+
+def drifted(mm: float | None, cp: float | None) -> Any:
+    from chipbench.gate.drift import HostDrift
+
+    return HostDrift(mm, cp)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "mm", "cp", "expected"),
+    [
+        (1.22, 1.20, 1.01, ("matmul", 1.20)),  # moved as the matmul did
+        (0.83, 1.0, 0.85, ("copy", 0.85)),  # faster, as the copy was
+        (1.11, 1.20, 1.08, ("copy", 1.08)),  # both moved: the nearer
+        (1.40, 1.20, 1.01, None),  # moved much more than the host
+        (1.06, 1.02, 1.01, None),  # a flat probe explains nothing
+        (1.20, 0.80, None, None),  # the other direction
+        (1.20, None, None, None),
+    ],
+)
+def test_a_case_is_host_drift_only_where_the_probe_moved_its_way_by_about_as_much(
+    ratio: float, mm: float | None, cp: float | None, expected: Any
+) -> None:
+    from chipbench.gate.drift import explains
+
+    got = explains(ratio, drifted(mm, cp), 0.05)
+    assert got == (expected if expected is None else (expected[0], pytest.approx(expected[1])))
+
+
+def _with_probe(path: Path, mm: float, cp: float) -> Path:
+    doc = json.loads(path.read_text())
+    doc["chipbench"]["host_probe"] = probe(mm, cp).to_json()
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_compare_calls_a_move_with_the_probes_host_drift_and_the_rest_a_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chipbench.cli import main
+    from chipbench.gate.compare import Comparison, exit_code
+    from tests.helpers import lognormal
+
+    for i in range(3):
+        runs = {"b.x": lognormal(40, seed=1 + 10 * i), "b.y": lognormal(40, seed=3 + 10 * i)}
+        f = write_results(tmp_path / "base" / f"{i}.json", runs, commit_time=f"2026-01-01T0{i}:00:00+00:00")
+        _with_probe(f, 100.0, 20.0)
+    # The host computes 25% slower: b.x moved with it, b.y moved 60%.
+    new = {"b.x": 1.25 * lognormal(40, seed=2), "b.y": 1.6 * lognormal(40, seed=4)}
+    _with_probe(write_results(tmp_path / "new.json", new), 80.0, 20.0)
+    args = ["compare", str(tmp_path / "base"), str(tmp_path / "new.json")]
+    assert main([*args, "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    got = {r["benchmark"]: (r["verdict"], r["probe"]) for r in out["results"]}
+    assert got == {"b.x": ("host drift", "probe 1.250|1.000"), "b.y": ("regression", "probe 1.250|1.000")}
+    assert out["host_drift"]["matmul"] == pytest.approx(1.25) and out["summary"]["host drift"] == 1
+    _with_probe(write_results(tmp_path / "new.json", {"b.x": new["b.x"]}), 80.0, 20.0)
+    assert main([*args, "--strict"]) == 3  # a strict gate wants the code's own verdict
+    text = capsys.readouterr().out
+    assert "host drift" in text and "matmul 1.250" in text
+    assert exit_code([Comparison("b.x", None, "host drift")], strict=False) == 0  # it passes

@@ -134,3 +134,32 @@ def test_no_verdict_is_no_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["history", str(tmp_path)]) == 5
     assert "no verdict: no change can be found with fewer than 4 results" in capsys.readouterr().err
     assert main(["history", str(tmp_path), "--allow-empty"]) == 0
+
+
+def _probes(root: Path, matmul_at: Any) -> None:
+    """Give every file of a history a host probe: commit i's matmul at matmul_at(i) GFLOP/s, copy 20 GB/s."""
+    from chipbench.results.header import HostProbe, ProbePass
+
+    for f in root.glob("*.json"):
+        doc = json.loads(f.read_text())
+        i = int(doc["commit_info"]["id"].removeprefix("commit"))
+        probe = HostProbe(matmul="m", copy="c", version_hashes=("p1", "p2"),
+                          start=ProbePass(matmul_gflops=matmul_at(i), copy_gbps=20.0))  # fmt: skip
+        doc["chipbench"]["host_probe"] = probe.to_json()
+        f.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(("host", "direction"), [(1.2, "host drift"), (1.0, "regression")])
+def test_a_change_point_the_probe_moved_with_is_host_drift_and_the_probes_series_is_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], host: float, direction: str
+) -> None:
+    make_history(tmp_path, n=12, step_at=6)  # the hash moved at commit 6, and the case slowed by 1.2
+    _probes(tmp_path, lambda i: 100.0 / (host if i >= 6 else 1.0))
+    assert main(["history", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (cp,) = out["change_points"]
+    assert cp["direction"] == direction and cp["probe"] == f"probe {host:.3f}|1.000"
+    assert out["host_probe"][0] == "host probe in 12 of 12 runs (oldest -> newest, the newest 10):"
+    assert main(["history", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "matmul GFLOP/s: 100 100" in text and f"range {100 / host:.3g}-100" in text

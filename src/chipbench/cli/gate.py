@@ -20,7 +20,7 @@ from chipbench.core.config import parse_sets
 from chipbench.core.errors import UsageError
 from chipbench.core.fileio import check_apart, check_writable, write_text_or_elsewhere
 from chipbench.core.registry import SUITES
-from chipbench.gate import ab, confirm, history
+from chipbench.gate import ab, confirm, drift, history
 from chipbench.gate.baseline import choose_baseline, load_side, machine_differences
 from chipbench.gate.compare import (
     COLUMNS,
@@ -102,6 +102,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             )
         label = f"CROSS-MACHINE comparison, not a regression gate: {'; '.join(diffs)}"
     comps = compare_sides(base, new, th, ignore_version_hash=args.ignore_version_hash)
+    new_probes = drift.probes_of(new.files, new.docs)
+    drift.judge(comps, drift.probes_of(base.files, base.docs), {k: e.files for k, e in new.entries.items()},
+                new_probes)  # fmt: skip
+    host = drift.host_drift(drift.probes_of(base.files, base.docs).values(), new_probes.values())
     code = report(
         comps,
         title=f"chipbench compare: {args.base} -> {args.new}",
@@ -109,9 +113,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
         as_json=args.json,
         markdown=args.markdown,
         strict=args.strict,
-        extra={"base": [str(f) for f in base.files], "new": [str(f) for f in new.files]},
+        extra={"base": [str(f) for f in base.files], "new": [str(f) for f in new.files],
+               "host_drift": {"matmul": host.matmul, "copy": host.copy, "note": host.note}},
         allow_empty=args.allow_empty,
-    )
+    )  # fmt: skip
+    if not args.json:
+        say(
+            host.describe()
+            + ("; `probe M|C` in a note: over that case's own files" if host.note == "" else "")
+        )
     if not args.json and base.files:
         shown = ", ".join(f.name for f in base.files[:6]) + (" ..." if len(base.files) > 6 else "")
         say(
@@ -214,8 +224,11 @@ def cmd_history(args: argparse.Namespace) -> int:
     cps: list[history.ChangePoint] = []
     drifts: list[history.HostDrift] = []
     noise: dict[str, object] = {}
+    probes = drift.probes_of([f for f, _ in docs], [d for _, d in docs])
     for name in sorted(per):
-        cps.extend(history.detect(name, per[name], p_value=args.p_value, min_magnitude=mag))
+        found = history.detect(name, per[name], p_value=args.p_value, min_magnitude=mag)
+        history.against_probe(found, per[name], probes)
+        cps.extend(found)
         drifts.extend(history.host_drift(name, per[name], p_value=args.p_value, min_magnitude=mag))
         spread = history.noise(per[name])
         noise[name] = None if spread is None else {"sd": spread.sd, "runs": spread.runs, "df": spread.df}
@@ -231,12 +244,15 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.json:
         out = {"machine_id": mid, "files": len(docs), "change_points": [asdict(c) for c in cps],
                "host_drift": [asdict(d) for d in drifts], "noise": noise,
+               "host_probe": drift.series_lines(list(probes.values())),
                "disturbed": [asdict(d) for d in disturbed]}  # fmt: skip
         if why:
             out["note"] = why
         print(json.dumps(out, indent=2))
     else:
         print_table(title, list(history.COLUMNS), history.rows(cps))
+        for line in drift.series_lines(list(probes.values())):
+            say(line)
         if drifts:
             print_table(
                 "host drift: the same code on the same stack moved (not a regression)",
@@ -288,11 +304,12 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     mid, docs = history.load_history(args.dir, args.machine_id)
     options = replace(options, machine_id=mid)
     per, _ = history.series(docs, args.benchmark)
-    cps = [
-        c
-        for name in sorted(per)
-        for c in history.detect(name, per[name], p_value=args.p_value, min_magnitude=mag)
-    ]
+    probes = drift.probes_of([f for f, _ in docs], [d for _, d in docs])
+    cps: list[history.ChangePoint] = []
+    for name in sorted(per):
+        found = history.detect(name, per[name], p_value=args.p_value, min_magnitude=mag)
+        history.against_probe(found, per[name], probes)
+        cps.extend(c for c in found if c.direction != "host drift")  # the host moved: nothing to confirm
     cps.sort(key=lambda c: -abs(c.ratio - 1))  # the largest first
     picked = cps[: args.max_suspects]
     say(

@@ -58,6 +58,7 @@ VERDICTS = (
     "regression",
     "disturbed",
     "improvement",
+    "host drift",
     "unchanged",
     "inconclusive",
     "not comparable",
@@ -180,6 +181,9 @@ class Comparison:
     note: str = ""
     base_files: tuple[str, ...] = ()
     """The files of the base runs it was compared with (a folder baseline: the runs chosen at one hash)."""
+    probe: str = ""
+    """The host probe's drift over the same files, `probe 1.083|1.012` (matmul|copy, new/base step time;
+    gate.drift.judge), where both sides carry one; a case that moved as it did is `host drift`."""
 
 
 def compare_samples(
@@ -408,7 +412,7 @@ def compare_sides(
     return out
 
 
-JUDGED = ("regression", "improvement", "unchanged", "inconclusive")
+JUDGED = ("regression", "improvement", "host drift", "unchanged", "inconclusive")
 """The verdicts of a case that was compared (the others say why it was not)."""
 
 
@@ -430,7 +434,8 @@ def no_verdict(comps: list[Comparison]) -> str | None:
 
 
 def exit_code(comps: list[Comparison], strict: bool, allow_empty: bool = False) -> int:
-    """1 regression, 4 disturbed, 5 no verdict at all (unless allow_empty), 3 inconclusive with strict, 0."""
+    """1 regression, 4 disturbed, 5 no verdict at all (unless allow_empty), 3 inconclusive or host drift
+    with strict, 0."""
     verdicts = {c.verdict for c in comps}
     if "regression" in verdicts:
         return 1
@@ -438,7 +443,7 @@ def exit_code(comps: list[Comparison], strict: bool, allow_empty: bool = False) 
         return RERUN_EXIT
     if not allow_empty and no_verdict(comps):
         return EMPTY_EXIT
-    if strict and "inconclusive" in verdicts:
+    if strict and verdicts & {"inconclusive", "host drift"}:
         return 3
     return 0
 
@@ -477,7 +482,8 @@ def summary_line(comps: list[Comparison]) -> str:
 
 
 def to_markdown(title: str, comps: list[Comparison], label: str | None = None) -> str:
-    icon = {"regression": "🔴 ", "improvement": "🟢 ", "inconclusive": "🟡 ", "disturbed": "🟠 "}
+    icon = {"regression": "🔴 ", "improvement": "🟢 ", "inconclusive": "🟡 ", "disturbed": "🟠 ",
+            "host drift": "🔵 "}  # fmt: skip
     lines = [f"### {text.markdown(title)}", ""]
     if label:
         lines += [f"**{text.markdown(label)}**", ""]

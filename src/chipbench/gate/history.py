@@ -39,10 +39,10 @@ import numpy as np
 
 from chipbench.core import text
 from chipbench.core.errors import UsageError
-from chipbench.gate import baseline
+from chipbench.gate import baseline, drift
 from chipbench.gate.baseline import RunSpread, Stack
 from chipbench.results.files import load_typed, result_files
-from chipbench.results.header import CommitInfo
+from chipbench.results.header import CommitInfo, HostProbe
 from chipbench.results.typed import ResultsDocument
 
 MIN_POINTS = 4
@@ -79,6 +79,9 @@ class ChangePoint:
     points_after: int
     changed: str = ""
     """What differs across it: `code 1a2b3c4d5e6f -> 0f1e2d3c4b5a`, `torch 2.13.0 -> 2.14.0`, ..."""
+    probe: str = ""
+    """The host probe's drift across the same windows (`probe 1.083|1.012`), where their runs carry one;
+    where the case moved as the probe did, `direction` is `host drift` (`against_probe`)."""
 
 
 @dataclass
@@ -285,6 +288,20 @@ def detect(
     ]
 
 
+def against_probe(cps: list[ChangePoint], points: list[Point], probes: dict[str, HostProbe | None]) -> None:
+    """Set each change point of one benchmark against the host probe of the runs in its windows: `probe`
+    gains its drift, and a change that moved as the probe did (gate.drift.explains) becomes `host drift`."""
+    for c in cps:
+        before = [probes.get(p.file) for p in points[c.index - c.points_before : c.index]]
+        after = [probes.get(p.file) for p in points[c.index : c.index + c.points_after]]
+        got = drift.host_drift(before, after)
+        c.probe = drift.short(got)
+        why = drift.explains(c.ratio, got) if c.probe else None
+        if why is not None:
+            c.direction = "host drift"
+            c.changed += f"; moved with the host (the probe's {why[0]} {why[1]:.3f})"
+
+
 def host_drift(
     name: str, points: list[Point], *, p_value: float = 0.01, min_magnitude: float = 0.05
 ) -> list[HostDrift]:
@@ -316,7 +333,8 @@ def host_drift(
     return out
 
 
-COLUMNS = ("benchmark", "commit", "previous", "ratio", "direction", "p", "before_ms", "after_ms", "changed")
+COLUMNS = ("benchmark", "commit", "previous", "ratio", "direction", "p", "before_ms", "after_ms", "probe",
+           "changed")  # fmt: skip
 DRIFT_COLUMNS = (
     "benchmark",
     "commit",
@@ -341,6 +359,7 @@ def rows(cps: list[ChangePoint]) -> list[list[str]]:
             f"{c.p_value:.2g}",
             f"{c.before_median_s * 1e3:.4g}",
             f"{c.after_median_s * 1e3:.4g}",
+            c.probe,
             c.changed,
         ]
         for c in cps
