@@ -69,3 +69,23 @@ def test_a_second_load_comes_from_the_cache(facts: dict[str, Any]) -> None:
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.strip() == "True"
+
+
+def test_the_smoke_suite_runs_on_chipdev_through_chipbench(facts: dict[str, Any], tmp_path: Path) -> None:
+    """`chipbench run --suite smoke --device chipdev --device-plugin tests.testdev.plugin`: every case
+    measured, timed by the device's own events, its peak memory read from the backend's allocator."""
+    out = tmp_path / "chipdev.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "CI": "true"}
+    p = subprocess.run(
+        [sys.executable, "-m", "chipbench.cli", "run", "--suite", "smoke", "--device", "chipdev",
+         "--device-plugin", "tests.testdev.plugin", "--output", str(out)],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert not doc["chipbench"].get("errors") and len(doc["benchmarks"]) >= 20
+    assert doc["machine_info"]["device"]["kind"] == "chipdev"
+    for b in doc["benchmarks"]:
+        m = b["extra_info"]["measurement"]
+        assert m["timer"] == "chipdev-events", b["name"]
+        assert m["peak_mem_source"] == "torch.accelerator.max_memory_allocated" and m["peak_mem_bytes"] > 0

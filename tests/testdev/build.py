@@ -4,11 +4,14 @@ The library lands in <root>/testdev-<key>, root = $CHIPDEV_CACHE_DIR, else $XDG_
 else ~/.cache/chipbench. Not $CHIPBENCH_CACHE_DIR (the ceilings' folder, which the test suite points at a
 fresh temporary folder per test): the key names the content, so one build serves every run and test.
 A cold build takes about half a minute on a 2-core machine, a cached load well under a second.
-Concurrent builds of one key wait on torch.utils.cpp_extension's lock file in that folder.
+Concurrent builds of one key wait on an flock of that folder (the kernel drops it when a builder dies):
+torch.utils.cpp_extension's own lock file outlives a killed build and would make every later load wait
+forever, so under the flock a left-over one is removed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -69,14 +72,17 @@ def build(verbose: bool = False) -> Built:
     folder = build_dir()
     folder.mkdir(parents=True, exist_ok=True)
     library = folder / f"{NAME}.so"
-    cached = library.exists()
     start = time.perf_counter()
-    cpp_extension.load(
-        NAME,
-        [str(SOURCE)],
-        extra_cflags=list(CFLAGS),
-        build_directory=str(folder),
-        is_python_module=False,
-        verbose=verbose,
-    )
+    with open(folder / "build.flock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # one builder at a time; released if it is killed
+        (folder / "lock").unlink(missing_ok=True)  # torch's baton, left by a builder killed mid-build
+        cached = library.exists()
+        cpp_extension.load(
+            NAME,
+            [str(SOURCE)],
+            extra_cflags=list(CFLAGS),
+            build_directory=str(folder),
+            is_python_module=False,
+            verbose=verbose,
+        )
     return Built(library, time.perf_counter() - start, cached)

@@ -9,6 +9,7 @@
 // and the view ops (a view shares storage, which a copy to the CPU cannot).
 // Written for chipbench (tests/testdev); loaded by tests/testdev/build.py.
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/EmptyTensor.h>
 #include <ATen/detail/PrivateUse1HooksInterface.h>
 #include <ATen/native/CPUFallback.h>
@@ -251,6 +252,13 @@ struct Hooks final : at::PrivateUse1HooksInterface {
   }
   at::Device getDeviceFromPtr(void* data) const override {
     return c10::Device(kType, current_device);
+  }
+  // No generator of its own: its operators run as CPU kernels (the fallback), which take a CPU generator.
+  const at::Generator& getDefaultGenerator(c10::DeviceIndex) const override {
+    return at::detail::getDefaultCPUGenerator();
+  }
+  at::Generator getNewGenerator(c10::DeviceIndex) const override {
+    return at::detail::createCPUGenerator();
   }
   void resizePrivateUse1Bytes(const c10::Storage& storage, size_t bytes) const override {
     c10::DataPtr fresh = allocator.allocate(bytes);
