@@ -19,7 +19,7 @@ from chipbench.results import files
     [
         (["run", "nope.bench"], "unknown benchmark 'nope.bench'"),
         (["run", "--suite", "huge"], "invalid choice: 'huge'"),
-        (["run", "--device", "tpu"], "invalid choice: 'tpu'"),
+        (["run", "--device", "tpu"], "lazily evaluated backend without torch.accelerator support"),
         (["run", "--dtype", "int4"], "invalid choice: 'int4'"),
         (["run", "--bogus-flag"], "unrecognized arguments: --bogus-flag"),
         (["run", "calib.matmul", "--set", "nope=1"], "unknown config key 'nope'"),

@@ -14,7 +14,7 @@ from typing import Any
 
 from chipbench import workloads
 from chipbench.cli.device_args import add_device_args
-from chipbench.cli.output import count, finite, print_table, say, seconds, warn
+from chipbench.cli.output import count, finite, print_notes, print_table, say, seconds, warn
 from chipbench.core.cases import Case
 from chipbench.core.config import parse_sets
 from chipbench.core.errors import UsageError
@@ -117,16 +117,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
                "host_drift": {"matmul": host.matmul, "copy": host.copy, "note": host.note}},
         allow_empty=args.allow_empty,
     )  # fmt: skip
-    if not args.json:
-        say(
-            host.describe()
-            + ("; `probe M|C` in a note: over that case's own files" if host.note == "" else "")
-        )
-    if not args.json and base.files:
+    notes = [
+        host.describe() + ("; `probe M|C` in a note: over that case's own files" if host.note == "" else "")
+    ]
+    if base.files:
         shown = ", ".join(f.name for f in base.files[:6]) + (" ..." if len(base.files) > 6 else "")
-        say(
+        notes.append(
             f"baseline: per case the newest runs at one version hash, from {len(base.files)} file(s): {shown}"
         )
+    if not args.json:
+        print_notes(notes)  # folded to the terminal's width
     # Across machines the verdicts are information, never a gate: exit 0 whatever they say.
     return 0 if label else code
 
