@@ -222,7 +222,9 @@ def test_compare_on_a_generated_history_equals_the_folders(
     folder = _out(capsys, ["compare", str(tmp_path / "h"), str(new), "--json"])
     assert _out(capsys, ["compare", "--base-store", store_url, str(new), "--json"]) == folder
     got = json.loads(folder)["summary"]
-    assert sum(got[v] for v in ("unchanged", "inconclusive", "regression", "improvement")) == 4  # all compared
+    assert (
+        sum(got[v] for v in ("unchanged", "inconclusive", "regression", "improvement")) == 4
+    )  # all compared
 
 
 @pytest.fixture(scope="module")
@@ -274,6 +276,10 @@ def test_bad_stores_and_mixed_sources_are_one_line(
         (["compare", str(tmp_path / "h"), str(tmp_path / "h"), "--branch", "main"], "--base-store"),
         (["report", "--store", missing, "-o", str(tmp_path / "r.html")], "no store at"),
         (["report", str(tmp_path / "h"), "--store", missing, "-o", str(tmp_path / "r.html")], "not both"),
+        (["history"], "(DIR) or a store (--store URL)"),
+        (["compare", str(tmp_path / "h")], "needs BASE and NEW"),
+        (["report", "-o", str(tmp_path / "r.html")], "or a store (--store URL)"),
+        (["report", str(tmp_path / "h"), "--last", "2", "-o", str(tmp_path / "r.html")], "with --store"),
     ]
     for argv, says in cases:
         assert main(argv) == 2, argv
