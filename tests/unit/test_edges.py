@@ -23,6 +23,7 @@ from chipbench.cli import main
 from chipbench.core import fileio, price
 from chipbench.core.errors import UsageError
 from chipbench.core.fileio import SkippedInput
+from chipbench.execution import protocol
 from chipbench.execution.pools import WorkerPool
 from chipbench.gate import compare, history
 from chipbench.gate.thresholds import Thresholds, load_thresholds
@@ -335,15 +336,58 @@ def test_an_unreadable_folder_is_an_error_with_strict(
 # --- a worker of another environment -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sent", [b"not a pickle", pickle.dumps(["a", "list"]), pickle.dumps({"type": 3})])
-def test_a_malformed_message_from_a_worker_is_a_crash_naming_it(sent: bytes) -> None:
+class _Runs:
+    """A pickle that, loaded by plain `pickle.loads`, would run `touch` here."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (subprocess.call, (["touch", str(self.marker)],))
+
+
+def _sent(kind: str, tmp_path: Path) -> bytes:
+    return {
+        "garbage": b"not a pickle",
+        "list": pickle.dumps(["a", "list"]),
+        "bad type": pickle.dumps({"type": 3}),
+        "code": pickle.dumps({"type": "result", "info": _Runs(tmp_path / "ran")}),
+    }[kind]
+
+
+@pytest.mark.parametrize("kind", ["garbage", "list", "bad type", "code"])
+def test_a_malformed_message_from_another_environment_is_one_line_naming_it(
+    kind: str, tmp_path: Path
+) -> None:
+    """Another environment's worker is untrusted input: a message it sends that is not plain data, or not
+    a reply, is a usage error naming that python (exit 2; `ab` writes no results file), and a pickle that
+    names code is never run."""
     pool = WorkerPool("cpu", python="/other/env/bin/python")
     here, there = mp.Pipe()
     pool.conn, pool.proc = here, subprocess.Popen(["sleep", "30"])
-    there.send_bytes(sent)
-    reply = pool.run({"type": "stop"}, timeout_s=5)
-    assert reply["type"] == "error" and "/other/env/bin/python sent a malformed message" in reply["message"]
+    there.send_bytes(_sent(kind, tmp_path))
+    with pytest.raises(UsageError, match="/other/env/bin/python sent a malformed message"):
+        pool.run({"type": "stop"}, timeout_s=5)
     assert pool.proc is None  # killed: nothing more is read from it
+    assert not (tmp_path / "ran").exists()
+
+
+def test_our_own_worker_sending_garbage_is_a_crash_of_its_case() -> None:
+    pool = WorkerPool("cpu")
+    here, there = mp.Pipe()
+    pool.conn, pool.proc = here, subprocess.Popen(["sleep", "30"])
+    there.send_bytes(b"not a pickle")
+    reply = pool.run({"type": "stop"}, timeout_s=5)  # recorded for its case; the run goes on
+    assert reply["type"] == "error" and reply["error_type"] == "crash"
+    assert "sent a malformed message" in reply["message"] and pool.proc is None
+
+
+def test_plain_data_loads_and_code_does_not(tmp_path: Path) -> None:
+    msg = {"type": "result", "s": [1.5, 2], "t": (1, None), "b": b"x", "ok": True, "set": {1}}
+    assert protocol.loads(pickle.dumps(msg)) == msg
+    with pytest.raises(pickle.UnpicklingError, match="plain data only"):
+        protocol.loads(pickle.dumps(_Runs(tmp_path / "ran")))
+    assert not (tmp_path / "ran").exists()
 
 
 def test_a_truncated_hello_is_one_line_naming_the_worker() -> None:
