@@ -13,6 +13,7 @@ import multiprocessing as mp
 import os
 import pickle
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -438,3 +439,22 @@ def test_ab_refuses_a_malformed_commit_answer_before_it_runs(tmp_path: Path, ans
     fake.write_text("#!/bin/sh\nexit 1\n")  # no answer at all (no git there): unknown, as before
     ab.commit_of.cache_clear()
     assert ab.commit_of(str(fake)).id == "unknown"
+
+
+# --- Ctrl-C once the command is done -------------------------------------------------------------------
+
+
+def test_a_finished_command_ignores_ctrl_c_through_the_teardown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python's teardown puts back SIGINT's default action, which would end a finished command by the signal
+    without a word (not its exit code): once done, the process's own `main` ignores Ctrl-C."""
+    import signal
+
+    from chipbench import cli
+
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(sys, "argv", ["chipbench", "list"])
+    try:
+        assert cli.main() == 0
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
