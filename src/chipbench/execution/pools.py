@@ -425,22 +425,6 @@ class DistWorkerPool(WorkerPool):
             "message": _agent_died(code, fallback),
         }
 
-    def _message(self, data: bytes, what: str) -> Any:
-        """A message from its bytes; one this version cannot read, or one naming code, ends the pool."""
-        try:
-            return loads(data)
-        except Exception as exc:  # whatever a malformed pickle raises
-            self.kill()
-            raise self._malformed(what, f"{type(exc).__name__}: {str(exc)[:120]}") from None
-
-    def _malformed(self, what: str, why: str) -> Exception:
-        """Another environment's worker is untrusted input (a one-line usage error, exit 2, nothing of it
-        written); our own sending garbage is a bug (RuntimeError)."""
-        text = f"worker {self.python} sent a malformed {what} ({why})"
-        if self.python != sys.executable:
-            return UsageError(f"{text}; check that environment's chipbench, or rebuild it")
-        return RuntimeError(text)
-
     def kill(self) -> None:
         if self.proc is not None:
             kill_tree(self.proc)
