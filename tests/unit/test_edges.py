@@ -386,6 +386,12 @@ def test_our_own_worker_sending_garbage_is_a_crash_of_its_case() -> None:
 def test_plain_data_loads_and_code_does_not(tmp_path: Path) -> None:
     msg = {"type": "result", "s": [1.5, 2], "t": (1, None), "b": b"x", "ok": True, "set": {1}}
     assert protocol.loads(pickle.dumps(msg)) == msg
+    # What older workers sent: torch's version class (read as its string, no torch needed) and numpy scalars.
+    import numpy as np
+    import torch
+
+    old = protocol.loads(pickle.dumps({"torch": torch.__version__, "x": np.float64(1.5)}))
+    assert old == {"torch": str(torch.__version__), "x": 1.5} and type(old["torch"]) is str
     with pytest.raises(pickle.UnpicklingError, match="plain data only"):
         protocol.loads(pickle.dumps(_Runs(tmp_path / "ran")))
     assert not (tmp_path / "ran").exists()
