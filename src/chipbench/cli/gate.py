@@ -241,6 +241,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         repo=args.repo, work_dir=args.work_dir or Path(tempfile.gettempdir()) / f"chipbench-confirm-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}",
         python=sys.executable, thresholds=_thresholds(args), budget_s=args.budget, rounds=args.rounds,
         min_rounds=args.min_rounds, time_budget_s=args.time_budget, device=args.device, keep=args.keep,
+        offline=args.offline,
         on_event=lambda line: say(line, err=True),
     )  # fmt: skip
     if not (args.repo / ".git").exists():
@@ -430,6 +431,9 @@ def _confirm_parser(sub: Any) -> None:
     s.add_argument("--time-budget", type=seconds, default=0.3, metavar="SECONDS", help="per case and round")
     add_device_args(s)
     s.add_argument("--keep", action="store_true", help="keep the worktrees and their environments")
+    s.add_argument(
+        "--offline", action="store_true", help="never use the package index to set up an older commit"
+    )
     s.add_argument("--threshold", default="5%", help="relative change that counts (default 5%%)")
     s.add_argument("--thresholds", type=Path, metavar="FILE.toml", help="per-benchmark thresholds")
     s.add_argument("--noise-floor-us", type=finite, metavar="US", help="differences below this are unchanged")
