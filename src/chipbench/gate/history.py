@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -153,9 +153,9 @@ class Disturbed:
     """It was the benchmark's newest run: CI should run it again."""
 
 
-@dataclass(frozen=True)
-class CaseRun:
-    """One case in one run, as much of it as a history reads (no samples)."""
+class CaseRun(NamedTuple):
+    """One case in one run, as much of it as a history reads (no samples). A NamedTuple, immutable and
+    cheap: a store's history makes one per stored result."""
 
     name: str
     group: str | None

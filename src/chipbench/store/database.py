@@ -25,6 +25,7 @@ from chipbench.core.fileio import MAX_RESULTS_BYTES, read_bytes
 from chipbench.results import validate
 from chipbench.results.files import result_files
 from chipbench.results.header import HostProbe
+from chipbench.results.provenance import Stack
 from chipbench.results.typed import ResultsDocument
 from chipbench.store import changes, rows, schema
 from chipbench.store.engine import StoreError, connect, now, reason, writing
@@ -276,50 +277,42 @@ class Store:
         from the summary columns. `pattern` (fnmatch) keeps those whose name or group matches, as
         `history` does; disturbed results and those without a median are listed (the reader decides)."""
         r, s = schema.runs.c, schema.results.c
-        q = (
-            select(
-                s.run_id, s.id, s.position, s.name, s.group_name, s.version_hash, s.median_s, s.ci_low,
-                s.ci_high, s.sample_count, s.disturbed, r.commit_id, r.commit_time, r.commit_ts,
-                r.run_datetime, r.run_ts, r.source_file, r.stack,
-            )
-            .join(schema.runs, r.id == s.run_id)
-            .where(s.machine_id == machine_id)
-        )  # fmt: skip
-        got: list[Any] = []
+        # Results and runs apart: a run's columns once per run, not once per result (60,000 rows for a
+        # machine's thousand commits), read as plain tuples (a Row's attributes cost most of the time).
+        q = select(
+            s.run_id, s.id, s.position, s.name, s.group_name, s.version_hash, s.median_s, s.ci_low, s.ci_high,
+            s.sample_count, s.disturbed,
+        ).where(s.machine_id == machine_id)  # fmt: skip
+        rq = select(
+            r.id, r.commit_id, r.commit_time, r.commit_ts, r.run_datetime, r.run_ts, r.source_file, r.stack
+        ).where(r.machine_id == machine_id)
+        got: list[tuple[Any, ...]] = []
+        run_rows: list[Any] = []
         with self._engine.connect() as conn:
             if run_ids is None:
-                got = list(conn.execute(q).all())
+                got = list(conn.execute(q).tuples().all())
+                run_rows = list(conn.execute(rq).all())
             else:
                 for chunk in _chunks(run_ids):
-                    got.extend(conn.execute(q.where(s.run_id.in_(chunk))).all())
+                    got.extend(conn.execute(q.where(s.run_id.in_(chunk))).tuples().all())
+                    run_rows.extend(conn.execute(rq.where(r.id.in_(chunk))).all())
         if pattern:
             got = [
-                p
-                for p in got
-                if fnmatch.fnmatchcase(p.name, pattern) or fnmatch.fnmatchcase(str(p.group_name), pattern)
+                t
+                for t in got
+                if fnmatch.fnmatchcase(t[3], pattern) or fnmatch.fnmatchcase(str(t[4]), pattern)
             ]
-        got.sort(key=lambda p: (_order(p), p.position))
-        stacks: dict[str, Any] = {}
+        stacks: dict[str, Stack] = {}
+        per_run: dict[int, tuple[Any, ...]] = {}
+        for run in run_rows:
+            if run.stack not in stacks:
+                stacks[run.stack] = rows.stack_of(run.stack)
+            per_run[run.id] = (run.commit_id, run.commit_time, run.run_datetime, run.source_file,
+                               stacks[run.stack], _order(run))  # fmt: skip
+        got.sort(key=lambda t: (per_run[t[0]][5], t[2]))
         return [
-            StoredPoint(
-                run_id=int(p.run_id),
-                result_id=int(p.id),
-                case=p.name,
-                group=p.group_name,
-                version_hash=p.version_hash,
-                median_s=p.median_s,
-                ci_low=p.ci_low,
-                ci_high=p.ci_high,
-                samples=int(p.sample_count),
-                disturbed=p.disturbed,
-                commit=p.commit_id,
-                commit_time=p.commit_time,
-                datetime=p.run_datetime,
-                file=p.source_file,
-                stack=stacks.setdefault(p.stack, rows.stack_of(p.stack)),
-                order=_order(p),
-            )
-            for p in got
+            StoredPoint(int(rid), int(i), name, group, vh, med, lo, hi, int(n), dist, *per_run[rid])
+            for rid, i, _, name, group, vh, med, lo, hi, n, dist in got
         ]
 
     def documents(self, run_ids: Iterable[int]) -> list[tuple[str, ResultsDocument]]:
