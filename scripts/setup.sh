@@ -31,6 +31,9 @@ RUNTIME_MODULES="numpy scipy rich psutil typing_extensions torch chipbench"
 # `chipbench report` and `history` only: required where pip installs the project, optional under TORCH=system
 # (an offline GPU image runs benchmarks; the page and the history can be made on any other machine).
 VIEW_MODULES="plotly jinja2 ruptures"
+# The results store (`chipbench ingest`, `--store`): the same, and psycopg for a PostgreSQL store (the extra
+# `postgres`, installed wherever pip installs the project).
+STORE_MODULES="sqlalchemy psycopg"
 DEV_MODULES="pytest pytest_benchmark xdist mypy importlinter hypothesis yaml check_jsonschema"
 DEV=${DEV:-0}
 stamp="$MODE $(cat scripts/setup.sh scripts/stack.env pyproject.toml | sha256sum | cut -c1-16)"
@@ -142,7 +145,7 @@ if [ "$MODE" = system ]; then
   if [ -n "$missing" ] && [ "${PIP_NO_INDEX:-}" != 1 ]; then
     # What is missing, from the index, never replacing the torch that is there.
     pip install -q ${extra[@]+"${extra[@]}"} -c "$constraints" numpy scipy rich psutil typing_extensions ruptures \
-      plotly==7.1.0 jinja2==3.1.6 $([ "$DEV" = 1 ] && echo "pytest pytest-benchmark pytest-xdist ruff mypy pyyaml import-linter==2.16 hypothesis==6.170.17 check-jsonschema==0.39.0") \
+      plotly==7.1.0 jinja2==3.1.6 $([ "$DEV" = 1 ] && echo "sqlalchemy==2.1.9 psycopg[binary]==3.3.9 pytest pytest-benchmark pytest-xdist ruff mypy pyyaml import-linter==2.16 hypothesis==6.170.17 check-jsonschema==0.39.0") \
       || true
     missing=$(for m in $need; do have "$m" || echo "$m"; done | tr '\n' ' ')
   fi
@@ -153,7 +156,7 @@ if [ "$MODE" = system ]; then
   fi
   [ -z "$missing" ] || die "TORCH=system: $PY's environment lacks $missing(install them there, or give wheels with PIP_ARGS=\"--find-links DIR\"); nothing was marked set up"
 else
-  pip install -q ${extra[@]+"${extra[@]}"} --no-build-isolation -c "$constraints" -e ".[dev]"
+  pip install -q ${extra[@]+"${extra[@]}"} --no-build-isolation -c "$constraints" -e ".[dev,postgres]"
 fi
 
 # grep reads all of pip's list (-q would stop early, and pipefail would then see pip killed by SIGPIPE)
@@ -163,7 +166,7 @@ fi
 
 need=$RUNTIME_MODULES
 [ "$DEV" = 1 ] && need="$need $DEV_MODULES"
-[ "$MODE" = system ] || need="$need $VIEW_MODULES"
+[ "$MODE" = system ] || need="$need $VIEW_MODULES $STORE_MODULES"
 missing=$(for m in $need; do have "$m" || echo "$m"; done | tr '\n' ' ')
 [ -z "$missing" ] || die "$VENV cannot import $missing(see the pip messages above); nothing was marked set up"
 echo "$stamp" > "$VENV/.chipbench-setup"

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.pg_server import PgServer
+from tests.pg_server import unavailable as pg_server_unavailable
 
 
 @pytest.fixture(autouse=True)
@@ -23,3 +28,25 @@ def pytest_configure(config: pytest.Config) -> None:
         import torch
 
         torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server of this test session (tests/pg_server.py); the test skips where none can start."""
+    why = pg_server_unavailable()
+    if why:
+        pytest.skip(f"PostgreSQL half skipped: {why}")
+    server = PgServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty results store's URL: a SQLite file, then a database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.sqlite")
+    server: PgServer = request.getfixturevalue("pg_server")
+    return server.new_database()

@@ -16,7 +16,6 @@ the order of runs in time, the run-to-run spread of identical code, and the choi
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,30 +25,12 @@ import numpy as np
 
 from chipbench.results.files import load_typed, result_files
 from chipbench.results.header import MachineInfo
+from chipbench.results.provenance import Stack as Stack
+from chipbench.results.provenance import order_key as order_key
+from chipbench.results.provenance import stack as stack
 from chipbench.results.typed import ResultsDocument
 
-Stack = tuple[tuple[str, str], ...]
-"""(field, value) pairs, sorted: what must match for two runs to be the same code on the same software."""
-
 NOT_RECORDED = "not recorded"
-
-
-def stack(doc: ResultsDocument) -> Stack:
-    """The software stack a results file records (module docstring)."""
-    mi = doc.machine_info or MachineInfo()
-    out: dict[str, str] = {}
-    if mi.python_version:
-        out["python"] = mi.python_version
-    for name, version in mi.packages.items():
-        out[name] = str(version)
-    dev = mi.device
-    if dev is not None and dev.driver:
-        out["driver"] = dev.driver
-    if dev is not None and dev.runtime:
-        out["runtime"] = dev.runtime
-    if mi.host_allocator is not None:
-        out["host allocator"] = mi.host_allocator.describe()
-    return tuple(sorted(out.items()))
 
 
 def stack_changes(before: Stack, after: Stack) -> list[str]:
@@ -60,23 +41,6 @@ def stack_changes(before: Stack, after: Stack) -> list[str]:
         for k in sorted(a.keys() | b.keys())
         if a.get(k) != b.get(k)
     ]
-
-
-def _stamp(s: str | None) -> float:
-    if not s:
-        return math.inf
-    try:
-        t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError:
-        return math.inf
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    return t.timestamp()
-
-
-def order_key(doc: ResultsDocument, path: object = "") -> tuple[float, float, str]:
-    """Runs in time: commit time, then when the file was saved, then the path (ties)."""
-    return _stamp(doc.commit_info.time if doc.commit_info else None), _stamp(doc.datetime), str(path)
 
 
 @dataclass(frozen=True)
