@@ -12,14 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from chipbench.cli.output import EXIT_OK, count, print_table, say
+from chipbench.cli.store import STORE_HELP
 from chipbench.core.errors import UsageError
 from chipbench.core.fileio import atomic_write_text, check_writable
 
 STATUSES = ("open", "acknowledged", "invalid", "fixed")  # chipbench.store.STATUSES, without SQLAlchemy
-STORE_HELP = (
-    "the store: a path or sqlite:///PATH (a SQLite file), or postgresql://USER:PASSWORD@HOST:PORT/DB "
-    "(default: store.sqlite in chipbench's cache folder)"
-)
 
 
 def _open(url: str | None) -> Any:
