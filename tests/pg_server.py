@@ -42,11 +42,13 @@ class PgServer:
     """A started server; `new_database()` gives a URL of a fresh, empty database."""
 
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="chipbench-pg-"))
+        self._as_root = os.geteuid() == 0
+        # As root, under /tmp: the postgres user must reach it ($TMPDIR may be root's own folder).
+        where = "/tmp" if self._as_root and os.path.isdir("/tmp") else None
+        self.root = Path(tempfile.mkdtemp(prefix="chipbench-pg-", dir=where))
         self.password = "pw-" + secrets.token_hex(12)
         self.port = _free_port()
         self._n = itertools.count()
-        self._as_root = os.geteuid() == 0
         if self._as_root:
             shutil.chown(self.root, USER)
         (self.root / "pw").write_text(self.password)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +150,52 @@ def test_hostile_files_refused_with_their_reason_the_rest_in(store_url: str, tmp
         for f in rep.refused:
             assert Path(f.path).name in f.reason and "\n" not in f.reason, f
         assert store.counts()["runs"] == 1 and store.counts()["results"] == 1
+
+
+def _good_with(label: str, change: dict[str, Any]) -> str:
+    doc = json.loads(json.dumps(GOOD))
+    doc["commit_info"]["id"] = label
+    doc["benchmarks"][0].update(change)
+    return json.dumps(doc)  # ASCII: "\u0000" and "\ud800" stay JSON escapes
+
+
+def test_text_a_database_cannot_hold(store_url: str, tmp_path: Path) -> None:
+    """JSON lets a string hold NUL or a lone surrogate: in a summary column (a name) the file is refused
+    with why; inside kept JSON (a case's info) it is kept and read back as it was."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "nul.json").write_text(_good_with("c1", {"name": "b.\x00x"}))
+    (folder / "surrogate.json").write_text(_good_with("c2", {"group": "b\ud800"}))
+    kept = folder / "in-info.json"
+    kept.write_text(_good_with("c3", {"extra_info": {"info": {"k": "a\x00\udfff\x1b[31m"}}}))
+    odd = Path(os.fsdecode(bytes(folder) + b"/odd-\xff.json"))  # a file name that is not UTF-8
+    odd.write_text(_good_with("c4", {}))
+    with open_store(store_url) as store:
+        rep = store.ingest([folder])
+        assert sorted(Path(f.path).name for f in rep.refused) == ["nul.json", "surrogate.json"]
+        assert all("NUL or a lone surrogate" in f.reason for f in rep.refused)
+        assert len(rep.added) == 2
+        runs = store.runs("cpu-test-2c")
+        [(_, doc)] = [d for d in store.documents([r.id for r in runs]) if d[0] == str(kept)]
+        assert doc == load_typed(kept) and doc.benchmarks[0].extra_info.info["k"] == "a\x00\udfff\x1b[31m"
+        assert any(r.file.endswith("odd-\\xff.json") for r in runs)
+
+
+def test_without_the_libraries_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = _synthetic(tmp_path / "r")
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # an import of it fails, as where it is absent
+    assert main(["ingest", str(files[0]), "--store", "postgresql://u:pw@127.0.0.1:1/db"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "psycopg" in err and "pip install" in err
+    for name in [m for m in sys.modules if m == "chipbench.store" or m.startswith("chipbench.store.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sqlalchemy", None)
+    assert main(["ingest", str(files[0]), "--store", str(tmp_path / "s.db")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SQLAlchemy" in err and "pip install" in err
+    assert not (tmp_path / "s.db").exists()
 
 
 def test_a_failure_mid_file_leaves_nothing(

@@ -61,6 +61,25 @@ def open_store(url: str | None) -> Store:
     return Store(parsed, connect(parsed))
 
 
+def _prepare(path: Path, raw: bytes, key: str, options: IngestOptions) -> rows.Rows | RefusedFile:
+    """A file's rows, through the strict reader; the reason where it is refused."""
+    try:
+        parsed = validate.parse(raw, path)
+        doc = ResultsDocument.from_json(parsed)
+        meta = {
+            "content_hash": key,
+            "branch": options.branch or (doc.commit_info.branch if doc.commit_info else None),
+            "reason": options.reason,
+            "source_file": rows.path_text(path),
+            "ingested_at": now(),
+        }
+        return rows.to_rows(parsed, doc, meta)
+    except UsageError as exc:
+        return RefusedFile(str(path), str(exc))
+    except (ValueError, TypeError, KeyError) as exc:
+        return RefusedFile(str(path), f"results file {path}: {exc}")
+
+
 def _chunks(ids: Iterable[T]) -> Iterator[list[T]]:
     got = list(dict.fromkeys(ids))
     for i in range(0, len(got), CHUNK):
@@ -147,21 +166,9 @@ class Store:
             have = self._present(key)
             if have is not None:
                 return IngestedFile(str(path), *have), False
-            try:
-                parsed = validate.parse(raw, path)
-                doc = ResultsDocument.from_json(parsed)
-            except UsageError as exc:
-                return RefusedFile(str(path), str(exc))
-            except (ValueError, TypeError, KeyError) as exc:
-                return RefusedFile(str(path), f"results file {path}: {exc}")
-            meta = {
-                "content_hash": key,
-                "branch": options.branch or (doc.commit_info.branch if doc.commit_info else None),
-                "reason": options.reason,
-                "source_file": str(path),
-                "ingested_at": now(),
-            }
-            made = rows.to_rows(parsed, doc, meta)
+            made = _prepare(path, raw, key, options)
+            if isinstance(made, RefusedFile):
+                return made
             with writing(self._engine) as conn:
                 run_id = conn.execute(
                     changes.insert_ignore(self._dialect, schema.runs, ["content_hash"])

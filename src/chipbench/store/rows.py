@@ -34,9 +34,31 @@ def decode_samples(blob: bytes) -> np.ndarray:
 
 
 def dumps(x: Any) -> str:
-    """JSON text as kept in the store: the file's key order, NaN and infinity as JSON can't say them
-    refused (the strict reader has let none through)."""
-    return json.dumps(x, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    """JSON text as kept in the store: the file's key order; ASCII, so a NUL or a lone surrogate that JSON
+    allows in a string is kept as its escape (PostgreSQL's text holds neither); NaN and infinity refused
+    (the strict reader has let none through)."""
+    return json.dumps(x, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+
+
+def _check_text(row: Mapping[str, Any], where: str) -> None:
+    """A text column's value must be text a database keeps as it is: no NUL, no lone surrogate (both are
+    valid JSON escapes). A file with one is refused, not stored altered."""
+    for col, v in row.items():
+        if isinstance(v, str) and ("\x00" in v or (not v.isascii() and not _utf8(v))):
+            raise ValueError(f"its {where} {col} holds a NUL or a lone surrogate, which a store cannot keep")
+
+
+def _utf8(v: str) -> bool:
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def path_text(path: object) -> str:
+    """A path as text a database keeps: bytes of a name that is not UTF-8 as backslash escapes."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _finite(x: float | None) -> float | None:
@@ -80,6 +102,9 @@ def to_rows(parsed: JSONObject, doc: ResultsDocument, meta: Mapping[str, Any]) -
     for i, (raw, b) in enumerate(zip(parsed.get("benchmarks", []), doc.benchmarks, strict=True)):
         results.append(_result(i, machine, raw, b))
         blobs.append(encode_samples(b.samples))
+    _check_text(run, "run's")
+    for i, r in enumerate(results):
+        _check_text(r, f"benchmarks[{i}]'s")
     return Rows(run, results, blobs)
 
 
