@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from chipbench import workloads
+from chipbench.cli import history as history_cli
 from chipbench.cli.device_args import add_device_args
 from chipbench.cli.output import count, finite, print_notes, print_table, say, seconds, warn
 from chipbench.core.cases import Case
@@ -21,11 +22,10 @@ from chipbench.core.errors import UsageError
 from chipbench.core.fileio import check_apart, check_writable, write_text_or_elsewhere
 from chipbench.core.registry import SUITES
 from chipbench.gate import ab, confirm, drift, history
-from chipbench.gate.baseline import choose_baseline, load_side, machine_differences
+from chipbench.gate.baseline import Side, choose_baseline, load_side, machine_differences
 from chipbench.gate.compare import (
     COLUMNS,
     EMPTY_EXIT,
-    RERUN_EXIT,
     Comparison,
     compare_sides,
     exit_code,
@@ -82,16 +82,34 @@ def _thresholds(args: argparse.Namespace) -> Thresholds:
     return load_thresholds(args.thresholds, default, (args.noise_floor_us or 0.0) * 1e-6)
 
 
+def _compare_sides(args: argparse.Namespace) -> tuple[str, Side, Side]:
+    """(what the base is, the base side narrowed, the new side): BASE NEW, or --base-store URL NEW."""
+    if args.base_store is None:
+        new = load_side([args.new])
+        return str(args.base), choose_baseline(load_side([args.base]), new, args.base_last), new
+    from chipbench.gate import stored  # sqlalchemy is needed only here
+
+    new = load_side([args.new])
+    return "the store", stored.base_side(args.base_store, new, branch=args.branch, last=args.base_last), new
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     th = _thresholds(args)
-    check_apart(
-        [("--markdown", args.markdown)],
-        [("BASE", args.base), ("NEW", args.new), ("--thresholds", args.thresholds)],
-    )
+    if args.base_store is not None:  # one path: NEW
+        if args.new is not None:
+            raise UsageError(
+                "compare reads its base from a folder (BASE) or a store (--base-store), not both"
+            )
+        args.base, args.new = None, args.base
+    elif args.new is None:
+        raise UsageError("compare needs BASE and NEW (or --base-store URL and NEW)")
+    elif args.branch is not None:
+        raise UsageError("--branch picks the base runs of a store: give it with --base-store")
+    paths = [("BASE", args.base), ("NEW", args.new), ("--thresholds", args.thresholds)]
+    check_apart([("--markdown", args.markdown)], [(k, v) for k, v in paths if v is not None])
     if args.markdown:
         check_writable(args.markdown, "--markdown")
-    new = load_side([args.new])
-    base = choose_baseline(load_side([args.base]), new, args.base_last)
+    where, base, new = _compare_sides(args)
     diffs = machine_differences(base.docs, new.docs)
     label = None
     if diffs:
@@ -108,7 +126,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     host = drift.host_drift(drift.probes_of(base.files, base.docs).values(), new_probes.values())
     code = report(
         comps,
-        title=f"chipbench compare: {args.base} -> {args.new}",
+        title=f"chipbench compare: {where} -> {args.new}",
         label=label,
         as_json=args.json,
         markdown=args.markdown,
@@ -210,78 +228,6 @@ def cmd_ab(args: argparse.Namespace) -> int:
     )
 
 
-def cmd_history(args: argparse.Namespace) -> int:
-    mag = parse_threshold(args.min_magnitude, "--min-magnitude")
-    check_apart([("--markdown", args.markdown)], [("DIR", args.dir)])
-    if args.markdown:
-        check_writable(args.markdown, "--markdown")
-    if not 0 < args.p_value < 1:
-        raise UsageError(f"--p-value must be between 0 and 1, got {args.p_value}")
-    mid, docs = history.load_history(args.dir, args.machine_id)
-    per, disturbed = history.series(docs, args.benchmark)
-    if not per and not disturbed:
-        raise UsageError(f"no benchmark under {args.dir} matches {args.benchmark!r}")
-    cps: list[history.ChangePoint] = []
-    drifts: list[history.HostDrift] = []
-    noise: dict[str, object] = {}
-    probes = drift.probes_of([f for f, _ in docs], [d for _, d in docs])
-    for name in sorted(per):
-        found = history.detect(name, per[name], p_value=args.p_value, min_magnitude=mag)
-        history.against_probe(found, per[name], probes)
-        cps.extend(found)
-        drifts.extend(history.host_drift(name, per[name], p_value=args.p_value, min_magnitude=mag))
-        spread = history.noise(per[name])
-        noise[name] = None if spread is None else {"sd": spread.sd, "runs": spread.runs, "df": spread.df}
-    title = (
-        f"chipbench history: {len(docs)} results of {mid}, {len(per)} benchmark(s), "
-        f"{len(cps)} change point(s) of code or stack, {len(drifts)} host drift "
-        f"(p < {args.p_value:g}, |ratio - 1| >= {mag:.3g})"
-    )
-    if args.markdown:
-        write_output(args.markdown, history.to_markdown(title, cps, drifts))
-    why = _history_empty(per, disturbed)
-    rerun = [d for d in disturbed if d.newest]
-    if args.json:
-        out = {"machine_id": mid, "files": len(docs), "change_points": [asdict(c) for c in cps],
-               "host_drift": [asdict(d) for d in drifts], "noise": noise,
-               "host_probe": drift.series_lines(list(probes.values())),
-               "disturbed": [asdict(d) for d in disturbed]}  # fmt: skip
-        if why:
-            out["note"] = why
-        print(json.dumps(out, indent=2))
-    else:
-        print_table(title, list(history.COLUMNS), history.rows(cps))
-        for line in drift.series_lines(list(probes.values())):
-            say(line)
-        if drifts:
-            print_table(
-                "host drift: the same code on the same stack moved (not a regression)",
-                list(history.DRIFT_COLUMNS),
-                history.drift_rows(drifts),
-            )
-        for d in disturbed:
-            say(f"left out {d.benchmark} of {d.file}: disturbed{': rerun' if d.newest else ''} ({d.why})")
-    # The newest run of a benchmark was disturbed: its change cannot be told yet, so CI runs it again.
-    code = RERUN_EXIT if rerun else EMPTY_EXIT if why and not args.allow_empty else 0
-    if why:
-        say(why + (f" (exit {EMPTY_EXIT}; --allow-empty to pass)" if code == EMPTY_EXIT else ""), err=True)
-    return code
-
-
-def _history_empty(per: Mapping[str, list[history.Point]], disturbed: list[history.Disturbed]) -> str | None:
-    """Why the history holds no verdict at all, or None."""
-    if not per:
-        return f"no verdict: every run of the matching benchmarks was disturbed ({len(disturbed)}): rerun"
-    longest = max(len(p) for p in per.values())
-    if longest >= history.MIN_POINTS:
-        return None
-    commits = len({p.commit for pts in per.values() for p in pts})
-    return (
-        f"no verdict: no change can be found with fewer than {history.MIN_POINTS} results of a benchmark "
-        f"(the longest history here has {longest}, from {commits} commit(s))"
-    )
-
-
 CONFIRM_COLUMNS = ("benchmark", "before", "after", "history", "status", "ab_verdict", "ab_ratio", "ci95",
                    "rounds", "note")  # fmt: skip
 
@@ -376,13 +322,17 @@ def _gate_options(s: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub: Any) -> None:
     s = sub.add_parser("compare", help="compare two results files or folders: the CI regression gate")
-    s.add_argument("base", type=Path, metavar="BASE", help="baseline results file or folder")
-    s.add_argument("new", type=Path, metavar="NEW", help="new results file or folder")
+    s.add_argument("base", type=Path, metavar="BASE", help="baseline results file or folder (or NEW)")
+    s.add_argument("new", nargs="?", type=Path, metavar="NEW", help="new results file or folder")
     _gate_options(s)
     s.add_argument("--allow-cross-machine", action="store_true", help="compare results of different machines")
     s.add_argument(
         "--base-last", type=count, metavar="K", help="per case, only the newest K baseline runs at its hash"
     )
+    s.add_argument(
+        "--base-store", metavar="URL", help="the baseline runs from a store (then give NEW alone), not BASE"
+    )
+    s.add_argument("--branch", metavar="B", help="with --base-store: only the base runs of this branch")
     s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser(
@@ -427,20 +377,7 @@ def add_parsers(sub: Any) -> None:
 
     _confirm_parser(sub)
 
-    s = sub.add_parser("history", help="change points in a folder of results files (one machine)")
-    s.add_argument("dir", type=Path, metavar="DIR", help="folder of results files")
-    s.add_argument("--benchmark", metavar="GLOB", help="only benchmarks whose name or group matches")
-    s.add_argument("--machine-id", help="the machine to analyse when DIR holds several")
-    s.add_argument("--min-magnitude", default="5%", help="smallest change of the median that counts (5%%)")
-    s.add_argument(
-        "--p-value", type=finite, default=0.01, help="false change points per benchmark, about (0.01)"
-    )
-    s.add_argument(
-        "--allow-empty", action="store_true", help=f"exit 0, not {EMPTY_EXIT}, when nothing can be told"
-    )
-    s.add_argument("--json", action="store_true")
-    s.add_argument("--markdown", type=Path, metavar="PATH")
-    s.set_defaults(func=cmd_history)
+    history_cli.add_parsers(sub)
 
 
 def _confirm_parser(sub: Any) -> None:

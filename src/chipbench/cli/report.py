@@ -6,12 +6,19 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from chipbench.cli.output import say, warn
+from chipbench.cli.output import count, say, warn
 from chipbench.core.errors import UsageError
 from chipbench.core.fileio import check_apart, check_writable, write_text_or_elsewhere
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.store is not None and args.results:
+        raise UsageError("report reads results files (RESULTS) or a store (--store URL), not both: drop one")
+    if args.store is None:
+        if not args.results:
+            raise UsageError("report needs results files or folders (RESULTS), or a store (--store URL)")
+        if args.last is not None or args.branch is not None:
+            raise UsageError("--last and --branch pick a store's runs: give them with --store")
     # Every output path is checked before a file is read, and written whole or not at all.
     check_apart([("-o", args.output), ("--markdown", args.markdown)], [("RESULTS", p) for p in args.results])
     check_writable(args.output, "-o")
@@ -26,14 +33,27 @@ def cmd_report(args: argparse.Namespace) -> int:
             "`pip install plotly==7.1.0 jinja2==3.1.6`, or make the page on another machine"
         ) from None
 
-    rep = assemble.build(
-        args.results,
-        baseline=args.baseline,
-        title=args.title,
-        skip_bad=args.skip_bad,
-        ignore_version_hash=args.ignore_version_hash,
-        include_disturbed=args.include_disturbed,
-    )
+    if args.store is not None:
+        from chipbench.gate import stored  # sqlalchemy is needed only here
+
+        loaded = stored.latest_documents(args.store, stored.Latest(args.last, args.branch))
+        rep = assemble.build_loaded(
+            loaded,
+            [],
+            baseline=args.baseline,
+            title=args.title,
+            ignore_version_hash=args.ignore_version_hash,
+            include_disturbed=args.include_disturbed,
+        )
+    else:
+        rep = assemble.build(
+            args.results,
+            baseline=args.baseline,
+            title=args.title,
+            skip_bad=args.skip_bad,
+            ignore_version_hash=args.ignore_version_hash,
+            include_disturbed=args.include_disturbed,
+        )
     for s in rep.skipped:
         warn(f"left out {s.path}: {s.reason}")
     for n in rep.notes:
@@ -65,7 +85,19 @@ def add_parsers(sub: Any) -> None:
     s = sub.add_parser(
         "report", help="one offline HTML page (and Markdown) putting the machines of any results side by side"
     )
-    s.add_argument("results", nargs="+", type=Path, metavar="RESULTS", help="results files or folders")
+    s.add_argument("results", nargs="*", type=Path, metavar="RESULTS", help="results files or folders")
+    s.add_argument(
+        "--store",
+        metavar="URL",
+        help="each machine's latest runs from a store (a SQLite path or postgresql://...)",
+    )
+    s.add_argument(
+        "--last",
+        type=count,
+        metavar="N",
+        help="with --store: each machine's newest N runs (default: its newest commit's)",
+    )
+    s.add_argument("--branch", metavar="B", help="with --store: only runs of this branch")
     s.add_argument(
         "-o", "--output", type=Path, default=Path("report.html"), help="the HTML page (default report.html)"
     )

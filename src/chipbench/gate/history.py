@@ -31,6 +31,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -151,34 +152,71 @@ class Disturbed:
     """It was the benchmark's newest run: CI should run it again."""
 
 
+@dataclass(frozen=True)
+class CaseRun:
+    """One case in one run, as much of it as a history reads (no samples)."""
+
+    name: str
+    group: str | None
+    median_s: float | None
+    version_hash: str | None
+    disturbed: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run (a results file, or a store's run) as a history reads it: where it came from, its commit,
+    its stack, its cases and its host probe. Folders and stores give the same records (`record`)."""
+
+    file: str
+    commit: str
+    when: str
+    stack: Stack
+    cases: tuple[CaseRun, ...]
+    probe: HostProbe | None = None
+
+
+def record(path: object, doc: ResultsDocument) -> RunRecord:
+    """A results file's run record."""
+    ci = doc.commit_info or CommitInfo()
+    cases = tuple(
+        CaseRun(b.name, b.group, b.stats.median_s, b.extra_info.version_hash, b.extra_info.disturbed or None)
+        for b in doc.benchmarks
+    )  # fmt: skip
+    return RunRecord(str(path), ci.id or "unknown", ci.time or doc.datetime or "", baseline.stack(doc), cases,
+                     doc.header.host_probe)  # fmt: skip
+
+
 def series(
     docs: list[tuple[Path, ResultsDocument]], pattern: str | None
 ) -> tuple[dict[str, list[Point]], list[Disturbed]]:
-    """Each benchmark's runs in file order; runs measured on a disturbed machine are left out and
-    listed instead (a co-tenant's step would read as a change point)."""
+    """`series_of_runs` over results files in history order."""
+    return series_of_runs([record(f, d) for f, d in docs], pattern)
+
+
+def series_of_runs(
+    runs: list[RunRecord], pattern: str | None
+) -> tuple[dict[str, list[Point]], list[Disturbed]]:
+    """Each benchmark's runs in the given (history) order; runs measured on a disturbed machine are left out
+    and listed instead (a co-tenant's step would read as a change point)."""
     out: dict[str, list[Point]] = {}
     left: list[Disturbed] = []
-    for i, (f, d) in enumerate(docs):
-        ci = d.commit_info or CommitInfo()
-        commit = ci.id or "unknown"
-        when = ci.time or d.datetime or ""
-        st = baseline.stack(d)
-        for b in d.benchmarks:
-            name = b.name
+    last = {c.name: i for i, r in enumerate(runs) for c in r.cases}  # the newest run of each benchmark
+    for i, r in enumerate(runs):
+        for c in r.cases:
             if pattern and not (
-                fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(str(b.group), pattern)
+                fnmatch.fnmatchcase(c.name, pattern) or fnmatch.fnmatchcase(str(c.group), pattern)
             ):
                 continue
-            med = b.stats.median_s
+            med = c.median_s
             if med is None or not med > 0:
                 continue
-            why = b.extra_info.disturbed
-            if why:
-                newest = not any(b2.name == name for _, d2 in docs[i + 1 :] for b2 in d2.benchmarks)
-                left.append(Disturbed(name, str(f), why, newest))
+            if c.disturbed:
+                left.append(Disturbed(c.name, r.file, c.disturbed, last[c.name] == i))
                 continue
-            pt = Point(commit, when, float(med), str(f), b.extra_info.version_hash, st)
-            out.setdefault(name, []).append(pt)
+            out.setdefault(c.name, []).append(
+                Point(r.commit, r.when, float(med), r.file, c.version_hash, r.stack)
+            )
     return out, left
 
 
@@ -288,7 +326,9 @@ def detect(
     ]
 
 
-def against_probe(cps: list[ChangePoint], points: list[Point], probes: dict[str, HostProbe | None]) -> None:
+def against_probe(
+    cps: list[ChangePoint], points: list[Point], probes: Mapping[str, HostProbe | None]
+) -> None:
     """Set each change point of one benchmark against the host probe of the runs in its windows: `probe`
     gains its drift, and a change that moved as the probe did (gate.drift.explains) becomes `host drift`."""
     for c in cps:
@@ -331,6 +371,53 @@ def host_drift(
                 )
             )
     return out
+
+
+@dataclass
+class Analysis:
+    """One benchmark's history analysed: its change points, its host drift, its noise at unchanged code."""
+
+    benchmark: str
+    change_points: list[ChangePoint]
+    drifts: list[HostDrift]
+    noise: RunSpread | None
+
+
+def analyse(
+    name: str,
+    points: list[Point],
+    probes: Mapping[str, HostProbe | None],
+    *,
+    p_value: float = 0.01,
+    min_magnitude: float = 0.05,
+) -> Analysis:
+    """`detect` set `against_probe`, `host_drift` and `noise` of one benchmark's points."""
+    found = detect(name, points, p_value=p_value, min_magnitude=min_magnitude)
+    against_probe(found, points, probes)
+    drifts = host_drift(name, points, p_value=p_value, min_magnitude=min_magnitude)
+    return Analysis(name, found, drifts, noise(points))
+
+
+@dataclass
+class Analysed:
+    """One machine's history: its runs in order, each benchmark's points, the disturbed runs left out, and
+    each benchmark analysed (sorted by name)."""
+
+    machine_id: str
+    runs: list[RunRecord]
+    per: dict[str, list[Point]]
+    disturbed: list[Disturbed]
+    analyses: list[Analysis]
+
+
+def analyse_runs(
+    machine_id: str, runs: list[RunRecord], pattern: str | None, *, p_value: float, min_magnitude: float
+) -> Analysed:
+    """Every benchmark of one machine's runs (in history order) that matches `pattern`, analysed."""
+    per, disturbed = series_of_runs(runs, pattern)
+    probes = {r.file: r.probe for r in runs}
+    got = [analyse(n, per[n], probes, p_value=p_value, min_magnitude=min_magnitude) for n in sorted(per)]
+    return Analysed(machine_id, runs, per, disturbed, got)
 
 
 COLUMNS = ("benchmark", "commit", "previous", "ratio", "direction", "p", "before_ms", "after_ms", "probe",

@@ -396,9 +396,31 @@ def build(
     ignore_version_hash: bool = False,
     include_disturbed: bool = False,
 ) -> Report:
-    """Read, pool and match every results file under `paths`. Each machine is described by the files whose
-    runs are shown; every run left out is named with its reason (`Report.left_out`)."""
+    """Read, pool and match every results file under `paths` (`build_loaded`)."""
     docs, skipped = collect(paths, skip_bad=skip_bad)
+    return build_loaded(docs, skipped, baseline=baseline, title=title, ignore_version_hash=ignore_version_hash,
+                        include_disturbed=include_disturbed)  # fmt: skip
+
+
+def build_loaded(
+    loaded: Loaded,
+    skipped: list[Skipped],
+    *,
+    baseline: str | None = None,
+    title: str | None = None,
+    ignore_version_hash: bool = False,
+    include_disturbed: bool = False,
+) -> Report:
+    """Pool and match results already read (from files, or a store's documents). Each machine is described
+    by the files whose runs are shown; every run left out is named with its reason (`Report.left_out`)."""
+    docs: Loaded = []
+    for f, d in loaded:
+        if d.benchmarks:
+            docs.append((f, d))
+        else:
+            skipped.append(Skipped(str(f), "holds no finished benchmark"))
+    if not docs:
+        raise UsageError("no results to report: every file given was empty or bad; run `chipbench run` first")
     pooled, notes, left_out = pool(docs, include_disturbed=include_disturbed)
     used = {f for p in pooled for f in p.run_files}
     by_machine: dict[str, Loaded] = {}
