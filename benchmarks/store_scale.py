@@ -181,7 +181,9 @@ def main() -> int:
     machine = machine_ids(root)[0]
     # A new run of the first machine, outside the tree: the head a pull request would compare.
     one_more = Fleet(1, fleet.commits + 1, fleet.cases, fleet.samples, seed=99)
-    new = write_machine(one_more, dict(hardware.environment("cpu")), 0, args.work / "new")[-1]
+    new = write_machine(
+        one_more, dict(hardware.environment("cpu")), 0, args.work / "new", first=fleet.commits
+    )[-1]
     n_files = sum(1 for _ in root.rglob("*.json"))
     disk = sum(p.stat().st_size for p in root.rglob("*.json"))
     results: list[Timed] = []

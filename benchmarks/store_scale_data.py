@@ -93,13 +93,13 @@ def _payload(fleet: Fleet, m: int, i: int, k: int, rng: np.random.Generator) -> 
     }  # fmt: skip
 
 
-def write_machine(fleet: Fleet, base_env: dict[str, Any], m: int, root: Path) -> list[Path]:
-    """Every file of machine m: one per commit."""
+def write_machine(fleet: Fleet, base_env: dict[str, Any], m: int, root: Path, first: int = 0) -> list[Path]:
+    """The files of machine m: one per commit, from commit `first` on."""
     rng = np.random.default_rng([fleet.seed, m])
     env = machine_env(base_env, m)
     folder = root / hardware.machine_id(env)
     out = []
-    for i in range(fleet.commits):
+    for i in range(first, fleet.commits):
         outcomes = [
             CaseOutcome(Case("selftest.busy", {"n": k}), True, _payload(fleet, m, i, k, rng), 0.1)
             for k in range(fleet.cases)

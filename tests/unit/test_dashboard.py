@@ -70,3 +70,19 @@ def test_page_data_cannot_close_its_script_and_marks_what_changed() -> None:
     html = dashboard_page.machine_html(h, "t")
     assert HOSTILE_MACHINE not in html and "<script>" not in html.replace('<script src="', "")
     assert "<script>" not in html  # no inline script: the page's policy allows scripts from its folder only
+
+
+def test_an_interval_for_a_change_point_kept_without_one() -> None:
+    from chipbench.report.dashboard_build import with_intervals
+
+    runs = [Run(i, f"c{i}", f"2026-01-{1 + i:02d}") for i in range(12)]
+    rows = [
+        PointRow(i, "x", (1e-3 if i < 6 else 1.3e-3) * (1 + 0.01 * (i % 3)), None, None, "h", None)
+        for i in range(12)
+    ]
+    kept = ChangePoint(1, "m", "x", 1.3, None, "c6", "c5", "2026-01-07")
+    known = ChangePoint(2, "m", "x", 1.3, (1.0, 2.0), "c6", "c5", "2026-01-07")
+    unseen = ChangePoint(3, "m", "x", 1.3, None, "c99", "c98", "2026-02-01")  # its commit is not shown
+    got, same, none = with_intervals([kept, known, unseen], runs, rows)
+    assert got.ratio_ci is not None and 1.2 < got.ratio_ci[0] <= 1.3 <= got.ratio_ci[1] < 1.4
+    assert same.ratio_ci == (1.0, 2.0) and none.ratio_ci is None

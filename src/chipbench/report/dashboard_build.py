@@ -7,9 +7,12 @@ columns, never a sample.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 
+import numpy as np
+
+from chipbench.gate.compare import ratio_ci
 from chipbench.report import dashboard_page
 from chipbench.report.dashboard import (
     ChangePoint,
@@ -65,6 +68,45 @@ def _change_point(c: StoredChangePoint, when: dict[str, str]) -> ChangePoint:
     )  # fmt: skip
 
 
+def with_intervals(
+    cps: Sequence[ChangePoint], runs: Sequence[Run], rows: Sequence[PointRow]
+) -> list[ChangePoint]:
+    """Change points kept without an interval get one here: a percentile bootstrap of the ratio of the
+    median run medians after and before (`gate.compare.ratio_ci`; runs are history's units), each side
+    the case's undisturbed runs between this change point and its neighbours, within the runs shown.
+    Where a side has fewer than two runs shown, the interval stays unknown."""
+    at = {r.run_id: i for i, r in enumerate(runs)}
+    first: dict[str, int] = {}
+    for i, r in enumerate(runs):
+        first.setdefault(r.commit, i)
+    series: dict[str, list[tuple[int, float]]] = {}
+    for row in rows:
+        if row.run_id in at and not row.disturbed:
+            series.setdefault(row.case, []).append((at[row.run_id], row.median_s))
+    edges: dict[str, list[int]] = {}
+    for c in cps:
+        if c.commit in first:
+            edges.setdefault(c.case, []).append(first[c.commit])
+    out = []
+    for c in cps:
+        b = first.get(c.commit)
+        if c.ratio_ci is not None or b is None:
+            out.append(c)
+            continue
+        bounds = sorted(set(edges[c.case]))
+        lo = max((e for e in bounds if e < b), default=0)
+        hi = min((e for e in bounds if e > b), default=len(runs))
+        pts = series.get(c.case, [])
+        before = np.array([m for i, m in pts if lo <= i < b])
+        after = np.array([m for i, m in pts if b <= i < hi])
+        if before.size < 2 or after.size < 2:
+            out.append(c)
+            continue
+        _, low, high = ratio_ci(before, after, n_boot=1000)
+        out.append(replace(c, ratio_ci=(low, high)))
+    return out
+
+
 def pages(store: Store, options: DashboardOptions, built: list[Built]) -> Iterator[tuple[str, str]]:
     """(file name, text) of every file of the dashboard: the machine pages as they are made, then the
     index, then the shared scripts. `built` gets the summary once the last file is made."""
@@ -79,8 +121,8 @@ def pages(store: Store, options: DashboardOptions, built: list[Built]) -> Iterat
         every = store.runs(machine, branch=options.branch)
         when = {r.commit: r.commit_time or r.datetime or "" for r in every if r.commit}
         cps = [_change_point(c, when) for c in by_machine.pop(machine, [])]
-        listed += cps
         if not every:  # no run of this branch
+            listed += cps
             continue
         shown = every[-options.last :]
         rows = [
@@ -89,7 +131,10 @@ def pages(store: Store, options: DashboardOptions, built: list[Built]) -> Iterat
             if p.median_s is not None
         ]
         device = next((r.device for r in reversed(shown) if r.device), "") or ""
-        h = machine_history(machine, map(_run, shown), rows, cps, device=device, shown_of=len(every))
+        runs = [_run(r) for r in shown]
+        cps = with_intervals(cps, runs, rows)
+        h = machine_history(machine, runs, rows, cps, device=device, shown_of=len(every))
+        listed += cps
         n_runs, n_points = n_runs + len(h.runs), n_points + len(rows)
         lines.append(machine_line(h))
         yield h.page, dashboard_page.machine_html(h, options.title)
