@@ -108,6 +108,10 @@ def test_dashboard_refuses_empty_missing_and_unwritable(
     assert len(err) == 1 and "holds no runs" in err[0] and not (tmp_path / "d").exists()
     assert main(["dashboard", "--store", str(tmp_path / "nope.sqlite"), "-o", str(tmp_path / "d")]) == 2
     assert "no store at" in capsys.readouterr().err and not (tmp_path / "nope.sqlite").exists()
+    assert main(["ingest", str(ROOT / "results" / MACHINE), "--store", store_url, "--branch", "main"]) == 0
+    capsys.readouterr()
+    assert main(["dashboard", "--store", store_url, "-o", str(tmp_path / "d"), "--branch", "dev"]) == 2
+    assert "no run of branch dev" in capsys.readouterr().err and not (tmp_path / "d").exists()
     (tmp_path / "file").write_text("x")
     assert main(["dashboard", "--store", store_url, "-o", str(tmp_path / "file")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err

@@ -44,10 +44,15 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         ) from None
     options = DashboardOptions(title=args.title, branch=args.branch, last=args.last)
     with _open(args.store) as store:
-        if not store.machines():
+        machines = store.machines()
+        if not machines:
             raise UsageError(
                 f"the store {store.url.redacted} holds no runs: nothing to draw; put results in it first "
                 "(`chipbench ingest FILE|DIR --store URL`)"
+            )
+        if args.branch and not any(store.runs(m, branch=args.branch, last=1) for m in machines):
+            raise UsageError(
+                f"the store {store.url.redacted} holds no run of branch {args.branch}: nothing to draw"
             )
         built: list[Built] = []
         _write_folder(args.output, pages(store, options, built))
