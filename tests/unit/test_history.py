@@ -163,3 +163,19 @@ def test_a_change_point_the_probe_moved_with_is_host_drift_and_the_probes_series
     assert main(["history", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "matmul GFLOP/s: 100 100" in text and f"range {100 / host:.3g}-100" in text
+
+
+def test_the_prefix_sum_cost_is_ruptures_l2_cost() -> None:
+    """history's L2 cost from prefix sums gives ruptures' own (the variance of each slice) and its breaks."""
+    import ruptures
+
+    from chipbench.gate.history import _prefix_l2
+
+    y = np.log(1e-3 * np.exp(np.random.default_rng(5).normal(0, 0.03, 300)) * np.repeat([1.0, 1.2, 0.9], 100))
+    ours, theirs = _prefix_l2(ruptures).fit(y), ruptures.costs.CostL2().fit(y.reshape(-1, 1))
+    for a, b in [(0, 300), (0, 2), (17, 150), (99, 101), (250, 300)]:
+        assert ours.error(a, b) == pytest.approx(theirs.error(a, b), rel=1e-9, abs=1e-15)
+    pen = 2 * 0.03**2 * np.log(300)
+    got = ruptures.Pelt(custom_cost=_prefix_l2(ruptures), min_size=2, jump=1).fit(y).predict(pen=pen)
+    assert got == ruptures.Pelt(model="l2", min_size=2, jump=1).fit(y.reshape(-1, 1)).predict(pen=pen)
+    assert got[:-1] == [100, 200]

@@ -109,23 +109,23 @@ def history_of(
         runs, newest = records(store, mid, pattern)
         per, disturbed = history.series_of_runs(runs, pattern)
         params = f"v{ANALYSIS_VERSION} p={p_value!r} m={min_magnitude!r}"
-        cache = _Analyses(store)
-        kept = cache.load(mid, params)
         probes = {r.file: r.probe for r in runs}
         got: list[history.Analysis] = []
         fresh: list[tuple[history.Analysis, int]] = []
-        for name in sorted(per):
-            old = kept.get(name)
-            if old is not None and old[0] == newest[name]:
-                got.append(_analysis(json.loads(old[1])))
-                continue
-            a = history.analyse(name, per[name], probes, p_value=p_value, min_magnitude=min_magnitude)
-            got.append(a)
-            fresh.append((a, newest[name]))
-        if fresh:
-            cache.save(mid, params, fresh)
-            _keep_change_points(store, mid, [a for a, _ in fresh])
-            store.set_series_watermarks(mid, {a.benchmark: n for a, n in fresh})
+        with _Analyses(store) as cache:
+            kept = cache.load(mid, params)
+            for name in sorted(per):
+                old = kept.get(name)
+                if old is not None and old[0] == newest[name]:
+                    got.append(_analysis(json.loads(old[1])))
+                    continue
+                a = history.analyse(name, per[name], probes, p_value=p_value, min_magnitude=min_magnitude)
+                got.append(a)
+                fresh.append((a, newest[name]))
+            if fresh:  # the change points first: a history cut short between them analyses again
+                _keep_change_points(store, mid, [a for a, _ in fresh])
+                store.set_series_watermarks(mid, {a.benchmark: n for a, n in fresh})
+                cache.save(mid, params, fresh)
     return history.Analysed(mid, runs, per, disturbed, got)
 
 
@@ -159,62 +159,93 @@ def _analysis(d: dict[str, Any]) -> history.Analysis:
 
 
 class _Analyses:
-    """History's analyses kept in the store's database: one row per machine, benchmark and parameters,
-    with the newest run id the analysis saw. A cache: a store rebuilt from its files makes them again."""
+    """History's analyses kept in the store's database (`history_analyses`, made on first save beside the
+    store's own tables): one row per machine, benchmark and parameters, with the newest run id the analysis
+    saw. A cache: a store rebuilt from its files makes them again. Database errors are one line."""
+
+    LOCK = 0x63686971
+    """PostgreSQL advisory lock held while the table is made (two first histories at once)."""
 
     def __init__(self, store: Store) -> None:
         from sqlalchemy import Column, Integer, MetaData, Table, Text
 
         from chipbench.store.engine import connect
 
+        self._url = store.url
         self._engine: Engine = connect(store.url)
-        md = MetaData()
+        self._md = MetaData()
         self.table = Table(
             "history_analyses",
-            md,
+            self._md,
             Column("machine_id", Text, primary_key=True),
             Column("case_name", Text, primary_key=True),
             Column("params", Text, primary_key=True),
             Column("last_run_id", Integer, nullable=False),
             Column("analysis", Text, nullable=False),
         )
-        self._md = md
+
+    def __enter__(self) -> _Analyses:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._engine.dispose()
+
+    def _failed(self, exc: Exception, doing: str) -> UsageError:
+        from chipbench.store.engine import StoreError, reason
+
+        return StoreError(f"could not {doing} history's analyses in {self._url.redacted}: "
+                          f"{self._url.scrub(reason(exc))}")  # fmt: skip
 
     def load(self, machine_id: str, params: str) -> dict[str, tuple[int, str]]:
         from sqlalchemy import inspect, select
+        from sqlalchemy.exc import SQLAlchemyError
 
         t = self.table
-        with self._engine.connect() as conn:
-            if not inspect(conn).has_table(t.name):
-                return {}
-            got = conn.execute(
-                select(t.c.case_name, t.c.last_run_id, t.c.analysis).where(
-                    t.c.machine_id == machine_id, t.c.params == params
+        try:
+            with self._engine.connect() as conn:
+                if not inspect(conn).has_table(t.name):
+                    return {}
+                got = conn.execute(
+                    select(t.c.case_name, t.c.last_run_id, t.c.analysis).where(
+                        t.c.machine_id == machine_id, t.c.params == params
+                    )
                 )
-            )
-            return {r.case_name: (int(r.last_run_id), r.analysis) for r in got}
+                return {r.case_name: (int(r.last_run_id), r.analysis) for r in got}
+        except SQLAlchemyError as exc:
+            raise self._failed(exc, "read") from None
 
     def save(self, machine_id: str, params: str, analyses: Sequence[tuple[history.Analysis, int]]) -> None:
+        """Keep these analyses (each with the newest run id it saw), replacing older ones: one transaction."""
+        from sqlalchemy import text
         from sqlalchemy.dialects import postgresql, sqlite
+        from sqlalchemy.exc import SQLAlchemyError
 
         from chipbench.store.engine import writing
 
-        insert: Any = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
+        pg = self._engine.dialect.name == "postgresql"
+        insert: Any = postgresql.insert if pg else sqlite.insert
         t = self.table
-        with writing(self._engine) as conn:
-            self._md.create_all(conn, checkfirst=True)
-            for a, last in analyses:
-                stmt = insert(t).values(
-                    machine_id=machine_id, case_name=a.benchmark, params=params, last_run_id=last,
-                    analysis=json.dumps(asdict(a)),
-                )  # fmt: skip
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["machine_id", "case_name", "params"],
-                        set_={"last_run_id": stmt.excluded.last_run_id, "analysis": stmt.excluded.analysis},
+        try:
+            with writing(self._engine) as conn:
+                if pg:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self.LOCK})
+                self._md.create_all(conn, checkfirst=True)
+                for a, last in analyses:
+                    stmt = insert(t).values(
+                        machine_id=machine_id, case_name=a.benchmark, params=params, last_run_id=last,
+                        analysis=json.dumps(asdict(a)),
+                    )  # fmt: skip
+                    conn.execute(
+                        stmt.on_conflict_do_update(
+                            index_elements=["machine_id", "case_name", "params"],
+                            set_={
+                                "last_run_id": stmt.excluded.last_run_id,
+                                "analysis": stmt.excluded.analysis,
+                            },
+                        )
                     )
-                )
-        self._engine.dispose()
+        except SQLAlchemyError as exc:
+            raise self._failed(exc, "keep") from None
 
 
 # ---------------------------------------------------------------- compare's baseline
