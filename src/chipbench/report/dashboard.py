@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 STATUSES = ("open", "acknowledged", "invalid", "fixed")
 """A change point's status: `open` until someone looked at it; the index lists only open ones first."""
@@ -164,9 +165,9 @@ def newest_first(cps: Iterable[ChangePoint]) -> list[ChangePoint]:
     return sorted(cps, key=lambda c: (c.when, c.id), reverse=True)
 
 
-@dataclass(frozen=True)
-class PointRow:
-    """One case in one run as a store returns it: the input of `machine_history`."""
+class PointRow(NamedTuple):
+    """One case in one run as a store returns it: the input of `machine_history` (a named tuple: a
+    dashboard makes one per point, tens of thousands a page)."""
 
     run_id: int
     case: str

@@ -1,8 +1,8 @@
 """The dashboard's files from a results store, one machine at a time (so a fleet's dashboard holds one
 machine's points in memory at once): each machine's page, then the index and the shared scripts.
 
-Reads the store through its API only (`Store.runs`, `Store.points`, `Store.change_points`): the summary
-columns, never a sample.
+Reads the store through its API (`Store.runs`, `Store.change_points`) and one query of its own over the
+store's results table (`dashboard_query`): the summary columns, never a sample.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from chipbench.report.dashboard import (
     machine_history,
     machine_line,
 )
+from chipbench.report.dashboard_query import point_rows
 from chipbench.store import Store, StoredChangePoint, StoredRun
 
 DEFAULT_LAST = 300
@@ -125,11 +126,7 @@ def pages(store: Store, options: DashboardOptions, built: list[Built]) -> Iterat
             listed += cps
             continue
         shown = every[-options.last :]
-        rows = [
-            PointRow(p.run_id, p.case, p.median_s, p.ci_low, p.ci_high, p.version_hash, p.disturbed)
-            for p in store.points(machine, run_ids=[r.id for r in shown])
-            if p.median_s is not None
-        ]
+        rows = point_rows(store, machine, [r.id for r in shown])
         device = next((r.device for r in reversed(shown) if r.device), "") or ""
         runs = [_run(r) for r in shown]
         cps = with_intervals(cps, runs, rows)
