@@ -29,5 +29,5 @@ def point_rows(store: Store, machine_id: str, run_ids: Sequence[int]) -> list[Po
     engine = store._engine  # the store's own engine: this module is a query of the store's, kept here
     with engine.connect() as conn:
         for i in range(0, len(ids), CHUNK):
-            out += [PointRow(*r) for r in conn.execute(q.where(s.run_id.in_(ids[i : i + CHUNK]))).tuples()]
+            out += [PointRow(*r) for r in conn.execute(q.where(s.run_id.in_(ids[i : i + CHUNK])))]
     return out
