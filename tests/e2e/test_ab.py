@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -23,7 +24,11 @@ def test_ab_same_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         assert code == 4
         return
     assert code == 0 and r["verdict"] in ("unchanged", "inconclusive")
-    assert "pooled 2 vs 2 runs" in r["note"]
+    # Each side's 2 rounds are pooled, less those a co-tenant disturbed (left out, and said so).
+    m = re.search(r"pooled (\d+) vs (\d+) runs(?:; (\d+) disturbed run\(s\) left out)?", r["note"])
+    assert m, r["note"]
+    pooled_a, pooled_b, left = int(m[1]), int(m[2]), int(m[3] or 0)
+    assert pooled_a >= 1 and pooled_b >= 1 and pooled_a + pooled_b + left == 4, r["note"]
     for side in ("a", "b"):
         doc = json.loads((tmp_path / f"{side}.json").read_text())
         assert doc["chipbench"]["ab"]["side"] == side.upper()

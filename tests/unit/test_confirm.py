@@ -61,6 +61,38 @@ def test_a_commit_that_cannot_be_checked_out_leaves_its_suspects_inconclusive(tm
     )
 
 
+@pytest.mark.parametrize("offline", [False, True])
+def test_an_older_commit_missing_a_package_is_set_up_again_with_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: bool
+) -> None:
+    """Offline first (no download); where that fails (a dependency this interpreter no longer has), again
+    with the package index, unless --offline."""
+    (tmp_path / "w" / "tree-cccccccccccc").mkdir(parents=True)  # the worktree is there already
+    options = confirm.ConfirmOptions(
+        repo=tmp_path,
+        work_dir=tmp_path / "w",
+        python=sys.executable,
+        thresholds=Thresholds(),
+        offline=offline,
+    )
+    calls: list[bool] = []
+
+    def run(self: confirm.Checkouts, cmd: list[str], log: Path, offline: bool = True) -> None:
+        calls.append(offline)
+        if offline:
+            raise confirm.SetupFailed("make -C tree setup exited 2")
+
+    monkeypatch.setattr(confirm.Checkouts, "_run", run)
+    checkouts = confirm.Checkouts(options)
+    if offline:
+        with pytest.raises(confirm.SetupFailed):
+            checkouts.python_for("c" * 40)
+        assert calls == [True]
+    else:
+        assert checkouts.python_for("c" * 40).endswith("tree-cccccccccccc/.venv/bin/python")
+        assert calls == [True, False]
+
+
 class _FakeSession:
     def run_case(self, case: Case) -> CaseOutcome:
         samples = [float(v) for v in lognormal(10, seed=1)]

@@ -13,6 +13,7 @@ import multiprocessing as mp
 import os
 import pickle
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from chipbench.cli import main
 from chipbench.core import fileio, price
 from chipbench.core.errors import UsageError
 from chipbench.core.fileio import SkippedInput
+from chipbench.execution import protocol
 from chipbench.execution.pools import WorkerPool
 from chipbench.gate import compare, history
 from chipbench.gate.thresholds import Thresholds, load_thresholds
@@ -335,15 +337,64 @@ def test_an_unreadable_folder_is_an_error_with_strict(
 # --- a worker of another environment -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sent", [b"not a pickle", pickle.dumps(["a", "list"]), pickle.dumps({"type": 3})])
-def test_a_malformed_message_from_a_worker_is_a_crash_naming_it(sent: bytes) -> None:
+class _Runs:
+    """A pickle that, loaded by plain `pickle.loads`, would run `touch` here."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (subprocess.call, (["touch", str(self.marker)],))
+
+
+def _sent(kind: str, tmp_path: Path) -> bytes:
+    return {
+        "garbage": b"not a pickle",
+        "list": pickle.dumps(["a", "list"]),
+        "bad type": pickle.dumps({"type": 3}),
+        "code": pickle.dumps({"type": "result", "info": _Runs(tmp_path / "ran")}),
+    }[kind]
+
+
+@pytest.mark.parametrize("kind", ["garbage", "list", "bad type", "code"])
+def test_a_malformed_message_from_another_environment_is_one_line_naming_it(
+    kind: str, tmp_path: Path
+) -> None:
+    """Another environment's worker is untrusted input: a message it sends that is not plain data, or not
+    a reply, is a usage error naming that python (exit 2; `ab` writes no results file), and a pickle that
+    names code is never run."""
     pool = WorkerPool("cpu", python="/other/env/bin/python")
     here, there = mp.Pipe()
     pool.conn, pool.proc = here, subprocess.Popen(["sleep", "30"])
-    there.send_bytes(sent)
-    reply = pool.run({"type": "stop"}, timeout_s=5)
-    assert reply["type"] == "error" and "/other/env/bin/python sent a malformed message" in reply["message"]
+    there.send_bytes(_sent(kind, tmp_path))
+    with pytest.raises(UsageError, match="/other/env/bin/python sent a malformed message"):
+        pool.run({"type": "stop"}, timeout_s=5)
     assert pool.proc is None  # killed: nothing more is read from it
+    assert not (tmp_path / "ran").exists()
+
+
+def test_our_own_worker_sending_garbage_is_a_crash_of_its_case() -> None:
+    pool = WorkerPool("cpu")
+    here, there = mp.Pipe()
+    pool.conn, pool.proc = here, subprocess.Popen(["sleep", "30"])
+    there.send_bytes(b"not a pickle")
+    reply = pool.run({"type": "stop"}, timeout_s=5)  # recorded for its case; the run goes on
+    assert reply["type"] == "error" and reply["error_type"] == "crash"
+    assert "sent a malformed message" in reply["message"] and pool.proc is None
+
+
+def test_plain_data_loads_and_code_does_not(tmp_path: Path) -> None:
+    msg = {"type": "result", "s": [1.5, 2], "t": (1, None), "b": b"x", "ok": True, "set": {1}}
+    assert protocol.loads(pickle.dumps(msg)) == msg
+    # What older workers sent: torch's version class (read as its string, no torch needed) and numpy scalars.
+    import numpy as np
+    import torch
+
+    old = protocol.loads(pickle.dumps({"torch": torch.__version__, "x": np.float64(1.5)}))
+    assert old == {"torch": str(torch.__version__), "x": 1.5} and type(old["torch"]) is str
+    with pytest.raises(pickle.UnpicklingError, match="plain data only"):
+        protocol.loads(pickle.dumps(_Runs(tmp_path / "ran")))
+    assert not (tmp_path / "ran").exists()
 
 
 def test_a_truncated_hello_is_one_line_naming_the_worker() -> None:
@@ -394,3 +445,22 @@ def test_ab_refuses_a_malformed_commit_answer_before_it_runs(tmp_path: Path, ans
     fake.write_text("#!/bin/sh\nexit 1\n")  # no answer at all (no git there): unknown, as before
     ab.commit_of.cache_clear()
     assert ab.commit_of(str(fake)).id == "unknown"
+
+
+# --- Ctrl-C once the command is done -------------------------------------------------------------------
+
+
+def test_a_finished_command_ignores_ctrl_c_through_the_teardown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python's teardown puts back SIGINT's default action, which would end a finished command by the signal
+    without a word (not its exit code): once done, the process's own `main` ignores Ctrl-C."""
+    import signal
+
+    from chipbench import cli
+
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(sys, "argv", ["chipbench", "list"])
+    try:
+        assert cli.main() == 0
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -164,35 +164,67 @@ def _in_root(argv: list[str], *outputs: Path) -> tuple[str, ...]:
     return buf.getvalue(), *(p.read_text() for p in outputs)
 
 
+INTEL_NEW = ROOT / INTEL / "20261129T170623.493165Z_82329928_5295.json"
+"""The Intel folder's newest run."""
+
+
 @pytest.fixture(scope="module")
-def amd_compare(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ...]:
-    """`compare` of the AMD folder's newest run against the folder's last 2 runs: JSON, then Markdown."""
+def intel_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Intel folder's two newest commits' runs but its newest (INTEL_NEW): 8 files, 2 commits."""
+    base = tmp_path_factory.mktemp("intel")
+    for pattern in ("*_82329928_*.json", "*_c833a251_*.json"):
+        for f in (ROOT / INTEL).glob(pattern):
+            if f != INTEL_NEW:
+                (base / f.name).write_bytes(f.read_bytes())
+    return base
+
+
+@pytest.fixture(scope="module")
+def intel_compare(tmp_path_factory: pytest.TempPathFactory, intel_base: Path) -> tuple[str, ...]:
+    """`compare` of INTEL_NEW against the base folder's last 2 runs per case: JSON, then Markdown."""
     md = tmp_path_factory.mktemp("cmp") / "a.md"
-    new = str(AMD_NEW[-1].relative_to(ROOT))
-    return _in_root(["compare", AMD, new, "--base-last", "2", "--json", "--markdown", str(md)], md)
+    new = str(INTEL_NEW.relative_to(ROOT))
+    return _in_root(
+        ["compare", str(intel_base), "--base-last", "2", new, "--json", "--markdown", str(md)], md
+    )
 
 
 def test_compare_with_the_stores_last_runs_equals_the_folders(
-    store_url: str,
-    at_root: None,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    amd_compare: tuple[str, ...],
-) -> None:
-    _ingest(store_url, AMD, branch="main")
-    new = str(AMD_NEW[-1].relative_to(ROOT))
+    store_url: str, at_root: None, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    intel_compare: tuple[str, ...], intel_base: Path,
+) -> None:  # fmt: skip
+    new = str(INTEL_NEW.relative_to(ROOT))
+    _ingest(store_url, intel_base, new, branch="main")  # NEW is in the store too: never its own baseline
     md = tmp_path / "b.md"
     argv = ["compare", "--base-store", store_url, "--base-last", "2", "--branch", "main", new, "--json"]
     stored = _out(capsys, [*argv, "--markdown", str(md)])
-    assert stored == amd_compare[0]
+    assert stored == intel_compare[0]
     got = json.loads(stored)
-    assert len(got["base"]) >= 2 and {c["verdict"] for c in got["results"]} - {"only in base", "only in new"}
+    assert {Path(f).name.split("_")[1] for f in got["base"]} == {"c833a251", "82329928"}  # both commits
+    assert INTEL_NEW.name not in " ".join(got["base"])
+    assert got["summary"]["inconclusive"] > 0  # cases were compared
     # The Markdown: the same but for the title's base.
-    assert md.read_text().splitlines()[1:] == amd_compare[1].splitlines()[1:]
+    assert md.read_text().splitlines()[1:] == intel_compare[1].splitlines()[1:]
     # Another branch holds nothing: one line, exit 2.
     assert main(["compare", "--base-store", store_url, "--branch", "topic", new]) == 2
     err = capsys.readouterr().err.strip()
     assert "no runs of machine" in err and "'topic'" in err and "\n" not in err
+
+
+def test_compare_on_a_generated_history_equals_the_folders(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every branch (no --branch), the whole baseline at each case's hash (no --base-last)."""
+    files = write_history(tmp_path / "h", Plan(commits=10, seed=4))
+    new = tmp_path / "new.json"
+    files[-1].rename(new)
+    _ingest(store_url, tmp_path / "h")
+    folder = _out(capsys, ["compare", str(tmp_path / "h"), str(new), "--json"])
+    assert _out(capsys, ["compare", "--base-store", store_url, str(new), "--json"]) == folder
+    got = json.loads(folder)["summary"]
+    assert (
+        sum(got[v] for v in ("unchanged", "inconclusive", "regression", "improvement")) == 4
+    )  # all compared
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +276,10 @@ def test_bad_stores_and_mixed_sources_are_one_line(
         (["compare", str(tmp_path / "h"), str(tmp_path / "h"), "--branch", "main"], "--base-store"),
         (["report", "--store", missing, "-o", str(tmp_path / "r.html")], "no store at"),
         (["report", str(tmp_path / "h"), "--store", missing, "-o", str(tmp_path / "r.html")], "not both"),
+        (["history"], "(DIR) or a store (--store URL)"),
+        (["compare", str(tmp_path / "h")], "needs BASE and NEW"),
+        (["report", "-o", str(tmp_path / "r.html")], "or a store (--store URL)"),
+        (["report", str(tmp_path / "h"), "--last", "2", "-o", str(tmp_path / "r.html")], "with --store"),
     ]
     for argv, says in cases:
         assert main(argv) == 2, argv

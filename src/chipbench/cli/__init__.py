@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     from chipbench.cli.app import main as run_command
 
     code = run_command(argv)
+    if argv is None:
+        # Done: a Ctrl-C from here on finds the command finished. Python's teardown puts back the default
+        # handler, which would end the process by SIGINT without a word instead of with `code`; ignored,
+        # it stays ignored through the teardown (a few ms).
+        _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
     if argv is None and code == EXIT_INTERRUPTED:
         # Said and saved: end here. Python's own exit would end by SIGINT instead of 130 when a library
         # was interrupted inside its PyRun_String (the interpreter keeps that as an unhandled Ctrl-C).

@@ -15,7 +15,7 @@ from typing import Any
 from chipbench import workloads
 from chipbench.cli import history as history_cli
 from chipbench.cli.device_args import add_device_args
-from chipbench.cli.output import count, finite, print_notes, print_table, say, seconds, warn
+from chipbench.cli.output import Parser, count, finite, print_notes, print_table, say, seconds, warn
 from chipbench.core.cases import Case
 from chipbench.core.config import parse_sets
 from chipbench.core.errors import UsageError
@@ -241,6 +241,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         repo=args.repo, work_dir=args.work_dir or Path(tempfile.gettempdir()) / f"chipbench-confirm-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}",
         python=sys.executable, thresholds=_thresholds(args), budget_s=args.budget, rounds=args.rounds,
         min_rounds=args.min_rounds, time_budget_s=args.time_budget, device=args.device, keep=args.keep,
+        offline=args.offline,
         on_event=lambda line: say(line, err=True),
     )  # fmt: skip
     if not (args.repo / ".git").exists():
@@ -320,8 +321,26 @@ def _gate_options(s: argparse.ArgumentParser) -> None:
     )
 
 
+class _Intermixed(Parser):
+    """compare's parser: BASE and NEW on either side of options (`compare BASE --base-last 2 NEW`). With
+    NEW optional (--base-store takes BASE's place), argparse alone would fill it empty at BASE and leave the
+    real NEW unrecognized; intermixed parsing reads every option first, then the positionals."""
+
+    _inner = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        if self._inner:  # parse_known_intermixed_args' own two passes
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
 def add_parsers(sub: Any) -> None:
     s = sub.add_parser("compare", help="compare two results files or folders: the CI regression gate")
+    s.__class__ = _Intermixed
     s.add_argument("base", type=Path, metavar="BASE", help="baseline results file or folder (or NEW)")
     s.add_argument("new", nargs="?", type=Path, metavar="NEW", help="new results file or folder")
     _gate_options(s)
@@ -412,6 +431,9 @@ def _confirm_parser(sub: Any) -> None:
     s.add_argument("--time-budget", type=seconds, default=0.3, metavar="SECONDS", help="per case and round")
     add_device_args(s)
     s.add_argument("--keep", action="store_true", help="keep the worktrees and their environments")
+    s.add_argument(
+        "--offline", action="store_true", help="never use the package index to set up an older commit"
+    )
     s.add_argument("--threshold", default="5%", help="relative change that counts (default 5%%)")
     s.add_argument("--thresholds", type=Path, metavar="FILE.toml", help="per-benchmark thresholds")
     s.add_argument("--noise-floor-us", type=finite, metavar="US", help="differences below this are unchanged")

@@ -24,7 +24,7 @@ from typing import Any
 from chipbench.core.errors import UsageError
 from chipbench.execution.lifeline import PARENT_ENV
 from chipbench.execution.process_groups import is_symptom, is_timeout
-from chipbench.execution.protocol import Hello, Message, Reply
+from chipbench.execution.protocol import Hello, Message, Reply, loads
 
 
 class WorkerPool:
@@ -76,19 +76,15 @@ class WorkerPool:
             self.kill()
             raise RuntimeError(f"worker did not start within {self.start_timeout_s:.0f} s")
         try:
-            hello: Hello = parent.recv()
+            data = parent.recv_bytes()
         except (EOFError, OSError):  # gone, or gone mid-message (a truncated message)
             code = self.proc.poll() if self.proc else None
             self.kill()
             raise RuntimeError(f"worker died while starting (exit code {code})") from None
-        except Exception as exc:  # a message this version cannot read (another environment's worker)
-            self.kill()
-            raise RuntimeError(
-                f"worker {self.python} sent a malformed hello ({type(exc).__name__})"
-            ) from None
+        hello: Hello = self._message(data, "hello")
         if not isinstance(hello, dict) or not isinstance(hello.get("type"), str):
             self.kill()
-            raise RuntimeError(f"worker {self.python} sent a malformed hello (not a message)")
+            raise self._malformed("hello", "not a message")
         if hello["type"] == "fatal":
             self.kill()
             if hello.get("error_type") == "UsageError":
@@ -117,17 +113,16 @@ class WorkerPool:
                 }
             if self.conn.poll(min(left, 0.5)):
                 try:
-                    reply: Reply = self.conn.recv()
-                except (EOFError, OSError):
+                    data = self.conn.recv_bytes()
+                except (EOFError, OSError):  # gone, or gone mid-message: the crash it is
                     break
-                except Exception as exc:  # a message this version cannot read (another environment's worker)
-                    self.kill()
-                    why = f"worker {self.python} sent a malformed message ({type(exc).__name__})"
-                    return {"type": "error", "error_type": "crash", "message": why}
-                if not isinstance(reply, dict) or not isinstance(reply.get("type"), str):
-                    self.kill()
-                    why = f"worker {self.python} sent a malformed message (not a reply)"
-                    return {"type": "error", "error_type": "crash", "message": why}
+                try:
+                    reply: Reply = self._message(data, "message")
+                    if not isinstance(reply, dict) or not isinstance(reply.get("type"), str):
+                        self.kill()
+                        raise self._malformed("message", "not a reply")
+                except RuntimeError as exc:  # our own worker: recorded as the crash it is; the rest runs
+                    return {"type": "error", "error_type": "crash", "message": str(exc)}
                 if reply.get("restart"):
                     self.kill()
                 return reply
@@ -137,6 +132,22 @@ class WorkerPool:
         self.kill()
         hint = " (killed by SIGKILL: likely out of memory)" if code in (-9, 137) else ""
         return {"type": "error", "error_type": "crash", "message": f"worker exited with code {code}{hint}"}
+
+    def _message(self, data: bytes, what: str) -> Any:
+        """A message from its bytes; one this version cannot read, or one naming code, ends the pool."""
+        try:
+            return loads(data)
+        except Exception as exc:  # whatever a malformed pickle raises
+            self.kill()
+            raise self._malformed(what, f"{type(exc).__name__}: {str(exc)[:120]}") from None
+
+    def _malformed(self, what: str, why: str) -> Exception:
+        """Another environment's worker is untrusted input (a one-line usage error, exit 2, nothing of it
+        written); our own sending garbage is a bug (RuntimeError)."""
+        text = f"worker {self.python} sent a malformed {what} ({why})"
+        if self.python != sys.executable:
+            return UsageError(f"{text}; check that environment's chipbench, or rebuild it")
+        return RuntimeError(text)
 
     def kill(self) -> None:
         if self.proc is not None:

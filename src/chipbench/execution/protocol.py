@@ -1,11 +1,15 @@
 """What the parent and a benchmark worker send each other over their pipe (or rank 0's socket).
 
 Messages stay plain dicts on the wire (pickled), so `chipbench ab` can drive a worker of another
-chipbench version; these TypedDicts say what each one holds.
+chipbench version; these TypedDicts say what each one holds. The parent reads a worker's messages with
+`loads`, which takes plain data only: a pickle that names a class or a function (how a pickle runs code)
+is refused, so a worker of another environment cannot make the parent run anything.
 """
 
 from __future__ import annotations
 
+import io
+import pickle
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
@@ -125,3 +129,27 @@ class CaseRequest:
 def error(error_type: str, message: str, **extra: Any) -> Reply:
     out: dict[str, Any] = {"type": "error", "error_type": error_type, "message": message, **extra}
     return out  # type: ignore[return-value]
+
+
+# What older workers put in their messages besides plain data, and what each is read as: torch's version
+# string class (read as the string it is, so the parent needs no torch) and numpy's scalars, whose
+# reconstructors build a number and name nothing else.
+_ALLOWED: dict[tuple[str, str], Any] = {("torch.torch_version", "TorchVersion"): str}
+_NUMPY = {("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("numpy", "dtype")}
+
+
+class _PlainData(pickle.Unpickler):
+    """A pickle of dicts, lists, tuples, sets, strings, bytes, numbers, bools and None: what chipbench's
+    messages hold. Those load without `find_class`; any global but the few in `_ALLOWED` is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[(module, name)]
+        if (module, name) in _NUMPY:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"the message names {module}.{name}; a message holds plain data only")
+
+
+def loads(data: bytes) -> object:
+    """A worker's message from its bytes (`Connection.recv_bytes`), plain data only."""
+    return _PlainData(io.BytesIO(data)).load()

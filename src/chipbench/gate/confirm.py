@@ -1,8 +1,10 @@
 """Suspects confirmed (`chipbench confirm DIR`): each change point `history` suspects is measured again by an
 interleaved `ab` between the commits either side of it, as Chromium's Pinpoint confirms its dashboard's
 anomalies. Each commit is checked out in a git worktree of its own and set up over this interpreter's torch
-(`make setup TORCH=system`, the framework recipe's environments, no download), once, whatever the number of
-suspects at it; the suspects of one pair of commits share one `ab` run, whose rounds stop when every case is
+(`make setup TORCH=system`, the framework recipe's environments), once, whatever the number of suspects at
+it: from this interpreter's packages first, with no download; where an older commit needs a package this
+interpreter lacks, again with the package index for those (torch stays this interpreter's), unless
+`offline`; the suspects of one pair of commits share one `ab` run, whose rounds stop when every case is
 decided or when the pair's budget (per suspect, times its suspects) is spent.
 
 A suspect is `confirmed` when the A/B's verdict is the change point's direction, `not confirmed` when it is
@@ -86,6 +88,8 @@ class ConfirmOptions:
     """The history's machine: an A/B measured on another says so in its note."""
     keep: bool = False
     """Keep the worktrees and environments (to look at them, or to confirm again sooner)."""
+    offline: bool = False
+    """Never use the package index: a commit that needs a package this interpreter lacks is not set up."""
     on_event: Callable[[str], None] | None = None
     """Told of each step (set-up, A/B started, each round)."""
 
@@ -145,18 +149,35 @@ class Checkouts:
             )
             self.trees.append(tree)
         venv = tree / ".venv"
-        self._run(["make", "-C", str(tree), "setup", "TORCH=system", f"PYTHON={self.options.python}",
-                   f"VENV={venv}"], log)  # fmt: skip
+        setup = [
+            "make",
+            "-C",
+            str(tree),
+            "setup",
+            "TORCH=system",
+            f"PYTHON={self.options.python}",
+            f"VENV={venv}",
+        ]
+        try:
+            self._run(setup, log)
+        except SetupFailed:
+            if self.options.offline:
+                raise
+            # An older commit may need what this interpreter no longer has (a dependency since dropped).
+            if self.options.on_event:
+                self.options.on_event(f"{commit[:12]}: set up again with the package index (log: {log})")
+            self._run(setup, log, offline=False)
         return str(venv / "bin" / "python")
 
-    def _run(self, cmd: list[str], log: Path) -> None:
-        # The environment's own chipbench, not this one's, and no package index: TORCH=system links what
-        # the interpreter has.
+    def _run(self, cmd: list[str], log: Path, offline: bool = True) -> None:
+        # The environment's own chipbench, not this one's; TORCH=system links the interpreter's torch.
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        if offline:
+            env["PIP_NO_INDEX"] = "1"
         try:
             with log.open("a") as out:
                 done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=1200,
-                                      env={**env, "PIP_NO_INDEX": "1"}, check=False)  # fmt: skip
+                                      env=env, check=False)  # fmt: skip
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SetupFailed(f"{' '.join(cmd[:4])} failed ({exc}); see {log}") from None
         if done.returncode:

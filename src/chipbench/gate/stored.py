@@ -11,7 +11,7 @@ read from the files the store was made from, and give the same answers (tests/un
   the series' watermarks set.
 - **compare's baseline**: per case the runs `baseline.choose` picks among the base branch's runs of the
   new side's machine, chosen from the summary rows; only the picked runs' documents (samples included)
-  are read.
+  are read. A NEW file the store holds already (the same bytes) is never in its own baseline.
 - **report**: per machine its newest runs' documents.
 
 A run's median here is the one its file records (what `history` reads); compare's baseline choice and
@@ -20,6 +20,7 @@ spread in a folder read the median of the samples, which a file chipbench wrote 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -262,13 +263,15 @@ def base_side(url: str, new: Side, *, branch: str | None, last: int | None) -> S
         )
     with open_existing(url) as store:
         mid = mids[0]
-        runs = store.runs(mid, branch=branch)
-        if not runs:
+        own = {hashlib.sha256(f.read_bytes()).hexdigest() for f in new.files}
+        # NEW ingested already (the same bytes) is not its own baseline.
+        ids = {r.id: r for r in store.runs(mid, branch=branch) if r.content_hash not in own}
+        if not ids:
             on = f" on branch {branch!r}" if branch is not None else ""
             raise UsageError(
-                f"no runs of machine {mid!r}{on} in the store {store.url.redacted}: nothing to compare with"
+                f"no runs of machine {mid!r}{on} in the store {store.url.redacted} besides NEW: nothing to "
+                "compare with"
             )
-        ids = {r.id: r for r in runs}
         entries = _entries(p for p in store.points(mid) if p.run_id in ids)
         picked = _picked(entries, new, last)
         wanted = [i for i, r in ids.items() if r.file in picked]
@@ -282,7 +285,8 @@ def _entries(points: Iterable[StoredPoint]) -> dict[str, Entry]:
     """Each case's whole history from the summary rows, as `baseline.load_side` makes it from files (a
     result without samples is none)."""
     entries: dict[str, Entry] = {}
-    for p in points:
+    # In the folder's file order (sorted paths), not in time: the spread's sums then add up alike, to the bit.
+    for p in sorted(points, key=lambda p: Path(p.file)):
         if p.samples == 0 or p.median_s is None:
             continue
         e = entries.setdefault(p.case, Entry(p.case, p.group))
