@@ -3,10 +3,13 @@ layout: a git repository whose base commit has no chipbench (the pull request th
 head commit is this checkout. `uses:` steps are the runner's own (checkout, setup-python, artifacts) and
 are skipped; every `run:` step runs with bash in the head's folder, `${{ ... }}` expressions filled in.
 
-    .venv/bin/python ci/play_job.py [--job cpu-smoke] [--keep DIR]
+    .venv/bin/python ci/play_job.py [--job cpu-smoke] [--job main] [--keep DIR]
 
 The head reuses this checkout's `.venv` (linked), so the set-up step finds it up to date and nothing is
-downloaded. Exit status: the first failing step's, else 0. `tests/e2e/test_ci_recipe.py` runs it.
+downloaded. Several jobs play one after another in the same folder, each as its event would run it
+(`main` as a push to main, with no store secret: its SQLite store); a step that an earlier job ran word
+for word (the set-up, the smoke run) is not run again: its outputs are there. Exit status: the first
+failing step's, else 0. `tests/e2e/test_ci_recipe.py` runs it.
 """
 
 from __future__ import annotations
@@ -52,12 +55,13 @@ def layout(where: Path) -> tuple[Path, str]:
     return head, base
 
 
-def fill(script: str, base: str) -> str:
-    """The workflow's expressions, as a pull request's run would see them."""
+def fill(script: str, base: str, job: str = "cpu-smoke") -> str:
+    """The workflow's expressions, as a pull request's run would see them (`main`: a push to main)."""
     values = {
         "github.event.pull_request.base.sha || github.sha": base,
-        "github.ref": "refs/pull/1/merge",
+        "github.ref": "refs/heads/main" if job == "main" else "refs/pull/1/merge",
         "github.sha": base,
+        "secrets.CHIPBENCH_STORE_URL": "",  # no team store: the job's SQLite file
     }
 
     def one(m: re.Match[str]) -> str:
@@ -69,42 +73,52 @@ def fill(script: str, base: str) -> str:
     return re.sub(r"\$\{\{(.*?)\}\}", one, script)
 
 
-def play(job: str, where: Path) -> int:
-    spec: dict[str, Any] = yaml.safe_load(WORKFLOW.read_text())["jobs"][job]
+def play(jobs: list[str], where: Path) -> int:
+    workflow: dict[str, Any] = yaml.safe_load(WORKFLOW.read_text())["jobs"]
     head, base = layout(where)
     summary = where / "summary.md"
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env |= {"CI": "true", "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_WORKSPACE": str(head)}
     failed = 0
-    for step in spec["steps"]:
-        name = step.get("name") or step.get("uses", "?")
-        if "run" not in step:
-            print(f"play_job: skip (runner's own) {name}", flush=True)
-            continue
-        if failed and "always()" not in str(step.get("if", "")):
-            print(f"play_job: skip (an earlier step failed) {name}", flush=True)
-            continue
-        print(f"play_job: run {name}", flush=True)
-        code = subprocess.run(
-            ["bash", "-eo", "pipefail", "-c", fill(step["run"], base)], cwd=head, env=env
-        ).returncode
-        if code:
-            print(f"play_job: step {name!r} exited {code}", flush=True)
-            failed = failed or code
+    ran: dict[str, str] = {}  # a step's script -> the job that ran it
+    for job in jobs:
+        spec = workflow[job]
+        job_env = env | {k: fill(str(v), base, job) for k, v in (spec.get("env") or {}).items()}
+        for step in spec["steps"]:
+            name = f"{job}: {step.get('name') or step.get('uses', '?')}"
+            if "run" not in step:
+                print(f"play_job: skip (runner's own) {name}", flush=True)
+                continue
+            if failed and "always()" not in str(step.get("if", "")):
+                print(f"play_job: skip (an earlier step failed) {name}", flush=True)
+                continue
+            if step["run"] in ran:
+                print(f"play_job: skip (ran word for word in {ran[step['run']]}) {name}", flush=True)
+                continue
+            ran[step["run"]] = job
+            print(f"play_job: run {name}", flush=True)
+            code = subprocess.run(
+                ["bash", "-eo", "pipefail", "-c", fill(step["run"], base, job)], cwd=head, env=job_env
+            ).returncode
+            if code:
+                print(f"play_job: step {name!r} exited {code}", flush=True)
+                failed = failed or code
     print(f"play_job: summary in {summary}", flush=True)
     return failed
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--job", default="cpu-smoke")
+    ap.add_argument(
+        "--job", action="append", help="a job to play (again for several, in order; default cpu-smoke)"
+    )
     ap.add_argument("--keep", type=Path, help="play in this (new) folder and keep it")
     args = ap.parse_args()
     if args.keep:
         args.keep.mkdir(parents=True)
-        return play(args.job, args.keep)
+        return play(args.job or ["cpu-smoke"], args.keep)
     with tempfile.TemporaryDirectory() as d:
-        return play(args.job, Path(d))
+        return play(args.job or ["cpu-smoke"], Path(d))
 
 
 if __name__ == "__main__":

@@ -6,69 +6,19 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import struct
-import subprocess
 import zlib
 from pathlib import Path
 
 import pytest
 
 from chipbench.report import assemble, page, summary
+from tests.browser import chromium as _chromium
+from tests.browser import find_browser as _browser
+from tests.browser import png_ink as _png_ink
 from tests.report_docs import bench, doc, write
 
 A, B, C = "cpu-test-a-2c-avx2", "cpu-test-b-4c-avx512", "cpu-test-c-8c-avx512"
-
-
-def _browser() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if path := shutil.which(name):
-            return path
-    return None
-
-
-def _offline_prefix() -> list[str]:
-    """Run in a network namespace with no interface where the machine allows it; the page's own policy
-    (default-src 'none') and a dead proxy keep requests off otherwise."""
-    for cmd in (["unshare", "-n"], ["unshare", "-rn"]):
-        try:
-            if subprocess.run([*cmd, "true"], capture_output=True, timeout=10).returncode == 0:
-                return cmd
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    return []
-
-
-def _chromium(browser: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-        f"--user-data-dir={tmp / 'profile'}", "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
-        "--enable-logging=stderr", "--v=0", "--virtual-time-budget=20000",
-    ]  # fmt: skip
-    return subprocess.run(
-        [*_offline_prefix(), browser, *flags, *args], capture_output=True, text=True, timeout=180
-    )
-
-
-def _png_ink(path: Path) -> float:
-    """Share of pixel bytes that are not white, from the PNG's own bytes (8-bit RGB or RGBA)."""
-    raw = path.read_bytes()
-    assert raw[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, width, channels = 8, b"", 0, 4
-    while pos < len(raw):
-        (length,) = struct.unpack(">I", raw[pos : pos + 4])
-        kind, body = raw[pos + 4 : pos + 8], raw[pos + 8 : pos + 8 + length]
-        if kind == b"IHDR":
-            width, _h, _depth, color = struct.unpack(">IIBB", body[:10])
-            channels = {2: 3, 6: 4}[color]
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    data = zlib.decompress(idat)
-    stride = width * channels + 1
-    # Filtered scanlines: a blank page compresses to rows of filter byte + zero deltas or 0xff bytes.
-    pixels = b"".join(data[i + 1 : i + stride] for i in range(0, len(data), stride))
-    return sum(1 for b in pixels[::7] if b not in (0, 255)) / max(1, len(pixels[::7]))
 
 
 def _rich_results(root: Path) -> Path:

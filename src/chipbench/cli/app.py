@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chipbench import __version__
-from chipbench.cli import calibrate, gate, info, interrupted, report, run, store
+from chipbench.cli import calibrate, dashboard, gate, info, interrupted, report, run, store
 from chipbench.cli.device_args import export_plugins
 from chipbench.cli.output import EXIT_INTERRUPTED, EXIT_USAGE, Parser, error, warn
 from chipbench.core.errors import StartFailed, UsageError
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_parsers(sub)
     report.add_parsers(sub)
     store.add_parsers(sub)
+    dashboard.add_parsers(sub)
     return p
 
 
