@@ -1,8 +1,8 @@
 """The dashboard's files from a results store, one machine at a time (so a fleet's dashboard holds one
 machine's points in memory at once): each machine's page, then the index and the shared scripts.
 
-Reads the store through its API (`Store.runs`, `Store.change_points`) and one query of its own over the
-store's results table (`dashboard_query`): the summary columns, never a sample.
+Reads the store through its API (`Store.runs`, `Store.points`, `Store.change_points`): the summary
+columns, never a sample.
 """
 
 from __future__ import annotations
@@ -23,11 +23,19 @@ from chipbench.report.dashboard import (
     machine_history,
     machine_line,
 )
-from chipbench.report.dashboard_query import point_rows
 from chipbench.store import Store, StoredChangePoint, StoredRun
 
 DEFAULT_LAST = 300
 """Runs per machine page: the newest 300 (a page of 300 runs x 60 cases is about 0.5 MB)."""
+
+
+def point_rows(store: Store, machine_id: str, run_ids: Sequence[int]) -> list[PointRow]:
+    """The machine's results in these runs that have a median (`Store.points`' summary columns)."""
+    return [
+        PointRow(p.run_id, p.case, p.median_s, p.ci_low, p.ci_high, p.version_hash, p.disturbed)
+        for p in store.points(machine_id, run_ids=run_ids)
+        if p.median_s is not None
+    ]
 
 
 @dataclass(frozen=True)
