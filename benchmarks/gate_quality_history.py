@@ -6,7 +6,7 @@
    runs of identical code and stack (the same version hash and the same recorded stack on both sides), with
    the detection on main before this change (PELT over every run, Otava's prune with a Welch t-test; copied
    here as `main_detect`) and with `history.detect` now, and how much host drift history now reports apart.
-2. The single-run drift allowance (`baseline.SINGLE_RUN_ALLOWANCE`): |ratio - 1| between consecutive
+2. How far runs of identical code move (`baseline.LARGEST_SAME_CODE_MOVE`): |ratio - 1| between consecutive
    undisturbed runs of identical code and stack at one commit, pooled over the machine folders; its
    quantile at 1 - 0.05/22 (a family-wise 5% over the smoke suite's 22 cases).
 3. A/A on committed files: each pair of consecutive results files at one commit, compared as `compare A B`
@@ -106,7 +106,9 @@ def allowance_and_aa() -> None:
     print(
         f"\n== 2. |ratio - 1| of {v.size} consecutive runs of identical code and stack at one commit: {shown}"
     )
-    print(f"  SINGLE_RUN_ALLOWANCE = {baseline.SINGLE_RUN_ALLOWANCE:.0%}")
+    print(
+        f"  LARGEST_SAME_CODE_MOVE = {baseline.LARGEST_SAME_CODE_MOVE:.2f}x (one run against one run: never a verdict)"
+    )
     files = sorted({(m, a, b) for m, a, b, _ in pairs})
     flagged_before = flagged_now = 0
     for _, a, b in files:

@@ -83,12 +83,19 @@ def test_compare_says_rerun_not_regression(tmp_path: Path, capsys: pytest.Captur
         and "waited 30%" in res["x"]["note"]
     )
     assert res["y"]["verdict"] == "inconclusive" and "one run against one run" in res["y"]["note"]
-    # A real regression elsewhere still fails: exit 1 wins over a rerun.
+    # A real regression elsewhere still fails (against a base of two runs: one run against one run is no
+    # verdict): exit 1 wins over a rerun.
+    runs = [
+        write_results(
+            tmp_path / "base" / f"{i}.json", {"x": lognormal(60, seed=i), "y": lognormal(60, seed=5 + i)}
+        )
+        for i in range(2)
+    ]
     new2 = write_results(
         tmp_path / "c.json", {"x": lognormal(60, 2e-3, seed=2), "y": lognormal(60, 2e-3, seed=4)}
     )
     _disturb(new2, ["x"])
-    assert main(["compare", str(base), str(new2)]) == 1
+    assert main(["compare", str(runs[0].parent), str(new2)]) == 1
 
 
 def test_disturbed_runs_left_out_of_a_pooled_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -220,11 +220,16 @@ def test_compare_of_generated_files_end_to_end(tmp_path: Path, capsys: pytest.Ca
     rng = np.random.default_rng(1)
     names = {f"b.{i}[x={'|' if i % 2 else '<b>'}]": rng.lognormal(np.log(1e-3), 0.02, 20) for i in range(6)}
     base = write_results(tmp_path / "base.json", names)
-    # One run against one run: a regression only beyond the drift allowance (SINGLE_RUN_ALLOWANCE).
+    # One run against one run is never a verdict; against the base's runs (two, at one hash), it is.
     new = write_results(tmp_path / "new.json", {k: v * 2.5 for k, v in names.items()})
-    assert main(["compare", str(base), str(new), "--json"]) == 1
+    assert main(["compare", str(base), str(new), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["inconclusive"] == 6
+    again = write_results(tmp_path / "base" / "b2.json", {k: v * 1.01 for k, v in names.items()})
+    base.rename(tmp_path / "base" / "b1.json")
+    assert main(["compare", str(again.parent), str(new), "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["summary"]["regression"] == 6
+    base = tmp_path / "base" / "b1.json"
     side = compare.load_side([base])
     assert compare.compare_sides(side, side, Thresholds(), n_boot=200)[0].verdict != "regression"
 

@@ -119,7 +119,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 "pass --allow-cross-machine to compare anyway"
             )
         label = f"CROSS-MACHINE comparison, not a regression gate: {'; '.join(diffs)}"
-    comps = compare_sides(base, new, th, ignore_version_hash=args.ignore_version_hash)
+    comps = compare_sides(base, new, th, ignore_version_hash=args.ignore_version_hash, family_wise=True)
     new_probes = drift.probes_of(new.files, new.docs)
     drift.judge(comps, drift.probes_of(base.files, base.docs), {k: e.files for k, e in new.entries.items()},
                 new_probes)  # fmt: skip

@@ -27,9 +27,8 @@ import numpy as np
 
 from chipbench.core import text
 from chipbench.gate import baseline
-from chipbench.gate.baseline import SINGLE_RUN_ALLOWANCE as SINGLE_RUN_ALLOWANCE
+from chipbench.gate.baseline import LARGEST_SAME_CODE_MOVE, RunSpread, drift_level
 from chipbench.gate.baseline import Entry as Entry
-from chipbench.gate.baseline import RunSpread, drift_level
 from chipbench.gate.baseline import Side as Side
 from chipbench.gate.baseline import SingleRun as SingleRun
 from chipbench.gate.baseline import load_side as load_side
@@ -261,7 +260,7 @@ def compare_samples(
                 + ("" if c.more_samples else "; the estimate sits on the threshold")
             )
     if unknown_spread and single_run is not None:
-        _within_allowance(c, single_run.allowance)
+        _spread_unknown(c)
     return c
 
 
@@ -283,6 +282,8 @@ def _widen_for_runs(
     if single is None:
         return False
     known = single.drift or _own_spread(rb, rn)
+    if single.floor is not None and (known is None or single.floor.sd > known.sd):
+        known = single.floor
     if known is None:
         return True
     lo, hi, p = drift_level(c.ratio, known, len(rb), len(rn), confidence)
@@ -297,16 +298,15 @@ def _own_spread(rb: list[np.ndarray], rn: list[np.ndarray]) -> RunSpread | None:
     return baseline.spread(groups, "compared")
 
 
-def _within_allowance(c: Comparison, allowance: float) -> None:
-    """One run against one run, the spread unknown: a move inside the allowance is no verdict."""
-    if c.ratio is None or c.verdict not in ("regression", "improvement", "unchanged"):
-        return
-    if abs(math.log(c.ratio)) >= math.log1p(allowance):
+def _spread_unknown(c: Comparison) -> None:
+    """One run against one run, the run-to-run spread unknown: no verdict, whatever it moved."""
+    if c.verdict not in ("regression", "improvement", "unchanged"):
         return
     c.verdict, c.more_samples = "inconclusive", None
     c.note = (
-        f"one run against one run: it moved less than two runs of identical code may differ here "
-        f"(drift allowance {allowance:.0%}); pool runs on each side or run `chipbench ab`"
+        f"one run against one run: the host's drift cannot be told from a change (back-to-back runs of "
+        f"identical code have moved up to {LARGEST_SAME_CODE_MOVE:.2f}x here); pool runs on a side "
+        f"(a folder of runs) or run `chipbench ab`"
     )
 
 
@@ -351,12 +351,21 @@ def compare_sides(
     n_boot: int = N_BOOT,
     ignore_version_hash: bool = False,
     confidence: float = 0.95,
+    family_wise: bool = False,
 ) -> list[Comparison]:
     """One verdict per benchmark name. A benchmark whose version hash differs between the sides is "not
     comparable", unless `ignore_version_hash` (checking that a change of the timed code, such as a
-    refactor, left the figures where they were): then it is compared and the note says so."""
+    refactor, left the figures where they were): then it is compared and the note says so.
+
+    `family_wise`: `confidence` holds for the verdicts together, not for each (Bonferroni: each case at
+    1 - (1 - confidence) / m, m the cases both sides hold): at 95% a case, a suite of 22 identical cases
+    would flag something in two comparisons of three."""
     out: list[Comparison] = []
     names = sorted(set(base.entries) | set(new.entries))
+    machine_spread = baseline.pooled(e.drift for e in base.entries.values())
+    if family_wise:
+        m = max(1, len(set(base.entries) & set(new.entries)))
+        confidence = 1.0 - (1.0 - confidence) / m
     for name in names:
         eb, en = base.entries.get(name), new.entries.get(name)
         group = (eb or en).group if (eb or en) else None  # type: ignore[union-attr]
@@ -392,7 +401,7 @@ def compare_sides(
             continue
         c = compare_samples(
             eb.runs, en.runs, threshold=thr, noise_floor_s=floor, n_boot=n_boot, confidence=confidence,
-            single_run=SingleRun(eb.drift),
+            single_run=SingleRun(eb.drift, floor=machine_spread),
         )  # fmt: skip
         c.benchmark, c.group, c.base_files = name, group, tuple(eb.files)
         left = len(eb.disturbed) + len(en.disturbed)
