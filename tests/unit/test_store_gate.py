@@ -143,7 +143,14 @@ def test_a_disturbed_newest_run_asks_for_a_rerun_on_both(
     assert json.loads(folder)["disturbed"][-1]["newest"] is True
 
 
-AMD_NEW = sorted((ROOT / AMD).glob("*_0c17b702_*.json"))
+def _newest_commit_runs(folder: Path) -> list[Path]:
+    """The runs of the newest commit in a folder of committed baselines (`<UTC time>_<commit>_...json`)."""
+    newest = max(folder.glob("*.json"), key=lambda f: f.name)
+    commit = newest.stem.split("_")[1]
+    return sorted(folder.glob(f"*_{commit}_*.json"))
+
+
+AMD_NEW = _newest_commit_runs(ROOT / AMD)
 """The AMD folder's newest commit's runs (3)."""
 
 
