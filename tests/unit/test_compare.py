@@ -397,8 +397,6 @@ def test_the_machine_spread_is_a_floor_under_a_case_of_few_runs() -> None:
     regression where the machine's cases together move 25% from run to run."""
     runs = [lognormal(50, seed=s) * f for s, f in ((1, 1.0), (2, 1.01), (3, 0.99))]
     new = 1.4 * lognormal(50, seed=4)
-    own = baseline.spread_of_runs([], "base")  # nothing: the case's own comes from the base runs
-    assert own is None
     tight = compare.compare_samples(runs, [new], single_run=compare.SingleRun())
     assert tight.verdict == "regression"
     machine = baseline.RunSpread(0.25, 40, 60, "the machine's 20 cases")

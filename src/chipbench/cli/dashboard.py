@@ -20,18 +20,10 @@ STATUSES = ("open", "acknowledged", "invalid", "fixed")  # chipbench.store.STATU
 
 
 def _open(url: str | None) -> Any:
-    """The store at `url`; a SQLite file that is not there is an error (never an empty store made by a
-    typo)."""
-    from chipbench.store import open_store
-    from chipbench.store.url import parse
+    """The store at `url` (None: the default one), which must exist: never an empty store made by a typo."""
+    from chipbench.gate import stored  # SQLAlchemy is imported only by the store's commands
 
-    where = parse(url)
-    if where.sqlite_path is not None and not where.sqlite_path.exists():
-        raise UsageError(
-            f"no store at {where.redacted}: put results in it first (`chipbench ingest results/ --store "
-            f"{where.redacted}`)"
-        )
-    return open_store(url)
+    return stored.open_existing(url)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

@@ -41,8 +41,8 @@ ANALYSIS_VERSION = 1
 """Bumped when history's analysis changes what it finds: analyses kept by an older one are made again."""
 
 
-def open_existing(url: str) -> Store:
-    """The store at `url`, which must exist already (a read never makes an empty one); one line where it
+def open_existing(url: str | None) -> Store:
+    """The store at `url` (None: the default one), which must exist already (a read never makes an empty one); one line where it
     cannot be opened, where SQLAlchemy is missing, or where the URL is wrong."""
     from chipbench.store import open_store
     from chipbench.store.url import parse
