@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
 from chipbench.platform import device as devices
 from chipbench.platform.device import Probe, device_type, one_line
@@ -19,11 +19,33 @@ INDUCTOR_IN_TREE = ("cpu", "cuda", "xpu", "mps")
 """Device types inductor generates code for itself (probed by name: importing inductor takes seconds)."""
 
 
-def _cap(value: Any, source: str, detail: str, **more: Any) -> dict[str, Any]:
-    return {"value": value, "source": source, "detail": detail, **more}
+Source = Literal["generic", "vendor", "fallback"]
 
 
-def timer(kind: str) -> dict[str, Any]:
+class Capability(TypedDict):
+    """One capability as the results' environment records it (a JSON object)."""
+
+    value: str
+    """What the device does: `fused`, `bf16,fp16`, a timer's name, `unavailable: <reason>`."""
+    source: Source
+    """`generic` (torch's device-generic API), `vendor` (a per-vendor path) or `fallback`."""
+    detail: str
+    """The API it came from, or why it fell back."""
+    free_bytes: NotRequired[int]
+    """memory_info only: free device memory."""
+    total_bytes: NotRequired[int | None]
+    """memory_info only: total device memory, None where unknown."""
+
+
+def _cap(value: str, source: Source, detail: str) -> Capability:
+    return {"value": value, "source": source, "detail": detail}
+
+
+def _memory(value: str, source: Source, detail: str, free: int, total: int | None) -> Capability:
+    return {"value": value, "source": source, "detail": detail, "free_bytes": free, "total_bytes": total}
+
+
+def timer(kind: str) -> Capability:
     dev = devices.Device(kind)
     if kind == "cpu":
         return _cap(dev.timer_name, "generic", "time.perf_counter: the CPU's work is synchronous")
@@ -31,7 +53,7 @@ def timer(kind: str) -> dict[str, Any]:
     return _cap(dev.timer_name, "generic" if probe.ok else "fallback", probe.detail)
 
 
-def peak_memory(kind: str) -> dict[str, Any]:
+def peak_memory(kind: str) -> Capability:
     if kind == "cpu":
         return _cap("process RSS high-water mark", "fallback", devices.probe_peak_memory(kind).detail)
     probe = devices.probe_peak_memory(kind)
@@ -40,26 +62,26 @@ def peak_memory(kind: str) -> dict[str, Any]:
     return _cap(f"unavailable: {probe.detail}", "fallback", probe.detail)
 
 
-def memory_info(kind: str) -> dict[str, Any]:
+def memory_info(kind: str) -> Capability:
     """Free and total device memory (what cases are fitted to)."""
     import psutil
 
     host = psutil.virtual_memory()
     if kind in devices.HOST_MEMORY:
-        return _cap("host memory", "generic", "psutil: the device shares the host's memory",
-                    free_bytes=int(host.available), total_bytes=int(host.total))  # fmt: skip
+        return _memory("host memory", "generic", "psutil: the device shares the host's memory",
+                       int(host.available), int(host.total))  # fmt: skip
     try:
         import torch
 
         free, total = torch.accelerator.get_memory_info()
     except Exception as exc:
-        return _cap(f"unavailable: {one_line(exc)}", "fallback", "the host's available RAM stands in",
-                    free_bytes=int(host.available), total_bytes=None)  # fmt: skip
-    return _cap("torch.accelerator.get_memory_info", "generic", "free and total device memory",
-                free_bytes=int(free), total_bytes=int(total))  # fmt: skip
+        return _memory(f"unavailable: {one_line(exc)}", "fallback", "the host's available RAM stands in",
+                       int(host.available), None)  # fmt: skip
+    return _memory("torch.accelerator.get_memory_info", "generic", "free and total device memory",
+                   int(free), int(total))  # fmt: skip
 
 
-def autocast(kind: str) -> dict[str, Any]:
+def autocast(kind: str) -> Capability:
     """The low-precision dtypes whose autocast runs a matmul in that dtype on the device."""
     import torch
 
@@ -105,12 +127,12 @@ def fused_adamw(dev: str) -> Probe:
     return Probe(True, "torch._fused_adamw_ (torch.optim.AdamW(fused=True))")
 
 
-def adamw(kind: str) -> dict[str, Any]:
+def adamw(kind: str) -> Capability:
     probe = fused_adamw(device_type(kind))
     return _cap("fused" if probe.ok else "foreach", "generic" if probe.ok else "fallback", probe.detail)
 
 
-def dist_backend(kind: str) -> dict[str, Any]:
+def dist_backend(kind: str) -> Capability:
     backend, where = backend_choice(kind)
     return _cap(backend, "fallback" if where.startswith("fallback") else "generic", where)
 
@@ -141,7 +163,7 @@ def compile_backend(dev: str) -> Probe:
     return Probe(False, f"inductor has no code generator registered for {dev!r}: compile=auto runs eager")
 
 
-def compile_cap(kind: str) -> dict[str, Any]:
+def compile_cap(kind: str) -> Capability:
     probe = compile_backend(device_type(kind))
     if not probe.ok:
         return _cap("off", "fallback", probe.detail)
@@ -154,10 +176,10 @@ PROBES = {
 }  # fmt: skip
 
 
-def probe(kind: str) -> dict[str, dict[str, Any]]:
+def probe(kind: str) -> dict[str, Capability]:
     """Every capability of device `kind`: {name: {value, source, detail, ...}}. A probe that raises is
     recorded as a fallback with its reason, never a traceback."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Capability] = {}
     for name, fn in PROBES.items():
         try:
             out[name] = fn(kind)

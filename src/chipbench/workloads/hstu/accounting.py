@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 from chipbench.core.contract import Description
 from chipbench.core.wire import Overrides
@@ -168,7 +167,7 @@ def describe(cfg: HSTUConfig) -> Description:
     a = arithmetic(cfg)
     r = a.resolved
     c0 = a.counts[0]
-    timed: dict[str, Any] = {}
+    timed: dict[str, float] = {}
     if isinstance(cfg, AttentionConfig):
         mult = 3 if cfg.mode == "fwd_bwd" else 1
         timed = {"attention_one_layer_valid_flops_per_step": mult * c0.attention_flops / r.n_layers}
