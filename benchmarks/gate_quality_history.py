@@ -178,5 +178,5 @@ def main(seeds: int = 200, host: str = "cpu-amd-epyc-2c-avx2") -> None:
     print(
         f"\n== 4. planted steps, noise drawn from {res.size} residuals of {host} (sd {sd:.1%}, MAD-sd {mad:.1%})"
     )
-    for commits, runs, every in ((60, 5, 10), (40, 3, 10)):
+    for commits, runs, every in ((60, 5, 10), (60, 10, 10), (60, 20, 10), (40, 3, 10)):
         print("  " + planted(res, seeds, commits, runs, every))

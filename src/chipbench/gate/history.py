@@ -298,32 +298,43 @@ def split(
     """Binary segmentation over the allowed positions `cps`: in the whole series, the position whose
     windows either side differ most (the smallest Mann-Whitney U p-value on the run medians, among those
     whose ratio of medians moved by at least min_magnitude) is a change point if that p-value, times the
-    number of positions it was chosen from (Bonferroni), is below p_value; then each side is searched
-    the same way. `proposed`: the candidates were proposed from the data (PELT's), so the correction
-    counts every position they could have been proposed from, not the candidates."""
-    from scipy.stats import mannwhitneyu
-
+    positions in the series (Bonferroni: the series' family-wise rate), is below p_value; then each side
+    the same way; then each found is tested again between its neighbours. `proposed`: the candidates came
+    from the data (PELT's), so the correction counts every position they could have come from."""
     logs = np.log(x)
 
+    inside = sum(2 <= b <= x.size - 2 for b in cps)
+    tried = max(inside, x.size - 3) if proposed else inside
+
     def search(lo: int, hi: int) -> list[Tested]:
-        inside = [b for b in cps if lo + 2 <= b <= hi - 2]
-        if not inside:
-            return []
         best: Tested | None = None
-        for b in inside:
-            before, after = x[lo:b], x[b:hi]
-            ratio = float(np.median(after) / np.median(before))
-            if abs(ratio - 1.0) < min_magnitude:
-                continue
-            p = float(mannwhitneyu(logs[lo:b], logs[b:hi], alternative="two-sided").pvalue)
-            if best is None or p < best[1]:
-                best = (b, p, ratio, before, after)
-        tried = max(len(inside), hi - lo - 3) if proposed else len(inside)
+        for b in (b for b in cps if lo + 2 <= b <= hi - 2):
+            t = _test(x, logs, lo, b, hi)
+            if abs(t[2] - 1.0) >= min_magnitude and (best is None or t[1] < best[1]):
+                best = t
         if best is None or not best[1] * tried < p_value:
             return []
         return [*search(lo, best[0]), best, *search(best[0], hi)]
 
-    return search(0, x.size)
+    found = [t[0] for t in search(0, x.size)]
+    while found:  # a position chosen early was tested over windows that later ones cut
+        edges = [0, *found, x.size]
+        tested = [_test(x, logs, lo, b, hi) for lo, b, hi in zip(edges, edges[1:], edges[2:], strict=False)]
+        failing = [t for t in tested if not (t[1] * tried < p_value and abs(t[2] - 1.0) >= min_magnitude)]
+        if not failing:
+            return tested
+        found.remove(max(failing, key=lambda t: t[1])[0])
+    return []
+
+
+def _test(x: np.ndarray, logs: np.ndarray, lo: int, b: int, hi: int) -> Tested:
+    """Position b between the windows x[lo:b] and x[b:hi]: the rank test's p and the ratio of medians."""
+    from scipy.stats import mannwhitneyu
+
+    before, after = x[lo:b], x[b:hi]
+    ratio = float(np.median(after) / np.median(before))
+    p = float(mannwhitneyu(logs[lo:b], logs[b:hi], alternative="two-sided").pvalue)
+    return (b, p, ratio, before, after)
 
 
 def detect(
