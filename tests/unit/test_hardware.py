@@ -98,6 +98,26 @@ def test_unknown_peak_is_absent_with_reason() -> None:
     assert m["peak_mem_gib"] == 1.0 and not missing
 
 
+def test_a_step_within_the_last_level_cache_has_no_bandwidth_share() -> None:
+    """calib.copy[size_mib=16] moves 32 MiB a step: within this EPYC's 32 MiB L3 it ran at 103-112% of the
+    copy ceiling (measured on 512 MiB buffers). Within the cache no memory ceiling bounds a step."""
+    st = {"p50": 1.0, "p90": 1.0, "p99": 1.0}
+    ceil = Ceilings("m", matmul_tflops={}, copy_gbps=30.0)
+    l3 = 32 * 2**20
+    inside = Setting("NVIDIA H100 80GB HBM3", None, ceil, cache_bytes=l3)
+    m, missing = derive_metrics(Work(bytes=float(l3)), 1e-3, st, inside, peak_mem_bytes=None)
+    assert (
+        m["gbps"] == pytest.approx(l3 / 1e6)
+        and "share_of_ceiling_bw" not in m
+        and "share_of_peak_bw" not in m
+    )
+    assert "32 MiB last-level cache" in missing["share_of_ceiling_bw"] == missing["share_of_peak_bw"]
+    m, missing = derive_metrics(Work(bytes=2.0 * l3), 1e-3, st, inside, peak_mem_bytes=None)
+    assert m["share_of_ceiling_bw"] == pytest.approx(2 * l3 / 1e6 / 30.0) and "share_of_peak_bw" in m
+    llc = hardware.environment("cpu")["device"]["last_level_cache_bytes"]
+    assert llc is None or 2**16 <= llc < 2**34
+
+
 def test_environment_reports_stack() -> None:
     env = hardware.environment("cpu")
     assert env["device"]["kind"] == "cpu" and env["packages"]["torch"]

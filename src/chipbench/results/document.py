@@ -111,6 +111,7 @@ def _metrics(
             tf32=bool((env.get("tf32") or {}).get("effective")),
             price=run.price,
             nodes=int((env.get("distributed") or {}).get("nodes", 1)),
+            cache_bytes=_positive_int(env["device"].get("last_level_cache_bytes")),
         ),
         peak_mem_bytes=m.peak_mem_bytes,
         energy=m.extra.energy,
@@ -129,6 +130,11 @@ def _metrics(
     elif run.world > 1:
         missing["comm_share_of_step"] = m.extra.comm_unavailable or "not profiled"
     return metrics, missing, roof
+
+
+def _positive_int(v: object) -> int | None:
+    """A size read from a results file (anyone's): a positive int, else unknown."""
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
 
 
 def _flags(

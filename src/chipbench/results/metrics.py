@@ -41,6 +41,9 @@ class Setting:
     """One machine's price; None: no per-dollar figures."""
     nodes: int = 1
     """Machines of the job: each pays the price."""
+    cache_bytes: int | None = None
+    """The device's last-level cache: a step that moves no more than this may never leave it, and the
+    copy ceiling (measured on buffers far larger) does not bound it. None: unknown."""
 
 
 def derive_metrics(
@@ -162,6 +165,13 @@ def _bandwidth(d: Derived, gbps: float, work: Work, median_s: float, s: Setting)
         d.metrics["gbps_per_device"] = gbps
     for name, b in work.extra_bytes.items():
         d.metrics[f"gbps_{name}"] = w * b / median_s / 1e9
+    if s.cache_bytes and work.bytes is not None and work.bytes <= s.cache_bytes:
+        why = (
+            f"the step moves {work.bytes / 2**20:.3g} MiB, within the device's {s.cache_bytes / 2**20:.3g} MiB "
+            "last-level cache: memory bandwidth does not bound it"
+        )
+        d.unavailable.update(share_of_peak_bw=why, share_of_ceiling_bw=why)
+        return
     peak_bw, why = peaks.peak_mem_gbps(s.device_name)
     _share(d, "share_of_peak_bw", gbps, peak_bw, why)
     ceil_bw = s.ceilings.copy_gbps if s.ceilings else None
