@@ -14,6 +14,7 @@ from chipbench.core.cases import Case, largest_fitting, memory_estimate
 from chipbench.core.config import config_dict, parse_sets
 from chipbench.core.errors import UsageError
 from chipbench.core.registry import SUITES
+from chipbench.core.wire import Overrides
 from chipbench.platform import ceilings, hardware, peaks
 from chipbench.results.render import human
 from chipbench.results.wire import JSONObject
@@ -98,7 +99,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def _fits_here(
-    b: Any, overrides: dict[str, object], here: tuple[str, int, dict[str, Any]], world: int, kind: str
+    b: Any, overrides: dict[str, object], here: tuple[str, int, Overrides], world: int, kind: str
 ) -> JSONObject:
     """Whether the case fits this machine's free memory and, where it does not, the largest size along
     each field a user would turn that does, as `--set` flags."""

@@ -132,12 +132,14 @@ def print_table(
     compact = compact or len(columns) > 5
     # Strings from results files are never read as markup, and their control characters are shown
     # escaped (rich passes ANSI escapes through).
-    style: dict[str, Any] = (
-        {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False, "collapse_padding": True}
-        if compact
-        else {}
+    table = Table(
+        title=Text(text.terminal(title)),
+        show_lines=False,
+        box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
+        show_edge=not compact,
+        pad_edge=not compact,
+        collapse_padding=compact,
     )
-    table = Table(title=Text(text.terminal(title)), show_lines=False, **style)
     out = console()
     names = max((len(r[0]) for r in shown), default=0)
     others = sum(_least([c, *(r[i] for r in shown)]) + 3 for i, c in enumerate(columns) if i)

@@ -9,7 +9,7 @@ import platform
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from chipbench.core.dtypes import DTYPE_CHOICES
 from chipbench.core.errors import UsageError
@@ -71,7 +71,26 @@ def resolve_device(requested: str, kinds: list[str] | None = None) -> str:
 
 
 @functools.cache
-def cpu_info() -> dict[str, Any]:
+class CpuInfo(TypedDict):
+    """The results' environment `cpu` (a JSON object)."""
+
+    model: str
+    arch: str
+    physical_cores: int | None
+    logical_cores: int | None
+    isa: dict[str, bool]
+    """Each of ISA_FLAGS: whether the CPU has it."""
+
+
+class Tf32(TypedDict):
+    """The results' environment `tf32` (a JSON object)."""
+
+    effective: bool
+    """fp32 matmuls run as TF32."""
+    reason: str
+
+
+def cpu_info() -> CpuInfo:
     """CPU model, core counts and the ISA features that matter for ML kernels."""
     import psutil
 
@@ -247,7 +266,7 @@ def git_commit() -> dict[str, Any]:
     }
 
 
-def tf32_info(kind: str) -> dict[str, Any]:
+def tf32_info(kind: str) -> Tf32:
     """Whether fp32 matmuls run as TF32 here, and why: torch's allow_tf32 and float32 matmul precision,
     or the TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 that NGC images set (it overrides both)."""
     if kind != "cuda":

@@ -92,7 +92,7 @@ def set_status(engine: Engine, cp_id: int, status: str, note: str | None) -> Sto
     if status not in STATUSES:
         raise UsageError(f"unknown change-point status {status!r}: use one of {', '.join(STATUSES)}")
     cp = schema.change_points
-    values: dict[str, Any] = {"status": status}
+    values: dict[str, str] = {"status": status}
     if note is not None:
         values["note"] = note
     with writing(engine) as conn:

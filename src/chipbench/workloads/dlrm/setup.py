@@ -28,8 +28,6 @@ from chipbench.workloads.dlrm.config import Backend, DLRMConfig, EmbeddingConfig
 from chipbench.workloads.dlrm.data import rank_batches
 
 if TYPE_CHECKING:
-    import torch
-
     from chipbench.models.dlrm import ModelSpec
 
 INDEPENDENT = "independent per rank (a dense kernel alone: no communication)"
@@ -37,7 +35,6 @@ INDEPENDENT = "independent per rank (a dense kernel alone: no communication)"
 
 def model_spec(r: Resolved) -> ModelSpec:
     """The model's shape from a resolved config."""
-
     from chipbench.models.dlrm import ModelSpec
 
     return ModelSpec(
@@ -137,13 +134,12 @@ class BuiltModel:
     """This rank's batch size."""
 
 
-def build_model(
-    cfg: DLRMConfig, ctx: RunContext, init_state: dict[str, torch.Tensor] | None = None
-) -> BuiltModel:
-    """The model, its batches and info. Across processes: backend torchrec -> TorchRec's
-    DistributedModelParallel (tables sharded by its planner or a forced type); backend torch -> the whole
-    model under DistributedDataParallel. `init_state` (a single-process state_dict, full tables) replaces
-    the initial weights (tests)."""
+def build_model(cfg: DLRMConfig, ctx: RunContext, init_state: dict[str, Any] | None = None) -> BuiltModel:
+    """The model, its batches and info.
+
+    Across processes: backend torchrec -> TorchRec's DistributedModelParallel (tables sharded by its
+    planner or a forced type); backend torch -> the whole model under DistributedDataParallel.
+    `init_state` (a single-process state_dict, full tables) replaces the initial weights (tests)."""
     from chipbench.models import dlrm as m
     from chipbench.models import dlrm_sharding as sh
 
@@ -197,8 +193,8 @@ def describe_optimizer(eopt: Any, info: Info) -> str:
 def train_setup(
     cfg: DLRMConfig,
     ctx: RunContext,
-    init_state: dict[str, torch.Tensor] | None = None,
-    expose: dict[str, torch.nn.Module] | None = None,
+    init_state: dict[str, Any] | None = None,
+    expose: dict[str, Any] | None = None,
 ) -> Prepared:
     """A training step. `init_state` replaces the initial weights and `expose` receives the model (tests)."""
     import torch
@@ -263,7 +259,8 @@ STEP_CONVENTIONS = {
 
 
 def step_work(a: Arithmetic, b: int, emb_bytes: tuple[float, float], training: bool) -> Work:
-    """A whole step's work on `b` samples: dense FLOPs (training: 3x the forward's), `emb_bytes` bytes."""
+    """A whole step's work on `b` samples: the dense FLOPs (training: 3x the forward's) and the tables'
+    bytes, `emb_bytes` from `embedding_bytes`."""
     flop_convention, bytes_convention, wider = STEP_CONVENTIONS[training]
     return Work(
         flops=(3 if training else 1) * a.forward_flops * b,
@@ -280,7 +277,8 @@ def train_pass(
 ) -> parts.Pass:
     """The training step once more, each part on detached inputs so its backward is a part of its own,
     calling mark(part) at each part's end (`parts.measure_parts` times and counts it). `emb_bytes`: the
-    lookup's and the update's bytes (`embedding_bytes`), which operator counting cannot see."""
+    step's (FBGEMM bytes, with indices and optimizer) from `embedding_bytes`: the lookup's and the
+    update's bytes, which operator counting cannot see."""
     import torch
 
     fwd_bytes = emb_bytes[0] / 3  # training counts 3x the forward

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext, Work
 from chipbench.core.errors import UsageError
@@ -25,9 +25,6 @@ from chipbench.workloads.hstu.accounting import (
 )
 from chipbench.workloads.hstu.config import AttentionConfig, HSTUConfig, Resolved, SequenceEmbeddingConfig
 from chipbench.workloads.hstu.data import Batch, rank_batches
-
-if TYPE_CHECKING:
-    import torch
 
 DDP_TABLE = "replicated on every rank (DistributedDataParallel); sparse gradients all-reduced by DDP"
 
@@ -105,7 +102,7 @@ class Built:
 
 
 def build(
-    cfg: HSTUConfig, ctx: RunContext, training: bool, init_state: dict[str, torch.Tensor] | None = None
+    cfg: HSTUConfig, ctx: RunContext, training: bool, init_state: dict[str, Any] | None = None
 ) -> Built:
     import torch
 
@@ -202,8 +199,8 @@ def step_work(a: Arithmetic, training: bool, **extra: Any) -> Work:
 def train_setup(
     cfg: HSTUConfig,
     ctx: RunContext,
-    init_state: dict[str, torch.Tensor] | None = None,
-    expose: dict[str, torch.nn.Module] | None = None,
+    init_state: dict[str, Any] | None = None,
+    expose: dict[str, Any] | None = None,
 ) -> Prepared:
     """A training step. `init_state` replaces the initial weights and `expose` receives the model (tests)."""
     built = build(cfg, ctx, True, init_state)

@@ -254,14 +254,14 @@ def train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
     model, train, info = trainer.model, trainer.train, trainer.info
     tokens = random_tokens(s, ctx, global_batch=split.global_batch)
     inputs, targets = tokens[:, :-1], tokens[:, 1:]  # (B, T) each
-    first_s: list[float] = []  # the first step's seconds (compile, caches), once
+    state: dict[str, Any] = {"first_s": None}
 
     def step() -> Any:
-        if not first_s:
+        if state["first_s"] is None:
             t0 = time.perf_counter()
             out = train(inputs, targets)
             out.item()  # waits for the device
-            first_s.append(time.perf_counter() - t0)
+            state["first_s"] = time.perf_counter() - t0
             return out
         return train(inputs, targets)
 
@@ -270,7 +270,7 @@ def train_setup(cfg: LlamaConfig, ctx: RunContext) -> Prepared:
         fallback = (
             {k: info[k] for k in ("optimizer", "optimizer_fallback")} if "optimizer_fallback" in info else {}
         )
-        out: Info = {key: first_s[0] if first_s else None, **fallback}
+        out: Info = {key: state["first_s"], **fallback}
         if not ctx.distributed:  # parts run alone would call sharded modules outside their collectives
             # The step's own optimizer and clip, warm from the timed steps.
             amp = autocast(cfg.dtype, ctx)
