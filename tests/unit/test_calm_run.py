@@ -89,3 +89,14 @@ def test_the_fx_tracing_notice_is_dropped_and_nothing_else(caplog: pytest.LogCap
         )
         log.warning("something else torch says")
     assert [r.getMessage() for r in caplog.records] == ["something else torch says"]
+
+
+def test_a_busy_machine_stretches_the_default_time_out_not_a_given_one() -> None:
+    from chipbench.execution.options import RunOptions
+    from chipbench.execution.session import BUSY_STRETCH_MAX, case_limit_s
+
+    default = RunOptions(time_budget_s=3.0)
+    assert case_limit_s(default, 2, None) == case_limit_s(default, 2, 1.5) == 120.0  # quiet, or unknown
+    assert case_limit_s(default, 2, 5.0) == pytest.approx(300.0)  # two busy loops beside our threads
+    assert case_limit_s(default, 2, 40.0) == 120.0 * BUSY_STRETCH_MAX
+    assert case_limit_s(RunOptions(timeout_s=30.0), 2, 5.0) == 30.0  # --timeout is the user's word

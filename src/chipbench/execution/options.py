@@ -27,8 +27,8 @@ class RunOptions:
     time_budget_s: float = 3.0
     """Wall time of each case's timed rounds (warm-up and the first step not included)."""
     timeout_s: float | None = None
-    """The parent kills a case's worker after this long; None: 20x the time budget, at least 120 s.
-    Never sent to the worker."""
+    """The parent kills a case's worker after this long; None: 20x the time budget, at least 120 s,
+    stretched on a busy machine (`session.case_limit_s`). Never sent to the worker."""
     seed: int = 0
     """Seeds the case's weights and data."""
     energy: EnergyMode = "off"
