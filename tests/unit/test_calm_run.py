@@ -100,3 +100,15 @@ def test_a_busy_machine_stretches_the_default_time_out_not_a_given_one() -> None
     assert case_limit_s(default, 2, 5.0) == pytest.approx(300.0)  # two busy loops beside our threads
     assert case_limit_s(default, 2, 40.0) == 120.0 * BUSY_STRETCH_MAX
     assert case_limit_s(RunOptions(timeout_s=30.0), 2, 5.0) == 30.0  # --timeout is the user's word
+
+
+def test_the_legend_explains_a_mark_only_where_a_row_bears_it() -> None:
+    from chipbench.results.render import RESULTS_COLUMNS, results_legend
+
+    def row(of_limit: str) -> list[str]:
+        return [of_limit if c == "of limit" else "x" for c in RESULTS_COLUMNS]
+
+    plain = results_legend([row("34% copy"), row("-")])
+    assert "±ci95" in plain and "`*`" not in plain and "`!`" not in plain and "disturbed" not in plain
+    marked = results_legend([row("112%! copy"), row("46%* matmul")])
+    assert "`!` above 100%" in marked and "`*` of a ceiling measured on a disturbed machine" in marked

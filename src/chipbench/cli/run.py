@@ -46,10 +46,10 @@ from chipbench.results.header import RunSummary
 from chipbench.results.outcomes import CaseOutcome
 from chipbench.results.render import (
     RESULTS_COLUMNS,
-    RESULTS_LEGEND,
     disturbed_summary,
     flags_summary,
     legend,
+    results_legend,
     results_table,
     roofline_lines,
     time_line,
@@ -349,11 +349,18 @@ def _price_for(args: argparse.Namespace) -> Callable[[str], price.Price | None]:
 
 
 def _report(doc: ResultsDocument, path: Path | None, code: int, verbose: bool = False) -> None:
-    print_table("chipbench results", list(RESULTS_COLUMNS), results_table(doc), compact=True)
+    rows = results_table(doc)
+    print_table("chipbench results", list(RESULTS_COLUMNS), rows, compact=True)
     spent = time_line(doc)
     probe = [doc.header.host_probe.describe()] if doc.header.host_probe is not None else []
     print_notes(
-        [*legend(doc), RESULTS_LEGEND, *roofline_lines(doc, short=True), *([spent] if spent else []), *probe]
+        [
+            *legend(doc),
+            results_legend(rows),
+            *roofline_lines(doc, short=True),
+            *([spent] if spent else []),
+            *probe,
+        ]
     )
     if verbose:
         for b in doc.benchmarks:

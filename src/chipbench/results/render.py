@@ -231,8 +231,19 @@ RESULTS_LEGEND = (
     "±ci95: half-width of the median's 95% interval; `-` too few samples for one (under 6), `unstable`"
     f" wider than ±{UNSTABLE_CI_PCT:.0f}% (noise: rerun on a quieter machine). of limit: MFU (share of the"
     " published peak) or share of this machine's measured ceiling (`matmul`, `copy`); `-` none known"
-    " (run `chipbench calibrate`); `!` above 100%; `*` of a ceiling measured on a disturbed machine."
+    " (run `chipbench calibrate`)"
 )
+
+
+def results_legend(rows: list[list[str]]) -> str:
+    """The table's legend, with the `!` and `*` marks explained only where a row of `rows` bears one."""
+    cells = [r[RESULTS_COLUMNS.index("of limit")] for r in rows]
+    marks = [
+        text
+        for mark, text in (("!", "`!` above 100%"), ("*", "`*` of a ceiling measured on a disturbed machine"))
+        if any(mark in c for c in cells)
+    ]
+    return "; ".join([RESULTS_LEGEND, *marks]) + "."
 
 
 def _of_limit(m: Mapping[str, float], busy: bool) -> str:
