@@ -40,9 +40,9 @@ quick-lint: setup
 
 # Tests run on JOBS processes (pytest-xdist); the end-to-end ones go first, being the longest. mypy (half
 # a minute from cold) type-checks beside them, in the cores' idle moments; its verdict is printed after.
-# Three on two cores: the end-to-end tests wait on their subprocesses; a third worker fills that (pytest
-# 391 s against 456 s with two, on cpu-amd-epyc-2c-avx2).
-JOBS ?= 3
+# Two on two cores: a third gained nothing on a fresh clone of cpu-amd-epyc-2c-avx2 (pytest 427 s, 412 s
+# with two).
+JOBS ?= 2
 test: DEV = 1
 test: setup quick-lint
 	@mkdir -p .cache && ($(BIN)/mypy > .cache/mypy.log 2>&1; echo $$? > .cache/mypy.rc) & \
