@@ -298,8 +298,9 @@ def split(
     """Binary segmentation over the allowed positions `cps`: in the whole series, the position whose
     windows either side differ most (the smallest Mann-Whitney U p-value on the run medians, among those
     whose ratio of medians moved by at least min_magnitude) is a change point if that p-value, times the
-    positions in the series (Bonferroni: the series' family-wise rate), is below p_value; then each side
-    the same way; then each found is tested again between its neighbours. `proposed`: the candidates came
+    number of positions in the whole series (Bonferroni: a family-wise rate per series, not per window),
+    is below p_value; then each side the same way; then each one found is tested again between its
+    neighbours. `proposed`: the candidates came
     from the data (PELT's), so the correction counts every position they could have come from."""
     logs = np.log(x)
 
