@@ -172,3 +172,20 @@ def test_interrupt_during_the_save_waits_for_it(tmp_path: Path, monkeypatch: pyt
     )  # fmt: skip
     assert got.exit_code == 130 and got.path == out
     assert [b["name"] for b in files.load(out)["benchmarks"]] == ["selftest.busy"]
+
+
+def test_each_command_parses_from_its_own_module_as_from_the_whole_parser() -> None:
+    """`chipbench CMD` builds the parser of CMD's module alone: every command must be mapped, and its
+    subparser (flags, help) must be the one the whole parser has."""
+    import argparse
+
+    from chipbench.cli.app import MODULE_OF, build_parser
+
+    def commands(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        (sub,) = (a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+        return dict(sub.choices)
+
+    whole = commands(build_parser())
+    assert set(whole) == set(MODULE_OF)
+    for name, parser in whole.items():
+        assert commands(build_parser(name))[name].format_help() == parser.format_help(), name

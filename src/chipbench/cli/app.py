@@ -6,6 +6,7 @@ Only this package reads the command line or prints; nothing imports it.
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 import warnings
@@ -13,27 +14,34 @@ from collections.abc import Callable
 from typing import Any
 
 from chipbench import __version__
-from chipbench.cli import calibrate, dashboard, gate, info, interrupted, report, run, store
+from chipbench.cli import interrupted
 from chipbench.cli.device_args import export_plugins
 from chipbench.cli.output import EXIT_INTERRUPTED, EXIT_USAGE, Parser, error, warn
 from chipbench.core.errors import StartFailed, UsageError
 from chipbench.core.fileio import SkippedInput
 
+GROUPS = ("info", "run", "calibrate", "gate", "report", "store", "dashboard")
+"""The command modules, in the order `chipbench --help` lists their commands."""
 
-def build_parser() -> argparse.ArgumentParser:
+MODULE_OF = {
+    "list": "info", "describe": "info", "env": "info", "run": "run", "calibrate": "calibrate",
+    "compare": "gate", "ab": "gate", "confirm": "gate", "history": "history", "report": "report",
+    "ingest": "store", "dashboard": "dashboard", "triage": "dashboard",
+}  # fmt: skip
+"""Each command's module: a command imports its own alone (`run`'s pulls in every workload: 0.3 s)."""
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with a known `command`, a parser of that command's module alone (the same
+    subparser, so the same flags, help and errors)."""
     p = Parser(
         prog="chipbench",
         description="Benchmark harness for ML hardware (DLRM-style ranking, Llama-style training).",
     )
     p.add_argument("--version", action="version", version=f"chipbench {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
-    info.add_parsers(sub)
-    run.add_parsers(sub)
-    calibrate.add_parsers(sub)
-    gate.add_parsers(sub)
-    report.add_parsers(sub)
-    store.add_parsers(sub)
-    dashboard.add_parsers(sub)
+    for name in (MODULE_OF[command],) if command in MODULE_OF else GROUPS:
+        importlib.import_module(f"chipbench.cli.{name}").add_parsers(sub)
     return p
 
 
@@ -57,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _command(argv: list[str] | None) -> int:
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        given = sys.argv[1:] if argv is None else argv
+        parser = build_parser(given[0] if given else None)
+        args = parser.parse_args(given)
         if not getattr(args, "command", None):
             parser.print_help()
             return EXIT_USAGE
