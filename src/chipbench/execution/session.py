@@ -88,6 +88,11 @@ class Session:
         return hardware.machine_id(self.env)
 
     @property
+    def cores(self) -> int:
+        """The host's logical cores: what its load average is read against."""
+        return int(self.env["cpu"]["logical_cores"] or 1)
+
+    @property
     def world_size(self) -> int:
         return int((self.env.get("distributed") or {}).get("world_size", 1))
 
@@ -124,9 +129,8 @@ class Session:
     def run_case(self, case: Case) -> CaseOutcome:
         t0 = time.perf_counter()
         msg = run_message(case.bench, case.overrides, self.options)
-        cores = int((self.env.get("cpu") or {}).get("logical_cores") or 1)
         try:
-            reply = self.pool.run(msg, case_limit_s(self.options, cores, load_avg()))
+            reply = self.pool.run(msg, case_limit_s(self.options, self.cores, load_avg()))
         except RuntimeError as exc:  # the worker could not be started again after a failure
             reply = error("start_failed", str(exc))
         return CaseOutcome(case, reply["type"] == "result", dict(reply), time.perf_counter() - t0)
@@ -223,7 +227,7 @@ def execute(
     session.start()
     try:
         cases = _ready(session, cases, preflight, price_for)
-        cores = session.env["cpu"]["logical_cores"] or 1
+        cores = session.cores
         # Our own previous run keeps the 1-minute average near 1: warn only when every core was busy.
         if load_start is not None and load_start >= cores and hear.on_warning:
             # Other processes on the cores stall torch's thread pool: figures can be inflated many times.

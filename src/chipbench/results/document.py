@@ -35,7 +35,7 @@ from chipbench.results.model import Benchmark, ExtraInfo, Scaling, Stats, WorkRe
 from chipbench.results.outcomes import CaseOutcome, RunOutcome
 from chipbench.results.roofline import Roofline, roofline
 from chipbench.results.typed import ResultsDocument, RunHeader
-from chipbench.results.wire import JSONObject
+from chipbench.results.wire import JSONObject, integer
 
 PYTEST_BENCHMARK_VERSION = "5.1.0"  # the file-format version we write
 
@@ -111,7 +111,7 @@ def _metrics(
             tf32=bool((env.get("tf32") or {}).get("effective")),
             price=run.price,
             nodes=int((env.get("distributed") or {}).get("nodes", 1)),
-            cache_bytes=_positive_int(env["device"].get("last_level_cache_bytes")),
+            cache_bytes=integer(env["device"].get("last_level_cache_bytes")),
         ),
         peak_mem_bytes=m.peak_mem_bytes,
         energy=m.extra.energy,
@@ -130,11 +130,6 @@ def _metrics(
     elif run.world > 1:
         missing["comm_share_of_step"] = m.extra.comm_unavailable or "not profiled"
     return metrics, missing, roof
-
-
-def _positive_int(v: object) -> int | None:
-    """A size read from a results file (anyone's): a positive int, else unknown."""
-    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
 
 
 def _flags(
