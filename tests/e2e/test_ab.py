@@ -43,8 +43,9 @@ def test_ab_same_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_ab_stops_early_when_every_case_is_decided(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # A 2 ms busy loop against itself: decided "unchanged" at the first look (round 2) on a quiet machine;
-    # each look at 1 - 0.05 / 5 (looks after rounds 2..6).
+    # A 2 ms busy loop against itself, each look at 1 - 0.05 / 5 (looks after rounds 2..5). How soon it is
+    # decided depends on the host (a co-tenant's rounds are left out): the loop's stop at the first deciding
+    # look is held exactly in tests/unit/test_confirm.py; here, the two workers, the flags and the files.
     args = ["ab", "--a", sys.executable, "--b", sys.executable, "selftest.busy", "--set", "step_us=2000"]
     args += [
         "--rounds",
@@ -61,10 +62,9 @@ def test_ab_stops_early_when_every_case_is_decided(
     out = json.loads(capsys.readouterr().out)
     assert out["max_rounds"] == 6 and out["confidence"] == pytest.approx(0.99)
     (r,) = out["results"]
-    if r["verdict"] == "unchanged":
-        assert code == 0 and out["rounds"] < 6
-    else:  # a disturbed or noisy machine: every round was needed
-        assert out["rounds"] == 6
+    assert 2 <= out["rounds"] <= 6
+    if out["rounds"] < 6:  # stopped early: only when the look decided, and identical code is unchanged
+        assert code == 0 and r["verdict"] == "unchanged", r
     assert json.loads((tmp_path / "a.json").read_text())["chipbench"]["ab"]["rounds"] == out["rounds"]
     assert main([*args[:-1], "--min-rounds", "1"]) == 2  # one round gives no spread to look at
 
@@ -73,7 +73,7 @@ def test_ab_of_a_config_matches_each_sides_case_as_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The same busy loop at 0.5 ms (A) and 1.5 ms (B), on this python: one case, named key=A|B.
-    args = ["ab", "selftest.busy", "--a-set", "step_us=500", "--b-set", "step_us=1500", "--rounds", "2"]
+    args = ["ab", "selftest.busy", "--a-set", "step_us=500", "--b-set", "step_us=1500", "--rounds", "3"]
     args += ["--time-budget", "0.05", "--output-dir", str(tmp_path), "--json"]
     code = main(args)
     out = json.loads(capsys.readouterr().out)
@@ -84,5 +84,8 @@ def test_ab_of_a_config_matches_each_sides_case_as_one(
         assert [b["name"] for b in doc["benchmarks"]] == [f"selftest.busy[step_us={us}]"]
     if r["verdict"] == "disturbed":  # a host that stole the CPUs through both rounds: rerun, never judged
         assert code == 4
+        return
+    if r["verdict"] == "inconclusive":  # a co-tenant's rounds left out, too few runs for a verdict: said
+        assert code == 0 and "disturbed run(s) left out" in r["note"], r
         return
     assert code == 1 and r["verdict"] == "regression" and r["ratio"] > 2

@@ -94,8 +94,15 @@ def test_an_older_commit_missing_a_package_is_set_up_again_with_the_index(
 
 
 class _FakeSession:
+    """A worker whose every run is the same busy loop: `scale` times 1 ms, a 2% spread, a new seed per run
+    (so run medians differ a little, as a quiet machine's do)."""
+
+    def __init__(self, scale: float = 1.0, seed: int = 1) -> None:
+        self.scale, self.seed = scale, seed
+
     def run_case(self, case: Case) -> CaseOutcome:
-        samples = [float(v) for v in lognormal(10, seed=1)]
+        self.seed += 1
+        samples = [float(v) for v in self.scale * lognormal(10, seed=self.seed)]
         payload = {
             "type": "result",
             "version_hash": "h",
@@ -118,6 +125,28 @@ def test_the_ab_stops_at_its_deadline_after_two_rounds_at_least(tmp_path: Path) 
         [ab.CasePair(case, case)], sessions, ab.ABOptions(**{**options.__dict__, "deadline_s": None})
     )
     assert done == 8
+
+
+@pytest.mark.parametrize(("scale", "verdict"), [(1.0, "unchanged"), (3.0, "regression")])
+def test_the_ab_stops_at_the_first_look_that_decides_every_case(
+    scale: float, verdict: str, tmp_path: Path
+) -> None:
+    # Quiet runs: a 3x slowdown is decided at the first look (round 2); identical code once 2-4 run
+    # medians a side bound it within 5% at 99%. The rounds after the deciding look are not run.
+    case = Case("x", {})
+    options = ab.ABOptions(
+        pythons={"a": sys.executable, "b": sys.executable}, device="cpu", rounds=6, time_budget_s=0.1,
+        thresholds=Thresholds(), out_dir=tmp_path, min_rounds=2,
+    )  # fmt: skip
+    sessions: Any = {"a": _FakeSession(), "b": _FakeSession(scale, seed=100)}
+    runs, done, decided = ab._rounds([ab.CasePair(case, case)], sessions, options)
+    assert (done == 2 if verdict == "regression" else 2 <= done < 6) and len(runs["b"]["x"]) == done
+    assert decided is not None and [c.verdict for c in decided] == [verdict]
+    # Without a first look, every round runs.
+    _, done, decided = ab._rounds(
+        [ab.CasePair(case, case)], sessions, ab.ABOptions(**{**options.__dict__, "min_rounds": None})
+    )
+    assert done == 6 and decided is None
 
 
 def test_confirm_outside_a_git_checkout_is_one_line(
