@@ -8,7 +8,7 @@ SUITE ?= default
 # CASES narrows a run to some benchmarks (e.g. CASES="llama.train_step dlrm.inference"); empty = the whole suite.
 CASES ?=
 
-.PHONY: setup bench smoke test test-fast lint quick-lint format calibrate clean pytest-bench gpu-check peers
+.PHONY: setup bench smoke test test-fast test-durations lint quick-lint format calibrate clean pytest-bench gpu-check peers
 
 setup:
 	@TORCH=$(TORCH) PYTHON=$(PYTHON) VENV=$(VENV) DEV=$(DEV) bash scripts/setup.sh
@@ -38,22 +38,29 @@ quick-lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/lint-imports --no-logo
 
-# Tests run on JOBS processes (pytest-xdist); the end-to-end ones go first, being the longest. mypy (half
-# a minute from cold) type-checks beside them, in the cores' idle moments; its verdict is printed after.
-# Two on two cores: a third gained nothing on a fresh clone of cpu-amd-epyc-2c-avx2 (pytest 427 s, 412 s
-# with two).
+# Tests run on JOBS processes (pytest-xdist), longest first by tests/durations.json (tests/schedule.py).
+# mypy (half a minute from cold) type-checks beside them, in the cores' idle moments; its verdict is
+# printed after. Two on two cores: a third gained nothing on a fresh clone of cpu-amd-epyc-2c-avx2
+# (pytest 427 s, 412 s with two).
 JOBS ?= 2
+PYTEST_JOBS = -n $(JOBS) --dist loadgroup
 test: DEV = 1
 test: setup quick-lint
 	@mkdir -p .cache && ($(BIN)/mypy > .cache/mypy.log 2>&1; echo $$? > .cache/mypy.rc) & \
-	$(BIN)/python -m pytest -q -n $(JOBS) --dist worksteal tests/e2e tests/unit benchmarks --benchmark-disable; \
+	$(BIN)/python -m pytest -q $(PYTEST_JOBS) tests/e2e tests/unit benchmarks --benchmark-disable; \
 	t=$$?; wait; cat .cache/mypy.log; m=$$(cat .cache/mypy.rc); \
 	[ "$$m" = 0 ] || { echo "make test: mypy failed (exit $$m)"; exit 1; }; exit $$t
 
 # The unit tests alone: in-process, a minute or so.
 test-fast: DEV = 1
 test-fast: setup
-	$(BIN)/python -m pytest -q -n $(JOBS) tests/unit
+	$(BIN)/python -m pytest -q $(PYTEST_JOBS) tests/unit
+
+# Record each test's seconds again (tests/durations.json: the order `make test` hands them out in).
+test-durations: DEV = 1
+test-durations: setup
+	CHIPBENCH_RECORD_DURATIONS=1 $(BIN)/python -m pytest -q $(PYTEST_JOBS) tests/e2e tests/unit benchmarks \
+	  --benchmark-disable
 
 # The public peers of the performance goals (benchmarks/llama_peer.py): transformers, pinned in pyproject.
 peers: setup

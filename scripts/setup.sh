@@ -38,9 +38,25 @@ DEV_MODULES="pytest pytest_benchmark xdist mypy importlinter hypothesis yaml che
 DEV=${DEV:-0}
 stamp="$MODE $(cat scripts/setup.sh scripts/stack.env pyproject.toml | sha256sum | cut -c1-16)"
 [ "$MODE" = system ] && stamp="$stamp $(command -v "$PY" || echo "$PY")"  # another interpreter: set up again
-have() { "$VENV/bin/python" -c "import $(echo "$1" | tr ' ' ',')" >/dev/null 2>&1; }
-if [ -f "$VENV/.chipbench-setup" ] && [ "$(cat "$VENV/.chipbench-setup")" = "$stamp" ] && have "$RUNTIME_MODULES" \
-   && { [ "$DEV" != 1 ] || { have "$DEV_MODULES" && [ -x "$VENV/bin/ruff" ]; }; }; then
+# lacks MODULE...: those the venv cannot import, each followed by a space (all of them where the venv has no
+# python). One interpreter for all: torch alone takes seconds to import, once per process.
+lacks() {
+  "$VENV/bin/python" - "$@" 2>/dev/null <<'PY' || printf '%s ' "$@"
+import importlib, sys
+bad = []
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        bad.append(name)
+print("".join(f"{name} " for name in bad))
+PY
+}
+need=$RUNTIME_MODULES
+[ "$DEV" = 1 ] && need="$need $DEV_MODULES"
+# shellcheck disable=SC2086
+if [ -f "$VENV/.chipbench-setup" ] && [ "$(cat "$VENV/.chipbench-setup")" = "$stamp" ] \
+   && [ -z "$(lacks $need)" ] && { [ "$DEV" != 1 ] || [ -x "$VENV/bin/ruff" ]; }; then
   echo "setup: $VENV is up to date ($MODE)"
   exit 0
 fi
@@ -139,15 +155,15 @@ if [ "$MODE" = system ]; then
   printf '#!%s\nimport sys\nfrom chipbench.cli import main\nsys.exit(main())\n' "$(cd "$VENV" && pwd)/bin/python" \
     > "$VENV/bin/chipbench"
   chmod +x "$VENV/bin/chipbench"
-  need=$RUNTIME_MODULES
-  [ "$DEV" = 1 ] && need="$need $DEV_MODULES"
-  missing=$(for m in $need; do have "$m" || echo "$m"; done | tr '\n' ' ')
+  # shellcheck disable=SC2086
+  missing=$(lacks $need)
   if [ -n "$missing" ] && [ "${PIP_NO_INDEX:-}" != 1 ]; then
     # What is missing, from the index, never replacing the torch that is there.
     pip install -q ${extra[@]+"${extra[@]}"} -c "$constraints" numpy scipy rich psutil typing_extensions ruptures \
       plotly==7.1.0 jinja2==3.1.6 $([ "$DEV" = 1 ] && echo "sqlalchemy==2.1.9 psycopg[binary]==3.3.9 pytest pytest-benchmark pytest-xdist ruff mypy pyyaml import-linter==2.16 hypothesis==6.170.17 check-jsonschema==0.39.0") \
       || true
-    missing=$(for m in $need; do have "$m" || echo "$m"; done | tr '\n' ' ')
+    # shellcheck disable=SC2086
+    missing=$(lacks $need)
   fi
   if [ "$DEV" = 1 ] && [ ! -x "$VENV/bin/ruff" ]; then
     # make lint runs .venv/bin/ruff: the interpreter's own, where it has one
@@ -164,10 +180,12 @@ if [ "$MODE" = cpu ] && pip list 2>/dev/null | grep -iE '^nvidia-|^fbgemm[-_]gpu
   die "a CUDA package was installed on a CPU-only setup: $(pip list 2>/dev/null | grep -iE '^nvidia-|^fbgemm[-_]gpu ' | tr '\n' ' ')"
 fi
 
-need=$RUNTIME_MODULES
-[ "$DEV" = 1 ] && need="$need $DEV_MODULES"
 [ "$MODE" = system ] || need="$need $VIEW_MODULES $STORE_MODULES"
-missing=$(for m in $need; do have "$m" || echo "$m"; done | tr '\n' ' ')
+# shellcheck disable=SC2086
+missing=$(lacks $need)
 [ -z "$missing" ] || die "$VENV cannot import $missing(see the pip messages above); nothing was marked set up"
 echo "$stamp" > "$VENV/.chipbench-setup"
-echo "setup: done ($MODE); $("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)')"
+# torch's version from its metadata (importing it again would cost seconds), from torch where it has none
+version=$("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("torch"))' 2>/dev/null \
+  || "$VENV/bin/python" -c 'import torch; print(torch.__version__)')
+echo "setup: done ($MODE); torch $version"

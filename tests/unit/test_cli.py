@@ -189,3 +189,26 @@ def test_each_command_parses_from_its_own_module_as_from_the_whole_parser() -> N
     assert set(whole) == set(MODULE_OF)
     for name, parser in whole.items():
         assert commands(build_parser(name))[name].format_help() == parser.format_help(), name
+
+
+def test_a_ctrl_c_that_python_wrapped_is_still_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Python 3.11 wraps a Ctrl-C that lands while a dataclass body is made (a lazily imported module).
+    from chipbench.cli import app
+
+    def wrapped(argv: list[str] | None) -> int:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance 'left_out'") from exc
+
+    monkeypatch.setattr(app, "_command", wrapped)
+    assert app.main(["list"]) == 130 and capsys.readouterr().err == "chipbench: interrupted\n"
+
+    def other(argv: list[str] | None) -> int:
+        raise RuntimeError("a bug, not a Ctrl-C")
+
+    monkeypatch.setattr(app, "_command", other)
+    with pytest.raises(RuntimeError, match="a bug"):
+        app.main(["list"])

@@ -61,6 +61,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("chipbench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        if not _caused_by_ctrl_c(exc):
+            raise
+        print("chipbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _caused_by_ctrl_c(exc: BaseException) -> bool:
+    """A Ctrl-C that Python wrapped on its way up: 3.11 turns one raised while a class body is made (a
+    dataclass's field, imported lazily by the command) into `RuntimeError: Error calling __set_name__`."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _command(argv: list[str] | None) -> int:
