@@ -290,11 +290,11 @@ class Store:
         run_rows: list[Any] = []
         with self._engine.connect() as conn:
             if run_ids is None:
-                got = list(conn.execute(q).tuples().all())
+                got = [tuple(row) for row in conn.execute(q)]
                 run_rows = list(conn.execute(rq).all())
             else:
                 for chunk in _chunks(run_ids):
-                    got.extend(conn.execute(q.where(s.run_id.in_(chunk))).tuples().all())
+                    got.extend(tuple(row) for row in conn.execute(q.where(s.run_id.in_(chunk))))
                     run_rows.extend(conn.execute(rq.where(r.id.in_(chunk))).all())
         if pattern:
             got = [
