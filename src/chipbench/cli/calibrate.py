@@ -61,14 +61,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         os.environ["CHIPBENCH_CACHE_DIR"] = str(args.cache_dir)
     check_outputs(args.output, None)
     check_writable(ceilings.cache_dir(), "the ceilings cache", folder=True)
-    probe = Session(WorkerPool(args.device), RunOptions(time_budget_s=args.time_budget, timeout_s=60.0))
-    hello = probe.start()
-    probe.close()
+    # One worker: its hello sizes the plan, then it runs the plan (a second start cost 2 s of imports).
+    pool = WorkerPool(args.device)
+    hello = Session(pool, RunOptions(time_budget_s=args.time_budget, timeout_s=60.0)).start()
     env = hello["env"]
-    p = plan(args, hello["kind"], env)
+    try:
+        p = plan(args, hello["kind"], env)
+    except BaseException:
+        pool.close()
+        raise
     done = run_cases(
         p.cases,
-        pool=WorkerPool(args.device),
+        pool=pool,
         options=RunOptions(time_budget_s=args.time_budget, timeout_s=max(300.0, 30 * args.time_budget)),
         destination=Destination("calibrate", list(sys.argv), args.output),
         preflight=True,

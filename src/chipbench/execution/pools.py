@@ -39,6 +39,8 @@ class WorkerPool:
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self.conn: Connection | None = None
+        self.hello: Hello | None = None
+        """The running worker's hello once read: a second session on this worker reads it again."""
 
     def start(self) -> Hello:
         self.launch()
@@ -59,7 +61,7 @@ class WorkerPool:
             cwd=self.cwd,
         )
         child.close()
-        self.conn = parent
+        self.conn, self.hello = parent, None
 
     def _env(self) -> dict[str, str]:
         """This process's environment; for another environment's interpreter (`ab`), without PYTHONPATH,
@@ -70,6 +72,8 @@ class WorkerPool:
 
     def wait_hello(self) -> Hello:
         """Wait for the launched worker's hello: its environment, device kind and free memory."""
+        if self.hello is not None:
+            return self.hello
         parent = self.conn
         assert parent is not None and self.proc is not None
         if not parent.poll(self.start_timeout_s):
@@ -90,6 +94,7 @@ class WorkerPool:
             if hello.get("error_type") == "UsageError":
                 raise UsageError(hello["message"])
             raise RuntimeError(f"worker failed to start: {hello['message']}")
+        self.hello = hello
         return hello
 
     def run(self, msg: Message, timeout_s: float) -> Reply:
@@ -157,7 +162,7 @@ class WorkerPool:
                 self.proc.wait(timeout=10)
         if self.conn is not None:
             self.conn.close()
-        self.proc, self.conn = None, None
+        self.proc, self.conn, self.hello = None, None, None
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None and self.conn is not None:
