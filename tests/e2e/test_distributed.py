@@ -191,7 +191,7 @@ def test_sigterm_and_timeouts_leave_no_rank_behind(tmp_path: Path) -> None:
             "--nproc-per-node", "2", "--output", str(out)]  # fmt: skip
     env = {**os.environ, "CI": "true"}
     # A per-case time-out kills the job and records the case.
-    p = subprocess.run([*args, "--timeout", "10"], capture_output=True, text=True, env=env, timeout=120)
+    p = subprocess.run([*args, "--timeout", "5"], capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 1 and files.load(out)["chipbench"]["errors"][0]["error_type"] == "timeout"
     # SIGTERM (a cancelled CI job) acts as Ctrl-C.
     out.unlink()
