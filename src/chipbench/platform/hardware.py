@@ -70,7 +70,6 @@ def resolve_device(requested: str, kinds: list[str] | None = None) -> str:
     raise UsageError(f"device {requested!r} is not available here; available: {', '.join(kinds)}")
 
 
-@functools.cache
 class CpuInfo(TypedDict):
     """The results' environment `cpu` (a JSON object)."""
 
@@ -90,6 +89,7 @@ class Tf32(TypedDict):
     reason: str
 
 
+@functools.cache
 def cpu_info() -> CpuInfo:
     """CPU model, core counts and the ISA features that matter for ML kernels."""
     import psutil
