@@ -300,18 +300,18 @@ def split(
     whose ratio of medians moved by at least min_magnitude) is a change point if that p-value, times the
     number of positions in the whole series (Bonferroni: a family-wise rate per series, not per window),
     is below p_value; then each side the same way; then each one found is tested again between its
-    neighbours. `proposed`: the candidates came
-    from the data (PELT's), so the correction counts every position they could have come from."""
+    neighbours. `proposed`: the candidates came from the data (PELT's), so the correction counts every
+    position they could have come from."""
     logs = np.log(x)
-
     inside = sum(2 <= b <= x.size - 2 for b in cps)
     tried = max(inside, x.size - 3) if proposed else inside
 
     def search(lo: int, hi: int) -> list[Tested]:
         best: Tested | None = None
         for b in (b for b in cps if lo + 2 <= b <= hi - 2):
-            t = _test(x, logs, lo, b, hi)
-            if abs(t[2] - 1.0) >= min_magnitude and (best is None or t[1] < best[1]):
+            ratio = _ratio(x, lo, b, hi)  # a move too small never counts: no rank test spent on it
+            t = _test(x, logs, lo, b, hi, ratio) if abs(ratio - 1.0) >= min_magnitude else None
+            if t is not None and (best is None or t[1] < best[1]):
                 best = t
         if best is None or not best[1] * tried < p_value:
             return []
@@ -328,14 +328,17 @@ def split(
     return []
 
 
-def _test(x: np.ndarray, logs: np.ndarray, lo: int, b: int, hi: int) -> Tested:
+def _ratio(x: np.ndarray, lo: int, b: int, hi: int) -> float:
+    """The ratio of medians across position b, window x[b:hi] over x[lo:b]."""
+    return float(np.median(x[b:hi]) / np.median(x[lo:b]))
+
+
+def _test(x: np.ndarray, logs: np.ndarray, lo: int, b: int, hi: int, ratio: float | None = None) -> Tested:
     """Position b between the windows x[lo:b] and x[b:hi]: the rank test's p and the ratio of medians."""
     from scipy.stats import mannwhitneyu
 
-    before, after = x[lo:b], x[b:hi]
-    ratio = float(np.median(after) / np.median(before))
     p = float(mannwhitneyu(logs[lo:b], logs[b:hi], alternative="two-sided").pvalue)
-    return (b, p, ratio, before, after)
+    return (b, p, _ratio(x, lo, b, hi) if ratio is None else ratio, x[lo:b], x[b:hi])
 
 
 def detect(
