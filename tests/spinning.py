@@ -5,7 +5,7 @@ The hanging step is a pure-Python busy loop: it burns CPU and touches no new mem
 (importing torch, setting up the case) burns CPU too, but faults in thousands of pages every half
 second. So a process that ran for two sampling windows in a row without a single new page fault is in
 the step: known within about a second of its entering it, however loaded the machine, where a
-threshold on its total CPU time has to wait out a margin over the slowest start.
+threshold on its total CPU time has to wait out a margin over the slowest start. Linux (/proc).
 """
 
 from __future__ import annotations
