@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -17,39 +18,26 @@ from chipbench.execution import process_groups as distributed
 from chipbench.results import files
 from chipbench.workloads import comm
 from tests.helpers import run_cli
+from tests.spinning import wait_spinning
 
 # A rank killed mid-run ends the job within this bound on one node: torchrun's agent notices the dead
 # worker (it polls every 0.1 s), stops the others with SIGTERM and exits; the parent then saves.
 KILLED_RANK_BOUND_S = 30.0
 
 
-def _rank_pid(parent: int, rank: int, deadline: float) -> int:
-    while time.monotonic() < deadline:
-        for proc in psutil.Process(parent).children(recursive=True):
-            try:
-                if "chipbench.execution.dist_worker" in " ".join(proc.cmdline()) and proc.environ().get(
-                    "RANK"
-                ) == str(rank):
-                    return proc.pid
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        time.sleep(0.2)
-    raise AssertionError(f"rank {rank} never started")
-
-
-def _spinning_rank(parent: int, rank: int, deadline: float) -> int:
-    """The pid of `rank` once it spins in its hanging step: mid-run, not between cases."""
-    while time.monotonic() < deadline:
-        pid = _rank_pid(parent, rank, deadline)
+def _ranks(parent: int, *ranks: int) -> list[psutil.Process]:
+    """The job's rank processes among `parent`'s descendants whose RANK is one of `ranks`."""
+    found = []
+    for proc in psutil.Process(parent).children(recursive=True):
         try:
-            p = psutil.Process(pid)
-            before = p.cpu_times().user
-            time.sleep(1.0)
-            if p.cpu_times().user - before > 0.5:
-                return pid
-        except psutil.NoSuchProcess:
+            if (
+                "chipbench.execution.dist_worker" in " ".join(proc.cmdline())
+                and int(proc.environ().get("RANK", "-1")) in ranks
+            ):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-    raise AssertionError(f"rank {rank} never reached its step")
+    return found
 
 
 def test_run_under_torchrun_writes_one_results_file(tmp_path: Path) -> None:
@@ -99,8 +87,8 @@ def test_killed_rank_ends_the_job_within_the_bound(tmp_path: Path) -> None:
         for line in proc.stderr:  # wait until the job is up and running the case
             if "ranks ready" in line:
                 break
-        pid = _spinning_rank(proc.pid, 1, time.monotonic() + 120)
-        os.kill(pid, signal.SIGKILL)
+        (rank1,) = wait_spinning(lambda: _ranks(proc.pid, 1), 120)  # mid-run, not between cases
+        os.kill(rank1.pid, signal.SIGKILL)
         killed = time.monotonic()
         _, stderr = proc.communicate(timeout=KILLED_RANK_BOUND_S + 30)
         took = time.monotonic() - killed
@@ -190,18 +178,32 @@ def test_sigterm_and_timeouts_leave_no_rank_behind(tmp_path: Path) -> None:
     args = [sys.executable, "-m", "chipbench.cli", "run", "selftest.busy", "--set", "fail=hang",
             "--nproc-per-node", "2", "--output", str(out)]  # fmt: skip
     env = {**os.environ, "CI": "true"}
-    # A per-case time-out kills the job and records the case.
-    p = subprocess.run([*args, "--timeout", "5"], capture_output=True, text=True, env=env, timeout=120)
+    # A per-case time-out kills the job and records the case. The step never returns: any time-out
+    # ends it, and the clock starts once the job is up, so 1 s is as good as a longer one.
+    p = subprocess.run([*args, "--timeout", "1"], capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 1 and files.load(out)["chipbench"]["errors"][0]["error_type"] == "timeout"
     # SIGTERM (a cancelled CI job) acts as Ctrl-C.
     out.unlink()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    ranks = [psutil.Process(_spinning_rank(proc.pid, r, time.monotonic() + 120)) for r in (0, 1)]
+    ranks = wait_spinning(lambda: _ranks(proc.pid, 0, 1), 120, count=2)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     assert proc.returncode == 130 and not out.exists()
-    time.sleep(1.0)
-    assert not [r.pid for r in ranks if r.is_running() and r.status() != psutil.STATUS_ZOMBIE]
+
+    def left() -> list[int]:
+        alive = []
+        for r in ranks:
+            try:
+                if r.is_running() and r.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(r.pid)
+            except psutil.NoSuchProcess:
+                continue
+        return alive
+
+    gone_by = time.monotonic() + 1.0  # every rank gone within 1 s of the CLI's exit
+    while left() and time.monotonic() < gone_by:
+        time.sleep(0.05)
+    assert not left()
 
 
 def _collectives(rank: int, world: int) -> list[str]:
@@ -240,8 +242,18 @@ def _lockstep(rank: int, world: int) -> dict[str, object]:
     return {"n": len(m.samples), "median": sorted(m.samples)[len(m.samples) // 2], "extra": m.extra.as_dict()}
 
 
-def test_collectives_give_the_right_values() -> None:
-    got = distributed.run_local(_collectives, 2)
+def _collectives_and_lockstep(rank: int, world: int) -> dict[str, object]:
+    return {"collectives": _collectives(rank, world), "lockstep": _lockstep(rank, world)}
+
+
+@pytest.fixture(scope="module")
+def two_ranks() -> list[dict[str, Any]]:
+    """One run_local spawn (two processes importing torch) for the value and the lockstep checks."""
+    return distributed.run_local(_collectives_and_lockstep, 2)
+
+
+def test_collectives_give_the_right_values(two_ranks: list[dict[str, Any]]) -> None:
+    got = [r["collectives"] for r in two_ranks]
     assert got[0] == got[1] and len(got[0]) == 2 * len(comm.OPS)
 
 
@@ -264,8 +276,8 @@ def test_run_local_reports_the_first_hand_failure_first() -> None:
     assert "ValueError: rank 0's own failure" in text
 
 
-def test_lockstep_measurement_takes_the_slowest_rank() -> None:
-    r0, r1 = distributed.run_local(_lockstep, 2)
+def test_lockstep_measurement_takes_the_slowest_rank(two_ranks: list[dict[str, Any]]) -> None:
+    r0, r1 = (r["lockstep"] for r in two_ranks)
     assert r0["n"] == r1["n"] and r0["median"] == r1["median"]
     assert r0["median"] >= 0.002  # the slower rank's pause, not rank 0's own 0.5 ms
     assert r0["extra"]["world_size"] == 2 and len(r0["extra"]["per_rank_median_s"]) == 2

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from chipbench.execution.pools import DIST_DIR_PREFIX, remove_stale_dirs
+from tests.spinning import wait_spinning
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux process model")
 
@@ -37,21 +38,11 @@ def _wait_for(cond: object, timeout: float) -> bool:
     return False
 
 
-def _spinning(procs: list[psutil.Process]) -> bool:
-    """A process of these is in the hanging step: it has spun longer than its imports and set-up take
-    (a few CPU seconds), so the parent is killed mid-benchmark, not while the worker starts."""
-    try:
-        return any(p.cpu_times().user > 8.0 for p in procs)
-    except psutil.Error:
-        return False
-
-
 def test_worker_dies_with_a_killed_chipbench(tmp_path: Path) -> None:
     p = _start(tmp_path)
     parent = psutil.Process(p.pid)
-    assert _wait_for(
-        lambda: parent.children(recursive=True) and _spinning(parent.children(recursive=True)), 120
-    )
+    # Killed mid-benchmark, not while the worker starts.
+    wait_spinning(lambda: parent.children(recursive=True), 120)
     kids = parent.children(recursive=True)
     p.send_signal(signal.SIGKILL)
     p.wait()
@@ -64,7 +55,8 @@ def test_torchrun_and_ranks_die_with_a_killed_chipbench(tmp_path: Path) -> None:
     parent = psutil.Process(p.pid)
     folders = lambda: list(Path(tempfile.gettempdir()).glob(f"{DIST_DIR_PREFIX}{p.pid}-*"))  # noqa: E731
     ranks_up = lambda: folders() and len(list(folders()[0].glob("rank*.pid"))) == 2  # noqa: E731
-    assert _wait_for(lambda: ranks_up() and _spinning(parent.children(recursive=True)), 180)
+    assert _wait_for(ranks_up, 180)
+    wait_spinning(lambda: parent.children(recursive=True), 180)
     kids = parent.children(recursive=True)
     assert len(kids) >= 3  # torchrun's agent and two ranks
     p.send_signal(signal.SIGKILL)

@@ -218,15 +218,17 @@ def comm_time_per_step(step: Callable[[], Any], kind: str, steps: int) -> float 
     The steps always run, profiler or not: the other ranks' steps hold the matching collectives.
     """
     import torch
-    from torch.profiler import ProfilerActivity, profile
+    from torch.autograd import profiler
 
     gpu = device_type(kind) == "cuda"  # NCCL kernels on the profiler's CUDA timeline (cuda, rocm)
-    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
     synchronize(kind)
     prof: Any = None
     why = ""
     try:
-        prof = profile(activities=acts)
+        # The Kineto profiler that torch.profiler.profile wraps, called as it calls it: the wrapper's
+        # start asks hasattr(torch, "_inductor"), and that lazy attribute imports inductor and dynamo,
+        # 2.5 s of CPU on every rank of every job.
+        prof = profiler.profile(use_cpu=True, use_device="cuda" if gpu else None, use_kineto=True)
         prof.__enter__()
     except Exception as exc:  # the profiler is optional: a failure costs the metric, not the run
         prof, why = None, f"torch.profiler did not start: {type(exc).__name__}: {exc}"
@@ -237,7 +239,7 @@ def comm_time_per_step(step: Callable[[], Any], kind: str, steps: int) -> float 
         return why
     prof.__exit__(None, None, None)
     total_us = 0.0
-    for e in prof.events():
+    for e in prof.function_events:
         name = e.name.lower()
         if gpu:
             if name.startswith("nccl") and e.device_type == torch.autograd.DeviceType.CUDA:
