@@ -8,6 +8,7 @@ import pytest
 from chipbench import workloads
 from chipbench.core.config import apply_overrides, check, parse_sets
 from chipbench.core.errors import UsageError
+from chipbench.core.registry import grid
 
 
 @dataclass(frozen=True)
@@ -73,3 +74,16 @@ def test_every_benchmark_has_smoke_case_or_is_selftest() -> None:
         for suite_cases in b.suites.values():
             for ov in suite_cases:
                 b.config(ov)  # every suite case is a valid config
+
+
+def test_grid_lists_cases_as_nested_loops_would() -> None:
+    # base outermost, then each axis in the order given; an axis base holds keeps base's key position
+    bases = [{"preset": "a", "batch_size": 1}, {"preset": "b", "batch_size": 2}]
+    got = grid(bases, mode=("fwd", "fwd_bwd"), batch_size=(8,))
+    assert got == [{**b, "mode": m, "batch_size": 8} for b in bases for m in ("fwd", "fwd_bwd")]
+    assert [list(c) for c in got] == [["preset", "batch_size", "mode"]] * 4
+    assert grid(flavor=("x", "y"), seq_len=(64,)) == [
+        {"flavor": "x", "seq_len": 64},
+        {"flavor": "y", "seq_len": 64},
+    ]
+    assert grid({"flavor": "x"}) == [{"flavor": "x"}]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -98,6 +99,15 @@ def suites(
 ) -> dict[str, list[Overrides]]:
     """A benchmark's cases in each suite (each a list of config overrides)."""
     return {"smoke": smoke, "default": default, "full": full}
+
+
+def grid(base: Overrides | list[Overrides] | None = None, /, **axes: Sequence[Any]) -> list[Overrides]:
+    """Every case of `base` (one set of overrides, or a list of them) crossed with every combination of
+    the axes' values: the cases nested loops would list, base outermost, then each axis in the order
+    given (its key after base's keys, unless base has it). `grid(_8B, mode=("fwd", "fwd_bwd"))`."""
+    bases = base if isinstance(base, list) else [base or {}]
+    combos = list(itertools.product(*axes.values()))
+    return [{**b, **dict(zip(axes, values, strict=True))} for b in bases for values in combos]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ never makes them).
 
 from __future__ import annotations
 
-from chipbench.core.registry import Benchmark, register
+from chipbench.core.registry import Benchmark, grid, register, suites
 from chipbench.workloads.comm.config import OPS, CommConfig, bus_factor, describe
 from chipbench.workloads.comm.setup import check_collective, make_setup
 
@@ -38,11 +38,7 @@ for _op in OPS:
             config_cls=CommConfig,
             setup=make_setup(_op),
             describe=describe,
-            suites={
-                "smoke": [{"size_bytes": s} for s in SMOKE_SIZES],
-                "default": [{"size_bytes": s} for s in DEFAULT_SIZES],
-                "full": [{"size_bytes": s} for s in FULL_SIZES],
-            },
+            suites=suites(*(grid(size_bytes=sizes) for sizes in (SMOKE_SIZES, DEFAULT_SIZES, FULL_SIZES))),
             needs_world=2,
         )
     )

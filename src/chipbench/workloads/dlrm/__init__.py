@@ -9,7 +9,7 @@ no torch. Conventions of the figures: `accounting`.
 
 from __future__ import annotations
 
-from chipbench.core.registry import Family, suites
+from chipbench.core.registry import Family, grid, suites
 from chipbench.workloads.dlrm.accounting import (
     FIT_SHARE,
     arithmetic,
@@ -89,6 +89,7 @@ _DEFAULT = [
     {"preset": "model1", "max_rows": -1, "batch_size": 512},
     {"preset": "dcnv2", "max_rows": -1, "batch_size": 256},
 ]
+_FWD_BWD = ("fwd", "fwd_bwd")
 
 _DLRM = Family(
     "dlrm",
@@ -108,7 +109,7 @@ TRAIN_STEP = _DLRM.add(
         _DEFAULT,
         [
             *_DEFAULT,
-            *({**c, "backend": "torch"} for c in _DEFAULT),
+            *grid(_DEFAULT, backend=("torch",)),
             {"preset": "terabyte", "max_rows": 2_000_000, "batch_size": 2048},
         ],
     ),
@@ -117,22 +118,16 @@ TRAIN_STEP = _DLRM.add(
 INFERENCE = _DLRM.add(
     "inference", DLRMConfig, inference_setup,
     "DLRM forward in eval mode (latency percentiles and samples/s at batch_size).",
-    suites(
-        [_TINY],
-        _DEFAULT,
-        [{**c, "batch_size": bs} for c in _DEFAULT for bs in (64, 512, 4096)],
-    ),
+    suites([_TINY], _DEFAULT, grid(_DEFAULT, batch_size=(64, 512, 4096))),
 )  # fmt: skip
 
 EMBEDDING = _DLRM.add(
     "embedding", EmbeddingConfig, embedding_setup,
     "Embedding-bag lookup alone (mode=fwd|fwd_bwd); GB/s in FBGEMM's and the full accounting.",
     suites(
-        [{**_TINY, "mode": "fwd"}, {**_TINY, "mode": "fwd_bwd"}],
-        [{**c, "mode": m} for c in _DEFAULT for m in ("fwd", "fwd_bwd")],
-        [
-            {**c, "mode": m, "backend": be} for c in _DEFAULT for m in ("fwd", "fwd_bwd") for be in ("torchrec", "torch")
-        ],
+        grid(_TINY, mode=_FWD_BWD),
+        grid(_DEFAULT, mode=_FWD_BWD),
+        grid(_DEFAULT, mode=_FWD_BWD, backend=("torchrec", "torch")),
     ),
 )  # fmt: skip
 

@@ -9,7 +9,7 @@ benchmarks and imports no torch.
 
 from __future__ import annotations
 
-from chipbench.core.registry import Family, suites
+from chipbench.core.registry import Family, grid, suites
 from chipbench.workloads.hstu.accounting import arithmetic, describe, fit
 from chipbench.workloads.hstu.config import (
     PRESETS,
@@ -57,15 +57,14 @@ TIMED = (
 """Modules the steps run besides `setup`: describe, plan, accounting and config are not in the hash."""
 
 _TINY = {"preset": "tiny", "batch_size": 8}
+_DLRMV3 = {"preset": "dlrmv3", "max_rows": -1, "batch_size": 32}  # the published shapes and batch
 # The DLRMv3 shapes (layers, widths, 1,024-long histories, 2,048 candidates per user) at 2 users per step
 # instead of 32 in the default suite: a 32-user training step is about 4 TFLOP of valid work, 10 s or more
 # on a CPU; the item table fitted to the device. The full suite runs the published batch.
-_DEFAULT = [{"preset": "dlrmv3", "max_rows": -1, "batch_size": 2}]
+_DEFAULT = [{**_DLRMV3, "batch_size": 2}]
 _ATTN = {"preset": "dlrmv3", "batch_size": 4, "items": 1000}
-_FULL = [
-    {"preset": "dlrmv3", "max_rows": -1, "batch_size": 32},
-    {"preset": "recsys-examples", "max_rows": -1, "batch_size": 8},
-]
+_FWD_BWD = ("fwd", "fwd_bwd")
+_FULL = [_DLRMV3, {"preset": "recsys-examples", "max_rows": -1, "batch_size": 8}]
 
 _HSTU = Family("hstu", describe=describe, timed=TIMED, fit=fit, plan=plan, resolved=resolved_fields)
 
@@ -79,11 +78,7 @@ TRAIN_STEP = _HSTU.add(
 INFERENCE = _HSTU.add(
     "inference", HSTUConfig, inference_setup,
     "HSTU ranking forward for a batch of users and their candidates (latency percentiles).",
-    suites(
-        [_TINY],
-        _DEFAULT,
-        [{**c, "batch_size": bs} for c in _FULL[:1] for bs in (1, 8, 32)],
-    ),
+    suites([_TINY], _DEFAULT, grid(_DLRMV3, batch_size=(1, 8, 32))),
 )  # fmt: skip
 
 # The attention alone: independent per rank, no table to fit or lay out.
@@ -93,12 +88,10 @@ ATTENTION = _HSTU.add(
     suites(
         # smoke: forward and backward in one case (the default suite splits them)
         [{**_TINY, "mode": "fwd_bwd"}],
-        [{"preset": "dlrmv3", "batch_size": 2, "items": 1000, "mode": m} for m in ("fwd", "fwd_bwd")],
+        grid({**_ATTN, "batch_size": 2}, mode=_FWD_BWD),
         [
-            {**_ATTN, "mode": m, "attention": p, "avg_history": hl, "max_history": 2 * hl}
-            for m in ("fwd", "fwd_bwd")
-            for p in ("jagged", "padded")
-            for hl in (256, 1024, 4096)
+            {**c, "max_history": 2 * c["avg_history"]}
+            for c in grid(_ATTN, mode=_FWD_BWD, attention=("jagged", "padded"), avg_history=(256, 1024, 4096))
         ],
     ),
     fit=None, plan=None,
@@ -109,12 +102,8 @@ EMBEDDING = _HSTU.add(
     "The item table's sequence lookups alone (mode=fwd|fwd_bwd); GB/s in FBGEMM's accounting.",
     suites(
         [{**_TINY, "mode": "fwd_bwd"}],
-        [{"preset": "dlrmv3", "max_rows": -1, "batch_size": 8, "mode": m} for m in ("fwd", "fwd_bwd")],
-        [
-            {"preset": "dlrmv3", "max_rows": -1, "batch_size": 32, "mode": m, "backend": be}
-            for m in ("fwd", "fwd_bwd")
-            for be in ("fbgemm", "torch")
-        ],
+        grid({**_DLRMV3, "batch_size": 8}, mode=_FWD_BWD),
+        grid(_DLRMV3, mode=_FWD_BWD, backend=("fbgemm", "torch")),
     ),
     plan=None,
 )  # fmt: skip

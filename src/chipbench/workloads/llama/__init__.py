@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chipbench.core.contract import Prepared, RunContext
-from chipbench.core.registry import Benchmark, Family, suites
+from chipbench.core.registry import Benchmark, Family, grid, suites
 from chipbench.workloads.llama.accounting import CE_PASSES, RMSNORM_PASSES, ROPE_PASSES, SWIGLU_PASSES
 from chipbench.workloads.llama.batch import batch_layout
 from chipbench.workloads.llama.config import (
@@ -83,6 +83,8 @@ _8B_LAYER = {"flavor": "llama3-8b", "n_layers": 1, "seq_len": 64, "batch_size": 
 
 _LLAMA = Family("llama", timed=TIMED, resolved=resolved_fields)
 _FWD_BWD = ("fwd", "fwd_bwd")
+_BIG = ("llama3-8b", "llama3-70b", "llama3.1-405b")  # the flavors whose shapes the full suite runs
+_OPS = ("qkv", "out", "gate_up", "down", "head")
 
 TRAIN_STEP = _LLAMA.add(
     "train_step", LlamaConfig, train_setup,
@@ -120,15 +122,8 @@ GEMM = _LLAMA.add(
     "One Llama projection (qkv, out, gate_up, down, head) as a matrix product at the flavor's shapes.",
     suites(
         [{**_TINY_MICRO, "op": "gate_up"}],
-        [
-            {**_8B, "op": op, "seq_len": 32 if op == "head" else 128} for op in ("qkv", "out", "gate_up", "down", "head")
-        ],
-        [
-            {"flavor": f, "op": op, "seq_len": 4096, "mode": m}
-            for f in ("llama3-8b", "llama3-70b", "llama3.1-405b")
-            for op in ("qkv", "out", "gate_up", "down", "head")
-            for m in _FWD_BWD
-        ],
+        [{**_8B, "op": op, "seq_len": 32 if op == "head" else 128} for op in _OPS],
+        grid(flavor=_BIG, op=_OPS, seq_len=(4096,), mode=_FWD_BWD),
     ),
     describe=gemm_describe,
 )  # fmt: skip
@@ -138,13 +133,8 @@ ATTENTION = _LLAMA.add(
     "Causal grouped-query scaled_dot_product_attention at the flavor's heads, over seq_len.",
     suites(
         [_TINY_MICRO],
-        [{**_8B, "seq_len": t} for t in (256, 512)],
-        [
-            {"flavor": f, "seq_len": t, "mode": m}
-            for f in ("llama3-8b", "llama3-70b", "llama3.1-405b")
-            for t in (1024, 2048, 4096, 8192)
-            for m in _FWD_BWD
-        ],
+        grid(_8B, seq_len=(256, 512)),
+        grid(flavor=_BIG, seq_len=(1024, 2048, 4096, 8192), mode=_FWD_BWD),
     ),
     describe=attention_describe,
 )  # fmt: skip
@@ -161,7 +151,7 @@ def _elementwise(
     """An elementwise microbenchmark (GB/s; it touches its elements `passes` (fwd, fwd_bwd) times): the
     default suite at llama3-8b's shapes over `seq_len` tokens, the full suite at 8B's and 405B's, forward
     and backward."""
-    full = [{"flavor": f, "mode": m} for f in ("llama3-8b", "llama3.1-405b") for m in _FWD_BWD]
+    full = grid(flavor=("llama3-8b", "llama3.1-405b"), mode=_FWD_BWD)
     return _LLAMA.add(
         name, config_cls, setup, doc,
         suites([_TINY_MICRO], [{**_8B, "seq_len": seq_len}], full),
@@ -196,7 +186,7 @@ CROSS_ENTROPY = _LLAMA.add(
     suites(
         [_TINY_MICRO],
         [{**_8B, "seq_len": 256}],
-        [{**_8B, "seq_len": 8192, "mode": m} for m in _FWD_BWD],
+        grid({**_8B, "seq_len": 8192}, mode=_FWD_BWD),
     ),
     describe=elementwise_describe(CE_PASSES),
 )  # fmt: skip
@@ -204,10 +194,6 @@ CROSS_ENTROPY = _LLAMA.add(
 ADAMW = _LLAMA.add(
     "adamw", AdamwConfig, adamw_setup,
     "AdamW step over one transformer block's parameters at the flavor's shapes: GB/s.",
-    suites(
-        [{"flavor": "tiny"}],
-        [{"flavor": "llama3-8b"}],
-        [{"flavor": f} for f in ("llama3-8b", "llama3-70b")],
-    ),
+    suites([_TINY], [_8B], grid(flavor=("llama3-8b", "llama3-70b"))),
     describe=adamw_describe, timed=(*TIMED, _OPTIMIZER),
 )  # fmt: skip
