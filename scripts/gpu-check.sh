@@ -40,7 +40,7 @@ tail -n 40 "$OUT/env.txt"
 
 step "ceilings"
 # The dry run may share its CPU with other work (a test suite): its ceilings are stored even then.
-if [ "$TINY" = 1 ]; then sizes=(--size 256 --copy-mib 16 --time-budget 0.3 --allow-busy); else sizes=(--size 8192 --time-budget 3); fi
+if [ "$TINY" = 1 ]; then sizes=(--size 256 --copy-mib 16 --time-budget 0.1 --allow-busy); else sizes=(--size 8192 --time-budget 3); fi
 run $CB calibrate --device "$DEVICE" "${sizes[@]}" --output "$OUT/calibrate.json"
 
 step "the smoke suite"
