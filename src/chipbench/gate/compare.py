@@ -87,15 +87,15 @@ def _boot_medians_runs(runs: list[np.ndarray], rng: np.random.Generator, n_boot:
     interval, which a bootstrap of the pooled samples would ignore.
 
     Vectorized over resamples: each row holds its k drawn runs' resampled values as their ranks in the
-    sorted pool (ints sort faster than floats: a radix sort below 2**16; the same order statistics come
-    out), padded past every rank to the longest possible row; each row's median is read at its own length.
+    sorted pool (int32s sort several times faster than floats; the same order statistics come out),
+    padded past every rank to the longest possible row; each row's median is read at its own length.
     """
     k = len(runs)
     sizes = np.array([r.size for r in runs])
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     flat = np.concatenate(runs)
     order = np.argsort(flat, kind="stable")
-    rank = np.empty(flat.size, dtype=np.uint16 if flat.size < 2**16 - 1 else np.int64)
+    rank = np.empty(flat.size, dtype=np.int32 if flat.size < 2**31 - 1 else np.int64)
     rank[order] = np.arange(flat.size)
     ranked = np.append(flat[order], np.nan)  # rank flat.size: the padding
     width = k * int(sizes.max())
@@ -113,7 +113,7 @@ def _boot_medians_runs(runs: list[np.ndarray], rng: np.random.Generator, n_boot:
         within += starts[pick][..., None]
         ranks = rank[within]
         ranks[slot >= n] = flat.size
-        rows = np.sort(ranks.reshape(c, width), axis=1, kind="stable")  # the padding sorts last
+        rows = np.sort(ranks.reshape(c, width), axis=1)  # the padding sorts last
         total = n[..., 0].sum(axis=1)  # (c,) values per row
         lo = np.take_along_axis(rows, ((total - 1) // 2)[:, None], axis=1)[:, 0]
         hi = np.take_along_axis(rows, (total // 2)[:, None], axis=1)[:, 0]
