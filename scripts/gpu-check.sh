@@ -34,12 +34,13 @@ PIP_NO_INDEX=${PIP_NO_INDEX:-1} make setup TORCH="$TORCH" PYTHON="${PYTHON:-pyth
 CB=.venv/bin/chipbench
 
 step "the machine"
-run $CB env --json --device "$DEVICE" > "$OUT/env.json"
-$CB env --device "$DEVICE" | tail -n 40
+# One probe of the machine: its JSON kept, its table in the log (torch imported once, not twice).
+run $CB env --device "$DEVICE" --output "$OUT/env.json" > "$OUT/env.txt"
+tail -n 40 "$OUT/env.txt"
 
 step "ceilings"
 # The dry run may share its CPU with other work (a test suite): its ceilings are stored even then.
-if [ "$TINY" = 1 ]; then sizes=(--size 256 --copy-mib 16 --time-budget 0.3 --allow-busy); else sizes=(--size 8192 --time-budget 3); fi
+if [ "$TINY" = 1 ]; then sizes=(--size 256 --copy-mib 16 --time-budget 0.1 --allow-busy); else sizes=(--size 8192 --time-budget 3); fi
 run $CB calibrate --device "$DEVICE" "${sizes[@]}" --output "$OUT/calibrate.json"
 
 step "the smoke suite"

@@ -63,7 +63,8 @@ fi
 
 echo "setup: creating $VENV for mode '$MODE' with $($PY --version 2>&1) ($(command -v "$PY" || echo "$PY"))"
 if [ "$MODE" = system ]; then
-  "$PY" -c "import torch" 2>/dev/null || die "TORCH=system needs torch installed for $PY; none found (give PYTHON=/path/to/python, or use TORCH=cpu or TORCH=cuda)"
+  # find_spec, not an import (seconds of torch): a torch that is there but does not import is in `lacks` below
+  "$PY" -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)" 2>/dev/null || die "TORCH=system needs torch installed for $PY; none found (give PYTHON=/path/to/python, or use TORCH=cpu or TORCH=cuda)"
 fi
 # A venv of another mode is emptied first: its own torch would shadow the system's, or the system's
 # packages would leak into a cpu/cuda venv through the .pth files.
@@ -180,10 +181,12 @@ if [ "$MODE" = cpu ] && pip list 2>/dev/null | grep -iE '^nvidia-|^fbgemm[-_]gpu
   die "a CUDA package was installed on a CPU-only setup: $(pip list 2>/dev/null | grep -iE '^nvidia-|^fbgemm[-_]gpu ' | tr '\n' ' ')"
 fi
 
-[ "$MODE" = system ] || need="$need $VIEW_MODULES $STORE_MODULES"
-# shellcheck disable=SC2086
-missing=$(lacks $need)
-[ -z "$missing" ] || die "$VENV cannot import $missing(see the pip messages above); nothing was marked set up"
+if [ "$MODE" != system ]; then  # system mode checked the same list above (each check imports torch: seconds)
+  need="$need $VIEW_MODULES $STORE_MODULES"
+  # shellcheck disable=SC2086
+  missing=$(lacks $need)
+  [ -z "$missing" ] || die "$VENV cannot import $missing(see the pip messages above); nothing was marked set up"
+fi
 echo "$stamp" > "$VENV/.chipbench-setup"
 # torch's version from its metadata (importing it again would cost seconds), from torch where it has none
 version=$("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("torch"))' 2>/dev/null \

@@ -73,12 +73,14 @@ def test_a_second_load_comes_from_the_cache(facts: dict[str, Any]) -> None:
 
 def test_the_smoke_suite_runs_on_chipdev_through_chipbench(facts: dict[str, Any], tmp_path: Path) -> None:
     """`chipbench run --suite smoke --device chipdev --device-plugin tests.testdev.plugin`: every case
-    measured, timed by the device's own events, its peak memory read from the backend's allocator."""
+    measured, timed by the device's own events, its peak memory read from the backend's allocator (a short
+    budget: what is checked is how each case is measured, not its figure; the suite's own budget runs in the
+    CI recipe's test)."""
     out = tmp_path / "chipdev.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "CI": "true"}
     p = subprocess.run(
         [sys.executable, "-m", "chipbench.cli", "run", "--suite", "smoke", "--device", "chipdev",
-         "--device-plugin", "tests.testdev.plugin", "--output", str(out)],
+         "--device-plugin", "tests.testdev.plugin", "--output", str(out), "--time-budget", "0.05"],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=600,
     )  # fmt: skip
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]

@@ -75,6 +75,20 @@ def test_describe_and_env_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert "none" in env["ceilings"] and env["machine_id"].startswith("cpu-")
 
 
+def test_env_output_keeps_the_json_and_prints_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # scripts/gpu-check.sh: one probe of the machine for both its log and its env.json
+    assert main(["env", "--device", "cpu", "--output", str(tmp_path / "env.json")]) == 0
+    table = capsys.readouterr().out
+    env = json.loads((tmp_path / "env.json").read_text())
+    assert env["machine_id"] in table and "auto_dtype.dtype" in table
+    assert main(["env", "--json", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out).keys() == env.keys()
+    assert main(["env", "--device", "cpu", "--output", str(tmp_path)]) == 2  # a folder: said before any probe
+    assert "is a folder" in capsys.readouterr().err
+
+
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list"]) == 0
     assert "calib.matmul" in capsys.readouterr().out

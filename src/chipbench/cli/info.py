@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from chipbench import workloads
@@ -13,6 +14,7 @@ from chipbench.cli.output import count, print_notes, print_table
 from chipbench.core.cases import Case, largest_fitting, memory_estimate
 from chipbench.core.config import config_dict, parse_sets
 from chipbench.core.errors import UsageError
+from chipbench.core.fileio import atomic_write_text, check_writable
 from chipbench.core.registry import SUITES
 from chipbench.core.wire import Overrides
 from chipbench.platform import ceilings, hardware, peaks
@@ -120,6 +122,8 @@ def _fits_here(
 
 
 def cmd_env(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        check_writable(args.output, "--output")
     kind = hardware.resolve_device(args.device)
     env = hardware.environment(kind)
     mid = hardware.machine_id(env)
@@ -134,8 +138,11 @@ def cmd_env(args: argparse.Namespace) -> int:
         else {"none": f"no published peak for {env['device']['name']!r}; use `chipbench calibrate` ceilings"}
     )
     env["ceilings"] = ceil.to_json() if ceil else {"none": "not calibrated: run `chipbench calibrate`"}
+    text = json.dumps(env, indent=2, default=str)
+    if args.output is not None:  # the JSON kept and the table shown: one probe of the machine, not two
+        atomic_write_text(args.output, text + "\n")
     if args.json:
-        print(json.dumps(env, indent=2, default=str))
+        print(text)
         return 0
     rows: list[list[str]] = []
 
@@ -189,4 +196,5 @@ def add_parsers(sub: Any) -> None:
     s = sub.add_parser("env", help="device, CPU features, software stack, peaks and ceilings")
     add_device_args(s)
     s.add_argument("--json", action="store_true")
+    s.add_argument("--output", type=Path, metavar="PATH", help="also write the --json document to PATH")
     s.set_defaults(func=cmd_env)
