@@ -133,7 +133,10 @@ esac
 
 # Every later install is constrained to the torch now present, so nothing can upgrade or replace it.
 constraints="$VENV/constraints.txt"
-"$VENV/bin/python" -c "import torch; print('torch==' + torch.__version__)" > "$constraints"
+# Its version: from the metadata of the torch pip just installed (importing torch costs seconds); a system
+# torch's from torch itself (an image's may have no metadata, or stale metadata beside it).
+{ { [ "$MODE" != system ] && "$VENV/bin/python" -c "from importlib.metadata import version; print('torch==' + version('torch'))" 2>/dev/null; } \
+  || "$VENV/bin/python" -c "import torch; print('torch==' + torch.__version__)"; } > "$constraints"
 echo "setup: using $(cat "$constraints")"
 
 case "$MODE" in
