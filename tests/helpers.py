@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,16 @@ def result_doc() -> dict[str, Any]:
     ceil = Ceilings("cpu-test", matmul_tflops={"fp32": 0.4}, copy_gbps=20.0)
     return document.build(run_outcome(), ceilings=ceil, suite="smoke", argv=["chipbench"],
                           commit_info=hardware.git_commit())  # fmt: skip
+
+
+def wait_for(cond: Callable[[], object], timeout_s: float, interval_s: float = 0.2) -> bool:
+    """Poll `cond` every `interval_s` until it holds (True) or `timeout_s` has passed (False)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(interval_s)
+    return False
 
 
 def spin(stop_at: float) -> None:

@@ -17,7 +17,7 @@ import pytest
 from chipbench.execution import process_groups as distributed
 from chipbench.results import files
 from chipbench.workloads import comm
-from tests.helpers import run_cli
+from tests.helpers import run_cli, wait_for
 from tests.spinning import wait_spinning
 
 # A rank killed mid-run ends the job within this bound on one node: torchrun's agent notices the dead
@@ -200,9 +200,7 @@ def test_sigterm_and_timeouts_leave_no_rank_behind(tmp_path: Path) -> None:
                 continue
         return alive
 
-    gone_by = time.monotonic() + 1.0  # every rank gone within 1 s of the CLI's exit
-    while left() and time.monotonic() < gone_by:
-        time.sleep(0.05)
+    wait_for(lambda: not left(), 1.0, 0.05)  # every rank gone within 1 s of the CLI's exit
     assert not left()
 
 

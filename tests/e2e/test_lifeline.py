@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from chipbench.execution.pools import DIST_DIR_PREFIX, remove_stale_dirs
+from tests.helpers import wait_for
 from tests.spinning import wait_spinning
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux process model")
@@ -27,15 +27,6 @@ def _start(tmp_path: Path, *extra: str) -> subprocess.Popen[bytes]:
         env={**os.environ, "CI": "true", "CHIPBENCH_QUIET_RANKS": "1"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-
-
-def _wait_for(cond: object, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():  # type: ignore[operator]
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_worker_dies_with_a_killed_chipbench(tmp_path: Path) -> None:
@@ -55,7 +46,7 @@ def test_torchrun_and_ranks_die_with_a_killed_chipbench(tmp_path: Path) -> None:
     parent = psutil.Process(p.pid)
     folders = lambda: list(Path(tempfile.gettempdir()).glob(f"{DIST_DIR_PREFIX}{p.pid}-*"))  # noqa: E731
     ranks_up = lambda: folders() and len(list(folders()[0].glob("rank*.pid"))) == 2  # noqa: E731
-    assert _wait_for(ranks_up, 180)
+    assert wait_for(ranks_up, 180)
     wait_spinning(lambda: parent.children(recursive=True), 180)
     kids = parent.children(recursive=True)
     assert len(kids) >= 3  # torchrun's agent and two ranks
