@@ -320,7 +320,7 @@ def split(
     found = [t[0] for t in search(0, x.size)]
     while found:  # a position chosen early was tested over windows that later ones cut
         edges = [0, *found, x.size]
-        tested = [_test(x, logs, lo, b, hi) for lo, b, hi in zip(edges, edges[1:], edges[2:], strict=False)]
+        tested = [_test(x, logs, *w, _ratio(x, *w)) for w in zip(edges, edges[1:], edges[2:], strict=False)]
         failing = [t for t in tested if not (t[1] * tried < p_value and abs(t[2] - 1.0) >= min_magnitude)]
         if not failing:
             return tested
@@ -333,12 +333,12 @@ def _ratio(x: np.ndarray, lo: int, b: int, hi: int) -> float:
     return float(np.median(x[b:hi]) / np.median(x[lo:b]))
 
 
-def _test(x: np.ndarray, logs: np.ndarray, lo: int, b: int, hi: int, ratio: float | None = None) -> Tested:
-    """Position b between the windows x[lo:b] and x[b:hi]: the rank test's p and the ratio of medians."""
+def _test(x: np.ndarray, logs: np.ndarray, lo: int, b: int, hi: int, ratio: float) -> Tested:
+    """Position b between the windows x[lo:b] and x[b:hi]: the rank test's p, with their `_ratio`."""
     from scipy.stats import mannwhitneyu
 
     p = float(mannwhitneyu(logs[lo:b], logs[b:hi], alternative="two-sided").pvalue)
-    return (b, p, _ratio(x, lo, b, hi) if ratio is None else ratio, x[lo:b], x[b:hi])
+    return (b, p, ratio, x[lo:b], x[b:hi])
 
 
 def detect(
