@@ -207,7 +207,4 @@ if [ "$MODE" != system ]; then  # system mode checked the same list above (each 
   [ -z "$missing" ] || die "$VENV cannot import $missing(see the pip messages above); nothing was marked set up"
 fi
 echo "$stamp" > "$VENV/.chipbench-setup"
-# torch's version from its metadata (importing it again would cost seconds), from torch where it has none
-version=$("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("torch"))' 2>/dev/null \
-  || "$VENV/bin/python" -c 'import torch; print(torch.__version__)')
-echo "setup: done ($MODE); torch $version"
+echo "setup: done ($MODE); torch $(sed -n 's/^torch==//p' "$constraints")"  # the version found above
